@@ -1,0 +1,248 @@
+//! The typed, validated configuration. Raw YAML never leaves `config::parse`: everything
+//! after it works on these types, whose values are already checked and defaulted.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole daemon configuration: Culture's agent-daemon file plus codexd's own sections.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `server:` — the IRC server every agent connects to.
+    pub server: ServerConfig,
+    /// `supervisor:` — Culture's behaviour-evaluation settings (codexd's `overseer` child).
+    pub overseer: OverseerConfig,
+    /// `webhooks:` — alert destinations.
+    pub webhooks: WebhookConfig,
+    /// `telemetry:` — logs/traces/metrics export (Culture's keys).
+    pub telemetry: TelemetryConfig,
+    /// `attention:` (or its legacy `poll_interval` migration) — daemon-level attention.
+    pub attention: AttentionConfig,
+    /// `buffer_size:` — messages kept per channel/DM buffer.
+    pub buffer_size: usize,
+    /// `poll_interval:` in seconds; `None` when `<= 0` (legacy polling disabled).
+    pub poll_interval: Option<Duration>,
+    /// `sleep_start`/`sleep_end`; `None` when start == end (never sleeps).
+    pub sleep: Option<SleepWindow>,
+    /// `restart:` — the restart/circuit-breaker policy (codexd).
+    pub restart: RestartConfig,
+    /// `codex:` — how to start `codex app-server` (codexd).
+    pub codex: CodexConfig,
+    /// `state_dir:` — journals and persisted thread ids (codexd).
+    pub state_dir: PathBuf,
+    /// `control_socket:` — where `codexd status|reset|fault` reach the daemon (codexd).
+    pub control_socket: PathBuf,
+    /// `shutdown_grace:` — how long a graceful shutdown may take before children are killed.
+    pub shutdown_grace: Duration,
+    /// `agents:` — one entry per hosted agent, with per-agent overrides already resolved.
+    pub agents: Vec<AgentConfig>,
+}
+
+/// `server:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// `name` (default `culture`): the mesh server name; every nick starts with `<name>-`.
+    pub name: String,
+    /// `host` (default `localhost`).
+    pub host: String,
+    /// `port` (default 6667).
+    pub port: u16,
+}
+
+/// `supervisor:` (Culture's name for the behaviour overseer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverseerConfig {
+    /// `model` (default `gpt-5.4`).
+    pub model: String,
+    /// `window_size` (default 20, > 0).
+    pub window_size: u32,
+    /// `eval_interval` (default 5, > 0).
+    pub eval_interval: u32,
+    /// `escalation_threshold` (default 3, > 0).
+    pub escalation_threshold: u32,
+    /// `prompt_override` (default empty: the built-in prompt).
+    pub prompt_override: String,
+}
+
+/// `webhooks:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// `url` (default none: IRC alerts only).
+    pub url: Option<String>,
+    /// `irc_channel` (default `#alerts`).
+    pub irc_channel: String,
+    /// `events` allow-list (default: the five Culture events).
+    pub events: Vec<String>,
+}
+
+/// OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// `grpc` (Culture's default).
+    Grpc,
+    /// `http/protobuf`.
+    HttpProtobuf,
+}
+
+/// OTLP payload compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpCompression {
+    /// `gzip` (Culture's default).
+    Gzip,
+    /// `none` or empty.
+    None,
+}
+
+/// Trace sampler (`traces_sampler`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampler {
+    /// `parentbased_always_on` (default).
+    ParentBasedAlwaysOn,
+    /// `parentbased_traceidratio:<0.0-1.0>`.
+    ParentBasedTraceIdRatio(f64),
+    /// `always_off`.
+    AlwaysOff,
+    /// `always_on` (standard OTEL_TRACES_SAMPLER value).
+    AlwaysOn,
+}
+
+/// `telemetry:` as written in the file. Fields that the standard `OTEL_*` variables may
+/// override are `Option`s: `None` means "not in the file", so `telemetry::Settings` can apply
+/// env > file > default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    /// `enabled` (default false): master switch; off means no exporter runs at all.
+    pub enabled: bool,
+    /// `service_name` (default `culture.harness.codex`).
+    pub service_name: Option<String>,
+    /// `otlp_endpoint` (default `http://localhost:4317` for gRPC, `:4318` for HTTP).
+    pub otlp_endpoint: Option<String>,
+    /// `otlp_protocol`: `grpc` (default) or `http/protobuf`.
+    pub otlp_protocol: Option<OtlpProtocol>,
+    /// `otlp_timeout_ms` (default 5000).
+    pub otlp_timeout: Option<Duration>,
+    /// `otlp_compression`: `gzip` (default) or `none`.
+    pub otlp_compression: Option<OtlpCompression>,
+    /// `traces_enabled` (default true).
+    pub traces_enabled: bool,
+    /// `traces_sampler` (default `parentbased_always_on`).
+    pub traces_sampler: Option<Sampler>,
+    /// `metrics_enabled` (default true).
+    pub metrics_enabled: bool,
+    /// `metrics_export_interval_ms` (default 10000).
+    pub metrics_export_interval: Option<Duration>,
+}
+
+/// One attention band: how often a target in it is polled and how long it stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Band {
+    /// `interval_s` (> 0).
+    pub interval: Duration,
+    /// `hold_s` (> 0); `None` for the idle band.
+    pub hold: Option<Duration>,
+}
+
+/// The four attention bands, hottest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bands {
+    /// `hot` (default 30 s / 120 s).
+    pub hot: Band,
+    /// `warm` (default 120 s / 300 s).
+    pub warm: Band,
+    /// `cool` (default 300 s / 600 s).
+    pub cool: Band,
+    /// `idle` (default 600 s).
+    pub idle: Band,
+}
+
+/// `attention:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionConfig {
+    /// `enabled` (default true).
+    pub enabled: bool,
+    /// `tick_s` (default 5 s; > 0 and <= the smallest band interval).
+    pub tick: Duration,
+    /// `thread_window_s` (default 1800 s).
+    pub thread_window: Duration,
+    /// `bands`, monotonic hot <= warm <= cool <= idle.
+    pub bands: Bands,
+}
+
+/// Local wall-clock window in which agents pause (`sleep_start`..`sleep_end`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SleepWindow {
+    /// Minutes after local midnight at which the agents pause.
+    pub start_minute: u16,
+    /// Minutes after local midnight at which they resume.
+    pub end_minute: u16,
+}
+
+/// `restart:` — one child's restart policy (durations in humantime form: `300s`, `5m`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RestartConfig {
+    /// `backoff_base` (default 5s, Culture's fixed restart delay): delay before the first restart.
+    pub backoff_base: Duration,
+    /// `backoff_factor` (default 2.0, >= 1): growth per consecutive restart.
+    pub backoff_factor: f64,
+    /// `backoff_cap` (default 60s): the longest restart delay.
+    pub backoff_cap: Duration,
+    /// `jitter` (default 0.1, 0..=1): a delay is stretched by up to this fraction at random.
+    pub jitter: f64,
+    /// `max_restarts` (default 3, >= 1): this many failures within `window` open the circuit.
+    pub max_restarts: u32,
+    /// `window` (default 300s).
+    pub window: Duration,
+    /// `cooldown` (default 60s): how long an open circuit waits before its half-open attempt.
+    pub cooldown: Duration,
+    /// `cooldown_cap` (default 30m): the cooldown doubles on each re-open up to this.
+    pub cooldown_cap: Duration,
+    /// `stable_after` (default 60s): uptime after which a child counts as healthy again.
+    pub stable_after: Duration,
+    /// `health_interval` (default 5s): how often the supervisor pings each child.
+    pub health_interval: Duration,
+    /// `health_timeout` (default 2s): a child that does not answer a ping in time has hung.
+    pub health_timeout: Duration,
+}
+
+/// `codex:` — how the runner starts `codex app-server`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodexConfig {
+    /// `binary` (default `codex`, looked up on PATH).
+    pub binary: PathBuf,
+    /// `args`: extra arguments after `app-server`.
+    pub args: Vec<String>,
+    /// `env`: extra environment variables for the child.
+    pub env: BTreeMap<String, String>,
+}
+
+/// One entry of `agents:` with every per-agent override resolved against the daemon level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentConfig {
+    /// `nick`: a legal IRC nick that starts with `<server.name>-`.
+    pub nick: String,
+    /// `agent`: Culture's backend label (default `codex`).
+    pub backend: String,
+    /// `directory` (default `.`), `~` expanded: the codex thread's cwd.
+    pub directory: PathBuf,
+    /// `channels` (default `["#general"]`).
+    pub channels: Vec<String>,
+    /// `model` (default `gpt-5.4`).
+    pub model: String,
+    /// `system_prompt` (default empty: the built-in prompt).
+    pub system_prompt: String,
+    /// `tags` (default empty).
+    pub tags: Vec<String>,
+    /// `icon` (default none).
+    pub icon: Option<String>,
+    /// `turn_timeout_seconds` (default 600; `<= 0` → `None`, no timeout).
+    pub turn_timeout: Option<Duration>,
+    /// `attention` / `attention_overrides` merged over the daemon's attention.
+    pub attention: AttentionConfig,
+    /// `restart` merged over the daemon's `restart:`.
+    pub restart: RestartConfig,
+    /// `codex` merged over the daemon's `codex:` (env maps are merged key by key).
+    pub codex: CodexConfig,
+    /// `test_children` (codexd, for drills and tests): child names to run as inert,
+    /// fault-injectable test actors instead of the real children.
+    pub test_children: Vec<String>,
+}
