@@ -1,3 +1,13 @@
 //! codexd's supervision tree: one supervisor implementation (with per-child circuit breakers)
 //! used for the Host and for every agent, plus the agents' children.
 #![forbid(unsafe_code)]
+
+pub mod agent;
+pub mod child;
+pub mod events;
+pub mod fault;
+pub mod host;
+pub mod restart;
+mod status;
+pub mod supervisor;
+pub mod test_child;
