@@ -1,1 +1,117 @@
-fn main() {}
+//! `codexd`: parse the command line, load and validate the config, start telemetry, run
+//! the daemon (or talk to it), exit with a documented code.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use codexd::cli::{self, Cli, Command, exit};
+use codexd::control::Request;
+use codexd::env::Env;
+use codexd::{ConfigSource, signal, telemetry};
+
+/// How long flushing telemetry may take at exit.
+const TELEMETRY_FLUSH: Duration = Duration::from_secs(5);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = Env::from_process();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("hint: cannot start the async runtime: {error}");
+            return ExitCode::from(exit::CONFIG);
+        }
+    };
+    let code = runtime.block_on(dispatch(cli, env));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+async fn dispatch(cli: Cli, env: Env) -> ExitCode {
+    match cli.command {
+        Command::Run { config, agents } => run(config, agents, cli.log_format, env).await,
+        Command::CheckConfig { config } => match cli::config_path(config.as_deref(), &env) {
+            Ok(path) => cli::check_config(&path, &env),
+            Err(error) => cli::load_config_error(error),
+        },
+        Command::Status { json, target } => {
+            let Ok(socket) = cli::socket_path(&target, &env).map_err(|code| code) else {
+                return ExitCode::from(exit::CONFIG);
+            };
+            cli::ask(&socket, Request::Status, |data| {
+                cli::print_status(data, json)
+            })
+            .await
+        }
+        Command::Reset {
+            nick,
+            child,
+            target,
+        } => {
+            let Ok(socket) = cli::socket_path(&target, &env) else {
+                return ExitCode::from(exit::CONFIG);
+            };
+            cli::ask(&socket, Request::Reset { nick, child }, |_| {
+                println!("reset")
+            })
+            .await
+        }
+        Command::Fault {
+            nick,
+            child,
+            kind,
+            target,
+        } => {
+            let Ok(socket) = cli::socket_path(&target, &env) else {
+                return ExitCode::from(exit::CONFIG);
+            };
+            cli::ask(&socket, Request::Fault { nick, child, kind }, |_| {
+                println!("fault injected")
+            })
+            .await
+        }
+    }
+}
+
+async fn run(
+    config: Option<std::path::PathBuf>,
+    only: Vec<String>,
+    log_format: telemetry::LogFormat,
+    env: Env,
+) -> ExitCode {
+    let path = match cli::config_path(config.as_deref(), &env) {
+        Ok(path) => path,
+        Err(error) => return cli::load_config_error(error),
+    };
+    let loaded = match cli::load_config(&path, &env) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    if let Err(code) = cli::check_selection(&loaded.config, &only, &path) {
+        return code;
+    }
+    let telemetry = match cli::start_telemetry(&loaded.config, log_format, &env) {
+        Ok(telemetry) => telemetry,
+        Err(code) => return code,
+    };
+    let code = match signal::listen() {
+        Ok(events) => {
+            let source = ConfigSource { path, env, only };
+            match codexd::run(loaded.config, source, events).await {
+                Ok(()) => ExitCode::from(exit::OK),
+                Err(error) => cli::fail(exit::CONFIG, &[error.to_string()]),
+            }
+        }
+        Err(error) => cli::fail(
+            exit::CONFIG,
+            &[format!("cannot install signal handlers: {error}")],
+        ),
+    };
+    telemetry.shutdown(TELEMETRY_FLUSH);
+    code
+}

@@ -1,0 +1,90 @@
+//! From configuration to the supervision tree: each configured agent becomes an
+//! [`AgentSpec`] whose children follow the agent's restart policy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use codexd_actors::agent::AgentSpec;
+use codexd_actors::child::{ChildRole, ChildSpec};
+use codexd_actors::restart::RestartPolicy;
+use codexd_actors::test_child::{Script, TestChildFactory};
+
+use crate::config::{AgentConfig, RestartConfig};
+
+impl From<&RestartConfig> for RestartPolicy {
+    fn from(c: &RestartConfig) -> Self {
+        RestartPolicy {
+            backoff_base: c.backoff_base,
+            backoff_factor: c.backoff_factor,
+            backoff_cap: c.backoff_cap,
+            jitter: c.jitter,
+            max_restarts: c.max_restarts,
+            window: c.window,
+            cooldown: c.cooldown,
+            cooldown_cap: c.cooldown_cap,
+            stable_after: c.stable_after,
+            health_interval: c.health_interval,
+            health_timeout: c.health_timeout,
+        }
+    }
+}
+
+/// The tree for one agent. Children listed in `test_children` run as inert,
+/// fault-injectable test actors; the real irc, socket, runner, … children are added by
+/// their own modules as they land.
+pub fn spec(agent: &AgentConfig, stop_timeout: Duration) -> AgentSpec {
+    let policy = RestartPolicy::from(&agent.restart);
+    let children = agent
+        .test_children
+        .iter()
+        .map(|name| ChildSpec {
+            name: name.clone(),
+            role: ChildRole::Member,
+            policy,
+            factory: Arc::new(TestChildFactory::new(name.clone(), Script::Healthy)),
+        })
+        .collect();
+    AgentSpec {
+        nick: agent.nick.clone(),
+        policy,
+        children,
+        stop_timeout,
+    }
+}
+
+/// What a reload changes: agents to start, to stop, and to restart with a new config.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReloadPlan {
+    /// In the new config only.
+    pub added: Vec<String>,
+    /// In the old config only.
+    pub removed: Vec<String>,
+    /// In both, with a different entry.
+    pub changed: Vec<String>,
+}
+
+impl ReloadPlan {
+    /// Compares two agent lists by nick (each list in its own config order).
+    pub fn between(old: &[AgentConfig], new: &[AgentConfig]) -> Self {
+        let find = |list: &[AgentConfig], nick: &str| list.iter().position(|a| a.nick == nick);
+        let mut plan = ReloadPlan::default();
+        for agent in new {
+            match find(old, &agent.nick) {
+                None => plan.added.push(agent.nick.clone()),
+                Some(i) if old[i] != *agent => plan.changed.push(agent.nick.clone()),
+                Some(_) => {}
+            }
+        }
+        plan.removed = old
+            .iter()
+            .filter(|a| find(new, &a.nick).is_none())
+            .map(|a| a.nick.clone())
+            .collect();
+        plan
+    }
+
+    /// True when nothing changes.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}

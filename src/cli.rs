@@ -1,0 +1,343 @@
+//! The command line: `codexd run | check-config | status | reset | fault`. Every failure
+//! prints at least one `hint:` line on stderr and exits with a documented code.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use codexd_actors::host::HostStatus;
+
+use crate::config::{self, Config, ConfigError, Loaded};
+use crate::control::{self, ErrorCode, Request, Response};
+use crate::env::Env;
+use crate::telemetry::LogFormat;
+
+/// Exit codes (also in README.md).
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// User input error: unknown agent, child or fault kind.
+    pub const INPUT: u8 = 1;
+    /// Usage, configuration or environment error (bad config, socket in use, bad OTEL_* value).
+    pub const CONFIG: u8 = 2;
+    /// The daemon could not be reached (not running, not answering).
+    pub const UNREACHABLE: u8 = 3;
+}
+
+/// How long the CLI waits for the daemon's answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// codexd — hosts OpenAI Codex agents on IRC.
+#[derive(Debug, Parser)]
+#[command(name = "codexd", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "human")]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (all agents, or the ones named with --agent).
+    Run {
+        /// Config file [default: $CODEXD_CONFIG, else ~/.culture/agents.yaml].
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Run only this agent (repeatable).
+        #[arg(long = "agent", value_name = "NICK")]
+        agents: Vec<String>,
+    },
+    /// Validate a config file and print a summary of its agents.
+    CheckConfig {
+        /// Config file [default: $CODEXD_CONFIG, else ~/.culture/agents.yaml].
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Show the running daemon's supervision tree.
+    Status {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Close the circuit of an agent's child (or of the agent and all its children).
+    Reset {
+        /// The agent's nick.
+        nick: String,
+        /// The child (irc, socket, runner, …); omit to reset them all.
+        child: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Break a child on purpose: panic, error, hang or hang:<seconds>.
+    Fault {
+        /// The agent's nick.
+        nick: String,
+        /// The child (irc, socket, runner, …).
+        child: String,
+        /// panic | error | hang | hang:<seconds>
+        kind: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// How the client commands find the daemon.
+#[derive(Debug, clap::Args)]
+pub struct Target {
+    /// Control socket [default: control_socket from the config].
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// Config file whose control_socket to use.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// Prints `hint:` lines and returns `code`.
+pub fn fail(code: u8, lines: &[String]) -> ExitCode {
+    for line in lines {
+        eprintln!("hint: {line}");
+    }
+    ExitCode::from(code)
+}
+
+/// Resolves `--config`, `$CODEXD_CONFIG` or the default path.
+pub fn config_path(flag: Option<&Path>, env: &Env) -> Result<PathBuf, ConfigError> {
+    match flag {
+        Some(path) => Ok(path.to_owned()),
+        None => config::default_path(env),
+    }
+}
+
+/// Loads a config, printing its warnings; on failure prints every error and returns the exit code.
+pub fn load_config(path: &Path, env: &Env) -> Result<Loaded, ExitCode> {
+    match config::load(path, env) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                eprintln!("warning: {warning}");
+            }
+            Ok(loaded)
+        }
+        Err(ConfigError::Invalid { errors }) => {
+            for error in &errors {
+                eprintln!("error: {error}");
+            }
+            Err(fail(
+                exit::CONFIG,
+                &[format!(
+                    "{} has {} error(s); nothing was started",
+                    path.display(),
+                    errors.len()
+                )],
+            ))
+        }
+        Err(error) => Err(fail(
+            exit::CONFIG,
+            &[format!(
+                "failed to load config '{}': {error}",
+                path.display()
+            )],
+        )),
+    }
+}
+
+/// `codexd check-config`.
+pub fn check_config(path: &Path, env: &Env) -> ExitCode {
+    let loaded = match load_config(path, env) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    print!("{}", summary(path, &loaded.config));
+    ExitCode::from(exit::OK)
+}
+
+/// The human summary `check-config` prints.
+pub fn summary(path: &Path, config: &Config) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let agents = config.agents.len();
+    let _ = writeln!(out, "{}: valid, {agents} agent(s)", path.display());
+    let _ = writeln!(
+        out,
+        "server {}:{} (name {})",
+        config.server.host, config.server.port, config.server.name
+    );
+    let _ = writeln!(out, "control socket {}", config.control_socket.display());
+    let telemetry = if config.telemetry.enabled {
+        "on"
+    } else {
+        "off"
+    };
+    let _ = writeln!(out, "telemetry {telemetry}");
+    for agent in &config.agents {
+        let children = if agent.test_children.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{} (test)", agent.test_children.join(","))
+        };
+        let _ = writeln!(
+            out,
+            "agent {}  model {}  channels {}  directory {}  children {children}",
+            agent.nick,
+            agent.model,
+            agent.channels.join(","),
+            agent.directory.display()
+        );
+    }
+    out
+}
+
+/// The socket a client command talks to: `--socket`, else the config's `control_socket`,
+/// else the default (what an empty config resolves to).
+pub fn socket_path(target: &Target, env: &Env) -> Result<PathBuf, ExitCode> {
+    if let Some(socket) = &target.socket {
+        return Ok(socket.clone());
+    }
+    let path = config_path(target.config.as_deref(), env)
+        .map_err(|e| fail(exit::CONFIG, &[e.to_string()]))?;
+    let loaded = if path.exists() || target.config.is_some() {
+        config::load(&path, env)
+    } else {
+        config::parse("", env)
+    };
+    match loaded {
+        Ok(loaded) => Ok(loaded.config.control_socket),
+        Err(error) => Err(fail(
+            exit::CONFIG,
+            &[
+                format!(
+                    "cannot find the control socket: config '{}': {error}",
+                    path.display()
+                ),
+                "pass --socket PATH".to_owned(),
+            ],
+        )),
+    }
+}
+
+/// Sends one request and maps the answer to an exit code; `on_ok` prints a success.
+pub async fn ask(
+    socket: &Path,
+    request: Request,
+    on_ok: impl FnOnce(Option<serde_json::Value>),
+) -> ExitCode {
+    match control::request(socket, &request, REQUEST_TIMEOUT).await {
+        Ok(Response { ok: true, data, .. }) => {
+            on_ok(data);
+            ExitCode::from(exit::OK)
+        }
+        Ok(Response { code, error, .. }) => {
+            let code = match code {
+                Some(
+                    ErrorCode::NoSuchChild
+                    | ErrorCode::NotRunning
+                    | ErrorCode::UnknownFault
+                    | ErrorCode::BadRequest,
+                ) => exit::INPUT,
+                Some(ErrorCode::Unresponsive) | None => exit::UNREACHABLE,
+            };
+            fail(
+                code,
+                &[error.unwrap_or_else(|| "the daemon refused the request".to_owned())],
+            )
+        }
+        Err(error) => fail(
+            exit::UNREACHABLE,
+            &[
+                error.to_string(),
+                "is `codexd run` running with the same control_socket?".to_owned(),
+            ],
+        ),
+    }
+}
+
+/// Renders the status tree as a table.
+pub fn status_table(status: &HostStatus) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!(
+        "{:<24} {:<13} {:<9} {:>8}  {}\n",
+        "AGENT/CHILD", "STATE", "CIRCUIT", "RESTARTS", "LAST ERROR"
+    );
+    let mut row = |name: String, s: &codexd_actors::child::ChildStatus| {
+        let state = serde_json::to_value(s.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let error = s.last_error.as_deref().unwrap_or("");
+        let _ = writeln!(
+            out,
+            "{name:<24} {state:<13} {:<9} {:>8}  {error}",
+            s.circuit, s.restarts
+        );
+    };
+    for agent in &status.agents {
+        row(agent.nick.clone(), &agent.supervision);
+        for child in &agent.supervision.children {
+            row(format!("  {}", child.name), child);
+        }
+    }
+    if status.agents.is_empty() {
+        out.push_str("(no agents)\n");
+    }
+    out
+}
+
+/// A config path that could not even be worked out (e.g. `~` with HOME unset).
+pub fn load_config_error(error: ConfigError) -> ExitCode {
+    fail(exit::CONFIG, &[error.to_string()])
+}
+
+/// Refuses `--agent` nicks that the config does not have.
+pub fn check_selection(config: &Config, only: &[String], path: &Path) -> Result<(), ExitCode> {
+    let missing: Vec<String> = only
+        .iter()
+        .filter(|nick| config.agent(nick).is_none())
+        .map(|nick| format!("agent '{nick}' was not found in '{}'", path.display()))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(fail(exit::INPUT, &missing))
+    }
+}
+
+/// Resolves telemetry settings (config + OTEL_* environment) and starts logging/export.
+pub fn start_telemetry(
+    config: &Config,
+    format: LogFormat,
+    env: &Env,
+) -> Result<crate::telemetry::Telemetry, ExitCode> {
+    let instance = if config.agents.is_empty() {
+        config.server.name.clone()
+    } else {
+        config
+            .agents
+            .iter()
+            .map(|a| a.nick.as_str())
+            .collect::<Vec<_>>()
+            .join("-")
+    };
+    let settings = crate::telemetry::Settings::resolve(&config.telemetry, &instance, env)
+        .map_err(|e| fail(exit::CONFIG, &[e.to_string()]))?;
+    crate::telemetry::init(&settings, format)
+        .map_err(|e| fail(exit::CONFIG, &[format!("cannot start telemetry: {e}")]))
+}
+
+/// Prints `status` data as JSON or as a table.
+pub fn print_status(data: Option<serde_json::Value>, json: bool) {
+    let data = data.unwrap_or_default();
+    if json {
+        println!("{data}");
+        return;
+    }
+    match serde_json::from_value::<HostStatus>(data.clone()) {
+        Ok(status) => print!("{}", status_table(&status)),
+        Err(_) => println!("{data}"),
+    }
+}
