@@ -35,9 +35,9 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, default_value = "human")]
     pub log_format: LogFormat,
-    /// What to do.
+    /// What to do (none: print help).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// The subcommands.

@@ -33,7 +33,11 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli, env: Env) -> ExitCode {
-    match cli.command {
+    let Some(command) = cli.command else {
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        return ExitCode::from(exit::OK);
+    };
+    match command {
         Command::Run { config, agents } => run(config, agents, cli.log_format, env).await,
         Command::CheckConfig { config } => match cli::config_path(config.as_deref(), &env) {
             Ok(path) => cli::check_config(&path, &env),
