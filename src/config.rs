@@ -21,6 +21,8 @@ mod tests;
 #[cfg(test)]
 mod tests_culture;
 #[cfg(test)]
+mod tests_reader;
+#[cfg(test)]
 mod tests_sections;
 mod types;
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde_yaml_ng::Value;
 
-use super::reader::{At, Fields, Ignored, Keys, Node, Report, quote, unknown};
+use super::reader::{At, Fields, Ignored, Keys, Node, Report, did_you_mean, quote};
 use super::{
     AgentConfig, AttentionConfig, CodexConfig, RestartConfig, attention, codex, names, paths,
     restart,
@@ -274,11 +274,14 @@ fn test_children(node: &Node<'_>, report: &mut Report) -> Vec<String> {
     let mut children: Vec<String> = Vec::new();
     for (child, at) in node.strings(report).unwrap_or_default() {
         if !CHILDREN.contains(&child) {
+            let hint = did_you_mean(child, CHILDREN)
+                .map(|close| format!(" (did you mean \"{close}\"?)"))
+                .unwrap_or_default();
             report.error(
                 &at,
                 format!(
-                    "{}; expected one of {}",
-                    unknown("child", child, CHILDREN),
+                    "unknown child {}; expected one of {}{hint}",
+                    quote(child),
                     CHILDREN.join(", ")
                 ),
             );
