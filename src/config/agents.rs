@@ -116,15 +116,15 @@ pub(super) fn list(
     if !node.is_present() {
         return Vec::new();
     }
-    const WHAT: &str = "a list of agent mappings (\"- nick: ...\")";
     let items = match node.given() {
-        None => node.expected(
+        None => not_a_list(
+            node,
+            "got null; remove the key or write \"agents: []\" for no agents",
             report,
-            &format!("{WHAT}; remove the key or write \"agents: []\" for none"),
         ),
         Some(Value::Mapping(_)) => {
             let hint = "this looks like Culture's manifest format (suffix: /dir), which codexd does not read";
-            node.expected(report, &format!("{WHAT}; {hint}"))
+            not_a_list(node, &format!("got a mapping; {hint}"), report)
         }
         Some(_) => node.items(report),
     };
@@ -135,6 +135,12 @@ pub(super) fn list(
         .collect();
     check_unique(&agents, report);
     agents.into_iter().map(|(agent, _)| agent).collect()
+}
+
+fn not_a_list<'a>(node: &Node<'a>, detail: &str, report: &mut Report) -> Option<Vec<Node<'a>>> {
+    let message = format!("expected a list of agent mappings (\"- nick: ...\"), {detail}");
+    report.error(node.at(), message);
+    None
 }
 
 /// One agent and the place of its nick.

@@ -55,38 +55,39 @@ pub(super) fn expand(
     expanded
 }
 
-/// `state_dir`: the configured path or the default.
+/// `state_dir`: the configured path, else `~/.culture/codexd`.
 pub(super) fn state_dir(node: &Node<'_>, env: &Env, report: &mut Report) -> PathBuf {
-    configured_or(node, DEFAULT_STATE_DIR.to_owned(), env, report)
-}
-
-/// `control_socket`: the configured path or the default.
-pub(super) fn control_socket(node: &Node<'_>, env: &Env, report: &mut Report) -> PathBuf {
-    let default = match env.var("XDG_RUNTIME_DIR") {
-        Some(dir) => PathBuf::from(dir)
-            .join(CONTROL_SOCKET_NAME)
-            .to_string_lossy()
-            .into_owned(),
-        None => format!("{FALLBACK_RUNTIME_DIR}/{CONTROL_SOCKET_NAME}"),
-    };
-    configured_or(node, default, env, report)
-}
-
-fn configured_or(node: &Node<'_>, default: String, env: &Env, report: &mut Report) -> PathBuf {
     if node.given().is_some() {
         return path(node, env, report).unwrap_or_default();
     }
-    match env.expand_tilde(&default) {
-        Some(path) => path,
-        None => {
-            report.error(
-                node.at(),
-                format!(
-                    "the default {} needs HOME, which is unset; set HOME or this key",
-                    quote(&default)
-                ),
-            );
-            PathBuf::new()
-        }
+    under_home(node, DEFAULT_STATE_DIR, env, report)
+}
+
+/// `control_socket`: the configured path, else `$XDG_RUNTIME_DIR/codexd.sock`, else
+/// `~/.culture/run/codexd.sock`.
+pub(super) fn control_socket(node: &Node<'_>, env: &Env, report: &mut Report) -> PathBuf {
+    if node.given().is_some() {
+        return path(node, env, report).unwrap_or_default();
     }
+    match env.var("XDG_RUNTIME_DIR") {
+        Some(dir) => PathBuf::from(dir).join(CONTROL_SOCKET_NAME),
+        None => under_home(
+            node,
+            &format!("{FALLBACK_RUNTIME_DIR}/{CONTROL_SOCKET_NAME}"),
+            env,
+            report,
+        ),
+    }
+}
+
+/// A `~/...` default, or an error at `node` (whose key would have avoided it) without HOME.
+fn under_home(node: &Node<'_>, default: &str, env: &Env, report: &mut Report) -> PathBuf {
+    env.expand_tilde(default).unwrap_or_else(|| {
+        let message = format!(
+            "the default {} needs HOME, which is unset; set HOME or this key",
+            quote(default)
+        );
+        report.error(node.at(), message);
+        PathBuf::new()
+    })
 }

@@ -122,15 +122,15 @@ fn agents_must_be_a_list() {
     let cases = [
         (
             "agents:\n",
-            "agents: expected a list of agent mappings (\"- nick: ...\"); remove the key or write \"agents: []\" for none, got null",
+            "agents: expected a list of agent mappings (\"- nick: ...\"), got null; remove the key or write \"agents: []\" for no agents",
         ),
         (
             "agents: null\n",
-            "agents: expected a list of agent mappings (\"- nick: ...\"); remove the key or write \"agents: []\" for none, got null",
+            "agents: expected a list of agent mappings (\"- nick: ...\"), got null; remove the key or write \"agents: []\" for no agents",
         ),
         (
             "agents:\n  codex: /home/op/src/codex\n",
-            "agents: expected a list of agent mappings (\"- nick: ...\"); this looks like Culture's manifest format (suffix: /dir), which codexd does not read, got a mapping",
+            "agents: expected a list of agent mappings (\"- nick: ...\"), got a mapping; this looks like Culture's manifest format (suffix: /dir), which codexd does not read",
         ),
         (
             "agents: culture-main\n",
