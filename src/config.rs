@@ -1,49 +1,172 @@
 //! Configuration: Culture's agent-daemon YAML plus codexd's own sections.
 //! Parse, validate, then start (STYLE rule 6).
+//!
+//! [`parse`] turns YAML text into a typed, defaulted, validated [`Config`], or reports every
+//! problem in the file at once, each with its key path (`agents[2].nick: ...`), in file order.
+//! Unknown keys are errors (with a did-you-mean); Culture keys that codexd deliberately does not
+//! use come back as warnings. docs/config.md is the reference for every key.
 
+mod agents;
+mod attention;
+mod codex;
+mod daemon;
+mod names;
+mod paths;
+mod reader;
+mod restart;
+mod sections;
+mod telemetry;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_culture;
+#[cfg(test)]
+mod tests_reader;
+#[cfg(test)]
+mod tests_sections;
 mod types;
 
-pub use types::*;
-// TEMPORARY STUB (not committed)
-use crate::env::Env;
+use std::fmt;
 use std::path::{Path, PathBuf};
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub path: String,
-    pub message: String,
-}
-impl std::fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{message}")]
-    Syntax { message: String },
-    #[error("invalid")]
-    Invalid { errors: Vec<Diagnostic> },
-}
+
+pub use types::*;
+
+use crate::env::Env;
+
+/// The variable that names the config file when `--config` is not given.
+pub const CONFIG_ENV_VAR: &str = "CODEXD_CONFIG";
+
+/// A parsed and validated config plus the warnings found on the way.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Loaded {
+    /// The validated config.
     pub config: Config,
+    /// Ignored keys and other things worth telling the operator, in file order.
     pub warnings: Vec<Diagnostic>,
 }
-pub fn default_path(_env: &Env) -> Result<PathBuf, ConfigError> {
-    todo!()
+
+/// One problem (or warning) at one key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The key path, e.g. `agents[2].nick`; empty for the document as a whole.
+    pub path: String,
+    /// What is wrong, e.g. `must start with "spark-"`.
+    pub message: String,
 }
-pub fn load(_path: &Path, _env: &Env) -> Result<Loaded, ConfigError> {
-    todo!()
+
+impl Diagnostic {
+    fn new(path: &str, message: String) -> Self {
+        Diagnostic {
+            path: path.to_owned(),
+            message,
+        }
+    }
 }
-pub fn parse(_text: &str, _env: &Env) -> Result<Loaded, ConfigError> {
-    todo!()
+
+impl fmt::Display for Diagnostic {
+    /// `agents[2].nick: must start with "spark-"`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.path.is_empty() {
+            true => write!(f, "{}", self.message),
+            false => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
 }
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("failed to load config '{}': {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not well-formed YAML.
+    #[error("config is not valid YAML: {message}")]
+    Syntax {
+        /// serde_yaml_ng's message, with line and column where it has them.
+        message: String,
+    },
+    /// The YAML is well-formed but some values are not acceptable.
+    #[error("{}", invalid_summary(errors))]
+    Invalid {
+        /// Every error, in file order.
+        errors: Vec<Diagnostic>,
+    },
+}
+
+fn invalid_summary(errors: &[Diagnostic]) -> String {
+    let lines: Vec<String> = errors.iter().map(|error| format!("\n  {error}")).collect();
+    let plural = if errors.len() == 1 { "" } else { "s" };
+    format!(
+        "invalid config ({} error{plural}):{}",
+        errors.len(),
+        lines.concat()
+    )
+}
+
 impl Config {
+    /// The agent with exactly this nick (case-sensitive, as Culture does).
     pub fn agent(&self, nick: &str) -> Option<&AgentConfig> {
-        self.agents.iter().find(|a| a.nick == nick)
+        self.agents.iter().find(|agent| agent.nick == nick)
+    }
+}
+
+/// The config file to read when none is given: `$CODEXD_CONFIG` (with `~` expanded), else
+/// `~/.culture/agents.yaml` with `~` expanded (Culture passed the literal `~` to `open`).
+/// Relative paths are returned as they are, i.e. relative to the working directory.
+pub fn default_path(env: &Env) -> Result<PathBuf, ConfigError> {
+    let (text, problem) = match env.var(CONFIG_ENV_VAR) {
+        Some(text) => (
+            text,
+            Diagnostic::new(
+                CONFIG_ENV_VAR,
+                format!(
+                    "{} starts with \"~\" but HOME is unset",
+                    reader::quote(text)
+                ),
+            ),
+        ),
+        None => (
+            paths::DEFAULT_CONFIG,
+            Diagnostic::new(
+                "HOME",
+                format!(
+                    "unset, so the default config path {} cannot be resolved; set HOME or {CONFIG_ENV_VAR}",
+                    reader::quote(paths::DEFAULT_CONFIG)
+                ),
+            ),
+        ),
+    };
+    env.expand_tilde(text).ok_or(ConfigError::Invalid {
+        errors: vec![problem],
+    })
+}
+
+/// Reads `path` and [`parse`]s it.
+pub fn load(path: &Path, env: &Env) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, env)
+}
+
+/// Parses and validates config text. An empty document is a valid config with no agents.
+pub fn parse(text: &str, env: &Env) -> Result<Loaded, ConfigError> {
+    let syntax = |error: serde_yaml_ng::Error| ConfigError::Syntax {
+        message: error.to_string(),
+    };
+    let mut value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(syntax)?;
+    value.apply_merge().map_err(syntax)?;
+    let mut report = reader::Report::default();
+    let config = daemon::config(&reader::Node::root(&value), env, &mut report);
+    let (errors, warnings) = report.finish();
+    match errors.is_empty() {
+        true => Ok(Loaded { config, warnings }),
+        false => Err(ConfigError::Invalid { errors }),
     }
 }

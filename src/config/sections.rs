@@ -1,0 +1,214 @@
+//! Culture's small sections: `server:`, `supervisor:` (codexd's overseer) and `webhooks:`.
+//!
+//! | key                               | default        | rule                                        |
+//! |-----------------------------------|----------------|---------------------------------------------|
+//! | `server.name`                     | `culture`      | nick characters; every nick starts `name-`  |
+//! | `server.host`                     | `localhost`    | non-empty, no whitespace                    |
+//! | `server.port`                     | `6667`         | integer 1..=65535                           |
+//! | `supervisor.model`                | `gpt-5.4`      | single line, not starting with `-`          |
+//! | `supervisor.window_size`          | `20`           | integer >= 1                                |
+//! | `supervisor.eval_interval`        | `5`            | integer >= 1                                |
+//! | `supervisor.escalation_threshold` | `3`            | integer >= 1                                |
+//! | `supervisor.prompt_override`      | `""`           | string without NUL                          |
+//! | `webhooks.url`                    | none           | `http://` / `https://` URL                  |
+//! | `webhooks.irc_channel`            | `#alerts`      | channel name                                |
+//! | `webhooks.events`                 | the five below | list; unknown names draw a warning          |
+
+use super::reader::{Ignored, Keys, Node, Report, did_you_mean, quote};
+use super::{OverseerConfig, ServerConfig, WebhookConfig, agents, names};
+
+const SERVER_KEYS: Keys = Keys {
+    known: &["name", "host", "port"],
+    ignored: &[
+        Ignored {
+            key: "archived",
+            why: "Culture's archive flag; codexd hosts every listed agent",
+        },
+        Ignored {
+            key: "archived_at",
+            why: "Culture archive metadata",
+        },
+        Ignored {
+            key: "archived_reason",
+            why: "Culture archive metadata",
+        },
+    ],
+};
+
+const SUPERVISOR_KEYS: Keys = Keys {
+    known: &[
+        "model",
+        "window_size",
+        "eval_interval",
+        "escalation_threshold",
+        "prompt_override",
+    ],
+    ignored: &[
+        Ignored {
+            key: "thinking",
+            why: "a claude-backend key",
+        },
+        Ignored {
+            key: "agent",
+            why: "another backend's key; codexd's overseer always uses codex",
+        },
+    ],
+};
+
+const WEBHOOK_KEYS: Keys = Keys {
+    known: &["url", "irc_channel", "events"],
+    ignored: &[],
+};
+
+/// The alert events Culture emits (and the default allow-list).
+pub(super) const EVENTS: &[&str] = &[
+    "agent_spiraling",
+    "agent_error",
+    "agent_question",
+    "agent_timeout",
+    "agent_complete",
+];
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            name: "culture".to_owned(),
+            host: "localhost".to_owned(),
+            port: 6667,
+        }
+    }
+}
+
+impl Default for OverseerConfig {
+    fn default() -> Self {
+        OverseerConfig {
+            model: agents::DEFAULT_MODEL.to_owned(),
+            window_size: 20,
+            eval_interval: 5,
+            escalation_threshold: 3,
+            prompt_override: String::new(),
+        }
+    }
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            url: None,
+            irc_channel: "#alerts".to_owned(),
+            events: EVENTS.iter().map(|e| (*e).to_owned()).collect(),
+        }
+    }
+}
+
+/// `server:`.
+pub(super) fn server(node: &Node<'_>, report: &mut Report) -> ServerConfig {
+    let fields = node.mapping(report, &SERVER_KEYS);
+    let defaults = ServerConfig::default();
+    let port = fields
+        .get("port")
+        .integer(report, 1, 65535, "an integer from 1 to 65535");
+    ServerConfig {
+        name: fields
+            .get("name")
+            .string_where(report, names::server_name)
+            .map_or(defaults.name, str::to_owned),
+        host: fields
+            .get("host")
+            .string_where(report, host)
+            .map_or(defaults.host, str::to_owned),
+        port: port
+            .and_then(|port| u16::try_from(port).ok())
+            .unwrap_or(defaults.port),
+    }
+}
+
+fn host(host: &str) -> Option<String> {
+    match host.is_empty() {
+        true => Some("must not be empty".to_owned()),
+        false => host
+            .chars()
+            .any(|c| c.is_whitespace() || c == '\0')
+            .then(|| "must not contain whitespace or NUL".to_owned()),
+    }
+}
+
+/// `supervisor:`.
+pub(super) fn overseer(node: &Node<'_>, report: &mut Report) -> OverseerConfig {
+    let fields = node.mapping(report, &SUPERVISOR_KEYS);
+    let defaults = OverseerConfig::default();
+    let count = |key: &str, report: &mut Report, fallback: u32| {
+        let value = fields
+            .get(key)
+            .integer(report, 1, i64::from(u32::MAX), "an integer >= 1");
+        value
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(fallback)
+    };
+    OverseerConfig {
+        model: fields
+            .get("model")
+            .string_where(report, overseer_model)
+            .map_or(defaults.model, str::to_owned),
+        window_size: count("window_size", report, defaults.window_size),
+        eval_interval: count("eval_interval", report, defaults.eval_interval),
+        escalation_threshold: count(
+            "escalation_threshold",
+            report,
+            defaults.escalation_threshold,
+        ),
+        prompt_override: fields
+            .get("prompt_override")
+            .string_where(report, names::nul)
+            .map_or(defaults.prompt_override, str::to_owned),
+    }
+}
+
+/// The overseer's model goes to `codex exec -m <model>`: one line, and not an option.
+fn overseer_model(model: &str) -> Option<String> {
+    match model.starts_with('-') {
+        true => Some("must not start with \"-\"".to_owned()),
+        false => names::line(model),
+    }
+}
+
+/// `webhooks:`.
+pub(super) fn webhooks(node: &Node<'_>, report: &mut Report) -> WebhookConfig {
+    let fields = node.mapping(report, &WEBHOOK_KEYS);
+    let defaults = WebhookConfig::default();
+    WebhookConfig {
+        url: fields
+            .get("url")
+            .string_where(report, names::http_url)
+            .map(str::to_owned),
+        irc_channel: fields
+            .get("irc_channel")
+            .string_where(report, names::channel)
+            .map_or(defaults.irc_channel, str::to_owned),
+        events: events(&fields.get("events"), report).unwrap_or(defaults.events),
+    }
+}
+
+fn events(node: &Node<'_>, report: &mut Report) -> Option<Vec<String>> {
+    let mut events = Vec::new();
+    for (event, at) in node.strings(report)? {
+        if let Some(problem) = names::line(event) {
+            report.error(&at, problem);
+            continue;
+        }
+        if !EVENTS.contains(&event) {
+            let hint = did_you_mean(event, EVENTS)
+                .map(|close| format!("; did you mean \"{close}\"?"))
+                .unwrap_or_default();
+            report.warn(
+                &at,
+                format!(
+                    "{} is not an event codexd emits, so it never fires{hint}",
+                    quote(event)
+                ),
+            );
+        }
+        events.push(event.to_owned());
+    }
+    Some(events)
+}

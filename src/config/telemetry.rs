@@ -1,0 +1,230 @@
+//! `telemetry:` — Culture's OTLP keys. Keys the file leaves out stay `None`, so the telemetry
+//! module can apply `OTEL_*` env > file > default.
+//!
+//! | key                          | accepts                                              |
+//! |------------------------------|------------------------------------------------------|
+//! | `enabled`                    | bool (default false)                                 |
+//! | `service_name`               | non-empty single-line string                         |
+//! | `otlp_endpoint`              | `http://` or `https://` URL without whitespace       |
+//! | `otlp_protocol`              | `grpc`, `http/protobuf`                              |
+//! | `otlp_timeout_ms`            | integer > 0                                          |
+//! | `otlp_compression`           | `gzip`, `none`, `""` or null (null/`""` → `None`)    |
+//! | `traces_enabled`             | bool (default true)                                  |
+//! | `traces_sampler`             | see [`sampler`]                                      |
+//! | `metrics_enabled`            | bool (default true)                                  |
+//! | `metrics_export_interval_ms` | integer > 0                                          |
+
+use std::time::Duration;
+
+use super::names;
+use super::reader::{Keys, Node, Report, quote};
+use super::{OtlpCompression, OtlpProtocol, Sampler, TelemetryConfig};
+
+const KEYS: Keys = Keys {
+    known: &[
+        "enabled",
+        "service_name",
+        "otlp_endpoint",
+        "otlp_protocol",
+        "otlp_timeout_ms",
+        "otlp_compression",
+        "traces_enabled",
+        "traces_sampler",
+        "metrics_enabled",
+        "metrics_export_interval_ms",
+    ],
+    ignored: &[],
+};
+
+/// The valid `traces_sampler` values, as listed in error messages.
+pub(super) const SAMPLERS: &str =
+    "parentbased_always_on, parentbased_traceidratio:<0.0-1.0>, always_off, always_on";
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            enabled: false,
+            service_name: None,
+            otlp_endpoint: None,
+            otlp_protocol: None,
+            otlp_timeout: None,
+            otlp_compression: None,
+            traces_enabled: true,
+            traces_sampler: None,
+            metrics_enabled: true,
+            metrics_export_interval: None,
+        }
+    }
+}
+
+/// Reads `telemetry:`.
+pub(super) fn section(node: &Node<'_>, report: &mut Report) -> TelemetryConfig {
+    let fields = node.mapping(report, &KEYS);
+    let defaults = TelemetryConfig::default();
+    let checked = |key: &str, report: &mut Report, check: fn(&str) -> Option<String>| {
+        fields
+            .get(key)
+            .string_where(report, check)
+            .map(str::to_owned)
+    };
+    TelemetryConfig {
+        enabled: fields
+            .get("enabled")
+            .boolean(report)
+            .unwrap_or(defaults.enabled),
+        service_name: checked("service_name", report, names::line),
+        otlp_endpoint: checked("otlp_endpoint", report, names::http_url),
+        otlp_protocol: parsed(&fields.get("otlp_protocol"), report, protocol),
+        otlp_timeout: milliseconds(&fields.get("otlp_timeout_ms"), report),
+        otlp_compression: compression_node(&fields.get("otlp_compression"), report),
+        traces_enabled: fields
+            .get("traces_enabled")
+            .boolean(report)
+            .unwrap_or(defaults.traces_enabled),
+        traces_sampler: parsed(&fields.get("traces_sampler"), report, sampler),
+        metrics_enabled: fields
+            .get("metrics_enabled")
+            .boolean(report)
+            .unwrap_or(defaults.metrics_enabled),
+        metrics_export_interval: milliseconds(&fields.get("metrics_export_interval_ms"), report),
+    }
+}
+
+fn parsed<T>(
+    node: &Node<'_>,
+    report: &mut Report,
+    parse: fn(&str) -> Result<T, String>,
+) -> Option<T> {
+    let text = node.string(report)?;
+    parse(text)
+        .map_err(|problem| report.error(node.at(), problem))
+        .ok()
+}
+
+fn milliseconds(node: &Node<'_>, report: &mut Report) -> Option<Duration> {
+    let ms = node.integer(
+        report,
+        1,
+        i64::from(u32::MAX),
+        "a positive integer number of milliseconds",
+    )?;
+    Some(Duration::from_millis(ms.unsigned_abs()))
+}
+
+/// `otlp_compression`: null reads as "not set" like everywhere, `""` too.
+fn compression_node(node: &Node<'_>, report: &mut Report) -> Option<OtlpCompression> {
+    parsed(node, report, compression).flatten()
+}
+
+/// | text            | protocol                  |
+/// |-----------------|---------------------------|
+/// | `grpc`          | `Grpc`                    |
+/// | `http/protobuf` | `HttpProtobuf`            |
+/// | `http/json`     | error: not supported      |
+pub(super) fn protocol(text: &str) -> Result<OtlpProtocol, String> {
+    match text {
+        "grpc" => Ok(OtlpProtocol::Grpc),
+        "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
+        "http/json" => {
+            Err("\"http/json\" is not supported; use \"grpc\" or \"http/protobuf\"".to_owned())
+        }
+        other => Err(format!(
+            "expected \"grpc\" or \"http/protobuf\", got {}",
+            quote(other)
+        )),
+    }
+}
+
+/// | text   | compression            |
+/// |--------|------------------------|
+/// | `gzip` | `Some(Gzip)`           |
+/// | `none` | `Some(None)`           |
+/// | `""`   | not set (`None`)       |
+/// | other  | error                  |
+pub(super) fn compression(text: &str) -> Result<Option<OtlpCompression>, String> {
+    match text {
+        "gzip" => Ok(Some(OtlpCompression::Gzip)),
+        "none" => Ok(Some(OtlpCompression::None)),
+        "" => Ok(None),
+        other => Err(format!(
+            "expected \"gzip\", \"none\" or empty, got {}",
+            quote(other)
+        )),
+    }
+}
+
+/// | text                              | sampler                        |
+/// |-----------------------------------|--------------------------------|
+/// | `parentbased_always_on`           | `ParentBasedAlwaysOn`          |
+/// | `parentbased_traceidratio:<r>`    | `ParentBasedTraceIdRatio(r)`, `0.0 <= r <= 1.0` |
+/// | `always_off`                      | `AlwaysOff`                    |
+/// | `always_on`                       | `AlwaysOn`                     |
+pub(super) fn sampler(text: &str) -> Result<Sampler, String> {
+    let invalid = || format!("expected one of {SAMPLERS}, got {}", quote(text));
+    match text {
+        "parentbased_always_on" => Ok(Sampler::ParentBasedAlwaysOn),
+        "always_off" => Ok(Sampler::AlwaysOff),
+        "always_on" => Ok(Sampler::AlwaysOn),
+        _ => {
+            let ratio = text
+                .strip_prefix("parentbased_traceidratio:")
+                .ok_or_else(invalid)?;
+            let ratio: f64 = ratio.trim().parse().map_err(|_| invalid())?;
+            match (0.0..=1.0).contains(&ratio) {
+                true => Ok(Sampler::ParentBasedTraceIdRatio(ratio)),
+                false => Err(format!(
+                    "the ratio must be from 0.0 to 1.0, got {}",
+                    quote(text)
+                )),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samplers() {
+        let cases = [
+            ("parentbased_always_on", Ok(Sampler::ParentBasedAlwaysOn)),
+            (
+                "parentbased_traceidratio:0.25",
+                Ok(Sampler::ParentBasedTraceIdRatio(0.25)),
+            ),
+            (
+                "parentbased_traceidratio:1",
+                Ok(Sampler::ParentBasedTraceIdRatio(1.0)),
+            ),
+            ("always_off", Ok(Sampler::AlwaysOff)),
+            ("always_on", Ok(Sampler::AlwaysOn)),
+            (
+                "parentbased_traceidratio:1.5",
+                Err("the ratio must be from 0.0 to 1.0, got \"parentbased_traceidratio:1.5\""),
+            ),
+            ("parentbased_traceidratio:x", Err("expected one of")),
+            ("traceidratio", Err("expected one of")),
+        ];
+        for (text, want) in cases {
+            match (sampler(text), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{text}"),
+                (Err(got), Err(want)) => assert!(got.starts_with(want), "{text}: {got}"),
+                (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
+            }
+        }
+        assert!(sampler("nope").unwrap_err().contains(SAMPLERS));
+    }
+
+    #[test]
+    fn protocols_and_compression() {
+        assert_eq!(protocol("grpc"), Ok(OtlpProtocol::Grpc));
+        assert_eq!(protocol("http/protobuf"), Ok(OtlpProtocol::HttpProtobuf));
+        assert!(protocol("http/json").unwrap_err().contains("not supported"));
+        assert!(protocol("GRPC").is_err());
+        assert_eq!(compression("gzip"), Ok(Some(OtlpCompression::Gzip)));
+        assert_eq!(compression("none"), Ok(Some(OtlpCompression::None)));
+        assert_eq!(compression(""), Ok(None));
+        assert!(compression("zstd").is_err());
+    }
+}

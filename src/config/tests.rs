@@ -1,0 +1,453 @@
+//! Whole-file tests: text in, typed config or every error with its key path out.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+use crate::env::Env;
+
+pub(super) fn env() -> Env {
+    Env::from_pairs([("HOME", "/home/op"), ("XDG_RUNTIME_DIR", "/run/user/1000")])
+}
+
+pub(super) fn ok(yaml: &str) -> Loaded {
+    parse(yaml, &env()).unwrap_or_else(|error| panic!("{yaml}\n=> {error}"))
+}
+
+pub(super) fn errors_with(yaml: &str, env: &Env) -> Vec<String> {
+    match parse(yaml, env) {
+        Err(ConfigError::Invalid { errors }) => errors.iter().map(ToString::to_string).collect(),
+        other => panic!("{yaml}\n=> expected validation errors, got {other:?}"),
+    }
+}
+
+pub(super) fn errors(yaml: &str) -> Vec<String> {
+    errors_with(yaml, &env())
+}
+
+pub(super) fn warnings(yaml: &str) -> Vec<String> {
+    ok(yaml).warnings.iter().map(ToString::to_string).collect()
+}
+
+pub(super) fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[test]
+fn empty_documents_are_valid_with_no_agents() {
+    for yaml in ["", "# only a comment\n", "{}", "server:\n", "agents: []\n"] {
+        let loaded = ok(yaml);
+        assert!(loaded.config.agents.is_empty(), "{yaml:?}");
+        assert!(loaded.warnings.is_empty(), "{yaml:?}");
+    }
+}
+
+#[test]
+fn defaults() {
+    let config = ok("agents:\n  - nick: culture-main\n").config;
+    assert_eq!(
+        config.server,
+        ServerConfig {
+            name: "culture".into(),
+            host: "localhost".into(),
+            port: 6667
+        }
+    );
+    assert_eq!(config.overseer.model, "gpt-5.4");
+    assert_eq!(
+        (
+            config.overseer.window_size,
+            config.overseer.eval_interval,
+            config.overseer.escalation_threshold
+        ),
+        (20, 5, 3)
+    );
+    assert_eq!(config.webhooks.url, None);
+    assert_eq!(config.webhooks.irc_channel, "#alerts");
+    assert_eq!(config.webhooks.events.len(), 5);
+    assert_eq!(config.telemetry, TelemetryConfig::default());
+    assert_eq!(config.buffer_size, 500);
+    assert_eq!(config.poll_interval, Some(secs(60)));
+    assert_eq!(
+        config.sleep,
+        Some(SleepWindow {
+            start_minute: 23 * 60,
+            end_minute: 8 * 60
+        })
+    );
+    assert_eq!(config.restart, RestartConfig::default());
+    assert_eq!(config.restart.cooldown_cap, secs(1800));
+    assert_eq!(
+        config.codex,
+        CodexConfig {
+            binary: "codex".into(),
+            args: vec![],
+            env: Default::default()
+        }
+    );
+    assert_eq!(config.state_dir, PathBuf::from("/home/op/.culture/codexd"));
+    assert_eq!(
+        config.control_socket,
+        PathBuf::from("/run/user/1000/codexd.sock")
+    );
+    assert_eq!(config.shutdown_grace, secs(10));
+    let agent = &config.agents[0];
+    assert_eq!(agent.backend, "codex");
+    assert_eq!(agent.directory, PathBuf::from("."));
+    assert_eq!(agent.channels, ["#general"]);
+    assert_eq!(agent.model, "gpt-5.4");
+    assert_eq!(
+        (agent.system_prompt.as_str(), agent.icon.as_deref()),
+        ("", None)
+    );
+    assert!(agent.tags.is_empty() && agent.test_children.is_empty());
+    assert_eq!(agent.turn_timeout, Some(secs(600)));
+    assert_eq!(agent.attention, config.attention);
+    assert_eq!(agent.restart, config.restart);
+    assert_eq!(agent.codex, config.codex);
+}
+
+#[test]
+fn control_socket_falls_back_to_the_culture_run_dir() {
+    let env = Env::from_pairs([("HOME", "/home/op")]);
+    let config = parse("", &env).expect("valid").config;
+    assert_eq!(
+        config.control_socket,
+        PathBuf::from("/home/op/.culture/run/codexd.sock")
+    );
+}
+
+#[test]
+fn agents_must_be_a_list() {
+    let cases = [
+        (
+            "agents:\n",
+            "agents: expected a list of agent mappings (\"- nick: ...\"), got null; remove the key or write \"agents: []\" for no agents",
+        ),
+        (
+            "agents: null\n",
+            "agents: expected a list of agent mappings (\"- nick: ...\"), got null; remove the key or write \"agents: []\" for no agents",
+        ),
+        (
+            "agents:\n  codex: /home/op/src/codex\n",
+            "agents: expected a list of agent mappings (\"- nick: ...\"), got a mapping; this looks like Culture's manifest format (suffix: /dir), which codexd does not read",
+        ),
+        (
+            "agents: culture-main\n",
+            "agents: expected a list, got \"culture-main\"",
+        ),
+        (
+            "agents: [culture-main]\n",
+            "agents[0]: expected an agent mapping (nick:, channels:, ...), got \"culture-main\"",
+        ),
+        ("agents:\n  - {}\n", "agents[0].nick: required"),
+    ];
+    for (yaml, want) in cases {
+        assert_eq!(errors(yaml), [want], "{yaml}");
+    }
+}
+
+#[test]
+fn the_top_level_must_be_a_mapping() {
+    assert_eq!(
+        errors("- a\n- b\n"),
+        ["expected a mapping of top-level keys (server:, agents:, ...), got a list"]
+    );
+    assert_eq!(
+        errors("just text\n"),
+        ["expected a mapping of top-level keys (server:, agents:, ...), got \"just text\""]
+    );
+}
+
+#[test]
+fn type_and_range_errors_name_the_key_and_the_expectation() {
+    let cases = [
+        (
+            "server: {port: abc}",
+            "server.port: expected an integer from 1 to 65535, got \"abc\"",
+        ),
+        (
+            "server: {port: 0}",
+            "server.port: expected an integer from 1 to 65535, got 0",
+        ),
+        (
+            "server: {port: 70000}",
+            "server.port: expected an integer from 1 to 65535, got 70000",
+        ),
+        (
+            "server: {port: 6667.5}",
+            "server.port: expected an integer from 1 to 65535, got 6667.5",
+        ),
+        (
+            "server: {name: \"my server\"}",
+            "server.name: must not contain a space (allowed: letters, digits and -[]\\`^{}|_)",
+        ),
+        ("server: {host: \"\"}", "server.host: must not be empty"),
+        ("server: [a]", "server: expected a mapping, got a list"),
+        (
+            "supervisor: {eval_interval: 0}",
+            "supervisor.eval_interval: expected an integer >= 1, got 0",
+        ),
+        (
+            "supervisor: {window_size: -1}",
+            "supervisor.window_size: expected an integer >= 1, got -1",
+        ),
+        (
+            "supervisor: {escalation_threshold: 0}",
+            "supervisor.escalation_threshold: expected an integer >= 1, got 0",
+        ),
+        (
+            "supervisor: {model: -x}",
+            "supervisor.model: must not start with \"-\"",
+        ),
+        (
+            "webhooks: {url: example.test}",
+            "webhooks.url: must be an http:// or https:// URL, got \"example.test\"",
+        ),
+        (
+            "webhooks: {irc_channel: alerts}",
+            "webhooks.irc_channel: must start with \"#\"",
+        ),
+        (
+            "webhooks: {events: agent_error}",
+            "webhooks.events: expected a list, got \"agent_error\"",
+        ),
+        (
+            "buffer_size: -1",
+            "buffer_size: expected an integer from 0 to 1000000, got -1",
+        ),
+        (
+            "buffer_size: lots",
+            "buffer_size: expected an integer from 0 to 1000000, got \"lots\"",
+        ),
+        (
+            "poll_interval: soon",
+            "poll_interval: expected a number, got \"soon\"",
+        ),
+        (
+            "sleep_start: \"25:00\"",
+            "sleep_start: expected a time of day \"HH:MM\" (hour 0-23, minute 0-59), got \"25:00\"",
+        ),
+        (
+            "sleep_end: 2300",
+            "sleep_end: expected a time of day \"HH:MM\" (hour 0-23, minute 0-59), got 2300",
+        ),
+        (
+            "sleep_end: \"7:60\"",
+            "sleep_end: expected a time of day \"HH:MM\" (hour 0-23, minute 0-59), got \"7:60\"",
+        ),
+        (
+            "shutdown_grace: 10",
+            "shutdown_grace: expected a duration such as \"300s\" or \"5m\", got 10 (add a unit: \"10s\")",
+        ),
+        (
+            "telemetry: {enabled: yes}",
+            "telemetry.enabled: expected true or false, got \"yes\"",
+        ),
+        ("state_dir: \"\"", "state_dir: must not be empty"),
+        (
+            "codex: {args: [1]}",
+            "codex.args[0]: expected a string, got 1",
+        ),
+    ];
+    for (yaml, want) in cases {
+        assert_eq!(errors(yaml), [want], "{yaml}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_errors_with_a_did_you_mean() {
+    let cases = [
+        ("sever: {}", "sever: unknown key; did you mean \"server\"?"),
+        ("colour: blue", "colour: unknown key"),
+        (
+            "server: {prot: 1}",
+            "server.prot: unknown key; did you mean \"port\"?",
+        ),
+        (
+            "supervisor: {eval_intervall: 3}",
+            "supervisor.eval_intervall: unknown key; did you mean \"eval_interval\"?",
+        ),
+        (
+            "webhooks: {event: []}",
+            "webhooks.event: unknown key; did you mean \"events\"?",
+        ),
+        (
+            "telemetry: {sampler: always_on}",
+            "telemetry.sampler: unknown key",
+        ),
+        (
+            "attention: {tick: 5}",
+            "attention.tick: unknown key; did you mean \"tick_s\"?",
+        ),
+        (
+            "attention: {bands: {hott: {interval_s: 1, hold_s: 1}}}",
+            "attention.bands.hott: unknown key; did you mean \"hot\"?",
+        ),
+        (
+            "restart: {max_restart: 3}",
+            "restart.max_restart: unknown key; did you mean \"max_restarts\"?",
+        ),
+        (
+            "codex: {binry: x}",
+            "codex.binry: unknown key; did you mean \"binary\"?",
+        ),
+        (
+            "agents:\n  - nick: culture-a\n    chanels: []\n",
+            "agents[0].chanels: unknown key; did you mean \"channels\"?",
+        ),
+        (
+            "agents:\n  - nick: culture-a\n    restart: {windw: 5m}\n",
+            "agents[0].restart.windw: unknown key; did you mean \"window\"?",
+        ),
+        (
+            "agents:\n  - nick: culture-a\n    attention: {enabld: false}\n",
+            "agents[0].attention.enabld: unknown key; did you mean \"enabled\"?",
+        ),
+    ];
+    for (yaml, want) in cases {
+        assert_eq!(errors(yaml), [want], "{yaml}");
+    }
+    assert_eq!(
+        errors("attention: {bands: {hot: {interval: 30, hold_s: 120}}}"),
+        [
+            "attention.bands.hot.interval: unknown key; did you mean \"interval_s\"?",
+            "attention.bands.hot.interval_s: required for the hot band (a number of seconds greater than 0)",
+        ]
+    );
+}
+
+#[test]
+fn several_errors_are_reported_in_one_run_in_file_order() {
+    let yaml = "\
+server:
+  name: spark
+  port: 99999
+supervisor:
+  eval_interval: 0
+agents:
+  - nick: spark-a
+    chanels: ['#x']
+  - nick: codex
+    channels: [general]
+  - nick: spark-a
+    restart:
+      backoff_base: 10
+restart:
+  jitter: 2
+";
+    assert_eq!(
+        errors(yaml),
+        [
+            "server.port: expected an integer from 1 to 65535, got 99999",
+            "supervisor.eval_interval: expected an integer >= 1, got 0",
+            "agents[0].chanels: unknown key; did you mean \"channels\"?",
+            "agents[1].nick: must start with \"spark-\"",
+            "agents[1].channels[0]: must start with \"#\"",
+            "agents[2].nick: duplicate nick: \"spark-a\" is already used by agents[0].nick",
+            "agents[2].restart.backoff_base: expected a duration such as \"300s\" or \"5m\", got 10 (add a unit: \"10s\")",
+            "restart.jitter: expected a number from 0 to 1, got 2",
+        ]
+    );
+}
+
+#[test]
+fn syntax_errors_carry_the_position() {
+    let Err(ConfigError::Syntax { message }) = parse("agents: [\n", &env()) else {
+        panic!("expected a syntax error")
+    };
+    assert!(message.contains("line 2 column 1"), "{message}");
+    assert!(matches!(
+        parse("a: 1\na: 2\n", &env()),
+        Err(ConfigError::Syntax { .. })
+    ));
+}
+
+#[test]
+fn load_reads_the_file_or_names_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("agents.yaml");
+    std::fs::write(&path, "agents:\n  - nick: culture-main\n").expect("write");
+    assert_eq!(
+        load(&path, &env()).expect("loads").config.agents[0].nick,
+        "culture-main"
+    );
+    let missing = dir.path().join("missing.yaml");
+    let error = load(&missing, &env()).expect_err("missing file");
+    assert!(matches!(error, ConfigError::Read { .. }));
+    let text = error.to_string();
+    assert!(
+        text.starts_with("failed to load config '") && text.contains("missing.yaml"),
+        "{text}"
+    );
+}
+
+#[test]
+fn invalid_errors_display_one_per_line() {
+    let error = parse("buffer_size: -1\nserver: {port: 0}\n", &env()).expect_err("invalid");
+    let text = error.to_string();
+    assert_eq!(
+        text,
+        "invalid config (2 errors):\n  buffer_size: expected an integer from 0 to 1000000, got -1\n  server.port: expected an integer from 1 to 65535, got 0"
+    );
+}
+
+#[test]
+fn agent_lookup_is_exact() {
+    let config =
+        ok("agents:\n  - nick: culture-a\n  - nick: culture-b\n    directory: /tmp/b\n").config;
+    assert_eq!(
+        config.agent("culture-b").map(|a| a.directory.clone()),
+        Some(PathBuf::from("/tmp/b"))
+    );
+    assert!(config.agent("culture-B").is_none());
+    assert!(config.agent("missing").is_none());
+}
+
+#[test]
+fn yaml_merge_keys_are_applied() {
+    let yaml = "agents:\n  - &base {nick: culture-a, model: gpt-5, channels: ['#a']}\n  - <<: *base\n    nick: culture-b\n";
+    let config = ok(yaml).config;
+    assert_eq!(config.agents[1].model, "gpt-5");
+    assert_eq!(config.agents[1].channels, ["#a"]);
+}
+
+#[test]
+fn sleep_window() {
+    let cases = [
+        ("sleep_start: 23:00\nsleep_end: 08:00\n", Some((1380, 480))),
+        (
+            "sleep_start: \"22:30\"\nsleep_end: \"6:15\"\n",
+            Some((1350, 375)),
+        ),
+        ("sleep_start: \"00:00\"\nsleep_end: \"00:00\"\n", None),
+        ("sleep_start: 08:00\n", None),
+    ];
+    for (yaml, want) in cases {
+        let got = ok(yaml)
+            .config
+            .sleep
+            .map(|w| (w.start_minute, w.end_minute));
+        assert_eq!(got, want, "{yaml}");
+    }
+}
+
+#[test]
+fn null_values_mean_the_default() {
+    let config = ok("server: {name: null, port: ~}\nbuffer_size:\nagents:\n  - {nick: culture-a, icon: null, model: ~, attention_overrides: null}\n").config;
+    assert_eq!(
+        (
+            config.server.name.as_str(),
+            config.server.port,
+            config.buffer_size
+        ),
+        ("culture", 6667, 500)
+    );
+    assert_eq!(
+        (
+            config.agents[0].model.as_str(),
+            config.agents[0].icon.as_ref()
+        ),
+        ("gpt-5.4", None)
+    );
+}
