@@ -109,9 +109,11 @@ pub fn fail(code: u8, lines: &[String]) -> ExitCode {
 
 /// Resolves `--config`, `$CODEXD_CONFIG` or the default path.
 pub fn config_path(flag: Option<&Path>, env: &Env) -> Result<PathBuf, ConfigError> {
-    match flag {
-        Some(path) => Ok(path.to_owned()),
-        None => config::default_path(env),
+    let Some(path) = flag else { return config::default_path(env) };
+    // A quoted `--config '~/x'` reaches us unexpanded; expand it like the config's own paths.
+    match path.to_str().map(|p| env.expand_tilde(p)) {
+        Some(Some(expanded)) => Ok(expanded),
+        _ => Ok(path.to_owned()),
     }
 }
 
