@@ -6,34 +6,15 @@ use std::time::Duration;
 
 use codexd_actors::agent::AgentSpec;
 use codexd_actors::child::{ChildRole, ChildSpec};
-use codexd_actors::restart::RestartPolicy;
 use codexd_actors::test_child::{Script, TestChildFactory};
 
-use crate::config::{AgentConfig, RestartConfig};
-
-impl From<&RestartConfig> for RestartPolicy {
-    fn from(c: &RestartConfig) -> Self {
-        RestartPolicy {
-            backoff_base: c.backoff_base,
-            backoff_factor: c.backoff_factor,
-            backoff_cap: c.backoff_cap,
-            jitter: c.jitter,
-            max_restarts: c.max_restarts,
-            window: c.window,
-            cooldown: c.cooldown,
-            cooldown_cap: c.cooldown_cap,
-            stable_after: c.stable_after,
-            health_interval: c.health_interval,
-            health_timeout: c.health_timeout,
-        }
-    }
-}
+use crate::config::AgentConfig;
 
 /// The tree for one agent. Children listed in `test_children` run as inert,
 /// fault-injectable test actors; the real irc, socket, runner, … children are added by
 /// their own modules as they land.
 pub fn spec(agent: &AgentConfig, stop_timeout: Duration) -> AgentSpec {
-    let policy = RestartPolicy::from(&agent.restart);
+    let policy = agent.restart;
     let children = agent
         .test_children
         .iter()

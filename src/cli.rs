@@ -109,7 +109,9 @@ pub fn fail(code: u8, lines: &[String]) -> ExitCode {
 
 /// Resolves `--config`, `$CODEXD_CONFIG` or the default path.
 pub fn config_path(flag: Option<&Path>, env: &Env) -> Result<PathBuf, ConfigError> {
-    let Some(path) = flag else { return config::default_path(env) };
+    let Some(path) = flag else {
+        return config::default_path(env);
+    };
     // A quoted `--config '~/x'` reaches us unexpanded; expand it like the config's own paths.
     match path.to_str().map(|p| env.expand_tilde(p)) {
         Some(Some(expanded)) => Ok(expanded),

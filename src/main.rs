@@ -44,7 +44,7 @@ async fn dispatch(cli: Cli, env: Env) -> ExitCode {
             Err(error) => cli::load_config_error(error),
         },
         Command::Status { json, target } => {
-            let Ok(socket) = cli::socket_path(&target, &env).map_err(|code| code) else {
+            let Ok(socket) = cli::socket_path(&target, &env) else {
                 return ExitCode::from(exit::CONFIG);
             };
             cli::ask(&socket, Request::Status, |data| {

@@ -25,11 +25,17 @@ fn config(nicks: &[&str]) -> String {
         .iter()
         .map(|nick| format!("  - nick: {nick}\n    channels: ['#general']\n    test_children: [irc, socket, runner]\n"))
         .collect();
-    format!("server:\n  name: spark\ncontrol_socket: {{socket}}\nstate_dir: {{home}}/state\nshutdown_grace: 5s\n{POLICY}agents:\n{agents}")
+    format!(
+        "server:\n  name: spark\ncontrol_socket: {{socket}}\nstate_dir: {{home}}/state\nshutdown_grace: 5s\n{POLICY}agents:\n{agents}"
+    )
 }
 
 fn all_running(status: &serde_json::Value, nicks: &[&str]) -> bool {
-    nicks.iter().all(|nick| ["irc", "socket", "runner"].iter().all(|c| child(status, nick, c).is_some_and(|c| c["state"] == "running")))
+    nicks.iter().all(|nick| {
+        ["irc", "socket", "runner"]
+            .iter()
+            .all(|c| child(status, nick, c).is_some_and(|c| c["state"] == "running"))
+    })
 }
 
 fn code(out: &std::process::Output) -> i32 {
@@ -42,35 +48,81 @@ fn faults_open_a_circuit_that_heals_and_leave_everything_else_alone() {
     let nicks = ["spark-a", "spark-b", "spark-c"];
     scratch.write_config(&config(&nicks));
     let mut daemon = scratch.run(&[]);
-    let before = eventually("all agents running", || scratch.status().filter(|s| all_running(s, &nicks)));
+    let before = eventually("all agents running", || {
+        scratch.status().filter(|s| all_running(s, &nicks))
+    });
     let socket = scratch.socket();
     let socket = socket.to_str().expect("utf-8");
 
     for round in 1..=3 {
-        eventually("irc running before the fault", || scratch.status().filter(|s| child(s, "spark-a", "irc").is_some_and(|c| c["state"] == "running")));
+        eventually("irc running before the fault", || {
+            scratch
+                .status()
+                .filter(|s| child(s, "spark-a", "irc").is_some_and(|c| c["state"] == "running"))
+        });
         let out = scratch.cli(&["fault", "spark-a", "irc", "panic", "--socket", socket]);
-        assert_eq!(code(&out), 0, "fault {round}: {}", String::from_utf8_lossy(&out.stderr));
-        eventually("irc leaves running", || scratch.status().filter(|s| child(s, "spark-a", "irc").is_some_and(|c| c["state"] != "running" || c["restarts"] == round)));
+        assert_eq!(
+            code(&out),
+            0,
+            "fault {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eventually("irc leaves running", || {
+            scratch.status().filter(|s| {
+                child(s, "spark-a", "irc")
+                    .is_some_and(|c| c["state"] != "running" || c["restarts"] == round)
+            })
+        });
     }
-    let open = eventually("circuit open", || scratch.status().filter(|s| child(s, "spark-a", "irc").is_some_and(|c| c["state"] == "circuit_open")));
+    let open = eventually("circuit open", || {
+        scratch
+            .status()
+            .filter(|s| child(s, "spark-a", "irc").is_some_and(|c| c["state"] == "circuit_open"))
+    });
     let irc = child(&open, "spark-a", "irc").expect("irc");
     assert_eq!(irc["circuit"], "open");
-    assert!(irc["last_error"].as_str().unwrap_or_default().contains("panic"), "{irc}");
+    assert!(
+        irc["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("panic"),
+        "{irc}"
+    );
 
     // Nothing else moved: same actor instances everywhere else.
-    for (nick, name) in [("spark-a", "socket"), ("spark-a", "runner"), ("spark-b", "irc"), ("spark-c", "runner")] {
-        assert_eq!(child(&open, nick, name).expect("child")["actor_id"], child(&before, nick, name).expect("child")["actor_id"], "{nick}/{name}");
+    for (nick, name) in [
+        ("spark-a", "socket"),
+        ("spark-a", "runner"),
+        ("spark-b", "irc"),
+        ("spark-c", "runner"),
+    ] {
+        assert_eq!(
+            child(&open, nick, name).expect("child")["actor_id"],
+            child(&before, nick, name).expect("child")["actor_id"],
+            "{nick}/{name}"
+        );
     }
     assert_eq!(agent(&open, "spark-a").expect("agent")["state"], "running");
 
     // After the cooldown the half-open attempt stays up and closes the circuit.
     let healed = eventually("circuit closed again", || {
-        scratch.status().filter(|s| child(s, "spark-a", "irc").is_some_and(|c| c["circuit"] == "closed" && c["state"] == "running"))
+        scratch.status().filter(|s| {
+            child(s, "spark-a", "irc")
+                .is_some_and(|c| c["circuit"] == "closed" && c["state"] == "running")
+        })
     });
-    assert_eq!(child(&healed, "spark-a", "irc").expect("irc")["last_error"], serde_json::Value::Null);
+    assert_eq!(
+        child(&healed, "spark-a", "irc").expect("irc")["last_error"],
+        serde_json::Value::Null
+    );
 
     daemon.signal("TERM");
-    assert_eq!(daemon.wait().code(), Some(0), "graceful exit; log:\n{}", daemon.log_text());
+    assert_eq!(
+        daemon.wait().code(),
+        Some(0),
+        "graceful exit; log:\n{}",
+        daemon.log_text()
+    );
     assert!(!scratch.socket().exists(), "control socket removed on exit");
 }
 
@@ -79,23 +131,55 @@ fn sighup_adds_and_removes_agents_without_touching_the_others() {
     let scratch = Scratch::new();
     scratch.write_config(&config(&["spark-a", "spark-b"]));
     let mut daemon = scratch.run(&[]);
-    let before = eventually("two agents", || scratch.status().filter(|s| all_running(s, &["spark-a", "spark-b"])));
+    let before = eventually("two agents", || {
+        scratch
+            .status()
+            .filter(|s| all_running(s, &["spark-a", "spark-b"]))
+    });
 
     scratch.write_config(&config(&["spark-a", "spark-c"]));
     daemon.signal("HUP");
-    let after = eventually("c added, b removed", || scratch.status().filter(|s| all_running(s, &["spark-a", "spark-c"]) && agent(s, "spark-b").is_none()));
-    let (a_before, a_after) = (agent(&before, "spark-a").expect("a"), agent(&after, "spark-a").expect("a"));
-    assert_eq!(a_after["actor_id"], a_before["actor_id"], "spark-a kept its instance");
-    assert!(a_after["uptime_s"].as_f64() > a_before["uptime_s"].as_f64(), "spark-a kept its uptime");
-    assert_eq!(child(&after, "spark-a", "runner").expect("runner")["actor_id"], child(&before, "spark-a", "runner").expect("runner")["actor_id"]);
+    let after = eventually("c added, b removed", || {
+        scratch
+            .status()
+            .filter(|s| all_running(s, &["spark-a", "spark-c"]) && agent(s, "spark-b").is_none())
+    });
+    let (a_before, a_after) = (
+        agent(&before, "spark-a").expect("a"),
+        agent(&after, "spark-a").expect("a"),
+    );
+    assert_eq!(
+        a_after["actor_id"], a_before["actor_id"],
+        "spark-a kept its instance"
+    );
+    assert!(
+        a_after["uptime_s"].as_f64() > a_before["uptime_s"].as_f64(),
+        "spark-a kept its uptime"
+    );
+    assert_eq!(
+        child(&after, "spark-a", "runner").expect("runner")["actor_id"],
+        child(&before, "spark-a", "runner").expect("runner")["actor_id"]
+    );
 
     // An invalid config on SIGHUP is reported and changes nothing.
-    std::fs::write(scratch.config(), "agents:\n  - nick: 'bad nick'\n    chanels: []\n").expect("write");
+    std::fs::write(
+        scratch.config(),
+        "agents:\n  - nick: 'bad nick'\n    chanels: []\n",
+    )
+    .expect("write");
     daemon.signal("HUP");
-    eventually("reload rejection logged", || daemon.log_text().contains("config reload rejected").then_some(()));
+    eventually("reload rejection logged", || {
+        daemon
+            .log_text()
+            .contains("config reload rejected")
+            .then_some(())
+    });
     let still = scratch.status().expect("still answering");
     assert!(all_running(&still, &["spark-a", "spark-c"]));
-    assert_eq!(agent(&still, "spark-a").expect("a")["actor_id"], a_before["actor_id"]);
+    assert_eq!(
+        agent(&still, "spark-a").expect("a")["actor_id"],
+        a_before["actor_id"]
+    );
 
     daemon.signal("TERM");
     assert_eq!(daemon.wait().code(), Some(0));
@@ -106,7 +190,9 @@ fn bad_targets_are_clear_errors_and_the_daemon_lives_on() {
     let scratch = Scratch::new();
     scratch.write_config(&config(&["spark-a"]));
     let mut daemon = scratch.run(&[]);
-    eventually("running", || scratch.status().filter(|s| all_running(s, &["spark-a"])));
+    eventually("running", || {
+        scratch.status().filter(|s| all_running(s, &["spark-a"]))
+    });
     let socket = scratch.socket();
     let socket = socket.to_str().expect("utf-8");
     let cases: [(&[&str], &str); 3] = [
@@ -118,14 +204,27 @@ fn bad_targets_are_clear_errors_and_the_daemon_lives_on() {
         let out = scratch.cli(&[args, &["--socket", socket]].concat());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(code(&out), 1, "{args:?}: {stderr}");
-        assert!(stderr.contains("hint:") && stderr.contains(named), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("hint:") && stderr.contains(named),
+            "{args:?}: {stderr}"
+        );
     }
     // A raw client sending garbage gets an error line and keeps its connection.
-    let replies = raw_exchange(&scratch.socket(), &["not json", "{\"cmd\":\"launch\"}", "{\"cmd\":\"status\",\"id\":7}"]);
+    let replies = raw_exchange(
+        &scratch.socket(),
+        &[
+            "not json",
+            "{\"cmd\":\"launch\"}",
+            "{\"cmd\":\"status\",\"id\":7}",
+        ],
+    );
     assert_eq!(replies.len(), 3, "{replies:?}");
     assert_eq!(replies[0]["ok"], false);
     assert_eq!(replies[1]["code"], "bad_request");
-    assert_eq!((replies[2]["ok"].clone(), replies[2]["id"].clone()), (serde_json::json!(true), serde_json::json!(7)));
+    assert_eq!(
+        (replies[2]["ok"].clone(), replies[2]["id"].clone()),
+        (serde_json::json!(true), serde_json::json!(7))
+    );
     assert!(all_running(&scratch.status().expect("alive"), &["spark-a"]));
 
     daemon.signal("INT");
@@ -139,7 +238,9 @@ fn raw_exchange(socket: &std::path::Path, lines: &[&str]) -> Vec<serde_json::Val
     lines
         .iter()
         .map(|line| {
-            stream.write_all(format!("{line}\n").as_bytes()).expect("write");
+            stream
+                .write_all(format!("{line}\n").as_bytes())
+                .expect("write");
             let mut answer = String::new();
             reader.read_line(&mut answer).expect("read");
             serde_json::from_str(&answer).expect("answer is JSON")
@@ -162,9 +263,18 @@ fn a_second_daemon_on_the_same_socket_is_refused() {
     scratch.write_config(&config(&["spark-a"]));
     let _first = scratch.run(&[]);
     eventually("first running", || scratch.status());
-    let out = scratch.codexd().args(["run", "--config"]).arg(scratch.config()).output().expect("second");
+    let out = scratch
+        .codexd()
+        .args(["run", "--config"])
+        .arg(scratch.config())
+        .output()
+        .expect("second");
     assert_eq!(code(&out), 2);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("already listening"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already listening"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(scratch.status().is_some(), "the first daemon still answers");
 }
 
@@ -172,7 +282,12 @@ fn a_second_daemon_on_the_same_socket_is_refused() {
 fn unknown_agent_selection_is_refused() {
     let scratch = Scratch::new();
     scratch.write_config(&config(&["spark-a"]));
-    let out = scratch.codexd().args(["run", "--agent", "spark-zz", "--config"]).arg(scratch.config()).output().expect("run");
+    let out = scratch
+        .codexd()
+        .args(["run", "--agent", "spark-zz", "--config"])
+        .arg(scratch.config())
+        .output()
+        .expect("run");
     assert_eq!(code(&out), 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("hint: agent 'spark-zz' was not found"));
 }
@@ -182,7 +297,9 @@ fn run_selects_agents_by_nick() {
     let scratch = Scratch::new();
     scratch.write_config(&config(&["spark-a", "spark-b"]));
     let mut daemon = scratch.run(&["--agent", "spark-b"]);
-    let status = eventually("b running", || scratch.status().filter(|s| all_running(s, &["spark-b"])));
+    let status = eventually("b running", || {
+        scratch.status().filter(|s| all_running(s, &["spark-b"]))
+    });
     assert!(agent(&status, "spark-a").is_none());
     daemon.signal("TERM");
     assert_eq!(daemon.wait().code(), Some(0));
@@ -192,11 +309,21 @@ fn run_selects_agents_by_nick() {
 fn telemetry_on_with_no_collector_neither_blocks_nor_hangs() {
     let scratch = Scratch::new();
     // Nothing listens on these ports: every export fails.
-    let body = config(&["spark-a"]) + "telemetry:\n  enabled: true\n  otlp_endpoint: http://127.0.0.1:9\n  otlp_timeout_ms: 500\n  metrics_export_interval_ms: 200\n";
+    let body = config(&["spark-a"])
+        + "telemetry:\n  enabled: true\n  otlp_endpoint: http://127.0.0.1:9\n  otlp_timeout_ms: 500\n  metrics_export_interval_ms: 200\n";
     scratch.write_config(&body);
     let mut daemon = scratch.run(&[]);
-    eventually("running with telemetry on", || scratch.status().filter(|s| all_running(s, &["spark-a"])));
-    let out = scratch.cli(&["fault", "spark-a", "irc", "panic", "--socket", scratch.socket().to_str().expect("utf-8")]);
+    eventually("running with telemetry on", || {
+        scratch.status().filter(|s| all_running(s, &["spark-a"]))
+    });
+    let out = scratch.cli(&[
+        "fault",
+        "spark-a",
+        "irc",
+        "panic",
+        "--socket",
+        scratch.socket().to_str().expect("utf-8"),
+    ]);
     assert_eq!(code(&out), 0);
     daemon.signal("TERM");
     assert_eq!(daemon.wait().code(), Some(0), "log:\n{}", daemon.log_text());

@@ -59,25 +59,6 @@ const ORDERED: [Ordered; 2] = [
     },
 ];
 
-impl Default for RestartConfig {
-    fn default() -> Self {
-        let secs = Duration::from_secs;
-        RestartConfig {
-            backoff_base: secs(5),
-            backoff_factor: 2.0,
-            backoff_cap: secs(60),
-            jitter: 0.1,
-            max_restarts: 3,
-            window: secs(300),
-            cooldown: secs(60),
-            cooldown_cap: secs(30 * 60),
-            stable_after: secs(60),
-            health_interval: secs(5),
-            health_timeout: secs(2),
-        }
-    }
-}
-
 /// `restart:` overlaid on `base`. The ordering rules are checked for every pair this map
 /// sets at least one key of, on the merged values.
 pub(super) fn section(node: &Node<'_>, base: &RestartConfig, report: &mut Report) -> RestartConfig {

@@ -178,31 +178,8 @@ pub struct SleepWindow {
 }
 
 /// `restart:` — one child's restart policy (durations in humantime form: `300s`, `5m`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RestartConfig {
-    /// `backoff_base` (default 5s, Culture's fixed restart delay): delay before the first restart.
-    pub backoff_base: Duration,
-    /// `backoff_factor` (default 2.0, >= 1): growth per consecutive restart.
-    pub backoff_factor: f64,
-    /// `backoff_cap` (default 60s): the longest restart delay.
-    pub backoff_cap: Duration,
-    /// `jitter` (default 0.1, 0..=1): a delay is stretched by up to this fraction at random.
-    pub jitter: f64,
-    /// `max_restarts` (default 3, >= 1): this many failures within `window` open the circuit.
-    pub max_restarts: u32,
-    /// `window` (default 300s).
-    pub window: Duration,
-    /// `cooldown` (default 60s): how long an open circuit waits before its half-open attempt.
-    pub cooldown: Duration,
-    /// `cooldown_cap` (default 30m): the cooldown doubles on each re-open up to this.
-    pub cooldown_cap: Duration,
-    /// `stable_after` (default 60s): uptime after which a child counts as healthy again.
-    pub stable_after: Duration,
-    /// `health_interval` (default 5s): how often the supervisor pings each child.
-    pub health_interval: Duration,
-    /// `health_timeout` (default 2s): a child that does not answer a ping in time has hung.
-    pub health_timeout: Duration,
-}
+/// It is the supervision core's own policy type, so config and supervisor cannot drift.
+pub use codexd_actors::restart::RestartPolicy as RestartConfig;
 
 /// `codex:` — how the runner starts `codex app-server`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,7 +29,9 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("tempdir") }
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -46,7 +48,9 @@ impl Scratch {
 
     /// Writes the config file; `body` may use `{socket}` and `{home}`.
     pub fn write_config(&self, body: &str) {
-        let text = body.replace("{socket}", &self.socket().display().to_string()).replace("{home}", &self.dir.path().display().to_string());
+        let text = body
+            .replace("{socket}", &self.socket().display().to_string())
+            .replace("{home}", &self.dir.path().display().to_string());
         std::fs::write(self.config(), text).expect("write config");
     }
 
@@ -59,7 +63,10 @@ impl Scratch {
                 cmd.env_remove(key);
             }
         }
-        cmd.env("HOME", self.dir.path()).env("XDG_RUNTIME_DIR", self.path("run")).env("RUST_LOG", "info").stdin(Stdio::null());
+        cmd.env("HOME", self.dir.path())
+            .env("XDG_RUNTIME_DIR", self.path("run"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null());
         cmd
     }
 
@@ -71,15 +78,29 @@ impl Scratch {
     /// `codexd status --json` against this scratch's socket, parsed; None if it failed.
     pub fn status(&self) -> Option<serde_json::Value> {
         let out = self.cli(&["status", "--json", "--socket", self.socket().to_str()?]);
-        out.status.success().then(|| serde_json::from_slice(&out.stdout).expect("status is JSON"))
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).expect("status is JSON"))
     }
 
     /// Starts `codexd run` on this scratch's config.
     pub fn run(&self, extra: &[&str]) -> Daemon {
         let log = self.path("daemon.log");
         let stderr = std::fs::File::create(&log).expect("log file");
-        let child = self.codexd().arg("run").arg("--config").arg(self.config()).args(extra).stdout(Stdio::null()).stderr(stderr).spawn().expect("spawn codexd run");
-        Daemon { child: Some(child), log }
+        let child = self
+            .codexd()
+            .arg("run")
+            .arg("--config")
+            .arg(self.config())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn codexd run");
+        Daemon {
+            child: Some(child),
+            log,
+        }
     }
 }
 
@@ -96,7 +117,11 @@ impl Daemon {
 
     /// Sends a signal by name (`TERM`, `HUP`, `INT`) with kill(1).
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status().expect("kill");
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
         assert!(status.success(), "kill -{name} failed");
     }
 
@@ -124,12 +149,22 @@ impl Drop for Daemon {
 
 /// Looks up an agent (by nick) in a status document.
 pub fn agent<'a>(status: &'a serde_json::Value, nick: &str) -> Option<&'a serde_json::Value> {
-    status["agents"].as_array()?.iter().find(|a| a["nick"] == nick)
+    status["agents"]
+        .as_array()?
+        .iter()
+        .find(|a| a["nick"] == nick)
 }
 
 /// Looks up a child of an agent in a status document.
-pub fn child<'a>(status: &'a serde_json::Value, nick: &str, name: &str) -> Option<&'a serde_json::Value> {
-    agent(status, nick)?["children"].as_array()?.iter().find(|c| c["name"] == name)
+pub fn child<'a>(
+    status: &'a serde_json::Value,
+    nick: &str,
+    name: &str,
+) -> Option<&'a serde_json::Value> {
+    agent(status, nick)?["children"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == name)
 }
 
 pub fn exists(path: &Path) -> bool {
