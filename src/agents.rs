@@ -69,3 +69,47 @@ impl ReloadPlan {
         self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::Env;
+
+    fn agents(yaml: &str) -> Vec<AgentConfig> {
+        let env = Env::from_pairs([("HOME", "/home/t")]);
+        crate::config::parse(&format!("server: {{name: spark}}\nagents:\n{yaml}"), &env)
+            .expect("valid")
+            .config
+            .agents
+    }
+
+    #[test]
+    fn reload_plan_by_nick() {
+        let old =
+            agents("  - nick: spark-a\n  - nick: spark-b\n  - nick: spark-c\n    model: m1\n");
+        let new =
+            agents("  - nick: spark-c\n    model: m2\n  - nick: spark-a\n  - nick: spark-d\n");
+        let plan = ReloadPlan::between(&old, &new);
+        assert_eq!(
+            plan,
+            ReloadPlan {
+                added: vec!["spark-d".into()],
+                removed: vec!["spark-b".into()],
+                changed: vec!["spark-c".into()]
+            }
+        );
+        assert!(ReloadPlan::between(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn test_children_become_supervised_children_with_the_agents_policy() {
+        let list = agents(
+            "  - nick: spark-a\n    test_children: [irc, runner]\n    restart: {max_restarts: 7}\n",
+        );
+        let spec = spec(&list[0], Duration::from_secs(1));
+        let names: Vec<&str> = spec.children.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["irc", "runner"]);
+        assert!(spec.children.iter().all(|c| c.policy.max_restarts == 7));
+        assert_eq!(spec.policy.max_restarts, 7);
+    }
+}
