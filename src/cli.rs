@@ -312,11 +312,13 @@ pub fn check_selection(config: &Config, only: &[String], path: &Path) -> Result<
 }
 
 /// Resolves telemetry settings (config + OTEL_* environment) and starts logging/export.
+/// Also returns how long the final flush may take: the export timeout plus a second, so
+/// an export already under way can finish.
 pub fn start_telemetry(
     config: &Config,
     format: LogFormat,
     env: &Env,
-) -> Result<crate::telemetry::Telemetry, ExitCode> {
+) -> Result<(crate::telemetry::Telemetry, Duration), ExitCode> {
     let instance = if config.agents.is_empty() {
         config.server.name.clone()
     } else {
@@ -329,8 +331,14 @@ pub fn start_telemetry(
     };
     let settings = crate::telemetry::Settings::resolve(&config.telemetry, &instance, env)
         .map_err(|e| fail(exit::CONFIG, &[e.to_string()]))?;
-    crate::telemetry::init(&settings, format)
-        .map_err(|e| fail(exit::CONFIG, &[format!("cannot start telemetry: {e}")]))
+    let exporters = settings
+        .otlp
+        .iter()
+        .flat_map(|o| o.traces.iter().chain(o.metrics.iter()));
+    let flush = exporters.map(|e| e.timeout).max().unwrap_or_default() + Duration::from_secs(1);
+    let telemetry = crate::telemetry::init(&settings, format)
+        .map_err(|e| fail(exit::CONFIG, &[format!("cannot start telemetry: {e}")]))?;
+    Ok((telemetry, flush))
 }
 
 /// Prints `status` data as JSON or as a table.

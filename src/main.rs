@@ -10,9 +10,6 @@ use codexd::control::Request;
 use codexd::env::Env;
 use codexd::{ConfigSource, signal, telemetry};
 
-/// How long flushing telemetry may take at exit.
-const TELEMETRY_FLUSH: Duration = Duration::from_secs(5);
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = Env::from_process();
@@ -99,7 +96,7 @@ async fn run(
     if let Err(code) = cli::check_selection(&loaded.config, &only, &path) {
         return code;
     }
-    let telemetry = match cli::start_telemetry(&loaded.config, log_format, &env) {
+    let (telemetry, flush) = match cli::start_telemetry(&loaded.config, log_format, &env) {
         Ok(telemetry) => telemetry,
         Err(code) => return code,
     };
@@ -116,6 +113,7 @@ async fn run(
             &[format!("cannot install signal handlers: {error}")],
         ),
     };
-    telemetry.shutdown(TELEMETRY_FLUSH);
+    // Flushing blocks (bounded by `flush`); let the runtime know.
+    tokio::task::block_in_place(|| telemetry.shutdown(flush));
     code
 }

@@ -11,3 +11,4 @@ pub mod restart;
 mod status;
 pub mod supervisor;
 pub mod test_child;
+pub mod trace;

@@ -1,0 +1,214 @@
+//! A real OTLP receiver for tests: runs `tests/support/otlp_sink.py` from the venv that
+//! `scripts/install-peers` made under `$CODEXD_PEERS/otlp-sink/` (default `<repo>/.peers`),
+//! on free loopback ports, and reads back what it received.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// How long the sink may take to report its ports (cold Python + grpc import is ~1 s).
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running sink; killed on drop.
+pub(crate) struct OtlpSink {
+    child: Child,
+    out: PathBuf,
+    _dir: tempfile::TempDir,
+    /// OTLP/gRPC port on 127.0.0.1.
+    pub(crate) grpc_port: u16,
+    /// OTLP/HTTP port on 127.0.0.1.
+    pub(crate) http_port: u16,
+}
+
+/// One span as the sink received it.
+#[derive(Debug, Clone)]
+pub(crate) struct ReceivedSpan {
+    pub(crate) transport: String,
+    pub(crate) encoding: Option<String>,
+    pub(crate) service_name: String,
+    pub(crate) scope: String,
+    pub(crate) name: String,
+    pub(crate) trace_id: String,
+    pub(crate) span_id: String,
+    /// Empty for a root span.
+    pub(crate) parent_span_id: String,
+}
+
+/// One metric as the sink received it.
+#[derive(Debug, Clone)]
+pub(crate) struct ReceivedMetric {
+    pub(crate) transport: String,
+    pub(crate) encoding: Option<String>,
+    pub(crate) service_name: String,
+    pub(crate) scope: String,
+    pub(crate) name: String,
+}
+
+/// Where install-peers put the peers.
+pub(crate) fn peers_dir() -> PathBuf {
+    std::env::var_os("CODEXD_PEERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".peers"))
+}
+
+/// A peer is missing: fail under `CI=true`, otherwise print a loud SKIP line.
+pub(crate) fn skip_or_fail(reason: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("peer missing under CI=true: {reason}");
+    }
+    eprintln!("SKIP: {reason} (run scripts/install-peers)");
+}
+
+impl OtlpSink {
+    /// Starts the sink; `Err` says the receiver is not installed. A sink that is installed
+    /// but does not come up is a test failure (panic).
+    pub(crate) fn start() -> Result<OtlpSink, String> {
+        let python = peers_dir().join("otlp-sink/venv/bin/python");
+        if !python.exists() {
+            return Err(format!(
+                "OTLP receiver not installed: {} is missing",
+                python.display()
+            ));
+        }
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/otlp_sink.py");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("received.jsonl");
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .arg(&out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", python.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = match rx.recv_timeout(READY_TIMEOUT) {
+            Ok(line) if !line.is_empty() => line,
+            _ => {
+                let _ = child.kill();
+                panic!("the OTLP sink did not report its ports within {READY_TIMEOUT:?}");
+            }
+        };
+        let ports: Value = serde_json::from_str(&line).expect("ports line");
+        let port = |key: &str| {
+            ports[key]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .expect("port")
+        };
+        Ok(OtlpSink {
+            grpc_port: port("grpc"),
+            http_port: port("http"),
+            child,
+            out,
+            _dir: dir,
+        })
+    }
+
+    /// `http://127.0.0.1:<grpc port>`.
+    pub(crate) fn grpc_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc_port)
+    }
+
+    /// `http://127.0.0.1:<http port>` (a base URL; the exporter appends `/v1/<signal>`).
+    pub(crate) fn http_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// Every export request received so far, one JSON object each.
+    pub(crate) fn requests(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("sink line"))
+            .collect()
+    }
+
+    /// For each gRPC request stream seen on the wire: was its message gzip-compressed?
+    pub(crate) fn grpc_wire_compressed(&self) -> Vec<bool> {
+        let requests = self.requests();
+        let wire = requests
+            .iter()
+            .filter_map(|r| r["wire"]["compressed"].as_bool());
+        wire.collect()
+    }
+
+    /// Every span received so far.
+    pub(crate) fn spans(&self) -> Vec<ReceivedSpan> {
+        let mut spans = Vec::new();
+        for request in self.requests().iter().filter(|r| r["signal"] == "traces") {
+            for resource in array(&request["request"]["resourceSpans"]) {
+                let service_name = service_name(&resource["resource"]);
+                for scope in array(&resource["scopeSpans"]) {
+                    for span in array(&scope["spans"]) {
+                        spans.push(ReceivedSpan {
+                            transport: text(&request["transport"]),
+                            encoding: request["encoding"].as_str().map(str::to_owned),
+                            service_name: service_name.clone(),
+                            scope: text(&scope["scope"]["name"]),
+                            name: text(&span["name"]),
+                            trace_id: text(&span["traceId"]),
+                            span_id: text(&span["spanId"]),
+                            parent_span_id: text(&span["parentSpanId"]),
+                        });
+                    }
+                }
+            }
+        }
+        spans
+    }
+
+    /// Every metric received so far.
+    pub(crate) fn metrics(&self) -> Vec<ReceivedMetric> {
+        let mut metrics = Vec::new();
+        for request in self.requests().iter().filter(|r| r["signal"] == "metrics") {
+            for resource in array(&request["request"]["resourceMetrics"]) {
+                let service_name = service_name(&resource["resource"]);
+                for scope in array(&resource["scopeMetrics"]) {
+                    for metric in array(&scope["metrics"]) {
+                        metrics.push(ReceivedMetric {
+                            transport: text(&request["transport"]),
+                            encoding: request["encoding"].as_str().map(str::to_owned),
+                            service_name: service_name.clone(),
+                            scope: text(&scope["scope"]["name"]),
+                            name: text(&metric["name"]),
+                        });
+                    }
+                }
+            }
+        }
+        metrics
+    }
+}
+
+impl Drop for OtlpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn array(value: &Value) -> &[Value] {
+    value.as_array().map_or(&[], Vec::as_slice)
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_owned()
+}
+
+fn service_name(resource: &Value) -> String {
+    array(&resource["attributes"])
+        .iter()
+        .find(|a| a["key"] == "service.name")
+        .map(|a| text(&a["value"]["stringValue"]))
+        .unwrap_or_default()
+}
