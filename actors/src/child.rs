@@ -11,6 +11,7 @@ use ractor::{ActorCell, ActorRef, RpcReplyPort, SpawnErr};
 use serde::{Deserialize, Serialize};
 
 use crate::restart::RestartPolicy;
+use crate::trace::TraceCtx;
 
 /// Messages every supervised actor understands. Each child's message enum implements
 /// `From<ControlMsg>`, so a supervisor can reach any child through its [`ChildHandle`].
@@ -34,6 +35,8 @@ pub enum ControlMsg {
         kind: FaultKind,
         /// Answered before the fault takes effect.
         reply: RpcReplyPort<Result<(), ControlError>>,
+        /// The operator request this continues.
+        trace: TraceCtx,
     },
     /// Close the circuit of the child at `path` (empty = every child of the receiver)
     /// and start it now if it is waiting.
@@ -42,6 +45,8 @@ pub enum ControlMsg {
         path: Vec<String>,
         /// Answered once the reset has been applied.
         reply: RpcReplyPort<Result<(), ControlError>>,
+        /// The operator request this continues.
+        trace: TraceCtx,
     },
 }
 

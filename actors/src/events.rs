@@ -10,7 +10,8 @@
 //! | half_open        | info  | transitions +1                                       |
 //! | circuit_closed   | info  | transitions +1, circuits_open −1                     |
 //! | reset            | info  | transitions +1 (circuits_open −1 if it was open)     |
-//! | added / removed  | info  | transitions +1                                       |
+//! | added            | info  | transitions +1                                       |
+//! | removed          | info  | transitions +1 (circuits_open −1 if it was open)     |
 
 use std::time::Duration;
 
@@ -48,11 +49,17 @@ pub enum Transition {
     /// The half-open attempt stayed up: back to normal.
     CircuitClosed,
     /// An operator reset the circuit.
-    Reset,
+    Reset {
+        /// Whether the circuit was open or half-open before.
+        was_open: bool,
+    },
     /// A child was added at run time (SIGHUP).
     Added,
     /// A child was stopped and removed (SIGHUP).
-    Removed,
+    Removed {
+        /// Whether its circuit was open or half-open.
+        was_open: bool,
+    },
 }
 
 impl Transition {
@@ -65,9 +72,9 @@ impl Transition {
             Transition::CircuitOpened { .. } => "circuit_opened",
             Transition::HalfOpen => "half_open",
             Transition::CircuitClosed => "circuit_closed",
-            Transition::Reset => "reset",
+            Transition::Reset { .. } => "reset",
             Transition::Added => "added",
-            Transition::Removed => "removed",
+            Transition::Removed { .. } => "removed",
         }
     }
 }
@@ -87,12 +94,13 @@ impl TransitionEvent<'_> {
     /// Writes the log line, the span event and the metrics.
     pub fn emit(&self) {
         let name = self.transition.name();
-        let span = tracing::info_span!(
+        // A root of its own: a transition is not part of whatever the supervisor did last.
+        let span = crate::trace::TraceCtx::default().follow(tracing::info_span!(
             "supervisor.transition",
             supervisor = self.supervisor,
             child = self.child,
             transition = name
-        );
+        ));
         let _entered = span.enter();
         let (sup, child) = (self.supervisor, self.child);
         match &self.transition {
@@ -138,6 +146,7 @@ impl TransitionEvent<'_> {
         let delta = match self.transition {
             Transition::CircuitOpened { .. } => 1,
             Transition::CircuitClosed => -1,
+            Transition::Reset { was_open: true } | Transition::Removed { was_open: true } => -1,
             _ => return,
         };
         meter

@@ -2,6 +2,7 @@
 //! any child, so an operator can break any part of the tree on purpose.
 
 use ractor::ActorProcessingErr;
+use tracing::Instrument;
 
 use crate::child::{ChildStatus, ControlError, ControlMsg, FaultKind};
 
@@ -33,10 +34,17 @@ pub async fn handle_leaf(msg: ControlMsg, who: &str) -> Result<(), ActorProcessi
         ControlMsg::Status { reply, .. } => {
             let _ = reply.send(Vec::<ChildStatus>::new());
         }
-        ControlMsg::Fault { path, kind, reply } => match path.first() {
+        ControlMsg::Fault {
+            path,
+            kind,
+            reply,
+            trace,
+        } => match path.first() {
             None => {
                 let _ = reply.send(Ok(()));
-                return inject(kind, who).await;
+                let span = trace
+                    .follow(tracing::info_span!("supervisor.fault", actor = who, fault = %kind));
+                return inject(kind, who).instrument(span).await;
             }
             Some(name) => {
                 let _ = reply.send(Err(ControlError::NoSuchChild {
@@ -45,7 +53,7 @@ pub async fn handle_leaf(msg: ControlMsg, who: &str) -> Result<(), ActorProcessi
                 }));
             }
         },
-        ControlMsg::Reset { path, reply } => {
+        ControlMsg::Reset { path, reply, .. } => {
             let result = match path.first() {
                 None => Ok(()),
                 Some(name) => Err(ControlError::NoSuchChild {

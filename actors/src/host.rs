@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::agent::AgentSpec;
 use crate::child::{ChildSpec, ChildStatus, ControlError, ControlMsg, FaultKind};
 use crate::supervisor::{ShutdownOrder, Supervisor, SupervisorArgs, SupervisorMsg};
+use crate::trace::TraceCtx;
 
 /// How long a control request may take before the Host is reported unresponsive.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -115,7 +116,14 @@ impl Host {
     pub async fn fault(&self, nick: &str, child: &str, kind: FaultKind) -> Result<(), HostError> {
         let path = vec![nick.to_owned(), child.to_owned()];
         Ok(self
-            .request(|reply| SupervisorMsg::Control(ControlMsg::Fault { path, kind, reply }))
+            .request(|reply| {
+                SupervisorMsg::Control(ControlMsg::Fault {
+                    path,
+                    kind,
+                    reply,
+                    trace: TraceCtx::current(),
+                })
+            })
             .await??)
     }
 
@@ -126,7 +134,13 @@ impl Host {
             .map(str::to_owned)
             .collect();
         Ok(self
-            .request(|reply| SupervisorMsg::Control(ControlMsg::Reset { path, reply }))
+            .request(|reply| {
+                SupervisorMsg::Control(ControlMsg::Reset {
+                    path,
+                    reply,
+                    trace: TraceCtx::current(),
+                })
+            })
             .await??)
     }
 

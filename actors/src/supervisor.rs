@@ -14,12 +14,14 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, Super
 use tokio::time::Instant;
 
 use crate::child::{
-    ChildHandle, ChildRole, ChildSpec, ChildState, ChildStatus, ControlError, ControlMsg,
+    ChildHandle, ChildRole, ChildSpec, ChildState, ChildStatus, ControlError, ControlMsg, FaultKind,
 };
 use crate::events::{Transition, TransitionEvent};
 use crate::fault;
-use crate::restart::{Breaker, Decision};
+use crate::restart::{Breaker, Circuit, Decision};
 use crate::status;
+use crate::trace::TraceCtx;
+use tracing::Instrument;
 
 /// The supervisor actor (stateless; see [`SupervisorState`]).
 pub struct Supervisor;
@@ -466,46 +468,81 @@ async fn on_control(
                 .collect();
             status::collect_and_reply(records, budget / 2, reply);
         }
-        ControlMsg::Fault { path, kind, reply } => match path.split_first() {
-            None => {
-                let _ = reply.send(Ok(()));
-                fault::inject(kind, &state.name).await?;
-            }
-            Some((name, rest)) => forward(state, name, reply, |reply| ControlMsg::Fault {
-                path: rest.to_vec(),
-                kind,
-                reply,
-            }),
-        },
-        ControlMsg::Reset { path, reply } => match path.split_first() {
-            None => {
-                let names: Vec<String> =
-                    state.children.iter().map(|c| c.spec.name.clone()).collect();
-                for name in names {
-                    reset_child(myself, state, &name).await;
-                }
-                let _ = reply.send(Ok(()));
-            }
-            Some((name, []))
-                if state
-                    .child(name)
-                    .is_some_and(|c| c.state != ChildState::Running) =>
-            {
-                reset_child(myself, state, name).await;
-                let _ = reply.send(Ok(()));
-            }
-            Some((name, rest)) => {
-                if rest.is_empty() {
-                    reset_child(myself, state, name).await;
-                }
-                forward(state, name, reply, |reply| ControlMsg::Reset {
-                    path: rest.to_vec(),
-                    reply,
-                });
-            }
-        },
+        ControlMsg::Fault {
+            path,
+            kind,
+            reply,
+            trace,
+        } => {
+            let span = trace.follow(tracing::info_span!("supervisor.fault", supervisor = %state.name, path = ?path, fault = %kind));
+            on_fault(state, path, kind, reply).instrument(span).await?;
+        }
+        ControlMsg::Reset { path, reply, trace } => {
+            let span = trace.follow(
+                tracing::info_span!("supervisor.reset", supervisor = %state.name, path = ?path),
+            );
+            on_reset(myself, state, path, reply).instrument(span).await;
+        }
     }
     Ok(())
+}
+
+/// Injects a fault into this supervisor (empty path) or passes it on toward the child.
+async fn on_fault(
+    state: &mut SupervisorState,
+    path: Vec<String>,
+    kind: FaultKind,
+    reply: RpcReplyPort<Result<(), ControlError>>,
+) -> Result<(), ActorProcessingErr> {
+    match path.split_first() {
+        None => {
+            let _ = reply.send(Ok(()));
+            fault::inject(kind, &state.name).await?;
+        }
+        Some((name, rest)) => forward(state, name, reply, |reply| ControlMsg::Fault {
+            path: rest.to_vec(),
+            kind,
+            reply,
+            trace: TraceCtx::current(),
+        }),
+    }
+    Ok(())
+}
+
+/// Resets this supervisor's children (empty path), one child, or passes it on.
+async fn on_reset(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    path: Vec<String>,
+    reply: RpcReplyPort<Result<(), ControlError>>,
+) {
+    match path.split_first() {
+        None => {
+            let names: Vec<String> = state.children.iter().map(|c| c.spec.name.clone()).collect();
+            for name in names {
+                reset_child(myself, state, &name).await;
+            }
+            let _ = reply.send(Ok(()));
+        }
+        Some((name, []))
+            if state
+                .child(name)
+                .is_some_and(|c| c.state != ChildState::Running) =>
+        {
+            reset_child(myself, state, name).await;
+            let _ = reply.send(Ok(()));
+        }
+        Some((name, rest)) => {
+            if rest.is_empty() {
+                reset_child(myself, state, name).await;
+            }
+            forward(state, name, reply, |reply| ControlMsg::Reset {
+                path: rest.to_vec(),
+                reply,
+                trace: TraceCtx::current(),
+            });
+        }
+    }
 }
 
 /// Sends a request on to a running child, or answers why it cannot be.
@@ -546,6 +583,7 @@ async fn reset_child(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorSta
     let Some(child) = state.child(name) else {
         return;
     };
+    let was_open = child.breaker.circuit() != Circuit::Closed;
     child.breaker.reset();
     let waiting = matches!(
         child.state,
@@ -554,7 +592,7 @@ async fn reset_child(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorSta
     if child.state != ChildState::Stopped {
         child.last_error = None;
     }
-    state.event(name, Transition::Reset);
+    state.event(name, Transition::Reset { was_open });
     if waiting {
         start_child(myself, state, name).await;
     }
@@ -584,11 +622,12 @@ async fn remove_child(state: &mut SupervisorState, name: &str, reply: RpcReplyPo
         return;
     };
     let mut child = state.children.remove(index);
+    let was_open = child.breaker.circuit() != Circuit::Closed;
     child.state = ChildState::Stopped;
     if let Some(handle) = child.handle.take() {
         stop_child(handle, state.stop_timeout).await;
     }
-    state.event(name, Transition::Removed);
+    state.event(name, Transition::Removed { was_open });
     let _ = reply.send(true);
 }
 

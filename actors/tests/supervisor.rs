@@ -384,6 +384,7 @@ async fn an_agent_supervisor_that_panics_is_restarted_with_fresh_children() {
                     path: vec!["spark-a".into()],
                     kind: FaultKind::Panic,
                     reply,
+                    trace: Default::default(),
                 },
             )
         },
