@@ -328,3 +328,38 @@ fn telemetry_on_with_no_collector_neither_blocks_nor_hangs() {
     daemon.signal("TERM");
     assert_eq!(daemon.wait().code(), Some(0), "log:\n{}", daemon.log_text());
 }
+
+#[test]
+fn a_second_shutdown_signal_exits_at_once() {
+    let scratch = Scratch::new();
+    // Health pings off (1h) so a hung child is not killed: graceful shutdown must wait for it.
+    let body = config(&["spark-a"])
+        .replace("health_interval: 500ms", "health_interval: 1h")
+        .replace("shutdown_grace: 5s", "shutdown_grace: 10m");
+    scratch.write_config(&body);
+    let mut daemon = scratch.run(&[]);
+    eventually("running", || {
+        scratch.status().filter(|s| all_running(s, &["spark-a"]))
+    });
+    let out = scratch.cli(&[
+        "fault",
+        "spark-a",
+        "irc",
+        "hang:600",
+        "--socket",
+        scratch.socket().to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+
+    daemon.signal("TERM");
+    eventually("graceful shutdown under way", || {
+        daemon.log_text().contains("shutting down").then_some(())
+    });
+    daemon.signal("TERM");
+    assert_eq!(
+        daemon.wait().code(),
+        Some(143),
+        "log:\n{}",
+        daemon.log_text()
+    );
+}
