@@ -30,6 +30,9 @@ pub enum RunError {
     /// The control socket could not be bound (another daemon, permissions, …).
     #[error(transparent)]
     ControlSocket(#[from] control::SocketError),
+    /// The Host stopped although nobody asked it to.
+    #[error("the supervision tree stopped unexpectedly")]
+    HostDied,
     /// The Host actor could not be spawned.
     #[error("cannot start the supervision tree: {0}")]
     Spawn(String),
@@ -79,15 +82,19 @@ pub async fn run(
         agents: agents.iter().map(|a| agents::spec(a, grace / 2)).collect(),
         stop_timeout: grace,
     };
-    let (host, _join) = Host::spawn(spec)
+    let (host, mut host_ended) = Host::spawn(spec)
         .await
         .map_err(|e| RunError::Spawn(e.to_string()))?;
     tracing::info!(agents = agents.len(), "codexd running");
 
-    while let Some(event) = events.recv().await {
-        match event {
-            signal::Event::Reload => agents = reload(&host, &source, agents, grace).await,
-            signal::Event::Shutdown => break,
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(signal::Event::Reload) => agents = reload(&host, &source, agents, grace).await,
+                Some(signal::Event::Shutdown) | None => break,
+            },
+            // The Host only ends on shutdown; anything else is a bug worth a non-zero exit.
+            _ = &mut host_ended => return Err(RunError::HostDied),
         }
     }
     tracing::info!(grace_s = grace.as_secs_f64(), "shutting down");

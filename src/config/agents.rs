@@ -81,14 +81,7 @@ const KEYS: Keys = Keys {
 };
 
 /// The children of an agent, by the names used in config, status and fault injection.
-pub(super) const CHILDREN: &[&str] = &[
-    "irc",
-    "socket",
-    "webhook",
-    "attention",
-    "runner",
-    "overseer",
-];
+pub(super) const CHILDREN: &[&str] = &codexd_actors::agent::CHILD_NAMES;
 /// The model agents and the overseer use unless told otherwise.
 pub(super) const DEFAULT_MODEL: &str = "gpt-5.4";
 /// Culture's outer turn timeout.
