@@ -8,7 +8,7 @@ use codexd_actors::agent::AgentSpec;
 use codexd_actors::child::{ChildRole, ChildSpec};
 use codexd_actors::test_child::{Script, TestChildFactory};
 
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, Config};
 
 /// The tree for one agent. Children listed in `test_children` run as inert,
 /// fault-injectable test actors; the real irc, socket, runner, … children are added by
@@ -70,6 +70,29 @@ impl ReloadPlan {
     }
 }
 
+/// Daemon-level settings that differ between `old` and `new` and that a reload does not
+/// apply (agents' own entries, including their resolved restart, codex and attention
+/// settings, are applied by restarting the changed agents).
+pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let checks: [(&'static str, bool); 10] = [
+        ("server", old.server != new.server),
+        ("supervisor", old.overseer != new.overseer),
+        ("webhooks", old.webhooks != new.webhooks),
+        ("telemetry", old.telemetry != new.telemetry),
+        ("buffer_size", old.buffer_size != new.buffer_size),
+        ("poll_interval", old.poll_interval != new.poll_interval),
+        ("sleep_start/sleep_end", old.sleep != new.sleep),
+        ("state_dir", old.state_dir != new.state_dir),
+        ("control_socket", old.control_socket != new.control_socket),
+        ("shutdown_grace", old.shutdown_grace != new.shutdown_grace),
+    ];
+    checks
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(key, _)| key)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +104,19 @@ mod tests {
             .expect("valid")
             .config
             .agents
+    }
+
+    #[test]
+    fn daemon_level_changes_are_named() {
+        let env = Env::from_pairs([("HOME", "/home/t")]);
+        let parse = |text: &str| crate::config::parse(text, &env).expect("valid").config;
+        let old = parse("server: {name: spark}\nbuffer_size: 10\n");
+        let new = parse("server: {name: spark, port: 7000}\nbuffer_size: 10\nshutdown_grace: 1m\n");
+        assert_eq!(
+            restart_only_changes(&old, &new),
+            ["server", "shutdown_grace"]
+        );
+        assert!(restart_only_changes(&old, &old).is_empty());
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let socket = ControlSocket::bind(&config.control_socket)?;
     tracing::info!(path = %socket.path().display(), "control socket listening");
-    let mut agents: Vec<AgentConfig> = source.selected(&config).into_iter().cloned().collect();
+    let agents: Vec<AgentConfig> = source.selected(&config).into_iter().cloned().collect();
     warn_childless(&agents);
     let grace = config.shutdown_grace;
     let control = ChildSpec {
@@ -86,11 +86,12 @@ pub async fn run(
         .await
         .map_err(|e| RunError::Spawn(e.to_string()))?;
     tracing::info!(agents = agents.len(), "codexd running");
+    let mut running = config;
 
     loop {
         tokio::select! {
             event = events.recv() => match event {
-                Some(signal::Event::Reload) => agents = reload(&host, &source, agents, grace).await,
+                Some(signal::Event::Reload) => running = reload(&host, &source, running, grace).await,
                 Some(signal::Event::Shutdown) | None => break,
             },
             // The Host only ends on shutdown; anything else is a bug worth a non-zero exit.
@@ -106,13 +107,13 @@ pub async fn run(
 
 /// SIGHUP: re-read the config; if it is valid, start added agents, stop removed ones and
 /// restart changed ones, leaving the rest untouched. If it is not, keep running as is.
-/// Returns the agent list now in force.
+/// Returns the config now in force.
 async fn reload(
     host: &Host,
     source: &ConfigSource,
-    current: Vec<AgentConfig>,
+    current: Config,
     grace: std::time::Duration,
-) -> Vec<AgentConfig> {
+) -> Config {
     let loaded = match config::load(&source.path, &source.env) {
         Ok(loaded) => loaded,
         Err(error) => {
@@ -131,7 +132,12 @@ async fn reload(
         .into_iter()
         .cloned()
         .collect();
-    let plan = ReloadPlan::between(&current, &wanted);
+    let needs_restart = agents::restart_only_changes(&current, &loaded.config);
+    if !needs_restart.is_empty() {
+        tracing::warn!(keys = ?needs_restart, "these settings changed but take effect only when codexd restarts");
+    }
+    let running: Vec<AgentConfig> = source.selected(&current).into_iter().cloned().collect();
+    let plan = ReloadPlan::between(&running, &wanted);
     tracing::info!(added = ?plan.added, removed = ?plan.removed, changed = ?plan.changed, "config reloaded");
     for nick in plan.removed.iter().chain(&plan.changed) {
         if let Err(error) = host.remove_agent(nick).await {
@@ -147,7 +153,7 @@ async fn reload(
             tracing::error!(agent.nick = %agent.nick, error = %error, "could not start agent");
         }
     }
-    wanted
+    loaded.config
 }
 
 fn warn_childless(agents: &[AgentConfig]) {

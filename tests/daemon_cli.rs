@@ -227,6 +227,20 @@ fn bad_targets_are_clear_errors_and_the_daemon_lives_on() {
     );
     assert!(all_running(&scratch.status().expect("alive"), &["spark-a"]));
 
+    // The human table names every agent and child with its state and circuit.
+    let table = scratch.cli(&["status", "--socket", socket]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    for row in ["spark-a ", "  irc ", "  socket ", "  runner "] {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no row {row:?} in:\n{table}"));
+        assert!(
+            line.contains("running") && line.contains("closed"),
+            "{line}"
+        );
+    }
+
     daemon.signal("INT");
     assert_eq!(daemon.wait().code(), Some(0));
 }
