@@ -14,15 +14,7 @@ const HTTP: OtlpProtocol = OtlpProtocol::HttpProtobuf;
 fn enabled() -> TelemetryConfig {
     TelemetryConfig {
         enabled: true,
-        service_name: None,
-        otlp_endpoint: None,
-        otlp_protocol: None,
-        otlp_timeout: None,
-        otlp_compression: None,
-        traces_enabled: true,
-        traces_sampler: None,
-        metrics_enabled: true,
-        metrics_export_interval: None,
+        ..TelemetryConfig::default()
     }
 }
 
