@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use ractor::{Actor, ActorCell, SpawnErr};
+use ractor::{ActorCell, SpawnErr};
 
-use crate::child::{ChildFactory, ChildHandle, ChildRole, ChildSpec};
+use crate::child::{ChildFactory, ChildHandle, ChildRole, ChildSpec, spawn_linked};
 use crate::restart::RestartPolicy;
 use crate::supervisor::{ShutdownOrder, Supervisor, SupervisorArgs};
 
@@ -62,9 +62,6 @@ impl ChildFactory for AgentFactory {
             shutdown: ShutdownOrder::Reverse,
             stop_timeout: self.spec.stop_timeout,
         };
-        Box::pin(async move {
-            let (actor, _join) = Actor::spawn_linked(None, Supervisor, args, supervisor).await?;
-            Ok(ChildHandle::new(actor))
-        })
+        spawn_linked(Supervisor, args, supervisor)
     }
 }

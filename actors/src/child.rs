@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use ractor::{ActorCell, ActorRef, RpcReplyPort, SpawnErr};
+use ractor::{Actor, ActorCell, ActorRef, RpcReplyPort, SpawnErr};
 use serde::{Deserialize, Serialize};
 
 use crate::restart::RestartPolicy;
@@ -178,6 +178,23 @@ impl fmt::Debug for ChildHandle {
             .field("id", &self.cell.get_id())
             .finish()
     }
+}
+
+/// Spawns `actor` linked to `supervisor` and wraps it in a [`ChildHandle`]: the body of
+/// every [`ChildFactory::spawn`].
+pub fn spawn_linked<A>(
+    actor: A,
+    args: A::Arguments,
+    supervisor: ActorCell,
+) -> BoxFuture<'static, Result<ChildHandle, SpawnErr>>
+where
+    A: Actor,
+    A::Msg: From<ControlMsg>,
+{
+    Box::pin(async move {
+        let (actor, _join) = Actor::spawn_linked(None, actor, args, supervisor).await?;
+        Ok(ChildHandle::new(actor))
+    })
 }
 
 /// Starts one kind of child, linked to `supervisor`. Called again on every restart.

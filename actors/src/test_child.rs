@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 
-use crate::child::{ChildFactory, ChildHandle, ControlMsg, FaultKind};
+use crate::child::{ChildFactory, ChildHandle, ControlMsg, FaultKind, spawn_linked};
 use crate::fault;
 
 /// What a test child does on its own.
@@ -197,9 +197,6 @@ impl ChildFactory for TestChildFactory {
             instance,
             stop_log: self.stop_log.clone(),
         };
-        Box::pin(async move {
-            let (actor, _join) = Actor::spawn_linked(None, TestChild, args, supervisor).await?;
-            Ok(ChildHandle::new(actor))
-        })
+        spawn_linked(TestChild, args, supervisor)
     }
 }

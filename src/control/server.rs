@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use codexd_actors::child::{ChildFactory, ChildHandle, ControlError, ControlMsg, FaultKind};
+use codexd_actors::child::{
+    ChildFactory, ChildHandle, ControlError, ControlMsg, FaultKind, spawn_linked,
+};
 use codexd_actors::fault;
 use codexd_actors::host::{Host, HostError};
 use futures::future::BoxFuture;
@@ -39,10 +41,7 @@ impl ChildFactory for ControlFactory {
             listener: self.listener.clone(),
             host: Host::from_ref(supervisor.clone().into()),
         };
-        Box::pin(async move {
-            let (actor, _join) = Actor::spawn_linked(None, Control, args, supervisor).await?;
-            Ok(ChildHandle::new(actor))
-        })
+        spawn_linked(Control, args, supervisor)
     }
 }
 
