@@ -4,33 +4,82 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use codexd_actors::agent::AgentSpec;
-use codexd_actors::child::{ChildRole, ChildSpec};
+use codexd_actors::agent::{AgentSpec, CHILD_NAMES};
+use codexd_actors::child::{ChildFactory, ChildRole, ChildSpec};
+use codexd_actors::irc::{FloodSettings, IrcFactory, IrcSettings, TlsSettings, TraceTagMode};
+use codexd_actors::link::Link;
 use codexd_actors::test_child::{Script, TestChildFactory};
+use tokio::sync::broadcast;
 
 use crate::config::{AgentConfig, Config};
 
-/// The tree for one agent. Children listed in `test_children` run as inert,
-/// fault-injectable test actors; the real irc, socket, runner, … children are added by
-/// their own modules as they land.
-pub fn spec(agent: &AgentConfig, stop_timeout: Duration) -> AgentSpec {
+/// The tree for one agent: the real children that exist so far (`irc`), in
+/// [`CHILD_NAMES`] order, except those named in `test_children`, which run as inert,
+/// fault-injectable test actors instead.
+pub fn spec(config: &Config, agent: &AgentConfig, stop_timeout: Duration) -> AgentSpec {
     let policy = agent.restart;
-    let children = agent
-        .test_children
-        .iter()
-        .map(|name| ChildSpec {
-            name: name.clone(),
-            role: ChildRole::Member,
-            policy,
-            factory: Arc::new(TestChildFactory::new(name.clone(), Script::Healthy)),
-        })
-        .collect();
+    let child = |name: &str, factory: Arc<dyn ChildFactory>| ChildSpec {
+        name: name.to_owned(),
+        role: ChildRole::Member,
+        policy,
+        factory,
+    };
+    let mut children = Vec::new();
+    for name in CHILD_NAMES {
+        if agent.test_children.iter().any(|t| t == name) {
+            children.push(child(name, test_child(name)));
+        } else if name == "irc" {
+            let (events, _) = broadcast::channel(EVENT_CAPACITY);
+            let factory = IrcFactory::new(irc_settings(config, agent), events, Link::default());
+            children.push(child(name, Arc::new(factory)));
+        }
+    }
+    for name in &agent.test_children {
+        if !CHILD_NAMES.contains(&name.as_str()) {
+            children.push(child(name, test_child(name)));
+        }
+    }
     AgentSpec {
         nick: agent.nick.clone(),
         policy,
         children,
         stop_timeout,
     }
+}
+
+/// Events an agent's `irc` actor may buffer for slow subscribers.
+const EVENT_CAPACITY: usize = 1024;
+
+fn test_child(name: &str) -> Arc<dyn ChildFactory> {
+    Arc::new(TestChildFactory::new(name, Script::Healthy))
+}
+
+/// The `irc` actor's settings: `server:` plus the agent's nick, channels, tags and icon.
+pub fn irc_settings(config: &Config, agent: &AgentConfig) -> IrcSettings {
+    let server = &config.server;
+    let mut settings = IrcSettings::new(&server.host, server.port, &server.name, &agent.nick);
+    settings.tls = server.tls.then(|| TlsSettings {
+        ca_file: server.tls_ca_file.clone(),
+    });
+    settings.sasl = server.sasl.clone();
+    settings.channels = agent.channels.clone();
+    settings.tags = agent.tags.clone();
+    settings.icon = agent.icon.clone();
+    settings.trace_tags = server
+        .trace_tag
+        .clone()
+        .map_or(TraceTagMode::Auto, TraceTagMode::Named);
+    settings.keepalive = server.keepalive;
+    settings.keepalive_timeout = server.keepalive_timeout;
+    settings.registration_timeout = server.registration_timeout;
+    settings.reconnect_max = server.reconnect_max;
+    settings.flood = FloodSettings {
+        burst: server.flood_burst,
+        per_second: server.flood_rate,
+    };
+    settings.send_queue = server.send_queue;
+    settings.buffer_size = config.buffer_size;
+    settings
 }
 
 /// What a reload changes: agents to start, to stop, and to restart with a new config.
@@ -142,9 +191,13 @@ mod tests {
         let list = agents(
             "  - nick: spark-a\n    test_children: [irc, runner]\n    restart: {max_restarts: 7}\n",
         );
-        let spec = spec(&list[0], Duration::from_secs(1));
+        let env = Env::from_pairs([("HOME", "/home/t")]);
+        let config = crate::config::parse("server: {name: spark}\n", &env)
+            .expect("valid")
+            .config;
+        let spec = spec(&config, &list[0], Duration::from_secs(1));
         let names: Vec<&str> = spec.children.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["irc", "runner"]);
+        assert_eq!(names, ["runner", "irc"], "start order");
         assert!(spec.children.iter().all(|c| c.policy.max_restarts == 7));
         assert_eq!(spec.policy.max_restarts, 7);
     }

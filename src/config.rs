@@ -15,6 +15,7 @@ mod paths;
 mod reader;
 mod restart;
 mod sections;
+mod server;
 mod telemetry;
 #[cfg(test)]
 mod tests;

@@ -69,7 +69,6 @@ pub async fn run(
     let socket = ControlSocket::bind(&config.control_socket)?;
     tracing::info!(path = %socket.path().display(), "control socket listening");
     let agents: Vec<AgentConfig> = source.selected(&config).into_iter().cloned().collect();
-    warn_childless(&agents);
     let grace = config.shutdown_grace;
     let control = ChildSpec {
         name: "control".to_owned(),
@@ -79,7 +78,10 @@ pub async fn run(
     };
     let spec = HostSpec {
         services: vec![control],
-        agents: agents.iter().map(|a| agents::spec(a, grace / 2)).collect(),
+        agents: agents
+            .iter()
+            .map(|a| agents::spec(&config, a, grace / 2))
+            .collect(),
         stop_timeout: grace,
     };
     let (host, mut host_ended) = Host::spawn(spec)
@@ -148,16 +150,12 @@ async fn reload(
         .iter()
         .filter(|a| plan.added.contains(&a.nick) || plan.changed.contains(&a.nick))
     {
-        warn_childless(std::slice::from_ref(agent));
-        if let Err(error) = host.add_agent(agents::spec(agent, grace / 2)).await {
+        if let Err(error) = host
+            .add_agent(agents::spec(&current, agent, grace / 2))
+            .await
+        {
             tracing::error!(agent.nick = %agent.nick, error = %error, "could not start agent");
         }
     }
     loaded.config
-}
-
-fn warn_childless(agents: &[AgentConfig]) {
-    for agent in agents.iter().filter(|a| a.test_children.is_empty()) {
-        tracing::warn!(agent.nick = %agent.nick, "agent has no children yet: irc, socket and runner are not part of this build; use test_children for drills");
-    }
 }

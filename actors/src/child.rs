@@ -24,8 +24,8 @@ pub enum ControlMsg {
     Status {
         /// The receiver answers within this; it gives its own children half of it.
         budget: Duration,
-        /// The children's statuses.
-        reply: RpcReplyPort<Vec<ChildStatus>>,
+        /// The receiver's own detail and its children's statuses.
+        reply: RpcReplyPort<Report>,
     },
     /// Inject a fault along `path` (child names below the receiver; empty = the receiver).
     Fault {
@@ -58,6 +58,9 @@ pub enum FaultKind {
     Panic,
     /// The child's handler returns an error.
     Error,
+    /// The `irc` actor drops its TCP connection as a network fault would, and must notice
+    /// and reconnect. Other children refuse it.
+    Disconnect,
     /// The child stops answering (its handler blocks) for this long.
     Hang {
         /// How long the handler blocks.
@@ -72,6 +75,7 @@ impl FaultKind {
         match text.split_once(':') {
             None if text == "panic" => Ok(Self::Panic),
             None if text == "error" => Ok(Self::Error),
+            None if text == "disconnect" => Ok(Self::Disconnect),
             None if text == "hang" => Ok(Self::Hang {
                 duration: default_hang,
             }),
@@ -91,6 +95,7 @@ impl fmt::Display for FaultKind {
         match self {
             FaultKind::Panic => f.write_str("panic"),
             FaultKind::Error => f.write_str("error"),
+            FaultKind::Disconnect => f.write_str("disconnect"),
             FaultKind::Hang { duration } => write!(f, "hang:{}", duration.as_secs_f64()),
         }
     }
@@ -131,8 +136,16 @@ pub enum ControlError {
         state: String,
     },
     /// The fault name is not one this daemon knows.
-    #[error("unknown fault {0:?}: expected panic, error, hang or hang:<seconds>")]
+    #[error("unknown fault {0:?}: expected panic, error, hang, hang:<seconds> or disconnect")]
     UnknownFault(String),
+    /// The child does not support that fault (e.g. `disconnect` on anything but `irc`).
+    #[error("{child} does not support the {fault} fault")]
+    UnsupportedFault {
+        /// The child.
+        child: String,
+        /// The fault.
+        fault: String,
+    },
     /// The actor could not be reached (it stopped while the request travelled).
     #[error("{0} did not answer")]
     Unreachable(String),
@@ -250,6 +263,16 @@ pub enum ChildState {
     Stopped,
 }
 
+/// What a child tells its supervisor about itself: its own detail (a leaf's connection
+/// state, say) and the subtree below it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    /// Child-specific status (`irc`: server, nick, channels, connection state).
+    pub detail: Option<serde_json::Value>,
+    /// The children's statuses (supervisors only).
+    pub children: Vec<ChildStatus>,
+}
+
 /// One child in `codexd status`; agents carry their own children.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChildStatus {
@@ -270,6 +293,9 @@ pub struct ChildStatus {
     pub actor_id: Option<String>,
     /// Seconds since the running instance started.
     pub uptime_s: Option<f64>,
+    /// Child-specific status, if the child reports any (`irc`: connection state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
     /// The subtree below (agents only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<ChildStatus>,

@@ -4,7 +4,7 @@
 use ractor::ActorProcessingErr;
 use tracing::Instrument;
 
-use crate::child::{ChildStatus, ControlError, ControlMsg, FaultKind};
+use crate::child::{ControlError, ControlMsg, FaultKind, Report};
 
 /// Makes the calling actor's handler fail the way `kind` says. Call it from `handle`
 /// after answering the request: a panic and an error stop the actor (its supervisor
@@ -13,6 +13,7 @@ pub async fn inject(kind: FaultKind, who: &str) -> Result<(), ActorProcessingErr
     match kind {
         FaultKind::Panic => panic!("fault injected into {who}: panic"),
         FaultKind::Error => Err(format!("fault injected into {who}: error").into()),
+        FaultKind::Disconnect => Ok(()),
         FaultKind::Hang { duration } => {
             tracing::warn!(
                 actor = who,
@@ -32,7 +33,7 @@ pub async fn handle_leaf(msg: ControlMsg, who: &str) -> Result<(), ActorProcessi
             let _ = reply.send(());
         }
         ControlMsg::Status { reply, .. } => {
-            let _ = reply.send(Vec::<ChildStatus>::new());
+            let _ = reply.send(Report::default());
         }
         ControlMsg::Fault {
             path,
@@ -40,6 +41,12 @@ pub async fn handle_leaf(msg: ControlMsg, who: &str) -> Result<(), ActorProcessi
             reply,
             trace,
         } => match path.first() {
+            None if kind == FaultKind::Disconnect => {
+                let _ = reply.send(Err(ControlError::UnsupportedFault {
+                    child: who.to_owned(),
+                    fault: kind.to_string(),
+                }));
+            }
             None => {
                 let _ = reply.send(Ok(()));
                 let span = trace

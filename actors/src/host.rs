@@ -93,7 +93,7 @@ impl Host {
 
     /// The whole tree's status.
     pub async fn status(&self) -> Result<HostStatus, HostError> {
-        let children = self
+        let report = self
             .request(|reply| {
                 SupervisorMsg::Control(ControlMsg::Status {
                     budget: STATUS_BUDGET,
@@ -101,7 +101,8 @@ impl Host {
                 })
             })
             .await?;
-        let (services, members): (Vec<_>, Vec<_>) = children.into_iter().partition(|c| c.service);
+        let (services, members): (Vec<_>, Vec<_>) =
+            report.children.into_iter().partition(|c| c.service);
         let agents = members
             .into_iter()
             .map(|c| AgentStatus {

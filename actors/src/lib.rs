@@ -7,6 +7,8 @@ pub mod child;
 pub mod events;
 pub mod fault;
 pub mod host;
+pub mod irc;
+pub mod link;
 pub mod restart;
 mod status;
 pub mod supervisor;

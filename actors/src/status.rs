@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use ractor::RpcReplyPort;
 
-use crate::child::{ChildHandle, ChildState, ChildStatus, ControlMsg};
+use crate::child::{ChildHandle, ChildState, ChildStatus, ControlMsg, Report};
 
 /// Fills in each running child's subtree, giving each child `budget` to answer (a child
 /// that does not answer in time is reported without its subtree), then answers `reply`.
 pub(crate) fn collect_and_reply(
     records: Vec<(ChildStatus, Option<ChildHandle>)>,
     budget: Duration,
-    reply: RpcReplyPort<Vec<ChildStatus>>,
+    reply: RpcReplyPort<Report>,
 ) {
     tokio::spawn(async move {
         let filled = futures::future::join_all(
@@ -22,7 +22,10 @@ pub(crate) fn collect_and_reply(
                 .map(|(status, handle)| subtree(status, handle, budget)),
         )
         .await;
-        let _ = reply.send(filled);
+        let _ = reply.send(Report {
+            detail: None,
+            children: filled,
+        });
     });
 }
 
@@ -39,8 +42,9 @@ async fn subtree(
         budget: budget / 2,
         reply: tx.into(),
     }) {
-        if let Ok(Ok(children)) = tokio::time::timeout(budget, rx).await {
-            status.children = children;
+        if let Ok(Ok(report)) = tokio::time::timeout(budget, rx).await {
+            status.children = report.children;
+            status.detail = report.detail;
         }
     }
     status

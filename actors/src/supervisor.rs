@@ -119,6 +119,7 @@ impl Child {
             last_error: self.last_error.clone(),
             actor_id: self.handle.as_ref().map(|h| h.cell().get_id().to_string()),
             uptime_s: self.started_at.map(|t| now.duration_since(t).as_secs_f64()),
+            detail: None,
             children: Vec::new(),
         }
     }

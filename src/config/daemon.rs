@@ -20,7 +20,7 @@ use super::agents::{self, Inherited};
 use super::reader::{Keys, MAX_DURATION, Node, Report};
 use super::{
     CodexConfig, Config, RestartConfig, SleepWindow, attention, codex, paths, restart, sections,
-    telemetry,
+    server, telemetry,
 };
 use crate::env::Env;
 
@@ -74,7 +74,7 @@ pub(super) fn config(root: &Node<'_>, env: &Env, report: &mut Report) -> Config 
         report,
     );
     let attention_valid = report.error_count() == attention_errors;
-    let server = sections::server(&top.get("server"), report);
+    let server = server::server(&top.get("server"), env, report);
     let restart = restart::section(&top.get("restart"), &RestartConfig::default(), report);
     let codex = codex::section(&top.get("codex"), &CodexConfig::default(), env, report);
     let inherited = Inherited {

@@ -1,10 +1,8 @@
-//! Culture's small sections: `server:`, `supervisor:` (codexd's overseer) and `webhooks:`.
+//! Culture's small sections: `supervisor:` (codexd's overseer) and `webhooks:`.
+//! (`server:` has its own module, [`super::server`].)
 //!
 //! | key                               | default        | rule                                        |
 //! |-----------------------------------|----------------|---------------------------------------------|
-//! | `server.name`                     | `culture`      | nick characters; every nick starts `name-`  |
-//! | `server.host`                     | `localhost`    | non-empty, no whitespace                    |
-//! | `server.port`                     | `6667`         | integer 1..=65535                           |
 //! | `supervisor.model`                | `gpt-5.4`      | single line, not starting with `-`          |
 //! | `supervisor.window_size`          | `20`           | integer >= 1                                |
 //! | `supervisor.eval_interval`        | `5`            | integer >= 1                                |
@@ -15,25 +13,7 @@
 //! | `webhooks.events`                 | the five below | list; unknown names draw a warning          |
 
 use super::reader::{Ignored, Keys, Node, Report, did_you_mean, quote};
-use super::{OverseerConfig, ServerConfig, WebhookConfig, agents, names};
-
-const SERVER_KEYS: Keys = Keys {
-    known: &["name", "host", "port"],
-    ignored: &[
-        Ignored {
-            key: "archived",
-            why: "Culture's archive flag; codexd hosts every listed agent",
-        },
-        Ignored {
-            key: "archived_at",
-            why: "Culture archive metadata",
-        },
-        Ignored {
-            key: "archived_reason",
-            why: "Culture archive metadata",
-        },
-    ],
-};
+use super::{OverseerConfig, WebhookConfig, agents, names};
 
 const SUPERVISOR_KEYS: Keys = Keys {
     known: &[
@@ -69,16 +49,6 @@ pub(super) const EVENTS: &[&str] = &[
     "agent_complete",
 ];
 
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            name: "culture".to_owned(),
-            host: "localhost".to_owned(),
-            port: 6667,
-        }
-    }
-}
-
 impl Default for OverseerConfig {
     fn default() -> Self {
         OverseerConfig {
@@ -98,38 +68,6 @@ impl Default for WebhookConfig {
             irc_channel: "#alerts".to_owned(),
             events: EVENTS.iter().map(|e| (*e).to_owned()).collect(),
         }
-    }
-}
-
-/// `server:`.
-pub(super) fn server(node: &Node<'_>, report: &mut Report) -> ServerConfig {
-    let fields = node.mapping(report, &SERVER_KEYS);
-    let defaults = ServerConfig::default();
-    let port = fields
-        .get("port")
-        .integer(report, 1, 65535, "an integer from 1 to 65535");
-    ServerConfig {
-        name: fields
-            .get("name")
-            .string_where(report, names::server_name)
-            .map_or(defaults.name, str::to_owned),
-        host: fields
-            .get("host")
-            .string_where(report, host)
-            .map_or(defaults.host, str::to_owned),
-        port: port
-            .and_then(|port| u16::try_from(port).ok())
-            .unwrap_or(defaults.port),
-    }
-}
-
-fn host(host: &str) -> Option<String> {
-    match host.is_empty() {
-        true => Some("must not be empty".to_owned()),
-        false => host
-            .chars()
-            .any(|c| c.is_whitespace() || c == '\0')
-            .then(|| "must not contain whitespace or NUL".to_owned()),
     }
 }
 

@@ -50,7 +50,8 @@ fn defaults() {
         ServerConfig {
             name: "culture".into(),
             host: "localhost".into(),
-            port: 6667
+            port: 6667,
+            ..ServerConfig::default()
         }
     );
     assert_eq!(config.overseer.model, "gpt-5.4");

@@ -61,7 +61,8 @@ fn vector_9_loads_and_warns_about_other_backends_keys() {
         ServerConfig {
             name: "codex".into(),
             host: "127.0.0.1".into(),
-            port: 6668
+            port: 6668,
+            ..ServerConfig::default()
         }
     );
     assert_eq!(config.overseer.model, "gpt-5");

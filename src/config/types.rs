@@ -38,8 +38,8 @@ pub struct Config {
     pub agents: Vec<AgentConfig>,
 }
 
-/// `server:`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `server:` (see `config/server.rs` for every key's default and rule).
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// `name` (default `culture`): the mesh server name; every nick starts with `<name>-`.
     pub name: String,
@@ -47,6 +47,28 @@ pub struct ServerConfig {
     pub host: String,
     /// `port` (default 6667).
     pub port: u16,
+    /// `tls` (default false): TLS with verified certificates (codexd).
+    pub tls: bool,
+    /// `tls_ca_file`: extra CA certificates to trust, PEM (codexd).
+    pub tls_ca_file: Option<PathBuf>,
+    /// `sasl`: SASL PLAIN credentials (codexd); the password is redacted in `Debug`.
+    pub sasl: Option<codexd_actors::irc::SaslPlain>,
+    /// `trace_tag`: outbound traceparent tag name; `None` = `auto` (codexd).
+    pub trace_tag: Option<String>,
+    /// `keepalive` (default 90 s): send our PING after this much silence (codexd).
+    pub keepalive: Duration,
+    /// `keepalive_timeout` (default 60 s): no answer this long means a dead link (codexd).
+    pub keepalive_timeout: Duration,
+    /// `registration_timeout` (default 30 s) (codexd).
+    pub registration_timeout: Duration,
+    /// `reconnect_max` (default 60 s): reconnect backoff cap (codexd).
+    pub reconnect_max: Duration,
+    /// `flood_burst` (default 10) (codexd).
+    pub flood_burst: u32,
+    /// `flood_rate` (default 2 lines/s; 0 = unlimited) (codexd).
+    pub flood_rate: f64,
+    /// `send_queue` (default 200 lines held while disconnected) (codexd).
+    pub send_queue: usize,
 }
 
 /// `supervisor:` (Culture's name for the behaviour overseer).

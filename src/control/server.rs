@@ -232,7 +232,9 @@ fn code_of(error: &HostError) -> ErrorCode {
     match error {
         HostError::Refused(ControlError::NoSuchChild { .. }) => ErrorCode::NoSuchChild,
         HostError::Refused(ControlError::NotRunning { .. }) => ErrorCode::NotRunning,
-        HostError::Refused(ControlError::UnknownFault(_)) => ErrorCode::UnknownFault,
+        HostError::Refused(
+            ControlError::UnknownFault(_) | ControlError::UnsupportedFault { .. },
+        ) => ErrorCode::UnknownFault,
         HostError::Refused(ControlError::Unreachable(_)) | HostError::Unresponsive(_) => {
             ErrorCode::Unresponsive
         }

@@ -1,0 +1,222 @@
+//! What other actors exchange with the `irc` actor: request results, errors, events and
+//! status. These types are the contract the socket, runner and attention actors build on.
+
+use serde::Serialize;
+
+use super::text::FieldError;
+use crate::trace::TraceCtx;
+
+/// Why an `irc` request was refused. Nothing refused was sent or queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IrcError {
+    /// A field would be unsafe on an IRC line (CR, LF, NUL, a space in a parameter, …).
+    #[error(transparent)]
+    Invalid(#[from] FieldError),
+    /// A send to a channel the agent has not joined (Culture's exact wording).
+    #[error("Not joined to {channel}")]
+    NotJoined {
+        /// The channel.
+        channel: String,
+    },
+    /// Nothing to send after dropping empty lines.
+    #[error("Missing 'message'")]
+    EmptyMessage,
+    /// The link is down and the bounded send queue is full.
+    #[error("not connected to IRC and the send queue is full ({limit} lines)")]
+    QueueFull {
+        /// The queue's capacity.
+        limit: usize,
+    },
+    /// A query needs a live connection.
+    #[error("not connected to IRC")]
+    NotConnected,
+    /// The server did not finish answering a query in time.
+    #[error("the IRC server did not answer {what} in time")]
+    Timeout {
+        /// The query.
+        what: String,
+    },
+    /// The server refused a query with an error numeric.
+    #[error("the IRC server refused {what}: {reason}")]
+    Refused {
+        /// The query.
+        what: String,
+        /// The server's text.
+        reason: String,
+    },
+    /// The `irc` actor is not running (restarting, circuit open).
+    #[error("the irc actor is not running")]
+    Unavailable,
+}
+
+/// What happened to an accepted send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SendReport {
+    /// Wire lines the text became (after splitting lines and long lines).
+    pub lines: usize,
+    /// True when the link was down: the lines wait in the send queue and go out after
+    /// the next welcome. Never reported as sent before that.
+    pub queued: bool,
+}
+
+/// How an inbound PRIVMSG/NOTICE concerns the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// A channel message that @-mentions the agent.
+    Mention,
+    /// A private message to the agent.
+    Direct,
+    /// Other channel traffic.
+    Ambient,
+    /// A channel NOTICE (never a mention).
+    Notice,
+}
+
+/// An inbound message worth telling other actors about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundMessage {
+    /// The buffer key: `#channel` or `DM:<peer>`.
+    pub key: String,
+    /// Where a reply goes: the channel, or the sender for a DM.
+    pub reply_to: String,
+    /// The sender's nick.
+    pub sender: String,
+    /// The text, verbatim.
+    pub text: String,
+    /// Mention, DM, ambient or notice.
+    pub kind: MessageKind,
+    /// `[thread:<name>]` prefix or agentirc's thread tag.
+    pub thread: Option<String>,
+    /// The server's message id, when it sends one (dedup key for the journal).
+    pub msgid: Option<String>,
+    /// The trace of the `harness.irc.message.handle` span for this line.
+    pub trace: TraceCtx,
+}
+
+/// Events the `irc` actor publishes to the agent's other actors.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IrcEvent {
+    /// Welcomed by the server (after every reconnect too).
+    Connected {
+        /// The nick the server gave us.
+        nick: String,
+    },
+    /// The link went down; a reconnect is scheduled.
+    Disconnected {
+        /// Why.
+        reason: String,
+    },
+    /// A channel message, mention or DM.
+    Message(InboundMessage),
+    /// agentirc invited the agent to a room (`ROOMINVITE <#ch> <nick> :<meta>`).
+    RoomInvite {
+        /// The room.
+        channel: String,
+        /// The raw `key=value;…` metadata.
+        meta: String,
+        /// Trace of the handling span.
+        trace: TraceCtx,
+    },
+    /// The configured nick was taken; the agent runs under `using` for now.
+    NickTaken {
+        /// The configured nick.
+        wanted: String,
+        /// The nick in use instead.
+        using: String,
+    },
+    /// The server refused the nick outright (e.g. agentirc's `<server>-` prefix rule).
+    NickRejected {
+        /// The nick.
+        nick: String,
+        /// The server's reason.
+        reason: String,
+    },
+}
+
+/// agentirc `PRESENCE` states codexd reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// Waiting for work.
+    Idle,
+    /// A turn is running (model thinking).
+    Thinking,
+    /// A turn is running tools.
+    Working,
+    /// Leaving (sent before QUIT).
+    Offline,
+}
+
+impl Presence {
+    /// The wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Presence::Idle => "idle",
+            Presence::Thinking => "thinking",
+            Presence::Working => "working",
+            Presence::Offline => "offline",
+        }
+    }
+
+    /// Busy states are refreshed by a heartbeat.
+    pub fn is_busy(self) -> bool {
+        matches!(self, Presence::Thinking | Presence::Working)
+    }
+}
+
+/// A server query whose reply spans several lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// `WHO <target>` → 352 … 315.
+    Who(String),
+    /// agentirc `HISTORY RECENT <target> <count>` → HISTORY … HISTORYEND.
+    History {
+        /// Channel or nick.
+        target: String,
+        /// How many lines.
+        count: u32,
+    },
+    /// agentirc `THREADS <#channel>` → THREADS … THREADSEND.
+    Threads(String),
+    /// agentirc `ROOMMETA <#channel>` → ROOMMETA … ROOMETAEND.
+    RoomMeta(String),
+    /// agentirc `TAGS <nick>` → TAGS … TAGSEND.
+    Tags(String),
+    /// agentirc `PRESENCE LIST` → PRESENCELIST … PRESENCEEND.
+    PresenceList,
+}
+
+/// One line of a query's answer: the command (verb or numeric) and its parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplyLine {
+    /// `352`, `HISTORY`, …
+    pub command: String,
+    /// Every parameter, the trailing one last.
+    pub params: Vec<String>,
+}
+
+/// The connection as `codexd status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IrcStatus {
+    /// `connecting`, `registering`, `connected`, `waiting` (to reconnect) or `nick_rejected`.
+    pub state: String,
+    /// `host:port`.
+    pub server: String,
+    /// `agentirc` or `ircv3`/`rfc1459` (from the capabilities offered).
+    pub flavor: String,
+    /// The nick in use (may differ from the configured one after a 433).
+    pub nick: String,
+    /// Channels joined (or to rejoin after a reconnect).
+    pub channels: Vec<String>,
+    /// Capabilities the server acknowledged.
+    pub caps: Vec<String>,
+    /// Successful registrations since the actor started.
+    pub connects: u64,
+    /// Lines waiting for the link to come back.
+    pub queued: usize,
+    /// The last connection problem, if any.
+    pub last_error: Option<String>,
+    /// One line for the status table.
+    pub summary: String,
+}

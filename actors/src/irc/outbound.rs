@@ -1,0 +1,324 @@
+//! Outbound: every request from another actor is validated (nothing it carries can inject
+//! an IRC command), split to fit 512 bytes, tagged with its trace context when the server
+//! ACKed `message-tags`, and either written (through flood control) or queued while the
+//! link is down. Nothing is reported as sent before it is handed to a live connection.
+
+use ractor::RpcReplyPort;
+use serde_json::json;
+
+use super::inbound::is_channel;
+use super::query::Pending;
+use super::text::{self, FieldError};
+use super::{
+    Flavor, IrcError, IrcMessage, IrcState, Phase, Presence, Query, ReplyLine, SendReport,
+    ThreadOp, TraceTagMode,
+};
+use crate::trace::{TraceCtx, TraceTagNames};
+
+/// How long a query may take before it is answered with a timeout.
+const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl IrcState {
+    /// `PRIVMSG`/`NOTICE`: one wire line per text line, long lines split on character
+    /// boundaries to fit the server's relay of `:<mask> PRIVMSG <target> :<text>`.
+    pub(super) fn send_text(
+        &mut self,
+        target: &str,
+        text: &str,
+        notice: bool,
+        require_joined: bool,
+        trace: &TraceCtx,
+    ) -> Result<SendReport, IrcError> {
+        text::check_param("channel", target)?;
+        if is_channel(target) {
+            text::check_channel("channel", target)?;
+            if require_joined && !self.is_joined(target) {
+                return Err(IrcError::NotJoined {
+                    channel: target.to_owned(),
+                });
+            }
+        }
+        let verb = if notice { "NOTICE" } else { "PRIVMSG" };
+        let chunks = self.chunks(text, verb, target, 0);
+        if chunks.is_empty() {
+            return Err(IrcError::EmptyMessage);
+        }
+        let wire = chunks
+            .iter()
+            .map(|c| format!("{verb} {target} :{c}"))
+            .collect();
+        let report = self.deliver(wire, trace)?;
+        for chunk in &chunks {
+            self.buffer_own(target, chunk);
+        }
+        Ok(report)
+    }
+
+    /// The pieces of `text` that fit one line each (after `reserve` bytes of the text).
+    fn chunks(&self, text: &str, verb: &str, target: &str, reserve: usize) -> Vec<String> {
+        let mask = self
+            .mask_len
+            .unwrap_or_else(|| text::assumed_mask_len(&self.nick));
+        let budget = text::privmsg_budget(mask, verb, target)
+            .saturating_sub(reserve)
+            .max(16);
+        text::lines(text)
+            .flat_map(|line| {
+                text::split_to_fit(&line, budget)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn is_joined(&self, channel: &str) -> bool {
+        self.channels
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(channel))
+    }
+
+    /// Hands `lines` to the live connection, or queues them (bounded) while the link is
+    /// down. All or nothing.
+    pub(super) fn deliver(
+        &mut self,
+        lines: Vec<String>,
+        trace: &TraceCtx,
+    ) -> Result<SendReport, IrcError> {
+        let count = lines.len();
+        if self.phase == Phase::Connected {
+            if let Some(conn) = &self.conn {
+                let tagged = lines.into_iter().map(|l| self.tagged(l, trace)).collect();
+                return if conn.send_all(tagged) {
+                    Ok(SendReport {
+                        lines: count,
+                        queued: false,
+                    })
+                } else {
+                    Err(IrcError::QueueFull {
+                        limit: super::conn::WRITER_QUEUE,
+                    })
+                };
+            }
+        }
+        if self.pending.len() + count > self.settings.send_queue {
+            return Err(IrcError::QueueFull {
+                limit: self.settings.send_queue,
+            });
+        }
+        self.pending
+            .extend(lines.into_iter().map(|line| (line, trace.clone())));
+        Ok(SendReport {
+            lines: count,
+            queued: true,
+        })
+    }
+
+    /// A line ahead of chat traffic, tagged with the current span's context.
+    pub(super) fn send_urgent(&mut self, line: String) {
+        let line = self.tagged(line, &TraceCtx::current());
+        if let Some(conn) = &self.conn {
+            conn.send_urgent(line);
+        }
+    }
+
+    /// Prefixes the trace tags, but only when the server ACKed `message-tags`.
+    fn tagged(&self, line: String, trace: &TraceCtx) -> String {
+        if !self.reg.acked.contains("message-tags") {
+            return line;
+        }
+        let tags = trace.to_irc_tags(&self.trace_names());
+        if tags.is_empty() {
+            return line;
+        }
+        let tags: Vec<String> = tags.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("@{} {line}", tags.join(";"))
+    }
+
+    /// Outbound trace tag names: agentirc reads the plain names, standard IRCv3 servers
+    /// relay only `+`-prefixed client tags.
+    fn trace_names(&self) -> TraceTagNames {
+        match &self.settings.trace_tags {
+            TraceTagMode::Named(name) => TraceTagNames {
+                traceparent: name.clone(),
+                tracestate: name.replace("traceparent", "tracestate"),
+            },
+            TraceTagMode::Auto if self.flavor == Flavor::Agentirc => TraceTagNames::default(),
+            TraceTagMode::Auto => TraceTagNames::client_prefixed(),
+        }
+    }
+
+    /// After 001: JOIN every channel, agentirc's identity burst, then what waited.
+    pub(super) fn after_welcome(&mut self) {
+        let trace = TraceCtx::current();
+        let mut burst: Vec<String> = self.channels.iter().map(|c| format!("JOIN {c}")).collect();
+        if self.flavor == Flavor::Agentirc {
+            let nick = &self.nick;
+            burst.push(format!("MODE {nick} +A"));
+            if !self.settings.tags.is_empty() {
+                burst.push(format!("TAGS {nick} {}", self.settings.tags.join(",")));
+            }
+            if let Some(icon) = &self.settings.icon {
+                burst.push(format!("ICON {icon}"));
+            }
+            burst.push(self.presence_line(self.presence, self.presence_task.clone()));
+            self.start_presence_heartbeat();
+        }
+        if let Some(conn) = &self.conn {
+            for line in burst {
+                conn.send_urgent(self.tagged(line, &trace));
+            }
+            let waiting: Vec<String> = std::mem::take(&mut self.pending)
+                .into_iter()
+                .map(|(line, trace)| self.tagged(line, &trace))
+                .collect();
+            if !waiting.is_empty() && !conn.send_all(waiting) {
+                tracing::warn!("queued irc lines dropped: the writer is backed up");
+            }
+        }
+    }
+
+    pub(super) fn join(&mut self, channel: &str, trace: &TraceCtx) -> Result<(), IrcError> {
+        text::check_channel("channel", channel)?;
+        if self.is_joined(channel) {
+            return Ok(());
+        }
+        self.channels.push(channel.to_owned());
+        if self.phase == Phase::Connected {
+            self.deliver(vec![format!("JOIN {channel}")], trace)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn part(&mut self, channel: &str, trace: &TraceCtx) -> Result<(), IrcError> {
+        text::check_channel("channel", channel)?;
+        let was_joined = self.is_joined(channel);
+        self.channels.retain(|c| !c.eq_ignore_ascii_case(channel));
+        if was_joined && self.phase == Phase::Connected {
+            self.deliver(vec![format!("PART {channel}")], trace)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn topic(
+        &mut self,
+        channel: &str,
+        topic: Option<&str>,
+        trace: &TraceCtx,
+    ) -> Result<(), IrcError> {
+        text::check_channel("channel", channel)?;
+        let line = match topic {
+            Some(topic) => {
+                text::check_trailing("topic", topic)?;
+                format!("TOPIC {channel} :{topic}")
+            }
+            None => format!("TOPIC {channel}"),
+        };
+        self.deliver(vec![line], trace).map(|_| ())
+    }
+
+    pub(super) fn thread(
+        &mut self,
+        op: ThreadOp,
+        trace: &TraceCtx,
+    ) -> Result<SendReport, IrcError> {
+        let lines = match op {
+            ThreadOp::Create {
+                channel,
+                thread,
+                text,
+            } => self.thread_lines(&channel, &thread, &text, true)?,
+            ThreadOp::Reply {
+                channel,
+                thread,
+                text,
+            } => self.thread_lines(&channel, &thread, &text, false)?,
+            ThreadOp::Close {
+                channel,
+                thread,
+                summary,
+            } => {
+                text::check_channel("channel", &channel)?;
+                text::check_param("thread", &thread)?;
+                vec![format!(
+                    "THREADCLOSE {channel} {thread} :{}",
+                    text::one_line(&summary)
+                )]
+            }
+        };
+        self.deliver(lines, trace)
+    }
+
+    /// `THREAD CREATE` for the first line (when `create`), `THREAD REPLY` for the rest.
+    fn thread_lines(
+        &self,
+        channel: &str,
+        thread: &str,
+        body: &str,
+        create: bool,
+    ) -> Result<Vec<String>, FieldError> {
+        text::check_channel("channel", channel)?;
+        text::check_param("thread", thread)?;
+        let prefix = format!("[thread:{thread}] ");
+        let chunks = self.chunks(body, "PRIVMSG", channel, prefix.len());
+        if chunks.is_empty() {
+            return Err(FieldError::Empty { field: "message" });
+        }
+        Ok(chunks
+            .iter()
+            .enumerate()
+            .map(|(i, chunk)| {
+                let verb = if create && i == 0 { "CREATE" } else { "REPLY" };
+                format!("THREAD {verb} {channel} {thread} :{chunk}")
+            })
+            .collect())
+    }
+
+    /// Sends a query and parks the reply port until its end line (or a timeout).
+    pub(super) fn query(
+        &mut self,
+        query: Query,
+        trace: &TraceCtx,
+        reply: RpcReplyPort<Result<Vec<ReplyLine>, IrcError>>,
+    ) {
+        if self.phase != Phase::Connected {
+            let _ = reply.send(Err(IrcError::NotConnected));
+            return;
+        }
+        let pending = match Pending::for_query(&query) {
+            Ok(pending) => pending,
+            Err(error) => {
+                let _ = reply.send(Err(error.into()));
+                return;
+            }
+        };
+        if let Err(error) = self.deliver(vec![pending.line.clone()], trace) {
+            let _ = reply.send(Err(error));
+            return;
+        }
+        let id = self.queries.add(pending, reply);
+        self.myself
+            .send_after(QUERY_TIMEOUT, move || IrcMessage::QueryExpired { id });
+    }
+
+    /// Records the agent's state; on agentirc announces it (a heartbeat repeats busy states).
+    pub(super) fn set_presence(&mut self, state: Presence, task: Option<String>) {
+        let task = task.map(|t| text::one_line(&t));
+        self.presence = state;
+        self.presence_task = task.clone();
+        if self.phase == Phase::Connected && self.flavor == Flavor::Agentirc {
+            let line = self.presence_line(state, task);
+            self.send_urgent(line);
+        }
+    }
+
+    /// `PRESENCE :{"state":…,"since":…,"task":…}`.
+    pub(super) fn presence_line(&self, state: Presence, task: Option<String>) -> String {
+        let since = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let mut body = json!({ "state": state.name(), "since": since });
+        if let Some(task) = task {
+            body["task"] = json!(task);
+        }
+        format!("PRESENCE :{body}")
+    }
+}
