@@ -1,0 +1,451 @@
+//! The `irc` actor against the in-repo fake server: faults no real server produces on
+//! demand (half-open links, stalls, 433/432, no welcome), registration lines, queuing while
+//! down, injection attempts and line splitting.
+
+#[path = "support/fake_ircd.rs"]
+mod fake_ircd;
+#[path = "support/irc_agent.rs"]
+mod irc_agent;
+
+use std::time::Duration;
+
+use codexd_actors::child::{ControlMsg, FaultKind};
+use codexd_actors::irc::{IrcError, IrcEvent, IrcMessage, MessageKind, SaslPlain};
+use codexd_actors::trace::TraceCtx;
+use fake_ircd::{Behaviour, FakeIrcd};
+use irc_agent::{Agent, settings};
+
+const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+async fn agent_on(
+    fake: &FakeIrcd,
+    tweak: impl FnOnce(&mut codexd_actors::irc::IrcSettings),
+) -> Agent {
+    let mut s = settings("127.0.0.1", fake.port(), "fake", "fake-bot");
+    s.channels = vec!["#general".to_owned()];
+    tweak(&mut s);
+    Agent::start(s).await
+}
+
+/// Lines of connection `conn` without tags.
+async fn commands(fake: &FakeIrcd, conn: usize) -> Vec<String> {
+    fake.lines(conn)
+        .await
+        .into_iter()
+        .map(|l| match l.strip_prefix('@') {
+            Some(rest) => rest
+                .split_once(' ')
+                .map_or(String::new(), |(_, r)| r.to_owned()),
+            None => l,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn registers_with_cap_ls_302_and_joins_on_welcome() {
+    let fake = FakeIrcd::start(Behaviour::default()).await;
+    let agent = agent_on(&fake, |s| s.channels.push("#ops".to_owned())).await;
+    let status = agent.wait_connected().await;
+    assert_eq!(status.nick, "fake-bot");
+    assert_eq!(status.caps, ["message-tags"]);
+    fake.wait_for_line("JOIN #ops", |_, l| l == "JOIN #ops")
+        .await;
+    let lines = commands(&fake, 0).await;
+    assert_eq!(
+        lines[..3],
+        ["CAP LS 302", "NICK fake-bot", "USER bot 0 * :fake-bot"]
+    );
+    let position = |want: &str| lines.iter().position(|l| l == want);
+    assert!(position("CAP REQ :message-tags") < position("CAP END"));
+    assert!(position("JOIN #general") < position("JOIN #ops"));
+    assert_eq!(
+        position("MODE fake-bot +A"),
+        None,
+        "MODE +A is agentirc-only"
+    );
+    agent.stop();
+}
+
+#[tokio::test]
+async fn without_message_tags_no_line_is_ever_tagged() {
+    let fake = FakeIrcd::start(Behaviour {
+        caps: vec![],
+        ..Behaviour::default()
+    })
+    .await;
+    let agent = agent_on(&fake, |_| {}).await;
+    agent.wait_connected().await;
+    let trace = TraceCtx {
+        traceparent: Some(TRACEPARENT.to_owned()),
+        tracestate: None,
+    };
+    agent
+        .send_traced("#general", "traced hello", trace)
+        .await
+        .expect("send");
+    fake.wait_for_line("the traced line", |_, l| l.ends_with("traced hello"))
+        .await;
+    let lines = fake.lines(0).await;
+    assert!(lines.iter().all(|l| !l.starts_with('@')), "{lines:#?}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("CAP REQ")),
+        "{lines:#?}"
+    );
+    assert!(lines.iter().any(|l| l == "CAP END"));
+    agent.stop();
+}
+
+#[tokio::test]
+async fn traced_sends_carry_the_client_tag_on_a_standard_ircv3_server() {
+    let fake = FakeIrcd::start(Behaviour::default()).await;
+    let agent = agent_on(&fake, |_| {}).await;
+    agent.wait_connected().await;
+    let trace = TraceCtx {
+        traceparent: Some(TRACEPARENT.to_owned()),
+        tracestate: None,
+    };
+    agent
+        .send_traced("#general", "traced", trace)
+        .await
+        .expect("send");
+    agent.send("#general", "plain").await.expect("send");
+    let (_, traced) = fake
+        .wait_for_line("traced", |_, l| l.ends_with(":traced"))
+        .await;
+    assert_eq!(
+        traced,
+        format!("@+culture.dev/traceparent={TRACEPARENT} PRIVMSG #general :traced")
+    );
+    let (_, plain) = fake
+        .wait_for_line("plain", |_, l| l.ends_with(":plain"))
+        .await;
+    assert_eq!(plain, "PRIVMSG #general :plain");
+    agent.stop();
+}
+
+#[tokio::test]
+async fn server_pings_are_answered() {
+    let fake = FakeIrcd::start(Behaviour::default()).await;
+    let agent = agent_on(&fake, |_| {}).await;
+    agent.wait_connected().await;
+    fake.send(0, "PING :xyz").await;
+    fake.wait_for_line("PONG", |_, l| l == "PONG :xyz").await;
+    agent.stop();
+}
+
+#[tokio::test]
+async fn a_taken_nick_gets_a_suffix_and_says_so() {
+    let fake = FakeIrcd::start(Behaviour {
+        nick_in_use: vec!["fake-bot".to_owned()],
+        ..Behaviour::default()
+    })
+    .await;
+    let mut agent = agent_on(&fake, |_| {}).await;
+    let taken = agent
+        .event("nick taken", |e| matches!(e, IrcEvent::NickTaken { .. }))
+        .await;
+    assert_eq!(
+        taken,
+        IrcEvent::NickTaken {
+            wanted: "fake-bot".to_owned(),
+            using: "fake-bot_".to_owned()
+        }
+    );
+    let status = agent.wait_connected().await;
+    assert_eq!(status.nick, "fake-bot_");
+    agent.stop();
+}
+
+#[tokio::test]
+async fn a_rejected_nick_is_a_status_error_not_a_silent_loop() {
+    let fake = FakeIrcd::start(Behaviour {
+        erroneous: vec!["fake-bot".to_owned()],
+        ..Behaviour::default()
+    })
+    .await;
+    let mut agent = agent_on(&fake, |s| s.reconnect_max = Duration::from_secs(30)).await;
+    let rejected = agent
+        .event("nick rejected", |e| {
+            matches!(e, IrcEvent::NickRejected { .. })
+        })
+        .await;
+    assert!(matches!(rejected, IrcEvent::NickRejected { nick, .. } if nick == "fake-bot"));
+    let status = agent
+        .wait_status("nick_rejected", |s| s.state == "nick_rejected")
+        .await;
+    let error = status.last_error.expect("an error in status");
+    assert!(error.contains("rejected nick fake-bot"), "{error}");
+    assert_eq!(
+        fake.connections(),
+        1,
+        "waits the longest backoff before retrying"
+    );
+    agent.stop();
+}
+
+#[tokio::test]
+async fn a_server_that_never_welcomes_hits_the_registration_deadline() {
+    let fake = FakeIrcd::start(Behaviour {
+        register: false,
+        ..Behaviour::default()
+    })
+    .await;
+    let agent = agent_on(&fake, |s| {
+        s.registration_timeout = Duration::from_millis(300)
+    })
+    .await;
+    let status = agent
+        .wait_status("deadline error", |s| {
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("not welcomed"))
+        })
+        .await;
+    assert_ne!(status.state, "connected");
+    fake.wait_connections(2).await;
+    agent.stop();
+}
+
+#[tokio::test]
+async fn a_half_open_link_is_detected_by_keepalive_and_channels_are_rejoined() {
+    let fake = FakeIrcd::start(Behaviour::default()).await;
+    let mut agent = agent_on(&fake, |s| {
+        s.keepalive = Duration::from_millis(200);
+        s.keepalive_timeout = Duration::from_millis(400);
+    })
+    .await;
+    agent.wait_connected().await;
+    agent.join("#later").await.expect("join");
+    fake.wait_for_line("JOIN #later", |c, l| c == 0 && l == "JOIN #later")
+        .await;
+    fake.stall(0).await;
+    let down = agent
+        .event("disconnected", |e| {
+            matches!(e, IrcEvent::Disconnected { .. })
+        })
+        .await;
+    assert!(
+        matches!(&down, IrcEvent::Disconnected { reason } if reason.contains("no reply to keepalive PING")),
+        "{down:?}"
+    );
+    fake.wait_connections(2).await;
+    fake.wait_for_line("rejoin #general", |c, l| c == 1 && l == "JOIN #general")
+        .await;
+    fake.wait_for_line("rejoin #later", |c, l| c == 1 && l == "JOIN #later")
+        .await;
+    let status = agent.wait_status("reconnected", |s| s.connects == 2).await;
+    assert_eq!(status.channels, ["#general", "#later"]);
+    agent.stop();
+}
+
+#[tokio::test]
+async fn the_disconnect_fault_drops_the_link_and_the_actor_reconnects() {
+    let fake = FakeIrcd::start(Behaviour::default()).await;
+    let mut agent = agent_on(&fake, |_| {}).await;
+    agent.wait_connected().await;
+    let (tx, rx) = ractor::concurrency::oneshot();
+    agent
+        .actor
+        .cast(IrcMessage::Control(ControlMsg::Fault {
+            path: vec![],
+            kind: FaultKind::Disconnect,
+            reply: tx.into(),
+            trace: TraceCtx::default(),
+        }))
+        .expect("cast");
+    rx.await.expect("answer").expect("accepted");
+    agent
+        .event("disconnected", |e| {
+            matches!(e, IrcEvent::Disconnected { .. })
+        })
+        .await;
+    fake.wait_connections(2).await;
+    agent.wait_status("reconnected", |s| s.connects == 2).await;
+    fake.wait_for_line("rejoin", |c, l| c == 1 && l == "JOIN #general")
+        .await;
+    agent.stop();
+}
+
+#[tokio::test]
+async fn sends_while_down_are_queued_bounded_and_flushed_after_welcome() {
+    let fake = FakeIrcd::start(Behaviour {
+        register: false,
+        ..Behaviour::default()
+    })
+    .await;
+    let agent = agent_on(&fake, |s| {
+        s.send_queue = 2;
+        s.registration_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let first = agent.send("#general", "one").await.expect("queued");
+    assert!(first.queued, "not reported as sent while down");
+    agent.send("fake-ori", "two").await.expect("queued");
+    let full = agent.send("#general", "three").await;
+    assert_eq!(full, Err(IrcError::QueueFull { limit: 2 }));
+    assert_eq!(agent.status().await.queued, 2);
+    fake.set_behaviour(Behaviour::default()).await;
+    agent.wait_connected().await;
+    let (conn, _) = fake
+        .wait_for_line("flushed", |_, l| l == "PRIVMSG fake-ori :two")
+        .await;
+    let lines = fake.lines(conn).await;
+    let at = |want: &str| lines.iter().position(|l| l == want).expect(want);
+    assert!(at("JOIN #general") < at("PRIVMSG #general :one"));
+    assert!(at("PRIVMSG #general :one") < at("PRIVMSG fake-ori :two"));
+    assert!(!lines.iter().any(|l| l.contains("three")));
+    assert_eq!(agent.status().await.queued, 0);
+    agent.stop();
+}
+
+#[tokio::test]
+async fn nothing_from_the_agent_can_inject_an_irc_command() {
+    let fake = FakeIrcd::start(Behaviour::default()).await;
+    let agent = agent_on(&fake, |_| {}).await;
+    agent.wait_connected().await;
+    for target in ["#a\r\nQUIT :x", "#a b", "nick\0x", ":x", ""] {
+        assert!(
+            matches!(agent.send(target, "hi").await, Err(IrcError::Invalid(_))),
+            "target {target:?}"
+        );
+    }
+    assert!(matches!(
+        agent.join("#a\nPART #general").await,
+        Err(IrcError::Invalid(_))
+    ));
+    let report = agent
+        .send("#general", "hi\r\nQUIT :bye\nthird\0line\u{2028}fourth")
+        .await
+        .expect("send");
+    assert_eq!(report.lines, 4);
+    fake.wait_for_line("last line", |_, l| l == "PRIVMSG #general :fourth")
+        .await;
+    let lines = fake.lines(0).await;
+    assert!(lines.contains(&"PRIVMSG #general :QUIT :bye".to_owned()));
+    assert!(lines.contains(&"PRIVMSG #general :thirdline".to_owned()));
+    assert!(!lines.iter().any(|l| l.starts_with("QUIT")), "{lines:#?}");
+    agent.stop();
+}
+
+#[tokio::test]
+async fn long_multibyte_text_is_split_to_fit_512_bytes_on_char_boundaries() {
+    let fake = FakeIrcd::start(Behaviour::default()).await;
+    let agent = agent_on(&fake, |_| {}).await;
+    agent.wait_connected().await;
+    let text: String = "é日🎉a".repeat(200);
+    let report = agent.send("#general", &text).await.expect("send");
+    assert!(report.lines > 1);
+    let mut got = String::new();
+    fake.wait_for_line("the last chunk", |_, l| {
+        l.starts_with("PRIVMSG #general :") && text.ends_with(&l["PRIVMSG #general :".len()..])
+    })
+    .await;
+    let lines = fake.lines(0).await;
+    let chunks: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("PRIVMSG #general :"))
+        .collect();
+    assert_eq!(chunks.len(), report.lines);
+    // The server relays `:fake-bot!bot@127.0.0.1 PRIVMSG #general :<chunk>\r\n`.
+    let relay_prefix = ":fake-bot!bot@127.0.0.1 PRIVMSG #general :".len();
+    for chunk in &chunks {
+        assert!(
+            relay_prefix + chunk.len() + 2 <= 512,
+            "{} bytes",
+            chunk.len()
+        );
+        got.push_str(chunk);
+    }
+    assert_eq!(got, text);
+    agent.stop();
+}
+
+#[tokio::test]
+async fn mentions_dms_ambient_and_system_senders() {
+    let fake = FakeIrcd::start(Behaviour::default()).await;
+    let mut agent = agent_on(&fake, |_| {}).await;
+    agent.wait_connected().await;
+    fake.send(0, ":system-fake!s@fake PRIVMSG #general :@bot system")
+        .await;
+    fake.send(0, ":fake-ori!o@h PRIVMSG #general :@bot-helper please")
+        .await;
+    fake.send(
+        0,
+        "@msgid=m1 :fake-ori!o@h PRIVMSG #general :hey @bot, look",
+    )
+    .await;
+    fake.send(0, ":fake-ori!o@h PRIVMSG fake-bot :a dm").await;
+    let kinds = [
+        MessageKind::Ambient,
+        MessageKind::Mention,
+        MessageKind::Direct,
+    ];
+    for kind in kinds {
+        let event = agent
+            .event("message", |e| matches!(e, IrcEvent::Message(_)))
+            .await;
+        let IrcEvent::Message(message) = event else {
+            unreachable!()
+        };
+        assert_eq!(message.kind, kind, "{message:?}");
+        assert_eq!(message.sender, "fake-ori");
+        match kind {
+            MessageKind::Mention => {
+                assert_eq!(message.msgid.as_deref(), Some("m1"));
+                assert_eq!(message.reply_to, "#general");
+            }
+            MessageKind::Direct => {
+                assert_eq!(message.key, "DM:fake-ori");
+                assert_eq!(message.reply_to, "fake-ori");
+            }
+            _ => {}
+        }
+    }
+    let read = agent.read("#general").await;
+    let texts: Vec<&str> = read.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["@bot-helper please", "hey @bot, look"]);
+    assert!(agent.read("#general").await.is_empty(), "reads consume");
+    assert_eq!(agent.read("DM:fake-ori").await.len(), 1);
+    agent.stop();
+}
+
+#[tokio::test]
+async fn sasl_plain_authenticates_and_a_wrong_password_is_reported() {
+    let credentials = SaslPlain {
+        username: "bot".to_owned(),
+        password: "s3cret".to_owned(),
+    };
+    let fake = FakeIrcd::start(Behaviour {
+        sasl: Some(("bot".to_owned(), "s3cret".to_owned())),
+        ..Behaviour::default()
+    })
+    .await;
+    let good = credentials.clone();
+    let agent = agent_on(&fake, move |s| s.sasl = Some(good)).await;
+    agent.wait_connected().await;
+    let lines = commands(&fake, 0).await;
+    assert!(
+        lines.contains(&"CAP REQ :message-tags sasl".to_owned()),
+        "{lines:#?}"
+    );
+    assert!(lines.contains(&"AUTHENTICATE PLAIN".to_owned()));
+    agent.stop();
+    assert!(
+        !format!("{credentials:?}").contains("s3cret"),
+        "Debug redacts"
+    );
+
+    let wrong = SaslPlain {
+        password: "nope".to_owned(),
+        ..credentials
+    };
+    let agent = agent_on(&fake, move |s| s.sasl = Some(wrong)).await;
+    agent
+        .wait_status("sasl failure", |s| {
+            s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("SASL authentication failed"))
+        })
+        .await;
+    agent.stop();
+}
