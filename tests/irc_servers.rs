@@ -1,0 +1,219 @@
+//! The `irc` actor against real servers, installed by `scripts/install-peers` and started on
+//! free loopback ports: agentirc (Culture's server), InspIRCd (IRCv3) and ngIRCd (no
+//! message-tags, NICKLEN 9). Against each: register, join, mention and DM detection, a long
+//! multibyte message received intact by another client, a server restart followed by
+//! reconnect and rejoin, and trace tags only where `message-tags` was ACKed. Against agentirc
+//! with telemetry on: a traced PRIVMSG produces a codexd span in the client's trace.
+//!
+//! A missing peer prints a loud SKIP (and fails under `CI=true`).
+
+#[path = "support/irc_agent.rs"]
+mod irc_agent;
+#[path = "support/irc_client.rs"]
+mod irc_client;
+#[path = "support/ircd.rs"]
+mod ircd;
+#[path = "support/otlp.rs"]
+#[allow(dead_code)]
+mod otlp;
+mod support;
+
+use std::time::Duration;
+
+use codexd_actors::irc::{IrcEvent, MessageKind};
+use codexd_actors::trace::TraceCtx;
+use irc_agent::{Agent, settings};
+use irc_client::{RawClient, command_and_params, parse_privmsg};
+use ircd::{Flavor, Ircd};
+use tokio::time::Instant;
+
+const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agentirc() {
+    conformance(Flavor::Agentirc, "spark").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspircd() {
+    conformance(Flavor::Inspircd, "insp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ngircd() {
+    conformance(Flavor::Ngircd, "ng").await;
+}
+
+/// Waits until `client` sees `nick` in `#general`'s NAMES.
+async fn expect_member(client: &mut RawClient, nick: &str) {
+    let deadline = Instant::now() + irc_agent::PATIENCE;
+    loop {
+        client.send("NAMES #general").await;
+        let line = client
+            .expect("NAMES reply", |l| {
+                let (command, _) = command_and_params(l);
+                command == "353" || command == "366"
+            })
+            .await;
+        let (command, params) = command_and_params(&line);
+        let listed = command == "353"
+            && params.last().is_some_and(|names| {
+                names
+                    .split(' ')
+                    .any(|n| n.trim_start_matches(['@', '+']) == nick)
+            });
+        if listed {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{nick} never joined #general");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn conformance(flavor: Flavor, name: &str) {
+    let Some(mut server) = Ircd::start(flavor, name).await else {
+        return;
+    };
+    let (host, port) = (server.host().to_owned(), server.port());
+    let prefix = server.nick_prefix();
+    let bot = format!("{prefix}bot");
+    let ori = format!("{prefix}ori");
+    let mut s = settings(&host, port, name, &bot);
+    s.channels = vec!["#general".to_owned()];
+    s.reconnect_min = Duration::from_secs(1);
+    s.reconnect_max = Duration::from_secs(60);
+    let mut agent = Agent::start(s).await;
+    let status = agent.wait_connected().await;
+    let tags_acked = status.caps.iter().any(|c| c == "message-tags");
+    assert_eq!(tags_acked, flavor != Flavor::Ngircd, "{status:?}");
+
+    let mut other = RawClient::connect(&host, port, &ori, &["message-tags"]).await;
+    other.join("#general").await;
+    expect_member(&mut other, &bot).await;
+
+    other
+        .send("PRIVMSG #general :hello @bot, are you there?")
+        .await;
+    let mention = agent
+        .event(
+            "mention",
+            |e| matches!(e, IrcEvent::Message(m) if m.kind == MessageKind::Mention),
+        )
+        .await;
+    assert!(
+        matches!(&mention, IrcEvent::Message(m) if m.sender == ori && m.reply_to == "#general")
+    );
+    other.send(&format!("PRIVMSG {bot} :psst")).await;
+    agent
+        .event("dm", |e| matches!(e, IrcEvent::Message(m) if m.kind == MessageKind::Direct && m.text == "psst"))
+        .await;
+
+    let text = "日本語のテキスト、絵文字🎉とアクセントé".repeat(40);
+    let report = agent.send("#general", &text).await.expect("send");
+    assert!(report.lines > 2 && !report.queued, "{report:?}");
+    let mut got = String::new();
+    while got.len() < text.len() {
+        let line = other
+            .expect("a chunk of the long message", |l| {
+                parse_privmsg(l).is_some_and(|(_, sender, _, _)| sender == bot)
+            })
+            .await;
+        let (_, _, _, chunk) = parse_privmsg(&line).expect("privmsg");
+        got.push_str(&chunk);
+    }
+    assert_eq!(got, text, "the long message arrived intact, in order");
+
+    let trace = TraceCtx {
+        traceparent: Some(TRACEPARENT.to_owned()),
+        tracestate: None,
+    };
+    agent
+        .send_traced("#general", "traced line", trace)
+        .await
+        .expect("send");
+    let line = other
+        .expect("the traced line", |l| l.ends_with("traced line"))
+        .await;
+    if flavor == Flavor::Inspircd {
+        let (tags, ..) = parse_privmsg(&line).expect("privmsg");
+        assert!(
+            tags.contains(&(
+                "+culture.dev/traceparent".to_owned(),
+                TRACEPARENT.to_owned()
+            )),
+            "InspIRCd relays the client-prefixed trace tag: {line}"
+        );
+    }
+
+    let restarted = Instant::now();
+    server.restart().await;
+    agent.wait_status("reconnected", |s| s.connects == 2).await;
+    eprintln!(
+        "MEASURE {flavor:?}: reconnected {} ms after the restart began",
+        restarted.elapsed().as_millis()
+    );
+    let mut other = RawClient::connect(&host, port, &ori, &[]).await;
+    other.join("#general").await;
+    expect_member(&mut other, &bot).await;
+    if flavor == Flavor::Ngircd {
+        let log = server.log_text();
+        assert!(
+            !log.contains("Unknown command"),
+            "a tagged line reached ngIRCd:\n{log}"
+        );
+    }
+    agent.stop();
+}
+
+/// Culture's cross-process trace: a client's traced PRIVMSG goes through agentirc (which
+/// exports its own spans) to codexd, whose `harness.irc.message.handle` span lands in the
+/// same trace at the same OTLP receiver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traced_privmsg_continues_the_clients_trace_in_codexd() {
+    let sink = match otlp::OtlpSink::start() {
+        Ok(sink) => sink,
+        Err(reason) => return otlp::skip_or_fail(&reason),
+    };
+    let Some(server) = Ircd::start_agentirc_with_otlp("spark", sink.grpc_port).await else {
+        return;
+    };
+    let scratch = support::Scratch::new();
+    scratch.write_config(&format!(
+        "control_socket: {{socket}}\n\
+         server: {{name: spark, host: 127.0.0.1, port: {port}}}\n\
+         telemetry:\n  enabled: true\n  otlp_endpoint: {endpoint}\n  otlp_protocol: grpc\n\
+         agents:\n  - nick: spark-bot\n    channels: ['#general']\n",
+        port = server.port(),
+        endpoint = sink.grpc_endpoint(),
+    ));
+    let mut daemon = scratch.run(&[]);
+    let mut client =
+        RawClient::connect(server.host(), server.port(), "spark-ori", &["message-tags"]).await;
+    client.join("#general").await;
+    expect_member(&mut client, "spark-bot").await;
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    client
+        .send(&format!(
+            "@culture.dev/traceparent={TRACEPARENT} PRIVMSG #general :traced hello @bot"
+        ))
+        .await;
+    let span = support::eventually("codexd's handle span in the client's trace", || {
+        sink.spans().into_iter().find(|s| {
+            s.name == "harness.irc.message.handle"
+                && s.service_name == "culture.harness.codex"
+                && s.trace_id == trace_id
+        })
+    });
+    assert!(
+        !span.parent_span_id.is_empty(),
+        "parented by agentirc's span"
+    );
+    let server_spans = sink
+        .spans()
+        .into_iter()
+        .filter(|s| s.trace_id == trace_id && s.service_name == "culture.agentirc")
+        .count();
+    assert!(server_spans > 0, "agentirc exported its part of the trace");
+    daemon.signal("TERM");
+    assert!(daemon.wait().success(), "{}", daemon.log_text());
+}
