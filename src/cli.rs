@@ -266,14 +266,25 @@ pub fn status_table(status: &HostStatus) -> String {
     use std::fmt::Write as _;
     let mut out = format!(
         "{:<24} {:<13} {:<9} {:>8}  {}\n",
-        "AGENT/CHILD", "STATE", "CIRCUIT", "RESTARTS", "LAST ERROR"
+        "AGENT/CHILD", "STATE", "CIRCUIT", "RESTARTS", "LAST ERROR / DETAIL"
     );
     let mut row = |name: String, s: &codexd_actors::child::ChildStatus| {
         let state = serde_json::to_value(s.state)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        let error = s.last_error.as_deref().unwrap_or("");
+        // A running child's own summary (irc: "connected host:port as nick in #a,#b").
+        let summary = s
+            .detail
+            .as_ref()
+            .and_then(|d| d.get("summary"))
+            .and_then(|v| v.as_str());
+        let error = match (s.last_error.as_deref(), summary) {
+            (Some(error), Some(summary)) => format!("{error}; now {summary}"),
+            (Some(error), None) => error.to_owned(),
+            (None, Some(summary)) => summary.to_owned(),
+            (None, None) => String::new(),
+        };
         let _ = writeln!(
             out,
             "{name:<24} {state:<13} {:<9} {:>8}  {error}",

@@ -217,3 +217,65 @@ async fn a_traced_privmsg_continues_the_clients_trace_in_codexd() {
     daemon.signal("TERM");
     assert!(daemon.wait().success(), "{}", daemon.log_text());
 }
+
+/// The operator's network fault through the real binary: `codexd fault <nick> irc disconnect`
+/// drops the agent's link to agentirc; the actor notices, reconnects and rejoins, and
+/// `codexd status` shows the connection in the irc child's detail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_disconnect_fault_through_the_cli_heals() {
+    let Some(server) = Ircd::start(Flavor::Agentirc, "spark").await else {
+        return;
+    };
+    let scratch = support::Scratch::new();
+    scratch.write_config(&format!(
+        "control_socket: {{socket}}\n\
+         server: {{name: spark, host: 127.0.0.1, port: {port}}}\n\
+         agents:\n  - nick: spark-bot\n    channels: ['#general']\n",
+        port = server.port(),
+    ));
+    let mut daemon = scratch.run(&[]);
+    let irc_detail = |status: &serde_json::Value| {
+        support::child(status, "spark-bot", "irc").and_then(|c| c.get("detail").cloned())
+    };
+    let detail = support::eventually("irc connected", || {
+        let detail = irc_detail(&scratch.status()?)?;
+        (detail["state"] == "connected").then_some(detail)
+    });
+    assert_eq!(detail["flavor"], "agentirc");
+    assert_eq!(detail["nick"], "spark-bot");
+    assert_eq!(detail["connects"], 1);
+    let socket = scratch.socket();
+    let out = scratch.cli(&[
+        "fault",
+        "spark-bot",
+        "irc",
+        "disconnect",
+        "--socket",
+        socket.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let detail = support::eventually("irc reconnected", || {
+        let detail = irc_detail(&scratch.status()?)?;
+        (detail["state"] == "connected" && detail["connects"] == 2).then_some(detail)
+    });
+    assert_eq!(detail["channels"], serde_json::json!(["#general"]));
+    let table = scratch.cli(&["status", "--socket", socket.to_str().expect("utf-8 path")]);
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    assert!(
+        table.contains(&format!("connected 127.0.0.1:{} as spark-bot in #general", server.port())),
+        "{table}"
+    );
+    let mut client = RawClient::connect(server.host(), server.port(), "spark-ori", &[]).await;
+    client.join("#general").await;
+    expect_member(&mut client, "spark-bot").await;
+    daemon.signal("TERM");
+    client
+        .expect("the agent's QUIT on shutdown", |l| {
+            let (command, params) = command_and_params(l);
+            command == "QUIT"
+                && l.starts_with(":spark-bot!")
+                && params.last().is_some_and(|p| p.contains("daemon shutdown"))
+        })
+        .await;
+    assert!(daemon.wait().success(), "{}", daemon.log_text());
+}
