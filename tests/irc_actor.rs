@@ -449,3 +449,104 @@ async fn sasl_plain_authenticates_and_a_wrong_password_is_reported() {
         .await;
     agent.stop();
 }
+
+/// Culture §5.8 on inbound lines, seen through the OpenTelemetry layer: a valid tag parents
+/// `harness.irc.message.handle` remotely; none makes a local root; a bad one a root with
+/// `culture.trace.dropped_reason`. Each connection attempt is a `harness.irc.connect` span.
+#[tokio::test(flavor = "current_thread")]
+async fn inbound_trace_tags_parent_or_explain_the_handle_span() {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("test"))
+        .with_filter(tracing_subscriber::filter::filter_fn(
+            codexd_actors::trace::otel_filter,
+        ));
+    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(otel));
+
+    let fake = FakeIrcd::start(Behaviour::default()).await;
+    let agent = agent_on(&fake, |_| {}).await;
+    agent.wait_connected().await;
+    let too_long = format!("{TRACEPARENT}0");
+    for (tag, text) in [
+        (Some(TRACEPARENT), "valid"),
+        (None, "missing"),
+        (Some("BAD"), "malformed"),
+        (Some(too_long.as_str()), "too_long"),
+    ] {
+        let tags = tag.map_or(String::new(), |t| format!("@culture.dev/traceparent={t} "));
+        fake.send(0, &format!("{tags}:fake-ori!o@h PRIVMSG #general :{text}"))
+            .await;
+    }
+    fake.send(0, "PING :done").await;
+    fake.wait_for_line("PONG", |_, l| l.ends_with("PONG :done"))
+        .await;
+    let attr = |span: &opentelemetry_sdk::trace::SpanData, key: &str| {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    };
+    let handles: Vec<_> = exporter
+        .get_finished_spans()
+        .expect("spans")
+        .into_iter()
+        .filter(|s| s.name == "harness.irc.message.handle")
+        .filter(|s| attr(s, "irc.command").as_deref() == Some("PRIVMSG"))
+        .collect();
+    assert_eq!(handles.len(), 4, "{handles:#?}");
+    let (valid, missing, malformed, too_long) =
+        (&handles[0], &handles[1], &handles[2], &handles[3]);
+    assert_eq!(
+        valid.span_context.trace_id().to_string(),
+        "0af7651916cd43dd8448eb211c80319c"
+    );
+    assert_eq!(valid.parent_span_id.to_string(), "b7ad6b7169203331");
+    assert_eq!(
+        attr(valid, "culture.trace.origin").as_deref(),
+        Some("remote")
+    );
+    assert_eq!(attr(valid, "irc.client.nick").as_deref(), Some("fake-bot"));
+    assert_eq!(
+        attr(missing, "culture.trace.origin").as_deref(),
+        Some("local")
+    );
+    for (span, reason) in [(malformed, "malformed"), (too_long, "too_long")] {
+        assert_eq!(
+            attr(span, "culture.trace.origin").as_deref(),
+            Some("remote")
+        );
+        assert_eq!(
+            attr(span, "culture.trace.dropped_reason").as_deref(),
+            Some(reason)
+        );
+        assert_eq!(
+            span.parent_span_id,
+            opentelemetry::trace::SpanId::INVALID,
+            "a root"
+        );
+    }
+    for span in [missing, malformed, too_long] {
+        assert_ne!(span.span_context.trace_id(), valid.span_context.trace_id());
+    }
+    let connect = exporter
+        .get_finished_spans()
+        .expect("spans")
+        .into_iter()
+        .find(|s| s.name == "harness.irc.connect");
+    let connect = connect.expect("a harness.irc.connect span for the connection attempt");
+    assert_eq!(attr(&connect, "harness.nick").as_deref(), Some("fake-bot"));
+    assert_eq!(
+        attr(&connect, "harness.server"),
+        Some(format!("127.0.0.1:{}", fake.port()))
+    );
+    assert_eq!(attr(&connect, "harness.backend").as_deref(), Some("codex"));
+    agent.stop();
+}

@@ -253,7 +253,11 @@ async fn the_disconnect_fault_through_the_cli_heals() {
         "--socket",
         socket.to_str().expect("utf-8 path"),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let detail = support::eventually("irc reconnected", || {
         let detail = irc_detail(&scratch.status()?)?;
         (detail["state"] == "connected" && detail["connects"] == 2).then_some(detail)
@@ -262,7 +266,10 @@ async fn the_disconnect_fault_through_the_cli_heals() {
     let table = scratch.cli(&["status", "--socket", socket.to_str().expect("utf-8 path")]);
     let table = String::from_utf8_lossy(&table.stdout).into_owned();
     assert!(
-        table.contains(&format!("connected 127.0.0.1:{} as spark-bot in #general", server.port())),
+        table.contains(&format!(
+            "connected 127.0.0.1:{} as spark-bot in #general",
+            server.port()
+        )),
         "{table}"
     );
     let mut client = RawClient::connect(server.host(), server.port(), "spark-ori", &[]).await;

@@ -94,33 +94,32 @@ impl Connection {
             timeout: settings.registration_timeout,
         };
         let flood = settings.flood;
-        let task = tokio::spawn(
-            async move {
-                let stream = match target.connect().await {
-                    Ok(stream) => stream,
-                    Err(error) => {
-                        tracing::Span::current().record("error", error.to_string());
-                        let reason = format!("cannot connect to {}: {error}", target.addr());
-                        let _ = actor.cast(IrcMessage::Conn(ConnEvent::Down { conn: id, reason }));
-                        return;
-                    }
-                };
-                let _ = actor.cast(IrcMessage::Conn(ConnEvent::Up { conn: id }));
-                let (read, write) = tokio::io::split(stream);
-                let bucket = TokenBucket::new(flood.burst, flood.per_second, Instant::now());
-                let mut writer = AbortOnDrop(tokio::spawn(write_lines(
-                    write, lines_rx, urgent_rx, bucket,
-                )));
-                let reason = tokio::select! {
-                    reason = read_lines(BufReader::new(read), id, &actor) => reason,
-                    Ok(reason) = &mut writer.0 => reason,
-                    _ = kill_rx => "connection dropped (fault injected)".to_owned(),
-                };
-                drop(writer);
-                let _ = actor.cast(IrcMessage::Conn(ConnEvent::Down { conn: id, reason }));
-            }
-            .instrument(span),
-        );
+        let task = tokio::spawn(async move {
+            let connected = target.connect().instrument(span.clone()).await;
+            let stream = match connected {
+                Ok(stream) => stream,
+                Err(error) => {
+                    span.record("error", error.to_string());
+                    let reason = format!("cannot connect to {}: {error}", target.addr());
+                    let _ = actor.cast(IrcMessage::Conn(ConnEvent::Down { conn: id, reason }));
+                    return;
+                }
+            };
+            drop(span);
+            let _ = actor.cast(IrcMessage::Conn(ConnEvent::Up { conn: id }));
+            let (read, write) = tokio::io::split(stream);
+            let bucket = TokenBucket::new(flood.burst, flood.per_second, Instant::now());
+            let mut writer = AbortOnDrop(tokio::spawn(write_lines(
+                write, lines_rx, urgent_rx, bucket,
+            )));
+            let reason = tokio::select! {
+                reason = read_lines(BufReader::new(read), id, &actor) => reason,
+                Ok(reason) = &mut writer.0 => reason,
+                _ = kill_rx => "connection dropped (fault injected)".to_owned(),
+            };
+            drop(writer);
+            let _ = actor.cast(IrcMessage::Conn(ConnEvent::Down { conn: id, reason }));
+        });
         Self {
             id,
             lines: Some(lines),
