@@ -233,6 +233,9 @@ fn cap_name(token: &str) -> String {
     token.split('=').next().unwrap_or(token).to_owned()
 }
 
+/// `(tags, sender nick, target, text)` of a PRIVMSG.
+pub type Privmsg = (Vec<(String, String)>, String, String, String);
+
 /// A PRIVMSG split for assertions: `(tags, sender nick, target, text)`; tag values are
 /// unescaped per IRCv3 (a tag without a value has `""`). None for any other line.
 ///
@@ -241,7 +244,7 @@ fn cap_name(token: &str) -> String {
 /// | `:a!u@h PRIVMSG #c :hi there`                              | `([], "a", "#c", "hi there")`   |
 /// | `@msgid=1;x=a\sb :a!u@h PRIVMSG b :hi`                    | `([(msgid,1),(x,"a b")], "a", "b", "hi")` |
 /// | `:a!u@h NOTICE #c :hi`                                    | None                            |
-pub fn parse_privmsg(line: &str) -> Option<(Vec<(String, String)>, String, String, String)> {
+pub fn parse_privmsg(line: &str) -> Option<Privmsg> {
     let (tags, rest) = split_tags(line);
     let (command, params) = command_and_params(rest);
     if command != "PRIVMSG" || params.len() < 2 {

@@ -311,10 +311,16 @@ const INSPIRCD_CONF: &str = r#"<define name="dir" value="{dir}">
 <cloak mode="half" key="0123456789abcdefghijklmnopqrstuvwxyz0123456789" prefix="test-">
 "#;
 
-/// ngIRCd in the foreground (`-n`), DNS and ident lookups off. `ServerUID` only as root.
+/// ngIRCd in the foreground (`-n`), DNS and ident lookups off. As root it refuses
+/// `ServerUID = root` and drops to `nobody`, so its PID file goes into a world-writable
+/// `run/` (the temp dir is made traversable) to keep its log free of spurious errors.
 fn ngircd_setup(dir: &Path, name: &str, port: u16) -> Launch {
     let config = dir.join("ngircd.conf");
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).expect("ngircd run dir");
     let server_uid = if rustix::process::getuid().is_root() {
+        set_mode(dir, 0o711);
+        set_mode(&run, 0o777);
         "ServerUID = root\n"
     } else {
         ""
@@ -339,7 +345,7 @@ Info = peer test server
 Listen = 127.0.0.1
 Ports = {port}
 MotdPhrase = "test server"
-PidFile = {dir}/ngircd.pid
+PidFile = {dir}/run/ngircd.pid
 {server_uid}[Limits]
 PingTimeout = 120
 PongTimeout = 20
@@ -349,6 +355,12 @@ Ident = no
 PAM = no
 RequireAuthPing = no
 "#;
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
 
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
