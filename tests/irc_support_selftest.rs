@@ -17,9 +17,15 @@ mod otlp;
 
 use std::time::Duration;
 
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
 use fake_ircd::{Behaviour, FakeIrcd};
 use irc_client::{RawClient, command_and_params, parse_privmsg};
 use ircd::{Flavor, Ircd};
+
+/// Hang detector for the raw socket reads in this file.
+const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Two clients on `#general`: A's PRIVMSG reaches B intact; after a restart a client
 /// registers again on the same port.
@@ -233,28 +239,53 @@ async fn fake_ircd_refuses_nicks_and_withholds_registration() {
     let fake = FakeIrcd::start(Behaviour {
         register: false,
         nick_in_use: vec!["taken".to_owned()],
+        erroneous: vec!["b@d".to_owned()],
         ..Behaviour::default()
     })
     .await;
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", fake.port()))
+    let stream = TcpStream::connect(("127.0.0.1", fake.port()))
         .await
         .expect("connect");
     let (read, mut write) = stream.into_split();
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     write
-        .write_all(b"NICK taken\r\nUSER u 0 * :u\r\nPING :tok\r\n")
+        .write_all(b"NICK taken\r\nNICK b@d\r\nNICK free\r\nUSER u 0 * :u\r\nPING :tok\r\n")
         .await
         .expect("write");
-    let mut lines = tokio::io::BufReader::new(read).lines();
-    let first = lines.next_line().await.expect("read").expect("a line");
-    assert_eq!(first, ":fake 433 * taken :Nickname is already in use");
-    let second = lines.next_line().await.expect("read").expect("a line");
+    let mut lines = BufReader::new(read).lines();
+    let mut replies = Vec::new();
+    while replies.len() < 3 {
+        let line = tokio::time::timeout(PATIENCE, lines.next_line())
+            .await
+            .expect("a reply within the hang detector")
+            .expect("read");
+        replies.push(line.expect("the fake keeps the link open"));
+    }
     assert_eq!(
-        second, ":fake PONG fake :tok",
-        "no 001 when register is false"
+        replies,
+        [
+            ":fake 433 * taken :Nickname is already in use",
+            ":fake 432 * b@d :Erroneous nickname",
+            // With `register: true` a 001 would come before this PONG.
+            ":fake PONG fake :tok",
+        ]
     );
     fake.wait_for_line("the PING", |_, l| l == "PING :tok")
         .await;
+}
+
+#[test]
+fn parse_privmsg_splits_tags_source_target_and_text() {
+    let line = r"@msgid=1;x=a\sb\:c\\;flag :a!u@h PRIVMSG #c :hi :) there";
+    let (tags, sender, target, text) = parse_privmsg(line).expect("a PRIVMSG");
+    let expected_tags = [("msgid", "1"), ("x", "a b;c\\"), ("flag", "")];
+    let expected_tags: Vec<(String, String)> = expected_tags
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(tags, expected_tags);
+    assert_eq!((sender.as_str(), target.as_str()), ("a", "#c"));
+    assert_eq!(text, "hi :) there");
+    assert_eq!(parse_privmsg(":a!u@h NOTICE #c :hi"), None);
 }
 
 #[tokio::test]

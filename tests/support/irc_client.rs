@@ -233,8 +233,8 @@ fn cap_name(token: &str) -> String {
     token.split('=').next().unwrap_or(token).to_owned()
 }
 
-/// `(tags, sender nick, target, text)` of a PRIVMSG.
-pub type Privmsg = (Vec<(String, String)>, String, String, String);
+/// IRCv3 message tags in wire order: `(key, unescaped value)`.
+pub type Tags = Vec<(String, String)>;
 
 /// A PRIVMSG split for assertions: `(tags, sender nick, target, text)`; tag values are
 /// unescaped per IRCv3 (a tag without a value has `""`). None for any other line.
@@ -244,7 +244,7 @@ pub type Privmsg = (Vec<(String, String)>, String, String, String);
 /// | `:a!u@h PRIVMSG #c :hi there`                              | `([], "a", "#c", "hi there")`   |
 /// | `@msgid=1;x=a\sb :a!u@h PRIVMSG b :hi`                    | `([(msgid,1),(x,"a b")], "a", "b", "hi")` |
 /// | `:a!u@h NOTICE #c :hi`                                    | None                            |
-pub fn parse_privmsg(line: &str) -> Option<Privmsg> {
+pub fn parse_privmsg(line: &str) -> Option<(Tags, String, String, String)> {
     let (tags, rest) = split_tags(line);
     let (command, params) = command_and_params(rest);
     if command != "PRIVMSG" || params.len() < 2 {
@@ -255,7 +255,7 @@ pub fn parse_privmsg(line: &str) -> Option<Privmsg> {
 }
 
 /// Splits an optional `@tags ` prefix off a line, tags parsed and unescaped.
-pub fn split_tags(line: &str) -> (Vec<(String, String)>, &str) {
+pub fn split_tags(line: &str) -> (Tags, &str) {
     let Some(tagged) = line.strip_prefix('@') else {
         return (Vec::new(), line);
     };
