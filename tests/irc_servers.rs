@@ -20,7 +20,9 @@ mod support;
 
 use std::time::Duration;
 
-use codexd_actors::irc::{IrcEvent, MessageKind};
+use codexd_actors::irc::{
+    IrcError, IrcEvent, IrcMessage, MessageKind, Presence, Query, ReplyLine, ThreadOp,
+};
 use codexd_actors::trace::TraceCtx;
 use irc_agent::{Agent, settings};
 use irc_client::{RawClient, command_and_params, parse_privmsg};
@@ -82,6 +84,7 @@ async fn conformance(flavor: Flavor, name: &str) {
     s.channels = vec!["#general".to_owned()];
     s.reconnect_min = Duration::from_secs(1);
     s.reconnect_max = Duration::from_secs(60);
+    s.tags = vec!["rust".to_owned(), "codex".to_owned()];
     let mut agent = Agent::start(s).await;
     let status = agent.wait_connected().await;
     let tags_acked = status.caps.iter().any(|c| c == "message-tags");
@@ -143,6 +146,10 @@ async fn conformance(flavor: Flavor, name: &str) {
             )),
             "InspIRCd relays the client-prefixed trace tag: {line}"
         );
+    }
+
+    if flavor == Flavor::Agentirc {
+        agentirc_verbs(&agent, &mut other, &bot).await;
     }
 
     let restarted = Instant::now();
@@ -285,4 +292,102 @@ async fn the_disconnect_fault_through_the_cli_heals() {
         })
         .await;
     assert!(daemon.wait().success(), "{}", daemon.log_text());
+}
+
+async fn query(agent: &Agent, query: Query) -> Vec<ReplyLine> {
+    ractor::call!(agent.actor, |reply| IrcMessage::Query {
+        query: query.clone(),
+        trace: TraceCtx::default(),
+        reply,
+    })
+    .expect("call")
+    .unwrap_or_else(|e| panic!("{query:?}: {e}"))
+}
+
+/// agentirc's own verbs, as the welcome burst and other actors use them: TAGS set on
+/// welcome, PRESENCE, threads, HISTORY and WHO answered through `Query`.
+async fn agentirc_verbs(agent: &Agent, other: &mut RawClient, bot: &str) {
+    let tags = query(agent, Query::Tags(bot.to_owned())).await;
+    assert!(
+        tags.iter()
+            .any(|l| l.params.iter().any(|p| p.contains("rust,codex"))),
+        "TAGS sent on welcome: {tags:?}"
+    );
+    agent
+        .actor
+        .cast(IrcMessage::SetPresence {
+            state: Presence::Working,
+            task: Some("testing".to_owned()),
+        })
+        .expect("cast");
+    let deadline = Instant::now() + irc_agent::PATIENCE;
+    loop {
+        let list = query(agent, Query::PresenceList).await;
+        let working = list.iter().any(|l| {
+            l.params
+                .iter()
+                .any(|p| p.contains(bot) && p.contains("\"working\""))
+        });
+        if working {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "presence never became working: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = ractor::call!(agent.actor, |reply| IrcMessage::Thread {
+        op: ThreadOp::Create {
+            channel: "#general".to_owned(),
+            thread: "plan-1".to_owned(),
+            text: "first\nsecond".to_owned(),
+        },
+        trace: TraceCtx::default(),
+        reply,
+    })
+    .expect("call")
+    .expect("thread create");
+    assert_eq!(report.lines, 2);
+    other
+        .expect("the thread reply", |l| {
+            l.ends_with("[thread:plan-1] second")
+        })
+        .await;
+    let threads = query(agent, Query::Threads("#general".to_owned())).await;
+    assert!(
+        threads
+            .iter()
+            .any(|l| l.params.iter().any(|p| p == "plan-1")),
+        "{threads:?}"
+    );
+    let history = query(
+        agent,
+        Query::History {
+            target: "#general".to_owned(),
+            count: 50,
+        },
+    )
+    .await;
+    assert!(
+        history
+            .iter()
+            .any(|l| l.params.last().is_some_and(|t| t.contains("are you there"))),
+        "{history:?}"
+    );
+    let who = query(agent, Query::Who("#general".to_owned())).await;
+    assert!(
+        who.iter().any(|l| l.params.iter().any(|p| p == bot)),
+        "{who:?}"
+    );
+    let refused = ractor::call!(agent.actor, |reply| IrcMessage::Query {
+        query: Query::RoomMeta("#nosuch".to_owned()),
+        trace: TraceCtx::default(),
+        reply,
+    })
+    .expect("call");
+    assert!(
+        matches!(refused, Err(IrcError::Refused { .. })),
+        "{refused:?}"
+    );
 }
