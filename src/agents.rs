@@ -8,15 +8,45 @@ use codexd_actors::agent::{AgentSpec, CHILD_NAMES};
 use codexd_actors::child::{ChildFactory, ChildRole, ChildSpec};
 use codexd_actors::irc::{FloodSettings, IrcFactory, IrcSettings, TlsSettings, TraceTagMode};
 use codexd_actors::link::Link;
+use codexd_actors::pause::PauseSwitch;
+use codexd_actors::runner::CurrentTurn;
+use codexd_actors::socket::{AgentSocket, BindError, SocketFactory, SocketPeers, StopRequest};
 use codexd_actors::test_child::{Script, TestChildFactory};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::config::{AgentConfig, Config};
 
-/// The tree for one agent: the real children that exist so far (`irc`), in
+/// What an agent is wired to beyond its config: its bound IPC socket (kept by the daemon
+/// across reloads, so a restarted agent serves the same socket) and where an IPC
+/// `shutdown` asks the daemon to stop it.
+#[derive(Debug, Clone)]
+pub struct Wiring {
+    /// The agent's socket; `None` only when `socket` is a test child.
+    pub socket: Option<AgentSocket>,
+    /// The daemon's stop requests.
+    pub stop: mpsc::Sender<StopRequest>,
+}
+
+/// Binds the agent's Culture IPC socket, `<ipc_dir>/culture-<nick>.sock`, unless `socket`
+/// runs as a test child. A live socket (another daemon serves this nick) is an error.
+pub fn bind_socket(config: &Config, agent: &AgentConfig) -> Result<Option<AgentSocket>, BindError> {
+    if agent.test_children.iter().any(|t| t == "socket") {
+        return Ok(None);
+    }
+    let dir = &config.ipc_dir;
+    AgentSocket::bind(&dir.path, &agent.nick, dir.private).map(Some)
+}
+
+/// The tree for one agent: the real children that exist so far (`socket`, `irc`), in
 /// [`CHILD_NAMES`] order, except those named in `test_children`, which run as inert,
-/// fault-injectable test actors instead.
-pub fn spec(config: &Config, agent: &AgentConfig, stop_timeout: Duration) -> AgentSpec {
+/// fault-injectable test actors instead. The children share late-bound links to each
+/// other, the pause switch and the current turn, which outlive any child's restart.
+pub fn spec(
+    config: &Config,
+    agent: &AgentConfig,
+    stop_timeout: Duration,
+    wiring: Wiring,
+) -> AgentSpec {
     let policy = agent.restart;
     let child = |name: &str, factory: Arc<dyn ChildFactory>| ChildSpec {
         name: name.to_owned(),
@@ -24,13 +54,26 @@ pub fn spec(config: &Config, agent: &AgentConfig, stop_timeout: Duration) -> Age
         policy,
         factory,
     };
+    let irc = Link::default();
+    let (events, _) = broadcast::channel(EVENT_CAPACITY);
+    let peers = SocketPeers {
+        nick: agent.nick.clone(),
+        irc: irc.clone(),
+        runner: Link::default(),
+        webhook: Link::default(),
+        pause: PauseSwitch::default(),
+        turn: CurrentTurn::default(),
+        stop: wiring.stop,
+    };
     let mut children = Vec::new();
     for name in CHILD_NAMES {
         if agent.test_children.iter().any(|t| t == name) {
             children.push(child(name, test_child(name)));
         } else if name == "irc" {
-            let (events, _) = broadcast::channel(EVENT_CAPACITY);
-            let factory = IrcFactory::new(irc_settings(config, agent), events, Link::default());
+            let factory = IrcFactory::new(irc_settings(config, agent), events.clone(), irc.clone());
+            children.push(child(name, Arc::new(factory)));
+        } else if let ("socket", Some(socket)) = (name, wiring.socket.clone()) {
+            let factory = SocketFactory::new(socket, peers.clone(), Link::default());
             children.push(child(name, Arc::new(factory)));
         }
     }
@@ -123,7 +166,7 @@ impl ReloadPlan {
 /// apply (agents' own entries, including their resolved restart, codex and attention
 /// settings, are applied by restarting the changed agents).
 pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 10] = [
+    let checks: [(&'static str, bool); 11] = [
         ("server", old.server != new.server),
         ("supervisor", old.overseer != new.overseer),
         ("webhooks", old.webhooks != new.webhooks),
@@ -133,6 +176,7 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("sleep_start/sleep_end", old.sleep != new.sleep),
         ("state_dir", old.state_dir != new.state_dir),
         ("control_socket", old.control_socket != new.control_socket),
+        ("ipc_dir", old.ipc_dir != new.ipc_dir),
         ("shutdown_grace", old.shutdown_grace != new.shutdown_grace),
     ];
     checks
@@ -189,15 +233,17 @@ mod tests {
     #[test]
     fn test_children_become_supervised_children_with_the_agents_policy() {
         let list = agents(
-            "  - nick: spark-a\n    test_children: [irc, runner]\n    restart: {max_restarts: 7}\n",
+            "  - nick: spark-a\n    test_children: [irc, runner, socket]\n    restart: {max_restarts: 7}\n",
         );
         let env = Env::from_pairs([("HOME", "/home/t")]);
         let config = crate::config::parse("server: {name: spark}\n", &env)
             .expect("valid")
             .config;
-        let spec = spec(&config, &list[0], Duration::from_secs(1));
+        let (stop, _) = mpsc::channel(1);
+        let wiring = Wiring { socket: None, stop };
+        let spec = spec(&config, &list[0], Duration::from_secs(1), wiring);
         let names: Vec<&str> = spec.children.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["runner", "irc"], "start order");
+        assert_eq!(names, ["runner", "socket", "irc"], "start order");
         assert!(spec.children.iter().all(|c| c.policy.max_restarts == 7));
         assert_eq!(spec.policy.max_restarts, 7);
     }

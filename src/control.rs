@@ -12,13 +12,12 @@
 
 mod client;
 mod server;
-mod socket;
 
 use serde::{Deserialize, Serialize};
 
 pub use client::{ClientError, request};
+pub use codexd_actors::socket::{BindError as SocketError, BoundSocket as ControlSocket};
 pub use server::ControlFactory;
-pub use socket::{ControlSocket, SocketError};
 
 /// Longest request line accepted.
 pub const MAX_LINE: usize = 1 << 20;

@@ -12,11 +12,14 @@ pub mod env;
 pub mod signal;
 pub mod telemetry;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use codexd_actors::agent::AgentSpec;
 use codexd_actors::child::{ChildRole, ChildSpec};
 use codexd_actors::host::{Host, HostSpec};
 use codexd_actors::restart::RestartPolicy;
+use codexd_actors::socket::{AgentSocket, StopRequest};
 use tokio::sync::mpsc;
 
 use crate::agents::ReloadPlan;
@@ -28,11 +31,14 @@ use crate::env::Env;
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The control socket could not be bound (another daemon, permissions, …).
-    #[error(transparent)]
+    #[error("control socket: {0}")]
     ControlSocket(#[from] control::SocketError),
     /// The Host stopped although nobody asked it to.
     #[error("the supervision tree stopped unexpectedly")]
     HostDied,
+    /// Every configured agent failed to start (e.g. another daemon serves their sockets).
+    #[error("no agent could start: {0}")]
+    NoAgentStarted(String),
     /// The Host actor could not be spawned.
     #[error("cannot start the supervision tree: {0}")]
     Spawn(String),
@@ -60,7 +66,8 @@ impl ConfigSource {
     }
 }
 
-/// Runs the daemon until `events` asks for shutdown (or closes).
+/// Runs the daemon until `events` asks for shutdown (or closes), or until IPC `shutdown`
+/// has stopped every agent.
 pub async fn run(
     config: Config,
     source: ConfigSource,
@@ -68,8 +75,26 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let socket = ControlSocket::bind(&config.control_socket)?;
     tracing::info!(path = %socket.path().display(), "control socket listening");
-    let agents: Vec<AgentConfig> = source.selected(&config).into_iter().cloned().collect();
     let grace = config.shutdown_grace;
+    let (stop, mut stops) = mpsc::channel(STOP_REQUESTS);
+    let mut daemon = Daemon {
+        agents: BTreeMap::new(),
+        stopped: BTreeSet::new(),
+        stop,
+        grace,
+    };
+    let wanted: Vec<AgentConfig> = source.selected(&config).into_iter().cloned().collect();
+    let mut specs = Vec::new();
+    let mut refused = Vec::new();
+    for agent in &wanted {
+        match daemon.spec(&config, agent) {
+            Ok(spec) => specs.push(spec),
+            Err(error) => refused.push(error),
+        }
+    }
+    if specs.is_empty() && !refused.is_empty() {
+        return Err(RunError::NoAgentStarted(refused.join("; ")));
+    }
     let control = ChildSpec {
         name: "control".to_owned(),
         role: ChildRole::Service,
@@ -78,84 +103,146 @@ pub async fn run(
     };
     let spec = HostSpec {
         services: vec![control],
-        agents: agents
-            .iter()
-            .map(|a| agents::spec(&config, a, grace / 2))
-            .collect(),
+        agents: specs,
         stop_timeout: grace,
     };
     let (host, mut host_ended) = Host::spawn(spec)
         .await
         .map_err(|e| RunError::Spawn(e.to_string()))?;
-    tracing::info!(agents = agents.len(), "codexd running");
+    tracing::info!(agents = daemon.agents.len(), "codexd running");
     let mut running = config;
 
     loop {
         tokio::select! {
             event = events.recv() => match event {
-                Some(signal::Event::Reload) => running = reload(&host, &source, running, grace).await,
+                Some(signal::Event::Reload) => running = daemon.reload(&host, &source, running).await,
                 Some(signal::Event::Shutdown) | None => break,
             },
+            Some(request) = stops.recv() => {
+                if daemon.stop_agent(&host, &request).await {
+                    tracing::info!("every agent was stopped over ipc; codexd exits");
+                    break;
+                }
+            }
             // The Host only ends on shutdown; anything else is a bug worth a non-zero exit.
             _ = &mut host_ended => return Err(RunError::HostDied),
         }
     }
     tracing::info!(grace_s = grace.as_secs_f64(), "shutting down");
     host.shutdown(grace).await;
+    drop(daemon);
     drop(socket);
     tracing::info!("codexd stopped");
     Ok(())
 }
 
-/// SIGHUP: re-read the config; if it is valid, start added agents, stop removed ones and
-/// restart changed ones, leaving the rest untouched. If it is not, keep running as is.
-/// Returns the config now in force.
-async fn reload(
-    host: &Host,
-    source: &ConfigSource,
-    current: Config,
+/// IPC stop requests waiting for the daemon (one per agent is plenty).
+const STOP_REQUESTS: usize = 64;
+
+/// What the daemon keeps per running agent beyond the Host: its bound IPC socket (reused
+/// when a reload restarts the agent) and the agents stopped over IPC.
+struct Daemon {
+    /// Running agents and their sockets (`None` when `socket` is a test child).
+    agents: BTreeMap<String, Option<AgentSocket>>,
+    stopped: BTreeSet<String>,
+    stop: mpsc::Sender<StopRequest>,
     grace: std::time::Duration,
-) -> Config {
-    let loaded = match config::load(&source.path, &source.env) {
-        Ok(loaded) => loaded,
-        Err(error) => {
-            tracing::error!(path = %source.path.display(), "config reload rejected; keeping the running config");
-            for line in error.to_string().lines() {
-                tracing::error!(path = %source.path.display(), "{line}");
+}
+
+impl Daemon {
+    /// The agent's tree, binding its IPC socket unless it already holds it. `Err` names
+    /// the agent and why it cannot start (its socket is served by another daemon, …).
+    fn spec(&mut self, config: &Config, agent: &AgentConfig) -> Result<AgentSpec, String> {
+        let socket = match self.agents.get(&agent.nick) {
+            Some(Some(socket)) => Some(socket.clone()),
+            _ => agents::bind_socket(config, agent).map_err(|error| {
+                let message = format!("agent {} not started: ipc socket: {error}", agent.nick);
+                tracing::error!(agent.nick = %agent.nick, error = %error, "agent not started: its ipc socket cannot be bound");
+                message
+            })?,
+        };
+        self.agents.insert(agent.nick.clone(), socket.clone());
+        self.stopped.remove(&agent.nick);
+        let wiring = agents::Wiring {
+            socket,
+            stop: self.stop.clone(),
+        };
+        Ok(agents::spec(config, agent, self.grace / 2, wiring))
+    }
+
+    /// IPC `shutdown`: stops the agent for good (until a reload or restart brings it back).
+    /// Returns true when no agent is left.
+    async fn stop_agent(&mut self, host: &Host, request: &StopRequest) -> bool {
+        let span = request
+            .trace
+            .follow(tracing::info_span!("codexd.agent.stop", agent.nick = %request.nick));
+        let _entered = span.enter();
+        match host.remove_agent(&request.nick).await {
+            Ok(true) => tracing::info!(agent.nick = %request.nick, "agent stopped over ipc"),
+            Ok(false) => return false, // already gone (a second request)
+            Err(error) => {
+                tracing::error!(agent.nick = %request.nick, error = %error, "could not stop agent");
+                return false;
             }
-            return current;
         }
-    };
-    for warning in &loaded.warnings {
-        tracing::warn!(key = %warning.path, "{}", warning.message);
+        self.agents.remove(&request.nick);
+        self.stopped.insert(request.nick.clone());
+        self.agents.is_empty()
     }
-    let wanted: Vec<AgentConfig> = source
-        .selected(&loaded.config)
-        .into_iter()
-        .cloned()
-        .collect();
-    let needs_restart = agents::restart_only_changes(&current, &loaded.config);
-    if !needs_restart.is_empty() {
-        tracing::warn!(keys = ?needs_restart, "these settings changed but take effect only when codexd restarts");
-    }
-    let running: Vec<AgentConfig> = source.selected(&current).into_iter().cloned().collect();
-    let plan = ReloadPlan::between(&running, &wanted);
-    tracing::info!(added = ?plan.added, removed = ?plan.removed, changed = ?plan.changed, "config reloaded");
-    for nick in plan.removed.iter().chain(&plan.changed) {
-        if let Err(error) = host.remove_agent(nick).await {
-            tracing::error!(agent.nick = %nick, error = %error, "could not stop agent");
+
+    /// SIGHUP: re-read the config; if it is valid, start added agents (and those stopped
+    /// over IPC), stop removed ones and restart changed ones, leaving the rest untouched.
+    /// If it is not, keep running as is. Returns the config now in force.
+    async fn reload(&mut self, host: &Host, source: &ConfigSource, current: Config) -> Config {
+        let loaded = match config::load(&source.path, &source.env) {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                tracing::error!(path = %source.path.display(), "config reload rejected; keeping the running config");
+                for line in error.to_string().lines() {
+                    tracing::error!(path = %source.path.display(), "{line}");
+                }
+                return current;
+            }
+        };
+        for warning in &loaded.warnings {
+            tracing::warn!(key = %warning.path, "{}", warning.message);
         }
-    }
-    for agent in wanted
-        .iter()
-        .filter(|a| plan.added.contains(&a.nick) || plan.changed.contains(&a.nick))
-    {
-        if let Err(error) = host
-            .add_agent(agents::spec(&current, agent, grace / 2))
-            .await
+        let wanted: Vec<AgentConfig> = source
+            .selected(&loaded.config)
+            .into_iter()
+            .cloned()
+            .collect();
+        let needs_restart = agents::restart_only_changes(&current, &loaded.config);
+        if !needs_restart.is_empty() {
+            tracing::warn!(keys = ?needs_restart, "these settings changed but take effect only when codexd restarts");
+        }
+        let running: Vec<AgentConfig> = source
+            .selected(&current)
+            .into_iter()
+            .filter(|a| !self.stopped.contains(&a.nick))
+            .cloned()
+            .collect();
+        let plan = ReloadPlan::between(&running, &wanted);
+        tracing::info!(added = ?plan.added, removed = ?plan.removed, changed = ?plan.changed, "config reloaded");
+        for nick in plan.removed.iter().chain(&plan.changed) {
+            if let Err(error) = host.remove_agent(nick).await {
+                tracing::error!(agent.nick = %nick, error = %error, "could not stop agent");
+            }
+        }
+        for nick in &plan.removed {
+            self.agents.remove(nick);
+        }
+        for agent in wanted
+            .iter()
+            .filter(|a| plan.added.contains(&a.nick) || plan.changed.contains(&a.nick))
         {
-            tracing::error!(agent.nick = %agent.nick, error = %error, "could not start agent");
+            let Ok(spec) = self.spec(&current, agent) else {
+                continue; // logged
+            };
+            if let Err(error) = host.add_agent(spec).await {
+                tracing::error!(agent.nick = %agent.nick, error = %error, "could not start agent");
+            }
         }
+        loaded.config
     }
-    loaded.config
 }

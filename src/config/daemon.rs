@@ -10,7 +10,7 @@
 //! | `shutdown_grace` | `10s`              | duration                                             |
 //!
 //! Sections (`server`, `supervisor`, `webhooks`, `telemetry`, `attention`, `restart`, `codex`,
-//! `agents`) and paths (`state_dir`, `control_socket`) are read by their own modules.
+//! `agents`) and paths (`state_dir`, `control_socket`, `ipc_dir`) are read by their own modules.
 
 use std::time::Duration;
 
@@ -40,6 +40,7 @@ const KEYS: Keys = Keys {
         "codex",
         "state_dir",
         "control_socket",
+        "ipc_dir",
         "shutdown_grace",
     ],
     ignored: &[],
@@ -94,6 +95,7 @@ pub(super) fn config(root: &Node<'_>, env: &Env, report: &mut Report) -> Config 
         sleep: sleep_window(&top.get("sleep_start"), &top.get("sleep_end"), report),
         state_dir: paths::state_dir(&top.get("state_dir"), env, report),
         control_socket: paths::control_socket(&top.get("control_socket"), env, report),
+        ipc_dir: paths::ipc_dir(&top.get("ipc_dir"), env, report),
         shutdown_grace: top
             .get("shutdown_grace")
             .duration(report)

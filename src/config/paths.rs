@@ -1,10 +1,11 @@
 //! Paths in the config: `~` expansion through the injected [`Env`], and the defaults of
-//! `state_dir` and `control_socket`.
+//! `state_dir`, `control_socket` and `ipc_dir`.
 //!
 //! | key              | default                                                           |
 //! |------------------|-------------------------------------------------------------------|
 //! | `state_dir`      | `~/.culture/codexd`                                               |
 //! | `control_socket` | `$XDG_RUNTIME_DIR/codexd.sock`, else `~/.culture/run/codexd.sock` |
+//! | `ipc_dir`        | `$XDG_RUNTIME_DIR`, else `~/.culture/run` (Culture's clients look there) |
 //!
 //! A leading `~` or `~/` is replaced by `$HOME`; when `$HOME` is unset that is an error naming
 //! the key. Relative paths stay relative (to the daemon's working directory).
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 
 use super::names;
 use super::reader::{Node, Report, quote};
+use super::types::IpcDir;
 use crate::env::Env;
 
 /// Culture's default config file.
@@ -77,6 +79,28 @@ pub(super) fn control_socket(node: &Node<'_>, env: &Env, report: &mut Report) ->
             env,
             report,
         ),
+    }
+}
+
+/// `ipc_dir`: the configured directory, else `$XDG_RUNTIME_DIR`, else `~/.culture/run`
+/// (Culture's rule; only that fallback is forced to 0700 when it exists).
+pub(super) fn ipc_dir(node: &Node<'_>, env: &Env, report: &mut Report) -> IpcDir {
+    if node.given().is_some() {
+        let path = path(node, env, report).unwrap_or_default();
+        return IpcDir {
+            path,
+            private: false,
+        };
+    }
+    match env.var("XDG_RUNTIME_DIR") {
+        Some(dir) => IpcDir {
+            path: PathBuf::from(dir),
+            private: false,
+        },
+        None => IpcDir {
+            path: under_home(node, FALLBACK_RUNTIME_DIR, env, report),
+            private: true,
+        },
     }
 }
 

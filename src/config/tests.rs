@@ -91,6 +91,13 @@ fn defaults() {
         config.control_socket,
         PathBuf::from("/run/user/1000/codexd.sock")
     );
+    assert_eq!(
+        config.ipc_dir,
+        IpcDir {
+            path: "/run/user/1000".into(),
+            private: false
+        }
+    );
     assert_eq!(config.shutdown_grace, secs(10));
     let agent = &config.agents[0];
     assert_eq!(agent.backend, "codex");
@@ -116,6 +123,16 @@ fn control_socket_falls_back_to_the_culture_run_dir() {
         config.control_socket,
         PathBuf::from("/home/op/.culture/run/codexd.sock")
     );
+    assert_eq!(
+        config.ipc_dir,
+        IpcDir {
+            path: "/home/op/.culture/run".into(),
+            private: true
+        }
+    );
+    let set = parse("ipc_dir: ~/sockets\n", &env).expect("valid").config;
+    assert_eq!(set.ipc_dir.path, PathBuf::from("/home/op/sockets"));
+    assert!(!set.ipc_dir.private);
 }
 
 #[test]

@@ -362,9 +362,10 @@ fn tilde_expansion_with_and_without_home() {
         [
             "state_dir: the default \"~/.culture/codexd\" needs HOME, which is unset; set HOME or this key",
             "control_socket: the default \"~/.culture/run/codexd.sock\" needs HOME, which is unset; set HOME or this key",
+            "ipc_dir: the default \"~/.culture/run\" needs HOME, which is unset; set HOME or this key",
         ]
     );
-    let absolute = "state_dir: /var/lib/codexd\ncontrol_socket: /run/codexd.sock\n";
+    let absolute = "state_dir: /var/lib/codexd\ncontrol_socket: /run/codexd.sock\nipc_dir: /run\n";
     assert_eq!(
         parse(absolute, &Env::default())
             .expect("no HOME needed")

@@ -32,6 +32,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// `control_socket:` — where `codexd status|reset|fault` reach the daemon (codexd).
     pub control_socket: PathBuf,
+    /// `ipc_dir:` — where each agent's Culture IPC socket `culture-<nick>.sock` lives (codexd).
+    pub ipc_dir: IpcDir,
     /// `shutdown_grace:` — how long a graceful shutdown may take before children are killed.
     pub shutdown_grace: Duration,
     /// `agents:` — one entry per hosted agent, with per-agent overrides already resolved.
@@ -244,4 +246,13 @@ pub struct AgentConfig {
     /// `test_children` (codexd, for drills and tests): child names to run as inert,
     /// fault-injectable test actors instead of the real children.
     pub test_children: Vec<String>,
+}
+
+/// The directory of the agents' IPC sockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpcDir {
+    /// The directory.
+    pub path: PathBuf,
+    /// Culture's `~/.culture/run` fallback: made 0700 even when it already exists.
+    pub private: bool,
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use super::socket::own_uid;
 use super::{MAX_LINE, Request, Response};
+use codexd_actors::socket::own_uid;
 
 /// Why the daemon could not be asked.
 #[derive(Debug, thiserror::Error)]

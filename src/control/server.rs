@@ -17,8 +17,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::socket::own_uid;
 use super::{ErrorCode, MAX_LINE, Request, Response};
+use codexd_actors::socket::own_uid;
 
 /// How long `fault <nick> <child> hang` hangs when no duration is given.
 pub(super) const DEFAULT_HANG: Duration = Duration::from_secs(30);

@@ -1,21 +1,21 @@
-//! Binding the control socket safely: a private directory, a live daemon detected instead
+//! Binding a private Unix socket safely: a 0700 directory, a live listener detected instead
 //! of its socket stolen, a stale file replaced, mode 0600 from the first moment, and the
-//! file removed again when the daemon ends.
+//! file removed again when the owner is dropped. The control socket and every agent's IPC
+//! socket are bound this way.
 
 use std::fs::DirBuilder;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::net::UnixListener;
 
-/// Why the control socket could not be bound.
+/// Why a socket could not be bound.
 #[derive(Debug, thiserror::Error)]
-pub enum SocketError {
-    /// Another daemon answers on this path.
-    #[error(
-        "another codexd is already listening on {0} (stop it, or set control_socket to another path)"
-    )]
+pub enum BindError {
+    /// Another process answers on this path.
+    #[error("another process is already listening on {0}")]
     AlreadyRunning(PathBuf),
     /// Something that is not a socket sits at the path.
     #[error("{0} exists and is not a socket; refusing to replace it")]
@@ -24,7 +24,7 @@ pub enum SocketError {
     #[error("{0} has no parent directory")]
     NoParent(PathBuf),
     /// A filesystem or bind error.
-    #[error("cannot bind the control socket {path}: {source}")]
+    #[error("cannot bind {path}: {source}")]
     Io {
         /// The socket path.
         path: PathBuf,
@@ -33,30 +33,46 @@ pub enum SocketError {
     },
 }
 
-/// A bound control socket; the file is removed when this is dropped.
+/// A bound socket; the file is removed when this is dropped (if it is still ours).
 #[derive(Debug)]
-pub struct ControlSocket {
-    listener: std::sync::Arc<UnixListener>,
+pub struct BoundSocket {
+    listener: Arc<UnixListener>,
     path: PathBuf,
     inode: (u64, u64),
 }
 
-impl ControlSocket {
-    /// Binds `path` (mode 0600, parent created 0700 if missing). Must run inside a tokio runtime.
-    pub fn bind(path: &Path) -> Result<Self, SocketError> {
-        let io_err = |source| SocketError::Io {
+impl BoundSocket {
+    /// Binds `path` (mode 0600; the parent is created 0700 if missing, and an existing
+    /// parent is left as it is). Must run inside a tokio runtime.
+    pub fn bind(path: &Path) -> Result<Self, BindError> {
+        Self::bind_in(path, false)
+    }
+
+    /// Like [`BoundSocket::bind`], but the parent directory is also made 0700 when it
+    /// exists (Culture's `~/.culture/run` rule).
+    pub fn bind_private_dir(path: &Path) -> Result<Self, BindError> {
+        Self::bind_in(path, true)
+    }
+
+    fn bind_in(path: &Path, chmod_parent: bool) -> Result<Self, BindError> {
+        let io_err = |source| BindError::Io {
             path: path.to_owned(),
             source,
         };
         let parent = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
-            .ok_or_else(|| SocketError::NoParent(path.to_owned()))?;
+            .ok_or_else(|| BindError::NoParent(path.to_owned()))?;
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(parent)
             .map_err(io_err)?;
+        if chmod_parent {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))
+                .map_err(io_err)?;
+        }
         remove_if_stale(path)?;
         // Created with 0600 already: no window in which another user could connect.
         let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
@@ -67,14 +83,14 @@ impl ControlSocket {
         let meta = std::fs::metadata(path).map_err(io_err)?;
         let listener = UnixListener::from_std(std_listener).map_err(io_err)?;
         Ok(Self {
-            listener: std::sync::Arc::new(listener),
+            listener: Arc::new(listener),
             path: path.to_owned(),
             inode: (meta.dev(), meta.ino()),
         })
     }
 
-    /// The listener, shared with every instance of the control actor.
-    pub fn listener(&self) -> std::sync::Arc<UnixListener> {
+    /// The listener, shared with every instance of the actor that serves it.
+    pub fn listener(&self) -> Arc<UnixListener> {
         self.listener.clone()
     }
 
@@ -84,9 +100,9 @@ impl ControlSocket {
     }
 }
 
-impl Drop for ControlSocket {
+impl Drop for BoundSocket {
     fn drop(&mut self) {
-        // Only remove the file if it is still ours (not a successor daemon's).
+        // Only remove the file if it is still ours (not a successor's).
         let ours = std::fs::metadata(&self.path).is_ok_and(|m| (m.dev(), m.ino()) == self.inode);
         if ours {
             let _ = std::fs::remove_file(&self.path);
@@ -95,31 +111,31 @@ impl Drop for ControlSocket {
 }
 
 /// Removes a socket file nobody listens on; refuses to touch a live one or a non-socket.
-fn remove_if_stale(path: &Path) -> Result<(), SocketError> {
+fn remove_if_stale(path: &Path) -> Result<(), BindError> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(source) => {
-            return Err(SocketError::Io {
+            return Err(BindError::Io {
                 path: path.to_owned(),
                 source,
             });
         }
     };
     if !meta.file_type().is_socket() {
-        return Err(SocketError::NotASocket(path.to_owned()));
+        return Err(BindError::NotASocket(path.to_owned()));
     }
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        return Err(SocketError::AlreadyRunning(path.to_owned()));
+        return Err(BindError::AlreadyRunning(path.to_owned()));
     }
-    std::fs::remove_file(path).map_err(|source| SocketError::Io {
+    std::fs::remove_file(path).map_err(|source| BindError::Io {
         path: path.to_owned(),
         source,
     })
 }
 
-/// The effective user id of this process.
-pub(crate) fn own_uid() -> u32 {
+/// The effective user id of this process: the only peer a private socket serves.
+pub fn own_uid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
@@ -129,26 +145,20 @@ mod tests {
 
     use super::*;
 
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).expect("meta").permissions().mode() & 0o777
+    }
+
     #[tokio::test]
     async fn binds_0600_replaces_stale_refuses_live_and_cleans_up() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("run/codexd.sock");
-        let socket = ControlSocket::bind(&path).expect("bind");
-        assert_eq!(
-            std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            std::fs::metadata(path.parent().expect("parent"))
-                .expect("dir")
-                .permissions()
-                .mode()
-                & 0o777,
-            0o700
-        );
+        let socket = BoundSocket::bind(&path).expect("bind");
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().expect("parent")), 0o700);
         assert!(matches!(
-            ControlSocket::bind(&path),
-            Err(SocketError::AlreadyRunning(_))
+            BoundSocket::bind(&path),
+            Err(BindError::AlreadyRunning(_))
         ));
         drop(socket);
         assert!(!path.exists(), "removed on drop");
@@ -156,13 +166,23 @@ mod tests {
         // A stale socket (bound, then its listener closed without cleanup) is replaced.
         drop(std::os::unix::net::UnixListener::bind(&path).expect("stale"));
         assert!(path.exists());
-        let again = ControlSocket::bind(&path).expect("stale replaced");
+        let again = BoundSocket::bind(&path).expect("stale replaced");
         drop(again);
 
         std::fs::write(&path, "not a socket").expect("file");
         assert!(matches!(
-            ControlSocket::bind(&path),
-            Err(SocketError::NotASocket(_))
+            BoundSocket::bind(&path),
+            Err(BindError::NotASocket(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_private_dir_is_made_0700_even_when_it_exists() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).expect("dir");
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let _socket = BoundSocket::bind_private_dir(&run.join("culture-x.sock")).expect("bind");
+        assert_eq!(mode(&run), 0o700);
     }
 }
