@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use super::bind::own_uid;
@@ -42,7 +42,7 @@ pub(crate) async fn serve(stream: UnixStream, shared: Arc<Shared>) {
     if uid != Some(own_uid()) {
         tracing::warn!(agent.nick = %shared.agent.nick, peer_uid = ?uid, "ipc connection from another user refused");
         let refusal = Response::error("".into(), "permission denied: not the daemon's user");
-        let _ = lines.send(protocol::encode_line(&refusal)).await;
+        let _ = lines.send(Out::Line(protocol::encode_line(&refusal))).await;
         drop(lines);
         let _ = writer.await;
         return;
@@ -57,7 +57,7 @@ pub(crate) async fn serve(stream: UnixStream, shared: Arc<Shared>) {
         id,
     };
     for whisper in waiting {
-        if lines.send(whisper).await.is_err() {
+        if lines.send(Out::Line(whisper)).await.is_err() {
             return;
         }
     }
@@ -74,8 +74,15 @@ pub(crate) async fn serve(stream: UnixStream, shared: Arc<Shared>) {
                     let shutdown = request.verb == Verb::Shutdown;
                     let response = answer(&shared.agent, request, pid).await;
                     if shutdown && response.is_ok() {
-                        let _ = lines.send(protocol::encode_line(&response)).await;
+                        // Culture answers before it stops; wait until the answer is out.
                         shared.hub.answered(true);
+                        let _ = lines
+                            .send(Out::Line(protocol::encode_line(&response)))
+                            .await;
+                        let (flushed, written) = oneshot::channel();
+                        if lines.send(Out::Flush(flushed)).await.is_ok() {
+                            let _ = tokio::time::timeout(WRITE_TIMEOUT, written).await;
+                        }
                         verbs::request_stop(&shared.agent);
                         continue;
                     }
@@ -85,7 +92,11 @@ pub(crate) async fn serve(stream: UnixStream, shared: Arc<Shared>) {
         };
         let Some(answer) = answer else { continue };
         shared.hub.answered(answer.is_ok());
-        if lines.send(protocol::encode_line(&answer)).await.is_err() {
+        if lines
+            .send(Out::Line(protocol::encode_line(&answer)))
+            .await
+            .is_err()
+        {
             break; // the writer gave up on this client
         }
     }
@@ -141,12 +152,28 @@ impl Drop for Registered<'_> {
     }
 }
 
+/// What the writer task is given.
+#[derive(Debug)]
+pub(crate) enum Out {
+    /// A line to write (an answer or a whisper).
+    Line(Vec<u8>),
+    /// Signal once everything before this was written.
+    Flush(oneshot::Sender<()>),
+}
+
 /// Writes every outgoing line; gives up on a write error or a stalled client.
-async fn write_lines(mut write: OwnedWriteHalf, mut outgoing: mpsc::Receiver<Vec<u8>>) {
-    while let Some(line) = outgoing.recv().await {
-        match tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&line)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => return,
+async fn write_lines(mut write: OwnedWriteHalf, mut outgoing: mpsc::Receiver<Out>) {
+    while let Some(out) = outgoing.recv().await {
+        match out {
+            Out::Line(line) => {
+                match tokio::time::timeout(WRITE_TIMEOUT, write.write_all(&line)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) | Err(_) => return,
+                }
+            }
+            Out::Flush(done) => {
+                let _ = done.send(());
+            }
         }
     }
     let _ = write.shutdown().await;

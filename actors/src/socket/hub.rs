@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::conn::Out;
+
 /// Whispers kept while no client is connected; beyond this the oldest is dropped (logged).
 const MAX_QUEUED_WHISPERS: usize = 1000;
 
@@ -26,7 +28,7 @@ pub(crate) struct Hub {
 #[derive(Debug, Default)]
 struct Inner {
     next_id: u64,
-    clients: BTreeMap<u64, mpsc::Sender<Vec<u8>>>,
+    clients: BTreeMap<u64, mpsc::Sender<Out>>,
     queued: VecDeque<Vec<u8>>,
 }
 
@@ -48,7 +50,7 @@ pub(crate) struct HubStats {
 impl Hub {
     /// Registers a client whose outgoing lines go to `lines`; returns its id and the
     /// whispers that were waiting (now its to deliver first).
-    pub(crate) fn connect(&self, lines: mpsc::Sender<Vec<u8>>) -> (u64, Vec<Vec<u8>>) {
+    pub(crate) fn connect(&self, lines: mpsc::Sender<Out>) -> (u64, Vec<Vec<u8>>) {
         self.connections.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         inner.next_id += 1;
@@ -69,7 +71,7 @@ impl Hub {
         let mut delivered = 0;
         inner
             .clients
-            .retain(|_, client| match client.try_send(line.clone()) {
+            .retain(|_, client| match client.try_send(Out::Line(line.clone())) {
                 Ok(()) => {
                     delivered += 1;
                     true
@@ -139,8 +141,9 @@ mod tests {
         assert!(waiting.is_empty(), "only the first client gets the backlog");
 
         assert_eq!(hub.whisper(b"w3\n".to_vec()), 2);
-        assert_eq!(rx_a.try_recv().expect("a"), b"w3\n");
-        assert_eq!(rx_b.try_recv().expect("b"), b"w3\n");
+        for rx in [&mut rx_a, &mut rx_b] {
+            assert!(matches!(rx.try_recv(), Ok(Out::Line(l)) if l == b"w3\n"));
+        }
 
         hub.disconnect(a);
         drop(rx_b); // b went away without saying so
