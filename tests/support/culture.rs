@@ -36,6 +36,26 @@ use super::otlp::{peers_dir, skip_or_fail};
 /// (response) and its observer's 10 s (register) + 5 s (per read); the skill client has none.
 pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// `python -c` body for [`Culture::library`]: the skill CLI's own steps (socket from the
+/// environment, connect, one request, pretty-printed response, whispers on stderr).
+const LIBRARY_SCRIPT: &str = r#"
+import asyncio, json, sys
+from cultureagent.clients.shared.skill_irc_client import SkillClient, _sock_path_from_env
+
+async def main():
+    client = SkillClient(_sock_path_from_env())
+    await client.connect()
+    try:
+        response = await client._request(sys.argv[1], **json.loads(sys.argv[2]))
+        print(json.dumps(response, indent=2))
+        for w in client.drain_whispers():
+            print(f"[whisper:{w.get('whisper_type', '?')}] {w.get('message', '')}", file=sys.stderr)
+    finally:
+        await client.close()
+
+asyncio.run(main())
+"#;
+
 /// The module the codex agent's skill runs.
 pub(crate) const SKILL_MODULE: &str = "cultureagent.clients.codex.skill.irc_client";
 
@@ -158,6 +178,22 @@ impl Culture {
     /// [`Culture::channel`].
     pub(crate) fn culture(&self, runtime_dir: &Path, nick: &str, args: &[&str]) -> Output {
         self.run(&self.culture_bin, Some(runtime_dir), Some(nick), args)
+    }
+
+    /// Sends one request of any type through Culture's skill-client *library*
+    /// (`SkillClient._request(verb, **fields)`, the call every CLI subcommand makes) and
+    /// prints the response as the CLI does; for the verbs the CLI has no subcommand for
+    /// (`status`, `pause`, `resume`, `shutdown`, the thread requests).
+    pub(crate) fn library(
+        &self,
+        runtime_dir: &Path,
+        nick: &str,
+        verb: &str,
+        fields: &serde_json::Value,
+    ) -> Output {
+        let fields = fields.to_string();
+        let args = ["-c", LIBRARY_SCRIPT, verb, fields.as_str()];
+        self.run(&self.python, Some(runtime_dir), Some(nick), &args)
     }
 
     /// Runs the skill client with `CULTURE_NICK` and/or `XDG_RUNTIME_DIR` left unset (None),
