@@ -626,3 +626,50 @@ async fn request_spans_are_children_of_the_running_turn() {
     assert!(sent.contains("0af7651916cd43dd8448eb211c80319c"), "{sent}");
     agent.stop().await;
 }
+
+/// The socket is 0600 in a 0700 directory; the peer-credential check is the second wall.
+/// With both opened up on purpose, a client running as another user is still refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_of_another_user_is_refused() {
+    let setpriv = std::path::Path::new("/usr/bin/setpriv");
+    let python = std::path::Path::new("/usr/bin/python3");
+    if codexd_actors::socket::own_uid() != 0 || !setpriv.exists() || !python.exists() {
+        eprintln!("SKIP: needs root, /usr/bin/setpriv and /usr/bin/python3 to act as another user");
+        return;
+    }
+    let (_fake, agent) = started().await;
+    let open = |p: &std::path::Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    let run = agent.path.parent().expect("run dir");
+    open(run.parent().expect("tempdir"), 0o755);
+    open(run, 0o755);
+    open(&agent.path, 0o666);
+    let script = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\ns.sendall(b'{\"type\":\"status\",\"id\":\"1\"}\\n')\nf=s.makefile()\nprint(repr(f.readline()), repr(f.readline()))";
+    let path = agent.path.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(setpriv)
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(python)
+            .args(["-c", script])
+            .arg(&path)
+            .output()
+            .expect("setpriv")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout,
+        "'{\"type\":\"response\",\"id\":\"\",\"ok\":false,\"error\":\"permission denied: not the daemon\\'s user\"}\\n' ''\n",
+        "one refusal, then the connection is closed"
+    );
+    let mut own = agent.client().await;
+    assert_ok(&own.request("status", json!({})).await);
+    agent.stop().await;
+}
