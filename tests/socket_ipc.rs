@@ -588,6 +588,30 @@ async fn request_spans_are_children_of_the_running_turn() {
     .await;
     agent.turn.clear();
     assert_ok(&c.request("status", json!({})).await);
+    let evaluation = TraceCtx {
+        traceparent: Some("00-1bf7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01".to_owned()),
+        tracestate: None,
+    };
+    let socket = agent.socket.get().expect("socket");
+    socket
+        .cast(SocketMessage::Whisper(Whisper {
+            message: "traced whisper".to_owned(),
+            kind: "THINK_DEEPER".to_owned(),
+            trace: evaluation,
+        }))
+        .expect("cast");
+    assert!(
+        c.next_raw()
+            .await
+            .is_some_and(|l| l.contains("traced whisper"))
+    );
+    let whisper = exporter
+        .get_finished_spans()
+        .expect("spans")
+        .into_iter()
+        .find(|s| s.name == "codexd.ipc.whisper")
+        .expect("a whisper span");
+    assert_eq!(whisper.parent_span_id.to_string(), "c7ad6b7169203331");
 
     let requests: Vec<_> = exporter
         .get_finished_spans()
