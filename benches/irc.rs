@@ -1,5 +1,6 @@
 //! `cargo bench --bench irc`: two figures for the `irc` actor, measured against a tiny
-//! loopback IRC server written below (no external server, no network).
+//! loopback IRC server in this process (`support/loopback_ircd.rs`; no external server, no
+//! network).
 //!
 //! | figure            | how                                                              |
 //! |-------------------|------------------------------------------------------------------|
@@ -12,6 +13,9 @@
 //! not a test: nothing here asserts a speed. No tracing subscriber is installed, so spans
 //! cost what a disabled span costs.
 
+#[path = "support/loopback_ircd.rs"]
+mod loopback_ircd;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,10 +23,11 @@ use codexd_actors::irc::{
     BufferedMessage, Irc, IrcArgs, IrcEvent, IrcMessage, IrcSettings, IrcStatus,
 };
 use codexd_actors::link::Link;
+use loopback_ircd::{register, split, untagged};
 use ractor::{Actor, ActorRef};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncWriteExt, BufReader, Lines};
+use tokio::net::TcpListener;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -37,9 +42,6 @@ const IDLE_COUNTS: [usize; 3] = [1, 50, 200];
 const IDLE: Duration = Duration::from_secs(1);
 /// Upper bound for anything awaited: a hang detector, not a speed limit.
 const PATIENCE: Duration = Duration::from_secs(120);
-/// The loopback server's read buffer per connection: small, because the server's share of
-/// each connection is counted in the idle figure too.
-const SERVER_READ_BUFFER: usize = 1024;
 /// Every agent's (only) channel.
 const CHANNEL: &str = "#general";
 
@@ -65,7 +67,7 @@ fn main() -> Result<()> {
 async fn idle_memory() -> Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
-    let server = tokio::spawn(serve_idle(listener));
+    let server = tokio::spawn(loopback_ircd::serve(listener, Arc::default()));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let base = Memory::now()?;
     println!("idle memory: one registered connection per `irc` actor, 1 channel, empty buffer");
@@ -93,18 +95,6 @@ async fn idle_memory() -> Result<()> {
     }
     server.abort();
     Ok(())
-}
-
-/// Accepts connections forever; each gets its own task that registers it and keeps it idle.
-async fn serve_idle(listener: TcpListener) {
-    while let Ok((stream, _)) = listener.accept().await {
-        tokio::spawn(async move {
-            let (mut lines, mut write) = split(stream);
-            if register(&mut lines, &mut write).await.is_ok() {
-                let _ = answer_pings(&mut lines, &mut write).await;
-            }
-        });
-    }
 }
 
 /// Resident and proportional set size of this process, in KiB.
@@ -231,116 +221,6 @@ async fn wait_for_pong(lines: &mut Lines<BufReader<OwnedReadHalf>>) -> Result<()
         }
     }
     Err("the client closed before PONG :end".into())
-}
-
-// ---------------------------------------------------------------------------------------
-// The loopback server's registration
-// ---------------------------------------------------------------------------------------
-
-fn split(stream: TcpStream) -> (Lines<BufReader<OwnedReadHalf>>, OwnedWriteHalf) {
-    let _ = stream.set_nodelay(true);
-    let (read, write) = stream.into_split();
-    (
-        BufReader::with_capacity(SERVER_READ_BUFFER, read).lines(),
-        write,
-    )
-}
-
-/// Serves registration the way an IRCv3 server does and returns once the client's first
-/// JOIN has been echoed.
-///
-/// | client sends      | server answers                              |
-/// |-------------------|---------------------------------------------|
-/// | `CAP LS 302`      | `:srv CAP * LS :message-tags` (holds 001)   |
-/// | `CAP REQ :x`      | `:srv CAP * ACK :x`                         |
-/// | `CAP END`         | (releases 001)                              |
-/// | `NICK n`, `USER`  | `:srv 001 n :Welcome n!u@h` once both seen  |
-/// | `PING :x`         | `:srv PONG srv :x`                          |
-/// | `JOIN #c`         | `:n!u@127.0.0.1 JOIN #c`, then return       |
-async fn register(
-    lines: &mut Lines<BufReader<OwnedReadHalf>>,
-    write: &mut OwnedWriteHalf,
-) -> Result<String> {
-    let mut nick: Option<String> = None;
-    let mut user = false;
-    let mut negotiating = false;
-    let mut welcomed = false;
-    while let Some(line) = lines.next_line().await? {
-        let (verb, args) = verb_and_args(&line);
-        match (verb, args.first().copied()) {
-            ("CAP", Some("LS")) => {
-                negotiating = true;
-                send(write, ":srv CAP * LS :message-tags").await?;
-            }
-            ("CAP", Some("REQ")) => {
-                let caps = args.last().copied().unwrap_or_default();
-                send(write, &format!(":srv CAP * ACK :{caps}")).await?;
-            }
-            ("CAP", Some("END")) => negotiating = false,
-            ("NICK", Some(name)) => nick = Some(name.to_owned()),
-            ("USER", _) => user = true,
-            ("PING", token) => pong(write, token.unwrap_or_default()).await?,
-            ("JOIN", Some(channel)) => {
-                let nick = nick.unwrap_or_default();
-                send(write, &format!(":{nick}!u@127.0.0.1 JOIN {channel}")).await?;
-                return Ok(nick);
-            }
-            _ => {}
-        }
-        if let (Some(name), true, false, false) = (&nick, user, negotiating, welcomed) {
-            welcomed = true;
-            send(
-                write,
-                &format!(":srv 001 {name} :Welcome {name}!u@127.0.0.1"),
-            )
-            .await?;
-        }
-    }
-    Err("the client closed during registration".into())
-}
-
-/// After registration: answers PINGs until the client goes away.
-async fn answer_pings(
-    lines: &mut Lines<BufReader<OwnedReadHalf>>,
-    write: &mut OwnedWriteHalf,
-) -> Result<()> {
-    while let Some(line) = lines.next_line().await? {
-        if let ("PING", token) = verb_and_args(&line) {
-            pong(write, token.first().copied().unwrap_or_default()).await?;
-        }
-    }
-    Ok(())
-}
-
-/// `CAP REQ :a b` → (`CAP`, [`REQ`, `a b`]); tags are skipped.
-fn verb_and_args(line: &str) -> (&str, Vec<&str>) {
-    let line = untagged(line);
-    let (head, trailing) = match line.split_once(" :") {
-        Some((head, trailing)) => (head, Some(trailing)),
-        None => (line, None),
-    };
-    let mut words = head.split_whitespace();
-    let verb = words.next().unwrap_or_default();
-    let mut args: Vec<&str> = words.collect();
-    args.extend(trailing);
-    (verb, args)
-}
-
-/// The line without its `@tags ` part.
-fn untagged(line: &str) -> &str {
-    match line.strip_prefix('@') {
-        Some(rest) => rest.split_once(' ').map_or("", |(_, rest)| rest),
-        None => line,
-    }
-}
-
-async fn pong(write: &mut OwnedWriteHalf, token: &str) -> Result<()> {
-    send(write, &format!(":srv PONG srv :{token}")).await
-}
-
-async fn send(write: &mut OwnedWriteHalf, line: &str) -> Result<()> {
-    write.write_all(format!("{line}\r\n").as_bytes()).await?;
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
