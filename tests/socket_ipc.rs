@@ -349,6 +349,18 @@ async fn a_line_over_the_limit_is_answered_and_dropped_and_a_mebibyte_is_fine() 
     c.send_raw(&huge).await;
     let answer = c.next().await;
     assert!(error_of(&answer).contains("exceeds the limit"), "{answer}");
+    // More lines at once than the link's writer holds: refused as a whole, clearly.
+    let flood_text = "line\n".repeat(1100);
+    let refused = c
+        .request(
+            "irc_send",
+            json!({"channel": "#general", "message": flood_text}),
+        )
+        .await;
+    assert!(
+        error_of(&refused).starts_with("the IRC link is backed up: 1024 lines"),
+        "{refused}"
+    );
     // The same connection goes on, and so does IRC.
     assert_ok(
         &c.request(

@@ -27,6 +27,15 @@ pub enum IrcError {
         /// The queue's capacity.
         limit: usize,
     },
+    /// The link is up but its writer already holds this many lines (flood control paces
+    /// them out); nothing was queued.
+    #[error(
+        "the IRC link is backed up: {limit} lines are already waiting to be sent (flood control); nothing was sent, try again later"
+    )]
+    Backlogged {
+        /// The writer queue's capacity.
+        limit: usize,
+    },
     /// A query needs a live connection.
     #[error("not connected to IRC")]
     NotConnected,

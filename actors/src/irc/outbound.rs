@@ -95,7 +95,7 @@ impl IrcState {
                         queued: false,
                     })
                 } else {
-                    Err(IrcError::QueueFull {
+                    Err(IrcError::Backlogged {
                         limit: super::conn::WRITER_QUEUE,
                     })
                 };
