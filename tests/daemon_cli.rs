@@ -377,3 +377,55 @@ fn a_second_shutdown_signal_exits_at_once() {
         daemon.log_text()
     );
 }
+
+/// The control socket is 0600 in a 0700 directory; with both opened up on purpose, a client
+/// running as another user still gets one refusal (not a reset) and nothing else.
+#[test]
+fn a_control_client_of_another_user_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let (setpriv, python) = ("/usr/bin/setpriv", "/usr/bin/python3");
+    if rustix_uid() != 0 || !support::exists(setpriv.as_ref()) || !support::exists(python.as_ref())
+    {
+        eprintln!("SKIP: needs root, {setpriv} and {python} to act as another user");
+        return;
+    }
+    let scratch = Scratch::new();
+    scratch.write_config(&config(&["spark-a"]));
+    let _daemon = scratch.run(&[]);
+    eventually("running", || scratch.status());
+    let open = |p: &std::path::Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    open(scratch.dir.path(), 0o755);
+    open(&scratch.path("run"), 0o755);
+    open(&scratch.socket(), 0o666);
+    let script = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\ns.sendall(b'{\"cmd\":\"status\"}\\n')\nf=s.makefile()\nprint(f.readline(), end='')\nprint(repr(f.readline()))";
+    let out = std::process::Command::new(setpriv)
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            python,
+            "-c",
+            script,
+        ])
+        .arg(scratch.socket())
+        .output()
+        .expect("setpriv");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (answer, rest) = stdout.split_once('\n').expect("two lines");
+    let answer: serde_json::Value = serde_json::from_str(answer).expect("json");
+    assert_eq!(answer["ok"], false);
+    assert_eq!(answer["error"], "permission denied: not the daemon's user");
+    assert_eq!(rest, "''\n", "then the connection is closed");
+    assert!(scratch.status().is_some(), "the daemon serves its own user");
+}
+
+fn rustix_uid() -> u32 {
+    codexd_actors::socket::own_uid()
+}

@@ -43,7 +43,7 @@ use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
-pub use bind::{BindError, BoundSocket, own_uid};
+pub use bind::{BindError, BoundSocket, discard_input, own_uid};
 pub use conn::MAX_REQUEST_LINE;
 
 use crate::child::{ChildFactory, ChildHandle, ControlMsg, Report, spawn_linked};

@@ -134,6 +134,8 @@ async fn serve(stream: UnixStream, host: Host) {
             "permission denied: not the daemon's user",
         );
         let _ = write_line(&mut write, &refusal).await;
+        let _ = write.shutdown().await;
+        codexd_actors::socket::discard_input(read, Duration::from_secs(1)).await;
         return;
     }
     let mut reader = BufReader::new(read);

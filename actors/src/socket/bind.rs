@@ -134,6 +134,27 @@ fn remove_if_stale(path: &Path) -> Result<(), BindError> {
     })
 }
 
+/// Reads and throws away what a refused peer still sends, until EOF, 64 KiB or `patience`:
+/// closing a Unix socket with unread input resets it, and the peer would lose the answer
+/// written just before.
+pub async fn discard_input(
+    mut read: impl tokio::io::AsyncRead + Unpin,
+    patience: std::time::Duration,
+) {
+    use tokio::io::AsyncReadExt;
+    let drain = async {
+        let mut sink = [0u8; 4096];
+        let mut total = 0;
+        while total < 64 * 1024 {
+            match read.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(patience, drain).await;
+}
+
 /// The effective user id of this process: the only peer a private socket serves.
 pub fn own_uid() -> u32 {
     rustix::process::geteuid().as_raw()

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot};
@@ -27,7 +27,7 @@ const OUTGOING: usize = 64;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a refused client may keep sending before its connection is closed.
-const REFUSAL_DRAIN: Duration = Duration::from_secs(1);
+pub(crate) const REFUSAL_DRAIN: Duration = Duration::from_secs(1);
 
 /// What the connection tasks share.
 pub(crate) struct Shared {
@@ -49,7 +49,7 @@ pub(crate) async fn serve(stream: UnixStream, shared: Arc<Shared>) {
         drop(lines);
         let _ = writer.await;
         // Closing with unread input would reset the connection and lose the refusal.
-        let _ = tokio::time::timeout(REFUSAL_DRAIN, drain(read)).await;
+        super::bind::discard_input(read, REFUSAL_DRAIN).await;
         return;
     }
     let pid = peer
@@ -143,18 +143,6 @@ fn too_long(len: usize) -> Response {
             "request line of {len} bytes exceeds the limit of {MAX_REQUEST_LINE} bytes; it was dropped"
         ),
     )
-}
-
-/// Reads and discards until EOF (bounded by the caller's timeout and 64 KiB).
-async fn drain(mut read: tokio::net::unix::OwnedReadHalf) {
-    let mut sink = [0u8; 4096];
-    let mut total = 0;
-    while total < 64 * 1024 {
-        match read.read(&mut sink).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => total += n,
-        }
-    }
 }
 
 /// Unregisters the client from the hub however the connection ends.
