@@ -222,7 +222,8 @@ async fn the_skill_client_drives_every_verb() {
             l.contains("TOPIC #general") && l.ends_with("shipping today")
         })
         .await;
-    assert_ok(&s.skill(&["topic", "#general"]));
+    let topic = assert_ok(&s.skill(&["topic", "#general"]));
+    assert_eq!(topic["data"], json!({"topic": "shipping today"}), "{topic}");
 
     for verb in ["compact", "clear"] {
         assert_eq!(error_of(&s.skill(&[verb])), "Agent runner is not running");
@@ -339,6 +340,10 @@ async fn culture_channel_works_through_the_agent() {
             .success()
             .stdout,
         "Topic set for #general\n"
+    );
+    assert_eq!(
+        s.channel(&["topic", "#general"]).success().stdout,
+        "Topic for #general: new topic\n"
     );
     let ask = s.channel(&["ask", "#general", "ready?"]).success();
     assert_eq!(ask.json()["ok"], json!(true), "{ask:?}");

@@ -151,8 +151,25 @@ async fn irc_verbs_reach_the_wire_only_through_the_irc_actor() {
         .await,
     );
     wire(&fake, "TOPIC #general :plans").await;
-    assert_ok(&c.request("irc_topic", json!({"channel": "#general"})).await);
+    // A topic query returns the server's answer (Culture only buffered it).
+    c.send_raw(b"{\"type\":\"irc_topic\",\"id\":\"q\",\"channel\":\"#general\"}\n")
+        .await;
     wire(&fake, "TOPIC #general").await;
+    fake.send(0, ":fake 332 fake-bot #general :plans for today")
+        .await;
+    let topic = c.next().await;
+    assert_eq!(
+        topic,
+        json!({"type": "response", "id": "q", "ok": true, "data": {"topic": "plans for today"}})
+    );
+    c.send_raw(b"{\"type\":\"irc_topic\",\"id\":\"n\",\"channel\":\"#general\"}\n")
+        .await;
+    fake.send(0, "PING :between").await;
+    fake.wait_for_line("PONG", |_, l| l.ends_with(":between"))
+        .await;
+    fake.send(0, ":fake 331 fake-bot #general :No topic is set")
+        .await;
+    assert_eq!(c.next().await["data"], json!({"topic": ""}));
 
     assert_ok(
         &c.request(

@@ -194,6 +194,8 @@ pub enum Query {
     Tags(String),
     /// agentirc `PRESENCE LIST` → PRESENCELIST … PRESENCEEND.
     PresenceList,
+    /// `TOPIC <#channel>` → 332 (the topic) or 331 (none); one line, kept.
+    Topic(String),
 }
 
 /// One line of a query's answer: the command (verb or numeric) and its parameters.

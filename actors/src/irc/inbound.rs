@@ -155,8 +155,14 @@ impl IrcState {
             "PRIVMSG" => self.on_privmsg(&line),
             "NOTICE" => self.on_notice(&line),
             "TOPIC" => self.on_topic(&line),
-            "331" => self.buffer_server_line(line.param(1), "* No topic is set".to_owned()),
-            "332" => self.buffer_server_line(line.param(1), format!("* Topic: {}", line.param(2))),
+            "331" => {
+                self.buffer_server_line(line.param(1), "* No topic is set".to_owned());
+                self.queries.offer(&line.verb, &line.params);
+            }
+            "332" => {
+                self.buffer_server_line(line.param(1), format!("* Topic: {}", line.param(2)));
+                self.queries.offer(&line.verb, &line.params);
+            }
             "ROOMINVITE" => self.on_roominvite(&line),
             "ERROR" => self.last_error = Some(format!("server error: {}", line.param(0))),
             "401" | "403" | "404" | "442" | "461" | "421" => {

@@ -10,6 +10,7 @@
 //! | `RoomMeta`     | `ROOMMETA <#ch>`          | `ROOMMETA`     | `ROOMETAEND`  |
 //! | `Tags`         | `TAGS <nick>`             | `TAGS`         | `TAGSEND`     |
 //! | `PresenceList` | `PRESENCE LIST`           | `PRESENCELIST` | `PRESENCEEND` |
+//! | `Topic`        | `TOPIC <#ch>`             | —              | `332` or `331` (kept) |
 
 use std::collections::BTreeMap;
 
@@ -26,50 +27,65 @@ pub(super) struct Pending {
     target: String,
     /// The verb of gathered lines.
     gather: &'static str,
-    /// The verb that ends the answer.
-    end: &'static str,
+    /// The verbs that end the answer.
+    ends: &'static [&'static str],
+    /// The ending line is part of the answer (single-line answers).
+    keep_end: bool,
     lines: Vec<ReplyLine>,
 }
 
 impl Pending {
     /// Validates the query's arguments and builds its wire line.
     pub(super) fn for_query(query: &Query) -> Result<Pending, FieldError> {
-        let (line, target, gather, end) = match query {
-            Query::Who(target) => {
-                text::check_param("target", target)?;
-                (format!("WHO {target}"), target.clone(), "352", "315")
-            }
-            Query::History { target, count } => {
-                text::check_param("target", target)?;
-                let line = format!("HISTORY RECENT {target} {count}");
-                (line, target.clone(), "HISTORY", "HISTORYEND")
-            }
-            Query::Threads(channel) => {
-                text::check_channel("channel", channel)?;
-                let line = format!("THREADS {channel}");
-                (line, channel.clone(), "THREADS", "THREADSEND")
-            }
-            Query::RoomMeta(channel) => {
-                text::check_channel("channel", channel)?;
-                let line = format!("ROOMMETA {channel}");
-                (line, channel.clone(), "ROOMMETA", "ROOMETAEND")
-            }
-            Query::Tags(nick) => {
-                text::check_param("nick", nick)?;
-                (format!("TAGS {nick}"), nick.clone(), "TAGS", "TAGSEND")
-            }
-            Query::PresenceList => (
-                "PRESENCE LIST".to_owned(),
-                String::new(),
-                "PRESENCELIST",
-                "PRESENCEEND",
-            ),
-        };
+        let (line, target, gather, ends): (String, String, &'static str, &'static [&'static str]) =
+            match query {
+                Query::Who(target) => {
+                    text::check_param("target", target)?;
+                    (format!("WHO {target}"), target.clone(), "352", &["315"])
+                }
+                Query::History { target, count } => {
+                    text::check_param("target", target)?;
+                    let line = format!("HISTORY RECENT {target} {count}");
+                    (line, target.clone(), "HISTORY", &["HISTORYEND"])
+                }
+                Query::Threads(channel) => {
+                    text::check_channel("channel", channel)?;
+                    let line = format!("THREADS {channel}");
+                    (line, channel.clone(), "THREADS", &["THREADSEND"])
+                }
+                Query::RoomMeta(channel) => {
+                    text::check_channel("channel", channel)?;
+                    let line = format!("ROOMMETA {channel}");
+                    (line, channel.clone(), "ROOMMETA", &["ROOMETAEND"])
+                }
+                Query::Tags(nick) => {
+                    text::check_param("nick", nick)?;
+                    (format!("TAGS {nick}"), nick.clone(), "TAGS", &["TAGSEND"])
+                }
+                Query::PresenceList => (
+                    "PRESENCE LIST".to_owned(),
+                    String::new(),
+                    "PRESENCELIST",
+                    &["PRESENCEEND"],
+                ),
+                Query::Topic(channel) => {
+                    text::check_channel("channel", channel)?;
+                    return Ok(Pending {
+                        line: format!("TOPIC {channel}"),
+                        target: channel.clone(),
+                        gather: "",
+                        ends: &["332", "331"],
+                        keep_end: true,
+                        lines: Vec::new(),
+                    });
+                }
+            };
         Ok(Pending {
             line,
             target,
             gather,
-            end,
+            ends,
+            keep_end: false,
             lines: Vec::new(),
         })
     }
@@ -97,7 +113,7 @@ impl Queries {
         let Some(id) = self
             .waiting
             .iter()
-            .find(|(_, (p, _))| p.gather == verb || p.end == verb)
+            .find(|(_, (p, _))| p.gather == verb || p.ends.contains(&verb))
             .map(|(id, _)| *id)
         else {
             return;
@@ -105,16 +121,20 @@ impl Queries {
         let Some((pending, _)) = self.waiting.get_mut(&id) else {
             return;
         };
-        if pending.end == verb {
+        let line = ReplyLine {
+            command: verb.to_owned(),
+            params: params.to_vec(),
+        };
+        if pending.ends.contains(&verb) {
+            if pending.keep_end {
+                pending.lines.push(line);
+            }
             if let Some((pending, reply)) = self.waiting.remove(&id) {
                 let _ = reply.send(Ok(pending.lines));
             }
             return;
         }
-        pending.lines.push(ReplyLine {
-            command: verb.to_owned(),
-            params: params.to_vec(),
-        });
+        pending.lines.push(line);
     }
 
     /// An error numeric naming `target` fails the oldest query for that target.

@@ -84,9 +84,18 @@ pub(crate) async fn carry_out(agent: &Agent, request: Request, trace: &TraceCtx)
         })
         .await
         .map(|()| Answer::done()),
-        Verb::IrcTopic { channel, topic } => irc_result(agent, |reply| IrcMessage::Topic {
+        Verb::IrcTopic {
             channel,
-            topic,
+            topic: None,
+        } => query(agent, Query::Topic(channel), trace)
+            .await
+            .map(|lines| Answer::data(json!({ "topic": topic_of(&lines) }))),
+        Verb::IrcTopic {
+            channel,
+            topic: Some(topic),
+        } => irc_result(agent, |reply| IrcMessage::Topic {
+            channel,
+            topic: Some(topic),
             trace,
             reply,
         })
@@ -442,6 +451,15 @@ fn who_members(lines: &[ReplyLine]) -> Vec<Value> {
             })
         })
         .collect()
+}
+
+/// The topic from a TOPIC query's answer: 332's text, or `""` for 331 (no topic).
+fn topic_of(lines: &[ReplyLine]) -> String {
+    lines
+        .iter()
+        .find(|l| l.command == "332")
+        .and_then(|l| l.params.last().cloned())
+        .unwrap_or_default()
 }
 
 /// agentirc `THREADS` replies (`THREADS <#channel> <name> :<details>`) as a list.
