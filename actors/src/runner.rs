@@ -3,6 +3,8 @@
 //! issue; until then an agent has no runner, and the `socket` actor answers as Culture does
 //! when the runner is down (`Agent runner is not running`, status `running: false`).
 
+pub mod jsonrpc;
+
 use std::sync::{Arc, RwLock};
 
 use ractor::RpcReplyPort;
