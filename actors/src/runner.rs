@@ -4,6 +4,8 @@
 //! when the runner is down (`Agent runner is not running`, status `running: false`).
 
 pub mod jsonrpc;
+pub mod process;
+mod stdio;
 
 use std::sync::{Arc, RwLock};
 
