@@ -5,25 +5,28 @@
 //! and four tasks; the handle only queues lines and asks for a stop, so an actor holding it
 //! never awaits I/O.
 //!
-//! | task   | owns          | reports to the sink                                      |
-//! |--------|---------------|----------------------------------------------------------|
-//! | stdout | the pipe      | [`ProcessEvent::Message`] per line (garbage included)    |
-//! | stdin  | the pipe      | nothing (a dead pipe shows up as the exit)               |
-//! | stderr | the pipe      | nothing; fills the [`StderrTail`] and the log            |
-//! | reaper | the `Child`   | exactly one [`ProcessEvent::Exited`], after every line   |
+//! | task   | owns      | reports to the sink                                     |
+//! |--------|-----------|---------------------------------------------------------|
+//! | stdout | the pipe  | [`ProcessEvent::Message`] per line (garbage included)   |
+//! | stdin  | the pipe  | nothing (a dead pipe shows up as the exit)              |
+//! | stderr | the pipe  | nothing; keeps its tail (`stderr_tail`) and logs it     |
+//! | reaper | the child | exactly one [`ProcessEvent::Exited`], after every line  |
 //!
 //! Stopping ([`CodexProcess::request_stop`], [`CodexProcess::stop`]) escalates, and the
 //! child is always reaped, whichever way it ends:
 //!
-//! | step | action                                   | ends as              |
-//! |------|------------------------------------------|----------------------|
-//! | 1    | close stdin (codex exits in < 100 ms)    | [`Ended::StdinClosed`] |
-//! | 2    | after `grace.eof`: SIGTERM to the group  | [`Ended::Terminated`]  |
-//! | 3    | after `grace.term`: SIGKILL to the group | [`Ended::Killed`]      |
-//! | 4    | `wait()`: reap, always                   |                      |
+//! | step | action                                   | ends as                 |
+//! |------|------------------------------------------|-------------------------|
+//! | 1    | close stdin (codex exits in < 100 ms)    | [`Ended::StdinClosed`]  |
+//! | 2    | after `grace.eof`: SIGTERM to the group  | [`Ended::Terminated`]   |
+//! | 3    | after `grace.term`: SIGKILL to the group | [`Ended::Killed`]       |
+//! | 4    | `wait()`: reap, always                   |                         |
 //!
 //! Dropping the handle without a stop is step 3 at once (then 4). A crash is reaped by the
-//! reaper ([`Ended::OnItsOwn`]); a failed spawn leaves no child behind.
+//! reaper ([`Ended::OnItsOwn`]); a failed spawn leaves no child behind. Signals go to the
+//! process group only while the child is unreaped (its pid, the group id, cannot be reused
+//! then), so a grandchild that outlives a codex that exited on its own is not signalled;
+//! the reaper stops waiting for the pipes such a grandchild holds open after 2 s.
 
 use std::ffi::OsString;
 use std::fmt;

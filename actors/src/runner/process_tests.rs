@@ -422,3 +422,19 @@ async fn a_missing_binary_or_cwd_is_a_clear_error() {
     assert!(matches!(error, SpawnError::Cwd { .. }));
     assert!(error.to_string().contains("/nonexistent/work"), "{error}");
 }
+
+#[tokio::test]
+async fn a_child_that_does_not_read_backs_up_its_queue_and_still_stops() {
+    let mut fake = Fake::spawn(&fake("stubborn"));
+    ready(&mut fake).await;
+    let filler = Outgoing::notification("fill", Some(json!("x".repeat(1024))));
+    let sent = (0..10_000)
+        .map(|_| fake.process().send(&filler))
+        .position(|sent| sent == Err(SendError::Backlogged));
+    assert!(sent.is_some_and(|n| n >= STDIN_QUEUE), "{sent:?}");
+    let exit = fake.stop(QUICK).await;
+    assert_eq!(
+        (exit.status, exit.ended),
+        (ExitStatus::Signal(9), Ended::Killed)
+    );
+}
