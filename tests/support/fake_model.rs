@@ -1,0 +1,473 @@
+//! A loopback fake of the OpenAI **Responses API** for driving the real `codex app-server`
+//! offline (reference/codex-app-server.md §9). A hand-written HTTP/1.1 server on a tokio
+//! `TcpListener` at 127.0.0.1:0: one request per connection, every answer `connection: close`.
+//!
+//! Every request is recorded (method, path, headers, JSON body). Each `POST …/responses`
+//! takes the next scripted [`Reply`]; once the script is empty the answer is `Text("ok")`.
+//! A tool call is one reply: codex runs the tool and asks again with its output, and that
+//! second request takes the next reply. Any other path gets a 404 (codex 0.169 sends none).
+//!
+//! | reply         | what codex receives                                                     |
+//! |---------------|-------------------------------------------------------------------------|
+//! | `Text(t)`     | SSE: created, message added, one delta per word, message done, completed |
+//! | `Slow{t,d}`   | the same, sleeping `d` before each delta and before `completed`           |
+//! | `Exec{cmd,…}` | SSE: an `exec_command` function call (optionally `require_escalated`)    |
+//! | `Patch{…}`    | an apply_patch that adds a file: the `apply_patch` tool if the request    |
+//! |               | offers it, else an `exec_command` heredoc that codex intercepts           |
+//! | `Status(s)`   | HTTP status `s` with an OpenAI-style JSON error body                      |
+//! | `Cut(t)`      | the text stream, then the connection closes before `response.completed`  |
+//! | `Drop`        | the connection closes without any response                              |
+//!
+//! Real time only: do not combine with `#[tokio::test(start_paused = true)]`.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+/// Hang detector for [`FakeModel::wait_requests`]: not a speed assertion.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The answer to one model request.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// A streamed assistant message.
+    Text(String),
+    /// A streamed assistant message with `delay` before each delta and before completion.
+    Slow { text: String, delay: Duration },
+    /// An `exec_command` call of `cmd`; `escalate: Some(justification)` asks to run it
+    /// outside the sandbox (`sandbox_permissions: "require_escalated"`).
+    Exec {
+        cmd: String,
+        escalate: Option<String>,
+    },
+    /// An apply_patch that adds `path` (relative to the thread's cwd) holding `contents`.
+    Patch { path: String, contents: String },
+    /// An HTTP error status.
+    Status(u16),
+    /// The text stream, cut before `response.completed`.
+    Cut(String),
+    /// The connection closed without a response.
+    Drop,
+}
+
+impl Reply {
+    pub fn text(text: &str) -> Reply {
+        Reply::Text(text.to_owned())
+    }
+
+    pub fn exec(cmd: &str) -> Reply {
+        Reply::Exec {
+            cmd: cmd.to_owned(),
+            escalate: None,
+        }
+    }
+
+    pub fn patch(path: &str, contents: &str) -> Reply {
+        Reply::Patch {
+            path: path.to_owned(),
+            contents: contents.to_owned(),
+        }
+    }
+}
+
+/// One HTTP request as the fake read it.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    /// Names lowercased, in arrival order.
+    pub headers: Vec<(String, String)>,
+    /// The body parsed as JSON; `Value::Null` when empty or not JSON.
+    pub body: Value,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn is_responses(&self) -> bool {
+        self.method == "POST" && self.path.ends_with("/responses")
+    }
+}
+
+/// The running fake; its listener and connections are closed on drop.
+pub struct FakeModel {
+    port: u16,
+    shared: Arc<Mutex<Shared>>,
+    accept: JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Shared {
+    script: VecDeque<Reply>,
+    received: Vec<Request>,
+    /// Numbers the ids of responses, items and calls.
+    next_id: u64,
+}
+
+impl FakeModel {
+    pub async fn start(script: Vec<Reply>) -> FakeModel {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local addr").port();
+        let shared = Arc::new(Mutex::new(Shared {
+            script: script.into(),
+            ..Shared::default()
+        }));
+        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        FakeModel {
+            port,
+            shared,
+            accept,
+        }
+    }
+
+    /// The provider `base_url` for codex's config (`…/v1`; codex appends `/responses`).
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}/v1", self.port)
+    }
+
+    /// Appends a reply to the script.
+    pub fn push(&self, reply: Reply) {
+        self.lock().script.push_back(reply);
+    }
+
+    /// The JSON bodies of the model (`POST …/responses`) requests so far, in order.
+    pub fn requests(&self) -> Vec<Value> {
+        self.lock()
+            .received
+            .iter()
+            .filter(|request| request.is_responses())
+            .map(|request| request.body.clone())
+            .collect()
+    }
+
+    /// Every HTTP request so far, model or not, in order.
+    pub fn received(&self) -> Vec<Request> {
+        self.lock().received.clone()
+    }
+
+    /// Waits until at least `n` model requests arrived; panics after [`PATIENCE`].
+    pub async fn wait_requests(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let requests = self.requests();
+            if requests.len() >= n {
+                return requests;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fake model: waited for {n} requests, got {}",
+                requests.len()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().expect("fake model lock")
+    }
+}
+
+impl Drop for FakeModel {
+    fn drop(&mut self) {
+        // Dropping the accept task's JoinSet aborts every connection task.
+        self.accept.abort();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Mutex<Shared>>) {
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        while connections.try_join_next().is_some() {}
+        connections.spawn(serve(stream, Arc::clone(&shared)));
+    }
+}
+
+/// Reads one request, records it, and answers it.
+async fn serve(stream: TcpStream, shared: Arc<Mutex<Shared>>) {
+    let mut stream = BufReader::new(stream);
+    let Some(request) = read_request(&mut stream).await else {
+        return;
+    };
+    let (reply, ids) = {
+        let mut shared = shared.lock().expect("fake model lock");
+        let reply = request.is_responses().then(|| {
+            shared
+                .script
+                .pop_front()
+                .unwrap_or_else(|| Reply::text("ok"))
+        });
+        shared.next_id += 1;
+        let ids = Ids(shared.next_id);
+        shared.received.push(request.clone());
+        (reply, ids)
+    };
+    let stream = stream.get_mut();
+    let _ = match reply {
+        None => write_status(stream, 404).await,
+        Some(reply) => answer(stream, reply, &request.body, ids).await,
+    };
+    let _ = stream.shutdown().await;
+}
+
+/// Request line, headers, and a `content-length` or chunked body; `None` on EOF or garbage.
+async fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Request> {
+    let mut line = String::new();
+    stream.read_line(&mut line).await.ok()?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_owned();
+    let path = parts.next()?.to_owned();
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        stream.read_line(&mut line).await.ok()?;
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':')?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let find = |name: &str| headers.iter().find(|(key, _)| key == name).map(|h| &h.1);
+    let body = if find("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        read_chunked(stream).await?
+    } else {
+        let length = find("content-length").map_or(Ok(0), |v| v.parse::<usize>());
+        let mut body = vec![0; length.ok()?];
+        stream.read_exact(&mut body).await.ok()?;
+        body
+    };
+    Some(Request {
+        method,
+        path,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        headers,
+    })
+}
+
+async fn read_chunked(stream: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        stream.read_line(&mut line).await.ok()?;
+        let size = usize::from_str_radix(line.trim().split(';').next()?, 16).ok()?;
+        let mut chunk = vec![0; size + 2]; // the chunk and its CRLF
+        stream.read_exact(&mut chunk).await.ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(&chunk[..size]);
+    }
+}
+
+async fn answer(
+    stream: &mut TcpStream,
+    reply: Reply,
+    request: &Value,
+    ids: Ids,
+) -> std::io::Result<()> {
+    match reply {
+        Reply::Text(text) => stream_text(stream, &ids, &text, Duration::ZERO, true).await,
+        Reply::Slow { text, delay } => stream_text(stream, &ids, &text, delay, true).await,
+        Reply::Cut(text) => stream_text(stream, &ids, &text, Duration::ZERO, false).await,
+        Reply::Exec { cmd, escalate } => {
+            let mut arguments = json!({"cmd": cmd, "yield_time_ms": 10_000});
+            if let Some(justification) = escalate {
+                arguments["sandbox_permissions"] = json!("require_escalated");
+                arguments["justification"] = json!(justification);
+            }
+            stream_item(stream, &ids, ids.function_call("exec_command", &arguments)).await
+        }
+        Reply::Patch { path, contents } => {
+            let item = patch_call(&ids, request, &add_file_patch(&path, &contents));
+            stream_item(stream, &ids, item).await
+        }
+        Reply::Status(status) => write_status(stream, status).await,
+        Reply::Drop => Ok(()),
+    }
+}
+
+/// The patch that creates `path` with `contents` (one `+` line per line).
+fn add_file_patch(path: &str, contents: &str) -> String {
+    let lines: String = contents.lines().map(|line| format!("+{line}\n")).collect();
+    format!("*** Begin Patch\n*** Add File: {path}\n{lines}*** End Patch\n")
+}
+
+/// The call that applies `patch`, shaped by how the request offers `apply_patch`:
+///
+/// | request's `tools`                    | output item                                  |
+/// |--------------------------------------|----------------------------------------------|
+/// | `{"type":"custom","name":"apply_patch"}`   | `custom_tool_call` with `input: patch`  |
+/// | `{"type":"function","name":"apply_patch"}` | `function_call` with `{"input": patch}` |
+/// | none (e.g. an unknown model slug)    | `exec_command` of an `apply_patch` heredoc   |
+fn patch_call(ids: &Ids, request: &Value, patch: &str) -> Value {
+    let offered = request["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|tool| tool["name"] == "apply_patch");
+    match offered.map(|tool| tool["type"].as_str()) {
+        Some(Some("custom")) => json!({
+            "type": "custom_tool_call",
+            "id": ids.item(),
+            "call_id": ids.call(),
+            "name": "apply_patch",
+            "input": patch,
+        }),
+        Some(_) => ids.function_call("apply_patch", &json!({"input": patch})),
+        None => {
+            let cmd = format!("apply_patch <<'EOF'\n{patch}EOF\n");
+            ids.function_call("exec_command", &json!({"cmd": cmd}))
+        }
+    }
+}
+
+/// Ids for one request's response, item and call.
+struct Ids(u64);
+
+impl Ids {
+    fn response(&self) -> String {
+        format!("resp_fake{}", self.0)
+    }
+
+    fn item(&self) -> String {
+        format!("msg_fake{}", self.0)
+    }
+
+    fn call(&self) -> String {
+        format!("call_fake{}", self.0)
+    }
+
+    fn function_call(&self, name: &str, arguments: &Value) -> Value {
+        json!({
+            "type": "function_call",
+            "id": format!("fc_fake{}", self.0),
+            "call_id": self.call(),
+            "name": name,
+            "arguments": arguments.to_string(),
+        })
+    }
+}
+
+/// One assistant message, streamed word by word (`"say hi"` → `"say "`, `"hi"`); `complete: false` cuts the stream before
+/// `response.completed`.
+async fn stream_text(
+    stream: &mut TcpStream,
+    ids: &Ids,
+    text: &str,
+    delay: Duration,
+    complete: bool,
+) -> std::io::Result<()> {
+    let item = ids.item();
+    let message = |content: Value| json!({"type": "message", "id": item, "role": "assistant", "content": content});
+    write_sse_head(stream).await?;
+    send_event(stream, created(ids)).await?;
+    let added = json!({"type": "response.output_item.added", "output_index": 0, "item": message(json!([]))});
+    send_event(stream, added).await?;
+    for delta in text.split_inclusive(' ') {
+        tokio::time::sleep(delay).await;
+        let delta = json!({
+            "type": "response.output_text.delta",
+            "item_id": item, "output_index": 0, "content_index": 0, "delta": delta,
+        });
+        send_event(stream, delta).await?;
+    }
+    let full = message(json!([{"type": "output_text", "text": text, "annotations": []}]));
+    send_event(stream, item_done(full)).await?;
+    if complete {
+        tokio::time::sleep(delay).await;
+        send_event(stream, completed(ids)).await?;
+    }
+    Ok(())
+}
+
+/// One finished output item (a tool call), then `response.completed`.
+async fn stream_item(stream: &mut TcpStream, ids: &Ids, item: Value) -> std::io::Result<()> {
+    write_sse_head(stream).await?;
+    send_event(stream, created(ids)).await?;
+    send_event(stream, item_done(item)).await?;
+    send_event(stream, completed(ids)).await
+}
+
+fn created(ids: &Ids) -> Value {
+    json!({"type": "response.created", "response": {"id": ids.response()}})
+}
+
+fn item_done(item: Value) -> Value {
+    json!({"type": "response.output_item.done", "output_index": 0, "item": item})
+}
+
+/// `usage` feeds codex's `thread/tokenUsage/updated`.
+fn completed(ids: &Ids) -> Value {
+    json!({
+        "type": "response.completed",
+        "response": {
+            "id": ids.response(),
+            "usage": {
+                "input_tokens": 10,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": 5,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": 15,
+            },
+        },
+    })
+}
+
+/// A close-delimited event stream (no length, no chunking): the body ends when we close.
+async fn write_sse_head(stream: &mut TcpStream) -> std::io::Result<()> {
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                cache-control: no-cache\r\nconnection: close\r\n\r\n";
+    stream.write_all(head.as_bytes()).await
+}
+
+/// `event: <type>\ndata: <json>\n\n`, flushed at once.
+async fn send_event(stream: &mut TcpStream, event: Value) -> std::io::Result<()> {
+    let kind = event["type"].as_str().unwrap_or_default();
+    let frame = format!("event: {kind}\ndata: {event}\n\n");
+    stream.write_all(frame.as_bytes()).await?;
+    stream.flush().await
+}
+
+async fn write_status(stream: &mut TcpStream, status: u16) -> std::io::Result<()> {
+    let reason = match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Error",
+    };
+    let body = json!({
+        "error": {"message": format!("fake model: HTTP {status}"), "type": "server_error", "code": null},
+    })
+    .to_string();
+    let head = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await
+}
