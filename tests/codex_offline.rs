@@ -383,13 +383,12 @@ async fn a_dropped_connection_fails_the_turn() {
     assert_eq!(fake.requests().len(), 1);
 }
 
-/// With retries on, a 500 is announced as a non-final `error` (`willRetry: true`) and the
-/// retried request completes the turn.
+/// A 500 retried by the stream layer (`stream_max_retries`) is announced as a non-final
+/// `error` (`willRetry: true`, "Reconnecting... 1/1"); the retried request completes the turn.
 #[tokio::test]
-async fn a_retried_500_is_not_final() {
+async fn a_500_retried_by_the_stream_layer_is_announced_and_not_final() {
     let fake = FakeModel::start(vec![Reply::Status(500), Reply::text("recovered")]).await;
     let config = CodexConfig {
-        request_max_retries: 1,
         stream_max_retries: 1,
         ..CodexConfig::default()
     };
@@ -399,8 +398,37 @@ async fn a_retried_500_is_not_final() {
     let turn_id = session.start_turn("say hi").await;
     let completed = session.turn_completed(&turn_id).await;
 
-    eprintln!("codex: errors {:?}", session.errors(&turn_id));
     assert_eq!(completed["turn"]["status"], "completed", "{completed}");
+    let errors = session.errors(&turn_id);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["willRetry"], true);
+    assert_eq!(errors[0]["error"]["message"], "Reconnecting... 1/1");
+    assert_eq!(
+        errors[0]["error"]["codexErrorInfo"],
+        json!({"responseStreamDisconnected": {"httpStatusCode": null}})
+    );
+    let messages = session.completed_items(&turn_id, "agentMessage");
+    assert_eq!(messages.last().expect("a message")["text"], "recovered");
+    assert_eq!(fake.requests().len(), 2);
+}
+
+/// A 500 retried by the request layer (`request_max_retries`) is silent: no `error`
+/// notification at all.
+#[tokio::test]
+async fn a_500_retried_by_the_request_layer_is_silent() {
+    let fake = FakeModel::start(vec![Reply::Status(500), Reply::text("recovered")]).await;
+    let config = CodexConfig {
+        request_max_retries: 1,
+        ..CodexConfig::default()
+    };
+    let Some(mut session) = start_session(&fake, config, "read-only").await else {
+        return;
+    };
+    let turn_id = session.start_turn("say hi").await;
+    let completed = session.turn_completed(&turn_id).await;
+
+    assert_eq!(completed["turn"]["status"], "completed", "{completed}");
+    assert_eq!(session.errors(&turn_id), Vec::<Value>::new());
     let messages = session.completed_items(&turn_id, "agentMessage");
     assert_eq!(messages.last().expect("a message")["text"], "recovered");
     assert_eq!(fake.requests().len(), 2);

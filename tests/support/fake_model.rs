@@ -368,8 +368,8 @@ impl Ids {
     }
 }
 
-/// One assistant message, streamed word by word (`"say hi"` → `"say "`, `"hi"`); `complete: false` cuts the stream before
-/// `response.completed`.
+/// One assistant message, streamed word by word (`"say hi"` → deltas `"say "`, `"hi"`);
+/// `complete: false` cuts the stream before `response.completed`.
 async fn stream_text(
     stream: &mut TcpStream,
     ids: &Ids,
@@ -378,10 +378,11 @@ async fn stream_text(
     complete: bool,
 ) -> std::io::Result<()> {
     let item = ids.item();
-    let message = |content: Value| json!({"type": "message", "id": item, "role": "assistant", "content": content});
     write_sse_head(stream).await?;
     send_event(stream, created(ids)).await?;
-    let added = json!({"type": "response.output_item.added", "output_index": 0, "item": message(json!([]))});
+    let added = json!({
+        "type": "response.output_item.added", "output_index": 0, "item": message(&item, json!([])),
+    });
     send_event(stream, added).await?;
     for delta in text.split_inclusive(' ') {
         tokio::time::sleep(delay).await;
@@ -391,7 +392,10 @@ async fn stream_text(
         });
         send_event(stream, delta).await?;
     }
-    let full = message(json!([{"type": "output_text", "text": text, "annotations": []}]));
+    let full = message(
+        &item,
+        json!([{"type": "output_text", "text": text, "annotations": []}]),
+    );
     send_event(stream, item_done(full)).await?;
     if complete {
         tokio::time::sleep(delay).await;
@@ -406,6 +410,10 @@ async fn stream_item(stream: &mut TcpStream, ids: &Ids, item: Value) -> std::io:
     send_event(stream, created(ids)).await?;
     send_event(stream, item_done(item)).await?;
     send_event(stream, completed(ids)).await
+}
+
+fn message(id: &str, content: Value) -> Value {
+    json!({"type": "message", "id": id, "role": "assistant", "content": content})
 }
 
 fn created(ids: &Ids) -> Value {
@@ -460,7 +468,9 @@ async fn write_status(stream: &mut TcpStream, status: u16) -> std::io::Result<()
         _ => "Error",
     };
     let body = json!({
-        "error": {"message": format!("fake model: HTTP {status}"), "type": "server_error", "code": null},
+        "error": {
+            "message": format!("fake model: HTTP {status}"), "type": "server_error", "code": null,
+        },
     })
     .to_string();
     let head = format!(
