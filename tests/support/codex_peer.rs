@@ -74,7 +74,10 @@ impl Default for CodexConfig {
 const API_KEY_VAR: &str = "FAKE_API_KEY";
 
 /// `config.toml` for an offline codex: provider `fake` at `base_url` (Responses API),
-/// approvals `never`, sandbox `read-only`, no update check, no analytics.
+/// approvals `never`, sandbox `read-only`, no update check, no analytics, and no plugins:
+/// with plugins on (the default), codex 0.169 syncs its curated plugins at start-up
+/// (`git ls-remote https://github.com/openai/plugins.git`, then api.github.com and
+/// chatgpt.com), network traffic an offline test must not make.
 pub fn config_toml(base_url: &str, config: &CodexConfig) -> String {
     format!(
         r#"model = "{model}"
@@ -93,6 +96,9 @@ stream_max_retries = {stream}
 
 [analytics]
 enabled = false
+
+[features]
+plugins = false
 "#,
         model = config.model,
         request = config.request_max_retries,
