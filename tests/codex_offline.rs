@@ -58,8 +58,13 @@ async fn spawn_initialized(bin: &Path, home: &CodexHome) -> AppServer {
 
 /// A session against `fake`: thread/start with `approvalPolicy: "never"` and `sandbox`.
 async fn start_session(fake: &FakeModel, config: CodexConfig, sandbox: &str) -> Option<Session> {
+    start_session_at(&fake.base_url(), config, sandbox).await
+}
+
+/// A session against the provider at `base_url`.
+async fn start_session_at(base_url: &str, config: CodexConfig, sandbox: &str) -> Option<Session> {
     let bin = codex_bin()?;
-    let home = CodexHome::new(&fake.base_url(), &config);
+    let home = CodexHome::new(base_url, &config);
     let workdir = tempfile::tempdir().expect("workdir");
     let mut server = spawn_initialized(&bin, &home).await;
     let started = Instant::now();
@@ -432,6 +437,41 @@ async fn a_500_retried_by_the_request_layer_is_silent() {
     let messages = session.completed_items(&turn_id, "agentMessage");
     assert_eq!(messages.last().expect("a message")["text"], "recovered");
     assert_eq!(fake.requests().len(), 2);
+}
+
+/// A refused connection is not an HTTP error: even with retries off, codex announces
+/// "Reconnecting... waiting for network" (`willRetry: true`) and keeps the turn active,
+/// retrying with a growing delay (observed 5 s, 10 s, 20 s, …), until it is interrupted.
+#[tokio::test]
+async fn an_unreachable_model_keeps_the_turn_waiting_until_interrupted() {
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("local addr").port()
+    };
+    let base_url = format!("http://127.0.0.1:{closed_port}/v1");
+    let Some(mut session) = start_session_at(&base_url, CodexConfig::default(), "read-only").await
+    else {
+        return;
+    };
+    let turn_id = session.start_turn("say hi").await;
+    let error = session.server.wait_notification("error").await;
+
+    assert_eq!(error["params"]["turnId"], turn_id.as_str(), "{error}");
+    assert_eq!(error["params"]["willRetry"], true, "{error}");
+    assert_eq!(
+        error["params"]["error"]["message"],
+        "Reconnecting... waiting for network"
+    );
+    let interrupted = session
+        .server
+        .request(
+            "turn/interrupt",
+            json!({"threadId": session.thread_id, "turnId": turn_id}),
+        )
+        .await;
+    assert_eq!(interrupted, Ok(json!({})));
+    let completed = session.turn_completed(&turn_id).await;
+    assert_eq!(completed["turn"]["status"], "interrupted", "{completed}");
 }
 
 /// A new codex process resumes the thread from CODEX_HOME and sends the earlier turn to the
