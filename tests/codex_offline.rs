@@ -441,7 +441,8 @@ async fn a_500_retried_by_the_request_layer_is_silent() {
 
 /// A refused connection is not an HTTP error: even with retries off, codex announces
 /// "Reconnecting... waiting for network" (`willRetry: true`) and keeps the turn active,
-/// retrying with a growing delay (observed 5 s, 10 s, 20 s, …), until it is interrupted.
+/// retrying with a growing delay (observed 5, 10, 20, 40, then 60 s each; still retrying
+/// after 300 s), until it is interrupted. A daemon needs its own turn deadline.
 #[tokio::test]
 async fn an_unreachable_model_keeps_the_turn_waiting_until_interrupted() {
     let closed_port = {
