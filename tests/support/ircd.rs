@@ -190,14 +190,15 @@ impl Ircd {
     async fn wait_until_listening(&mut self) {
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            let listening = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
                 .await
-                .is_ok()
-            {
+                .is_ok();
+            let child = self.child.as_mut().expect("spawned");
+            let exited = child.try_wait().ok().flatten();
+            if listening && exited.is_none() {
                 return;
             }
-            let child = self.child.as_mut().expect("spawned");
-            if let Ok(Some(status)) = child.try_wait() {
+            if let Some(status) = exited {
                 panic!(
                     "{:?} exited ({status}) before listening on {}; log:\n{}",
                     self.flavor,
@@ -217,10 +218,21 @@ impl Ircd {
     }
 }
 
-/// A port that was free a moment ago (bind port 0, read, release).
+/// A port that was free a moment ago (bind port 0, read, release), never one this test
+/// process handed out before: the kernel may give a just-released port to the next bind(0),
+/// and two servers started in parallel on one port make the loser's readiness check connect
+/// to the winner (seen in CI: the winner's test ended, and the agent met a refused port).
 fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().expect("local addr").port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 type Launch = (Vec<String>, Vec<(String, String)>);
