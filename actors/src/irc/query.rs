@@ -25,7 +25,7 @@ pub(super) struct Pending {
     pub(super) line: String,
     /// For error numerics: the target the server names.
     target: String,
-    /// The verb of gathered lines.
+    /// The verb of gathered lines (`""`: none, the answer is its ending line).
     gather: &'static str,
     /// The verbs that end the answer.
     ends: &'static [&'static str],
@@ -37,55 +37,60 @@ pub(super) struct Pending {
 impl Pending {
     /// Validates the query's arguments and builds its wire line.
     pub(super) fn for_query(query: &Query) -> Result<Pending, FieldError> {
-        let (line, target, gather, ends): (String, String, &'static str, &'static [&'static str]) =
-            match query {
-                Query::Who(target) => {
-                    text::check_param("target", target)?;
-                    (format!("WHO {target}"), target.clone(), "352", &["315"])
-                }
-                Query::History { target, count } => {
-                    text::check_param("target", target)?;
-                    let line = format!("HISTORY RECENT {target} {count}");
-                    (line, target.clone(), "HISTORY", &["HISTORYEND"])
-                }
-                Query::Threads(channel) => {
-                    text::check_channel("channel", channel)?;
-                    let line = format!("THREADS {channel}");
-                    (line, channel.clone(), "THREADS", &["THREADSEND"])
-                }
-                Query::RoomMeta(channel) => {
-                    text::check_channel("channel", channel)?;
-                    let line = format!("ROOMMETA {channel}");
-                    (line, channel.clone(), "ROOMMETA", &["ROOMETAEND"])
-                }
-                Query::Tags(nick) => {
-                    text::check_param("nick", nick)?;
-                    (format!("TAGS {nick}"), nick.clone(), "TAGS", &["TAGSEND"])
-                }
-                Query::PresenceList => (
-                    "PRESENCE LIST".to_owned(),
+        let (line, target, gather, ends, keep_end) = match query {
+            Query::Who(target) => {
+                text::check_param("target", target)?;
+                let line = format!("WHO {target}");
+                (line, target.clone(), "352", &["315"][..], false)
+            }
+            Query::History { target, count } => {
+                text::check_param("target", target)?;
+                let line = format!("HISTORY RECENT {target} {count}");
+                (line, target.clone(), "HISTORY", &["HISTORYEND"][..], false)
+            }
+            Query::Threads(channel) => {
+                text::check_channel("channel", channel)?;
+                let line = format!("THREADS {channel}");
+                (line, channel.clone(), "THREADS", &["THREADSEND"][..], false)
+            }
+            Query::RoomMeta(channel) => {
+                text::check_channel("channel", channel)?;
+                let line = format!("ROOMMETA {channel}");
+                (
+                    line,
+                    channel.clone(),
+                    "ROOMMETA",
+                    &["ROOMETAEND"][..],
+                    false,
+                )
+            }
+            Query::Tags(nick) => {
+                text::check_param("nick", nick)?;
+                let line = format!("TAGS {nick}");
+                (line, nick.clone(), "TAGS", &["TAGSEND"][..], false)
+            }
+            Query::PresenceList => {
+                let line = "PRESENCE LIST".to_owned();
+                (
+                    line,
                     String::new(),
                     "PRESENCELIST",
-                    &["PRESENCEEND"],
-                ),
-                Query::Topic(channel) => {
-                    text::check_channel("channel", channel)?;
-                    return Ok(Pending {
-                        line: format!("TOPIC {channel}"),
-                        target: channel.clone(),
-                        gather: "",
-                        ends: &["332", "331"],
-                        keep_end: true,
-                        lines: Vec::new(),
-                    });
-                }
-            };
+                    &["PRESENCEEND"][..],
+                    false,
+                )
+            }
+            Query::Topic(channel) => {
+                text::check_channel("channel", channel)?;
+                let line = format!("TOPIC {channel}");
+                (line, channel.clone(), "", &["332", "331"][..], true)
+            }
+        };
         Ok(Pending {
             line,
             target,
             gather,
             ends,
-            keep_end: false,
+            keep_end,
             lines: Vec::new(),
         })
     }
