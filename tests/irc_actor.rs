@@ -6,6 +6,8 @@
 mod fake_ircd;
 #[path = "support/irc_agent.rs"]
 mod irc_agent;
+#[path = "support/spans.rs"]
+mod spans;
 
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use codexd_actors::irc::{IrcError, IrcEvent, IrcMessage, MessageKind, SaslPlain}
 use codexd_actors::trace::TraceCtx;
 use fake_ircd::{Behaviour, FakeIrcd};
 use irc_agent::{Agent, settings};
+use spans::{Spans, attr};
 
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
@@ -455,21 +458,7 @@ async fn sasl_plain_authenticates_and_a_wrong_password_is_reported() {
 /// `culture.trace.dropped_reason`. Each connection attempt is a `harness.irc.connect` span.
 #[tokio::test(flavor = "current_thread")]
 async fn inbound_trace_tags_parent_or_explain_the_handle_span() {
-    use opentelemetry::trace::TracerProvider as _;
-    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-    use tracing_subscriber::Layer as _;
-    use tracing_subscriber::layer::SubscriberExt as _;
-
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let otel = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("test"))
-        .with_filter(tracing_subscriber::filter::filter_fn(
-            codexd_actors::trace::otel_filter,
-        ));
-    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(otel));
+    let spans = Spans::capture();
 
     let fake = FakeIrcd::start(Behaviour::default()).await;
     let agent = agent_on(&fake, |_| {}).await;
@@ -488,17 +477,9 @@ async fn inbound_trace_tags_parent_or_explain_the_handle_span() {
     fake.send(0, "PING :done").await;
     fake.wait_for_line("PONG", |_, l| l.ends_with("PONG :done"))
         .await;
-    let attr = |span: &opentelemetry_sdk::trace::SpanData, key: &str| {
-        span.attributes
-            .iter()
-            .find(|kv| kv.key.as_str() == key)
-            .map(|kv| kv.value.to_string())
-    };
-    let handles: Vec<_> = exporter
-        .get_finished_spans()
-        .expect("spans")
+    let handles: Vec<_> = spans
+        .named("harness.irc.message.handle")
         .into_iter()
-        .filter(|s| s.name == "harness.irc.message.handle")
         .filter(|s| attr(s, "irc.command").as_deref() == Some("PRIVMSG"))
         .collect();
     assert_eq!(handles.len(), 4, "{handles:#?}");
@@ -536,11 +517,7 @@ async fn inbound_trace_tags_parent_or_explain_the_handle_span() {
     for span in [missing, malformed, too_long] {
         assert_ne!(span.span_context.trace_id(), valid.span_context.trace_id());
     }
-    let connect = exporter
-        .get_finished_spans()
-        .expect("spans")
-        .into_iter()
-        .find(|s| s.name == "harness.irc.connect");
+    let connect = spans.named("harness.irc.connect").into_iter().next();
     let connect = connect.expect("a harness.irc.connect span for the connection attempt");
     assert_eq!(attr(&connect, "harness.nick").as_deref(), Some("fake-bot"));
     assert_eq!(

@@ -10,6 +10,8 @@ mod fake_ircd;
 mod ipc_agent;
 #[path = "support/irc_agent.rs"]
 mod irc_agent;
+#[path = "support/spans.rs"]
+mod spans;
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
@@ -21,6 +23,7 @@ use codexd_actors::trace::TraceCtx;
 use fake_ircd::{Behaviour, FakeIrcd};
 use ipc_agent::{IpcAgent, IpcClient};
 use serde_json::{Value, json};
+use spans::{Spans, attr};
 
 const NICK: &str = "fake-bot";
 
@@ -577,21 +580,7 @@ async fn a_hung_socket_actor_is_restarted_while_connections_keep_answering() {
 /// in for it) during a turn is a child of the turn's span; outside a turn it is a root.
 #[tokio::test(flavor = "current_thread")]
 async fn request_spans_are_children_of_the_running_turn() {
-    use opentelemetry::trace::TracerProvider as _;
-    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-    use tracing_subscriber::Layer as _;
-    use tracing_subscriber::layer::SubscriberExt as _;
-
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let otel = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("test"))
-        .with_filter(tracing_subscriber::filter::filter_fn(
-            codexd_actors::trace::otel_filter,
-        ));
-    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(otel));
+    let spans = Spans::capture();
 
     let (fake, agent) = started().await;
     let mut c = agent.client().await;
@@ -634,28 +623,15 @@ async fn request_spans_are_children_of_the_running_turn() {
             .await
             .is_some_and(|l| l.contains("traced whisper"))
     );
-    let whisper = exporter
-        .get_finished_spans()
-        .expect("spans")
-        .into_iter()
-        .find(|s| s.name == "codexd.ipc.whisper")
-        .expect("a whisper span");
+    let whispers = spans.named("codexd.ipc.whisper");
+    let whisper = whispers.first().expect("a whisper span");
     assert_eq!(whisper.parent_span_id.to_string(), "c7ad6b7169203331");
 
-    let requests: Vec<_> = exporter
-        .get_finished_spans()
-        .expect("spans")
-        .into_iter()
-        .filter(|s| s.name == "codexd.ipc.request")
+    let requests = spans.named("codexd.ipc.request");
+    let verbs: Vec<String> = requests
+        .iter()
+        .map(|s| attr(s, "ipc.verb").unwrap_or_default())
         .collect();
-    let verb = |s: &opentelemetry_sdk::trace::SpanData| {
-        s.attributes
-            .iter()
-            .find(|kv| kv.key.as_str() == "ipc.verb")
-            .map(|kv| kv.value.to_string())
-            .unwrap_or_default()
-    };
-    let verbs: Vec<String> = requests.iter().map(verb).collect();
     assert_eq!(verbs, ["irc_channels", "irc_send", "status"]);
     assert_eq!(
         requests[1].span_context.trace_id().to_string(),
