@@ -204,10 +204,12 @@ mod tests {
         let env = Env::from_pairs([("HOME", "/home/t")]);
         let parse = |text: &str| crate::config::parse(text, &env).expect("valid").config;
         let old = parse("server: {name: spark}\nbuffer_size: 10\n");
-        let new = parse("server: {name: spark, port: 7000}\nbuffer_size: 10\nshutdown_grace: 1m\n");
+        let new = parse(
+            "server: {name: spark, port: 7000}\nbuffer_size: 10\nipc_dir: /run/x\nshutdown_grace: 1m\n",
+        );
         assert_eq!(
             restart_only_changes(&old, &new),
-            ["server", "shutdown_grace"]
+            ["server", "ipc_dir", "shutdown_grace"]
         );
         assert!(restart_only_changes(&old, &old).is_empty());
     }

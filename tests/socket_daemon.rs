@@ -223,3 +223,49 @@ fn sighup_keeps_the_socket_of_a_changed_agent_and_brings_back_a_stopped_one() {
     let log = daemon.log_text();
     assert!(!log.contains("cannot be bound"), "{log}");
 }
+
+/// IPC `status` reports `circuit_open: true` while the agent's supervisor holds the runner's
+/// circuit open (here the runner is a test child broken twice on purpose; two failures
+/// within the window open it).
+#[test]
+fn status_reports_an_open_runner_circuit() {
+    let scratch = Scratch::new();
+    let text = config(&["spark-a"], "ctl.sock").replace(
+        "restart:\n  backoff_base: 50ms\n",
+        "restart:\n  max_restarts: 2\n  window: 60s\n  cooldown: 60s\n  backoff_base: 50ms\n",
+    );
+    scratch.write_config(&text);
+    let _daemon = scratch.run(&[]);
+    let a = ipc_path(&scratch, "spark-a");
+    let status = |scratch: &Scratch| ask(&a, json!({"type": "status"})).map(|r| r["data"].clone());
+    let first = eventually("socket answers", || status(&scratch));
+    assert_eq!(first["circuit_open"], false, "{first}");
+    let ctl = scratch.path("ctl.sock");
+    let fault = || {
+        let out = scratch.cli(&[
+            "fault",
+            "spark-a",
+            "runner",
+            "panic",
+            "--socket",
+            ctl.to_str().expect("utf8"),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    fault();
+    eventually("runner restarted", || {
+        let status = status_of(&scratch, "ctl.sock")?;
+        let runner = child(&status, "spark-a", "runner")?;
+        (runner["restarts"] == 1 && runner["state"] == "running").then_some(())
+    });
+    fault();
+    let open = eventually("circuit_open over ipc", || {
+        let data = status(&scratch)?;
+        (data["circuit_open"] == true).then_some(data)
+    });
+    assert_eq!(open["running"], false, "{open}");
+}

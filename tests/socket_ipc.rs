@@ -702,3 +702,26 @@ async fn a_client_of_another_user_is_refused() {
     assert_ok(&own.request("status", json!({})).await);
     agent.stop().await;
 }
+
+/// While the IRC link is down a send is accepted into the bounded queue, and the answer
+/// says so (Culture's daemon answered as if it had been sent).
+#[tokio::test]
+async fn a_send_while_irc_is_down_is_queued_and_says_so() {
+    let fake = FakeIrcd::start(Behaviour {
+        register: false,
+        ..Behaviour::default()
+    })
+    .await;
+    let settings = irc_agent::settings("127.0.0.1", fake.port(), "fake", NICK);
+    let agent = IpcAgent::start(settings).await;
+    let mut c = agent.client().await;
+    let answer = c
+        .request("irc_send", json!({"channel": "bob", "message": "later"}))
+        .await;
+    assert_ok(&answer);
+    assert_eq!(
+        answer["warnings"],
+        json!(["not connected to IRC: the message is queued and goes out after the reconnect"])
+    );
+    agent.stop().await;
+}
