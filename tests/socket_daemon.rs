@@ -237,8 +237,8 @@ fn status_reports_an_open_runner_circuit() {
     scratch.write_config(&text);
     let _daemon = scratch.run(&[]);
     let a = ipc_path(&scratch, "spark-a");
-    let status = |scratch: &Scratch| ask(&a, json!({"type": "status"})).map(|r| r["data"].clone());
-    let first = eventually("socket answers", || status(&scratch));
+    let status = || ask(&a, json!({"type": "status"})).map(|r| r["data"].clone());
+    let first = eventually("socket answers", status);
     assert_eq!(first["circuit_open"], false, "{first}");
     let ctl = scratch.path("ctl.sock");
     let fault = || {
@@ -264,7 +264,7 @@ fn status_reports_an_open_runner_circuit() {
     });
     fault();
     let open = eventually("circuit_open over ipc", || {
-        let data = status(&scratch)?;
+        let data = status()?;
         (data["circuit_open"] == true).then_some(data)
     });
     assert_eq!(open["running"], false, "{open}");
