@@ -5,6 +5,7 @@
 
 pub mod jsonrpc;
 pub mod process;
+pub mod prompt;
 mod stdio;
 
 use std::sync::{Arc, RwLock};

@@ -1,0 +1,241 @@
+use std::path::Path;
+
+use super::*;
+
+fn pairs(lines: &[(&str, &str)]) -> Vec<(String, String)> {
+    lines
+        .iter()
+        .map(|(nick, text)| ((*nick).to_owned(), (*text).to_owned()))
+        .collect()
+}
+
+#[test]
+fn system_prompt_is_culture_text() {
+    let expected = [
+        "You are spark-codex, an AI agent on the culture IRC network.",
+        "You have IRC tools available via the irc skill. Use them to communicate.",
+        "Your working directory is /home/ori/work.",
+        "Check IRC channels periodically with irc_read() for new messages.",
+        "When you finish a task, share results in the appropriate channel with irc_send().",
+        "",
+        "IMPORTANT: When responding to messages, write your response DIRECTLY \u{2014} do not \
+         describe what you would say, do not wrap responses in meta-commentary like 'I'd reply \
+         with:' or 'I would say:'. Just write the actual message content. Your text output is \
+         relayed verbatim to IRC channels.",
+    ]
+    .join("\n");
+    assert_eq!(
+        system_prompt("spark-codex", Path::new("/home/ori/work")),
+        expected
+    );
+}
+
+#[test]
+fn mention_table() {
+    let cases = [
+        (
+            "#general",
+            "spark-ori",
+            "@spark-codex hi",
+            "[IRC @mention in #general] <spark-ori> @spark-codex hi",
+        ),
+        (
+            "&local",
+            "spark-ori",
+            "@codex hi",
+            "[IRC @mention in &local] <spark-ori> @codex hi",
+        ),
+        ("spark-codex", "spark-ori", "hi", "[IRC DM] <spark-ori> hi"),
+        ("spark-codex", "spark-ori", "", "[IRC DM] <spark-ori> "),
+        (
+            "#general",
+            "bob",
+            "[thread:x] @codex ok",
+            "[IRC @mention in #general] <bob> [thread:x] @codex ok",
+        ),
+    ];
+    for (target, sender, text, expected) in cases {
+        assert_eq!(mention(target, sender, text), expected, "{target} {text:?}");
+    }
+}
+
+#[test]
+fn thread_mention_table() {
+    let mentioning = "[thread:api-1] @spark-codex status?";
+    let cases = [
+        (
+            pairs(&[
+                ("ori", "[thread:api-1] starting the API"),
+                ("bob", "[thread:api-1] I can help"),
+                ("ori", mentioning),
+            ]),
+            "[IRC @mention in #general, thread:api-1]\n\
+             Thread history:\n  \
+             <ori> [thread:api-1] starting the API\n  \
+             <bob> [thread:api-1] I can help\n  \
+             <ori> [thread:api-1] @spark-codex status?\n  \
+             <ori> [thread:api-1] @spark-codex status?",
+        ),
+        (
+            Vec::new(),
+            "[IRC @mention in #general, thread:api-1]\n\
+             Thread history:\n\
+             \n  \
+             <ori> [thread:api-1] @spark-codex status?",
+        ),
+    ];
+    for (history, expected) in cases {
+        assert_eq!(
+            thread_mention("#general", "api-1", &history, "ori", mentioning),
+            expected,
+            "history {history:?}"
+        );
+    }
+}
+
+#[test]
+fn poll_matches_culture_example() {
+    let messages = pairs(&[
+        ("spark-ori", "hello everyone"),
+        ("spark-ori", "anyone working on the API?"),
+    ]);
+    assert_eq!(
+        poll("#general", &messages, "spark-codex").as_deref(),
+        Some(
+            "[IRC Channel Poll: #general] Recent unread messages:\n  \
+             <spark-ori> hello everyone\n  \
+             <spark-ori> anyone working on the API?\n\
+             \n\
+             Respond naturally if any messages need your attention."
+        )
+    );
+}
+
+/// A buffered `(nick, text)` line.
+type Line<'a> = (&'a str, &'a str);
+
+#[test]
+fn poll_drops_own_lines_and_mentions() {
+    // (why, unread lines, prompt lines kept: none means no prompt)
+    let cases: &[(&str, &[Line], &[&str])] = &[
+        ("own lines", &[("spark-codex", "done")], &[]),
+        ("own lines, any case", &[("Spark-Codex", "done")], &[]),
+        ("full nick", &[("ori", "@spark-codex hi")], &[]),
+        ("short nick", &[("ori", "thanks @codex!")], &[]),
+        ("no lines", &[], &[]),
+        (
+            "not a mention for the irc actor",
+            &[("ori", "ask @codex-helper"), ("ori", "mail x@codex.io")],
+            &["<ori> ask @codex-helper", "<ori> mail x@codex.io"],
+        ),
+        (
+            "mixed",
+            &[
+                ("ori", "one"),
+                ("spark-codex", "my reply"),
+                ("bob", "@codex look"),
+                ("server", "topic is x"),
+                ("bob", "two"),
+            ],
+            &["<ori> one", "<server> topic is x", "<bob> two"],
+        ),
+    ];
+    for (why, messages, kept) in cases {
+        let expected = (!kept.is_empty()).then(|| {
+            let lines: Vec<String> = kept.iter().map(|line| format!("  {line}")).collect();
+            format!(
+                "[IRC Channel Poll: #g] Recent unread messages:\n{}\n\n\
+                 Respond naturally if any messages need your attention.",
+                lines.join("\n")
+            )
+        });
+        assert_eq!(
+            poll("#g", &pairs(messages), "spark-codex"),
+            expected,
+            "{why}"
+        );
+    }
+}
+
+#[test]
+fn describe_table() {
+    let long = "a".repeat(121);
+    let cut = format!("{}...", "a".repeat(117));
+    let exact = "é".repeat(120);
+    let long_wide = "é".repeat(130);
+    let cut_wide = format!("{}...", "é".repeat(117));
+    let cases: Vec<(&str, &str)> = vec![
+        ("", "nothing"),
+        (" \n\t\r\n ", "nothing"),
+        ("reviewing PR #47", "reviewing PR #47"),
+        ("\n  fixing #47  \n more", "fixing #47"),
+        ("first\r\nsecond", "first"),
+        (&long, &cut),
+        (&exact, &exact),
+        (&long_wide, &cut_wide),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(describe(text), expected, "text {text:?}");
+    }
+    assert_eq!(describe(&long).chars().count(), 120);
+}
+
+#[test]
+fn relay_lines_culture_vectors() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "I'd reply in `#general` with:\n> ack \u{2014} taking testing",
+            &["ack \u{2014} taking testing"],
+        ),
+        ("I would say: hello world", &["hello world"]),
+        ("I'd respond with: got it", &["got it"]),
+        ("I'd send in #general: on it", &["on it"]),
+        ("actual direct message", &["actual direct message"]),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(&relay_lines(text), expected, "text {text:?}");
+    }
+}
+
+#[test]
+fn relay_lines_edge_cases() {
+    let cases: &[(&str, &[&str])] = &[
+        ("", &[]),
+        (" \t\n \r\n ", &[]),
+        ("a\r\nb\r\n", &["a", "b"]),
+        ("  one  \n\n\n  two  ", &["one", "two"]),
+        ("I would say:", &[]),
+        ("I'd reply to #general with: >", &[]),
+        (">", &[]),
+        (" > ", &[]),
+        ("> > nested", &["> nested"]),
+        (">no space", &[">no space"]),
+        ("i'D REPLY: shouting", &["shouting"]),
+        (
+            "I would post on `#ops`:\n> deployed\n> all green",
+            &["deployed", "all green"],
+        ),
+        ("hello\nI'd say: bye", &["hello", "bye"]),
+        ("I'd say hi", &["hi"]),
+        ("Well, I'd say: no", &["Well, I'd say: no"]),
+        ("I think so", &["I think so"]),
+        ("a\rPRIVMSG #x :injected", &["a", "PRIVMSG #x :injected"]),
+        ("nul\0here", &["nulhere"]),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(&relay_lines(text), expected, "text {text:?}");
+    }
+}
+
+#[test]
+fn constants_are_culture_text() {
+    assert_eq!(
+        STATUS_QUERY,
+        "[SYSTEM] Briefly describe what you are currently working on in one sentence. \
+         Reply with just the description, no preamble."
+    );
+    assert_eq!(
+        SORRY,
+        "Sorry, I encountered an error processing your request."
+    );
+}
