@@ -3,6 +3,7 @@
 //! issue; until then an agent has no runner, and the `socket` actor answers as Culture does
 //! when the runner is down (`Agent runner is not running`, status `running: false`).
 
+pub mod journal;
 pub mod jsonrpc;
 pub mod process;
 pub mod prompt;

@@ -1,0 +1,513 @@
+//! The agent's durable inbox and codex thread id, in its state directory.
+//!
+//! A mention or DM is *accepted* once [`Journal::append`] returned: its entry is on disk. It
+//! is removed by [`Journal::complete`] only after its turn ended and its replies were handed
+//! to IRC, so after a crash or restart [`Journal::open`] hands back what is still pending,
+//! oldest first, to be replayed. A message the server sends twice (same `msgid`) is journaled
+//! once. The codex thread id is kept so the runner resumes the same conversation.
+//!
+//! | path                          | holds                                  | written by                        |
+//! |-------------------------------|----------------------------------------|-----------------------------------|
+//! | `<dir>/journal/<id:020>.json` | one pending [`Entry`]                  | `append`, `started`; removed by `complete` |
+//! | `<dir>/thread-id`             | the codex thread id, one line          | `set_thread_id`                   |
+//! | `<dir>/done-msgids`           | msgids of the last 4096 completed entries, one per line | `complete` |
+//!
+//! Directories are created 0700 and files 0600. Every write is atomic and durable: write
+//! `<name>.tmp`, fsync it, rename it over `<name>`, fsync the directory. `done-msgids` grows
+//! by fsynced appends and is rewritten that way when it is trimmed.
+//!
+//! What [`Journal::open`] does with each file in `<dir>/journal`:
+//!
+//! | file                                         | open                                       |
+//! |----------------------------------------------|--------------------------------------------|
+//! | `<id>.json` holding entry `<id>`             | pending                                    |
+//! | `<id>.json` whose msgid is in `done-msgids`  | completed just before a crash: removed     |
+//! | `<id>.json` unparsable, or holding another id | renamed `<id>.json.corrupt`, warned, skipped |
+//! | `<id>.json.corrupt`                          | kept; its id is never reused               |
+//! | `*.tmp`                                      | an interrupted write: removed              |
+//! | anything else                                | ignored                                    |
+//!
+//! New ids continue after the highest id on disk (`.corrupt` files included); once every
+//! entry is completed and the daemon restarts, ids start again at 1.
+//!
+//! Deduplication ([`Journal::append`] returns `Ok(None)`) applies to a non-empty msgid without
+//! control characters that equals the msgid of a pending entry or of one of the last 4096
+//! completed entries; any other msgid, like none, is never deduplicated.
+
+mod durable;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use self::durable::{
+    TMP_SUFFIX, append_line, create_dir, read_optional, remove_durably, sync_dir, write_atomic,
+};
+use crate::trace::TraceCtx;
+
+/// The subdirectory holding one file per pending entry.
+const ENTRIES_DIR: &str = "journal";
+/// The file holding the codex thread id.
+const THREAD_ID_FILE: &str = "thread-id";
+/// The file holding recently completed msgids.
+const DONE_FILE: &str = "done-msgids";
+/// How many completed msgids are remembered.
+const DONE_LIMIT: usize = 4096;
+/// Suffix of an entry file.
+const ENTRY_SUFFIX: &str = ".json";
+/// Suffix added to an entry file that cannot be read back.
+const CORRUPT_SUFFIX: &str = ".corrupt";
+
+/// What an inbound line was for the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A channel message that @-mentions the agent.
+    Mention,
+    /// A private message to the agent.
+    Direct,
+}
+
+/// What the intake journals for one inbound mention or DM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEntry {
+    /// Mention or DM.
+    pub kind: EntryKind,
+    /// The buffer key: `#channel` or `DM:<nick>`.
+    pub key: String,
+    /// Where replies go: the channel, or the sender of a DM.
+    pub reply_to: String,
+    /// The sender's nick.
+    pub sender: String,
+    /// The IRC text, verbatim.
+    pub text: String,
+    /// The thread the message belongs to, if any.
+    pub thread: Option<String>,
+    /// The server's message id, the deduplication key.
+    pub msgid: Option<String>,
+    /// The prompt built when the message was accepted.
+    pub prompt: String,
+    /// The span context of the inbound line.
+    pub trace: TraceCtx,
+}
+
+impl NewEntry {
+    /// The msgid as a deduplication key: `None` when absent, empty or holding a control
+    /// character (it could not be one line of `done-msgids`).
+    fn dedup_key(&self) -> Option<&str> {
+        self.msgid
+            .as_deref()
+            .filter(|msgid| !msgid.is_empty() && !msgid.contains(char::is_control))
+    }
+}
+
+/// A journaled entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Increasing with acceptance; the replay order.
+    pub id: u64,
+    /// When it was journaled, in epoch seconds (whole microseconds).
+    pub accepted_at: f64,
+    /// Turns started for it so far.
+    pub attempts: u32,
+    /// What was accepted (flattened into the entry's JSON object on disk).
+    #[serde(flatten)]
+    pub entry: NewEntry,
+}
+
+/// Why the journal could not read or write its files.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// A file system operation failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done, e.g. `write journal entry`.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// What the operating system said.
+        source: io::Error,
+    },
+    /// An entry could not be encoded as JSON.
+    #[error("cannot encode journal entry {id}: {source}")]
+    Encode {
+        /// The entry's id.
+        id: u64,
+        /// What serde said.
+        source: serde_json::Error,
+    },
+}
+
+/// The durable inbox of one agent; see the module documentation.
+#[derive(Debug)]
+pub struct Journal {
+    /// The state directory.
+    dir: PathBuf,
+    /// The pending entries, by id (also on disk).
+    pending: BTreeMap<u64, Entry>,
+    /// Recently completed msgids, oldest first (also on disk).
+    done: VecDeque<String>,
+    /// How many completed msgids `done` keeps.
+    done_limit: usize,
+    /// The id of the next appended entry.
+    next_id: u64,
+    /// The codex thread id (also on disk).
+    thread_id: Option<String>,
+}
+
+impl Journal {
+    /// Opens (creating) `dir`; returns the journal and the pending entries, oldest first.
+    /// Entry files that cannot be read back are set aside, never fatal (module table).
+    pub fn open(dir: &Path) -> Result<(Journal, Vec<Entry>), JournalError> {
+        Self::open_with_limit(dir, DONE_LIMIT)
+    }
+
+    /// [`Journal::open`] remembering the last `done_limit` (at least 1) completed msgids.
+    pub(crate) fn open_with_limit(
+        dir: &Path,
+        done_limit: usize,
+    ) -> Result<(Journal, Vec<Entry>), JournalError> {
+        let entries_dir = dir.join(ENTRIES_DIR);
+        create_dir(dir).map_err(io_error("create directory", dir))?;
+        create_dir(&entries_dir).map_err(io_error("create directory", &entries_dir))?;
+        let done_limit = done_limit.max(1);
+        let scan = scan_entries(&entries_dir)?;
+        let mut journal = Journal {
+            dir: dir.to_owned(),
+            pending: BTreeMap::new(),
+            done: read_done(&dir.join(DONE_FILE), done_limit)?,
+            done_limit,
+            next_id: scan.max_id + 1,
+            thread_id: read_thread_id(&dir.join(THREAD_ID_FILE))?,
+        };
+        for entry in scan.entries {
+            if journal.is_done(&entry.entry) {
+                journal.remove_entry_file(entry.id)?;
+            } else {
+                journal.pending.insert(entry.id, entry);
+            }
+        }
+        let pending = journal.pending();
+        Ok((journal, pending))
+    }
+
+    /// Journals a new entry durably before returning it; `Ok(None)` when its msgid is a
+    /// duplicate of a pending or recently completed entry's (module documentation).
+    pub fn append(&mut self, new: NewEntry) -> Result<Option<Entry>, JournalError> {
+        if let Some(msgid) = new.dedup_key() {
+            if self.knows(msgid) {
+                tracing::debug!(msgid, key = %new.key, "duplicate message not journaled");
+                return Ok(None);
+            }
+        }
+        // Advance first: after a failed write the file may exist all the same.
+        let id = self.next_id;
+        self.next_id += 1;
+        let entry = Entry {
+            id,
+            accepted_at: epoch_seconds(),
+            attempts: 0,
+            entry: new,
+        };
+        self.write_entry(&entry)?;
+        self.pending.insert(id, entry.clone());
+        Ok(Some(entry))
+    }
+
+    /// The pending entries, oldest first.
+    pub fn pending(&self) -> Vec<Entry> {
+        self.pending.values().cloned().collect()
+    }
+
+    /// Records that a turn was started for `id`: its attempts grow by one, durably. Returns
+    /// the new count, or 0 for an unknown id.
+    pub fn started(&mut self, id: u64) -> Result<u32, JournalError> {
+        let Some(current) = self.pending.get(&id) else {
+            return Ok(0);
+        };
+        let mut updated = current.clone();
+        updated.attempts = updated.attempts.saturating_add(1);
+        self.write_entry(&updated)?;
+        let attempts = updated.attempts;
+        self.pending.insert(id, updated);
+        Ok(attempts)
+    }
+
+    /// Removes entry `id` (its turn ended and its replies were handed to IRC) after
+    /// remembering its msgid in `done-msgids`. An unknown id is fine (idempotent).
+    pub fn complete(&mut self, id: u64) -> Result<(), JournalError> {
+        let Some(entry) = self.pending.get(&id) else {
+            return Ok(());
+        };
+        if let Some(msgid) = entry.entry.dedup_key().map(str::to_owned) {
+            self.remember_done(msgid)?;
+        }
+        self.remove_entry_file(id)?;
+        self.pending.remove(&id);
+        Ok(())
+    }
+
+    /// The persisted codex thread id, if any.
+    pub fn thread_id(&self) -> Option<String> {
+        self.thread_id.clone()
+    }
+
+    /// Persists the codex thread id (atomically); `None`, or a blank id, removes it.
+    pub fn set_thread_id(&mut self, id: Option<&str>) -> Result<(), JournalError> {
+        let path = self.dir.join(THREAD_ID_FILE);
+        match id.map(str::trim).filter(|id| !id.is_empty()) {
+            Some(id) => {
+                write_atomic(&self.dir, THREAD_ID_FILE, format!("{id}\n").as_bytes())
+                    .map_err(io_error("write thread id", &path))?;
+                self.thread_id = Some(id.to_owned());
+            }
+            None => {
+                remove_durably(&self.dir, &path).map_err(io_error("remove thread id", &path))?;
+                self.thread_id = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether `msgid` belongs to a pending or recently completed entry.
+    fn knows(&self, msgid: &str) -> bool {
+        self.pending
+            .values()
+            .any(|entry| entry.entry.dedup_key() == Some(msgid))
+            || self.done.iter().any(|done| done == msgid)
+    }
+
+    /// Whether `entry`'s msgid was completed (its file outlived a crash in `complete`).
+    fn is_done(&self, entry: &NewEntry) -> bool {
+        entry
+            .dedup_key()
+            .is_some_and(|msgid| self.done.iter().any(|done| done == msgid))
+    }
+
+    fn entries_dir(&self) -> PathBuf {
+        self.dir.join(ENTRIES_DIR)
+    }
+
+    /// Writes `entry` to its file, atomically and durably.
+    fn write_entry(&self, entry: &Entry) -> Result<(), JournalError> {
+        let json = serde_json::to_vec(entry).map_err(|source| JournalError::Encode {
+            id: entry.id,
+            source,
+        })?;
+        let entries_dir = self.entries_dir();
+        let name = entry_file_name(entry.id);
+        write_atomic(&entries_dir, &name, &json)
+            .map_err(io_error("write journal entry", &entries_dir.join(&name)))
+    }
+
+    /// Removes the file of entry `id` (already gone is fine), durably.
+    fn remove_entry_file(&self, id: u64) -> Result<(), JournalError> {
+        let entries_dir = self.entries_dir();
+        let path = entries_dir.join(entry_file_name(id));
+        remove_durably(&entries_dir, &path).map_err(io_error("remove journal entry", &path))
+    }
+
+    /// Adds `msgid` to the completed msgids: appended to `done-msgids`, or the file is
+    /// rewritten with the last `done_limit` msgids once it is full.
+    fn remember_done(&mut self, msgid: String) -> Result<(), JournalError> {
+        let path = self.dir.join(DONE_FILE);
+        if self.done.len() < self.done_limit {
+            append_line(&self.dir, DONE_FILE, &msgid)
+                .map_err(io_error("append to done msgids", &path))?;
+            self.done.push_back(msgid);
+            return Ok(());
+        }
+        let overflow = self.done.len() + 1 - self.done_limit;
+        let mut kept: VecDeque<String> = self.done.iter().skip(overflow).cloned().collect();
+        kept.push_back(msgid);
+        let text: String = kept.iter().map(|done| format!("{done}\n")).collect();
+        write_atomic(&self.dir, DONE_FILE, text.as_bytes())
+            .map_err(io_error("write done msgids", &path))?;
+        self.done = kept;
+        Ok(())
+    }
+}
+
+/// What a file in the entries directory is, by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileName {
+    /// `<id>.json`.
+    Entry(u64),
+    /// `<id>.json.corrupt`.
+    Corrupt(u64),
+    /// `*.tmp`: a write that never finished.
+    Interrupted,
+    /// Not the journal's.
+    Other,
+}
+
+/// Classifies a file name of the entries directory (`<id>` is decimal digits).
+///
+/// | name                              | kind          |
+/// |-----------------------------------|---------------|
+/// | `00000000000000000007.json`       | `Entry(7)`    |
+/// | `7.json`                          | `Entry(7)`    |
+/// | `00000000000000000007.json.corrupt` | `Corrupt(7)` |
+/// | `00000000000000000007.json.tmp`   | `Interrupted` |
+/// | `x.json`, `.json`, `7.txt`, `-1.json` | `Other`   |
+fn classify(name: &str) -> FileName {
+    if name.ends_with(TMP_SUFFIX) {
+        return FileName::Interrupted;
+    }
+    let (stem, corrupt) = match name.strip_suffix(CORRUPT_SUFFIX) {
+        Some(stem) => (stem, true),
+        None => (name, false),
+    };
+    let Some(id) = stem.strip_suffix(ENTRY_SUFFIX).and_then(parse_id) else {
+        return FileName::Other;
+    };
+    if corrupt {
+        FileName::Corrupt(id)
+    } else {
+        FileName::Entry(id)
+    }
+}
+
+/// A non-empty run of ASCII digits as an id.
+fn parse_id(digits: &str) -> Option<u64> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The file name of entry `id`: 20 digits, so names sort like ids.
+fn entry_file_name(id: u64) -> String {
+    format!("{id:020}{ENTRY_SUFFIX}")
+}
+
+/// What [`scan_entries`] found.
+struct Scan {
+    /// Readable entries, in no particular order.
+    entries: Vec<Entry>,
+    /// The highest id of any entry file, corrupt ones included; 0 when there is none.
+    max_id: u64,
+}
+
+/// Reads the entries directory, setting aside corrupt entries and removing interrupted
+/// writes (module table).
+fn scan_entries(entries_dir: &Path) -> Result<Scan, JournalError> {
+    let mut scan = Scan {
+        entries: Vec::new(),
+        max_id: 0,
+    };
+    let listing = fs::read_dir(entries_dir).map_err(io_error("list journal", entries_dir))?;
+    for dirent in listing {
+        let dirent = dirent.map_err(io_error("list journal", entries_dir))?;
+        let path = dirent.path();
+        let name = dirent.file_name();
+        match classify(&name.to_string_lossy()) {
+            FileName::Entry(id) => {
+                scan.max_id = scan.max_id.max(id);
+                match read_entry(&path, id)? {
+                    Ok(entry) => scan.entries.push(entry),
+                    Err(reason) => set_aside(entries_dir, &path, &reason)?,
+                }
+            }
+            FileName::Corrupt(id) => scan.max_id = scan.max_id.max(id),
+            FileName::Interrupted => {
+                tracing::debug!(file = %path.display(), "removing interrupted journal write");
+                remove_durably(entries_dir, &path)
+                    .map_err(io_error("remove interrupted write", &path))?;
+            }
+            FileName::Other => {}
+        }
+    }
+    Ok(scan)
+}
+
+/// Reads entry file `path`, named for `id`: `Ok(Err(reason))` when its content is not entry
+/// `id`; `Err` when it cannot be read at all.
+fn read_entry(path: &Path, id: u64) -> Result<Result<Entry, String>, JournalError> {
+    let bytes = fs::read(path).map_err(io_error("read journal entry", path))?;
+    Ok(match serde_json::from_slice::<Entry>(&bytes) {
+        Ok(entry) if entry.id == id => Ok(entry),
+        Ok(entry) => Err(format!("the file holds entry {}", entry.id)),
+        Err(error) => Err(error.to_string()),
+    })
+}
+
+/// Renames a corrupt entry file to `<file>.corrupt`, durably, with a warning.
+fn set_aside(entries_dir: &Path, path: &Path, reason: &str) -> Result<(), JournalError> {
+    let mut corrupt = path.as_os_str().to_owned();
+    corrupt.push(CORRUPT_SUFFIX);
+    let corrupt = PathBuf::from(corrupt);
+    tracing::warn!(
+        file = %path.display(),
+        renamed_to = %corrupt.display(),
+        error = %reason,
+        "corrupt journal entry set aside"
+    );
+    fs::rename(path, &corrupt)
+        .and_then(|()| sync_dir(entries_dir))
+        .map_err(io_error("set aside corrupt journal entry", path))
+}
+
+/// The last `limit` msgids of `done-msgids` (a missing file holds none).
+fn read_done(path: &Path, limit: usize) -> Result<VecDeque<String>, JournalError> {
+    let Some(text) = read_optional(path).map_err(io_error("read done msgids", path))? else {
+        return Ok(VecDeque::new());
+    };
+    let mut done: VecDeque<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|msgid| !msgid.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let overflow = done.len().saturating_sub(limit);
+    done.drain(..overflow);
+    Ok(done)
+}
+
+/// The first line of `thread-id`, trimmed; `None` when missing or blank.
+fn read_thread_id(path: &Path) -> Result<Option<String>, JournalError> {
+    let text = read_optional(path).map_err(io_error("read thread id", path))?;
+    Ok(text
+        .as_deref()
+        .and_then(|text| text.lines().next())
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned))
+}
+
+/// Wraps an I/O error with what was being done to which path.
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> JournalError {
+    let path = path.to_owned();
+    move |source| JournalError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// Now, in epoch seconds (0 if the clock is before 1970); see [`whole_micros`].
+fn epoch_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, whole_micros)
+}
+
+/// `elapsed` in seconds, cut to whole microseconds. Such a value prints with at most 16
+/// significant digits until the year 2255, and serde_json (without `float_roundtrip`) reads
+/// those back exactly; a full-precision `f64` can need 17 and read back one ulp off.
+fn whole_micros(elapsed: Duration) -> f64 {
+    elapsed.as_micros() as f64 / 1_000_000.0
+}
+
+#[cfg(test)]
+#[path = "journal_tests.rs"]
+mod tests;

@@ -1,0 +1,464 @@
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+fn new_entry(text: &str, msgid: Option<&str>) -> NewEntry {
+    NewEntry {
+        kind: EntryKind::Mention,
+        key: "#general".into(),
+        reply_to: "#general".into(),
+        sender: "spark-ori".into(),
+        text: text.into(),
+        thread: None,
+        msgid: msgid.map(str::to_owned),
+        prompt: format!("[IRC @mention in #general] <spark-ori> {text}"),
+        trace: TraceCtx {
+            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+            tracestate: None,
+        },
+    }
+}
+
+fn open(dir: &Path) -> (Journal, Vec<Entry>) {
+    Journal::open(dir).expect("open journal")
+}
+
+fn texts(entries: &[Entry]) -> Vec<&str> {
+    entries
+        .iter()
+        .map(|entry| entry.entry.text.as_str())
+        .collect()
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+}
+
+fn entry_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(ENTRIES_DIR).join(entry_file_name(id))
+}
+
+#[test]
+fn appended_entry_survives_reopen() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("state");
+    let (mut journal, pending) = open(&dir);
+    assert!(pending.is_empty());
+    let mut dm = new_entry("hi", Some("m1"));
+    dm.kind = EntryKind::Direct;
+    dm.key = "DM:spark-ori".into();
+    dm.reply_to = "spark-ori".into();
+    dm.thread = Some("api-1".into());
+    let appended = journal.append(dm.clone()).expect("append").expect("new");
+    assert_eq!((appended.id, appended.attempts), (1, 0));
+    assert_eq!(appended.entry, dm);
+    assert!(appended.accepted_at > 1.0e9);
+    drop(journal);
+
+    let (journal, pending) = open(&dir);
+    assert_eq!(pending, vec![appended.clone()]);
+    assert_eq!(journal.pending(), vec![appended]);
+    assert_eq!(journal.dir(), dir);
+}
+
+#[test]
+fn entry_file_is_flat_json() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, _) = open(tmp.path());
+    journal.append(new_entry("hi", None)).expect("append");
+    let json: serde_json::Value =
+        serde_json::from_slice(&fs::read(entry_path(tmp.path(), 1)).expect("read")).expect("json");
+    assert_eq!(json["id"], 1);
+    assert_eq!(json["kind"], "mention");
+    assert_eq!(json["text"], "hi");
+    assert_eq!(
+        json["trace"]["traceparent"],
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    );
+    assert!(json.get("entry").is_none(), "flattened: {json}");
+}
+
+#[test]
+fn completed_entry_is_gone_after_reopen() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, _) = open(tmp.path());
+    let first = journal.append(new_entry("one", None)).unwrap().unwrap();
+    let second = journal.append(new_entry("two", None)).unwrap().unwrap();
+    journal.complete(first.id).expect("complete");
+    journal.complete(first.id).expect("complete is idempotent");
+    journal.complete(999).expect("unknown id is fine");
+    assert_eq!(texts(&journal.pending()), ["two"]);
+    assert!(!entry_path(tmp.path(), first.id).exists());
+    drop(journal);
+
+    let (_, pending) = open(tmp.path());
+    assert_eq!(pending, vec![second]);
+}
+
+#[test]
+fn replay_order_is_id_order_across_reopens() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, _) = open(tmp.path());
+    for text in ["a", "b", "c"] {
+        journal.append(new_entry(text, None)).unwrap();
+    }
+    journal.complete(2).unwrap();
+    drop(journal);
+
+    let (mut journal, pending) = open(tmp.path());
+    assert_eq!(texts(&pending), ["a", "c"]);
+    let next = journal.append(new_entry("d", None)).unwrap().unwrap();
+    assert_eq!(next.id, 4);
+    drop(journal);
+
+    let (_, pending) = open(tmp.path());
+    let ids: Vec<u64> = pending.iter().map(|entry| entry.id).collect();
+    assert_eq!(ids, [1, 3, 4]);
+    assert_eq!(texts(&pending), ["a", "c", "d"]);
+}
+
+#[test]
+fn ids_sort_numerically_past_nine() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, _) = open(tmp.path());
+    for n in 1..=12 {
+        journal.append(new_entry(&n.to_string(), None)).unwrap();
+    }
+    drop(journal);
+    let (_, pending) = open(tmp.path());
+    let ids: Vec<u64> = pending.iter().map(|entry| entry.id).collect();
+    assert_eq!(ids, (1..=12).collect::<Vec<_>>());
+}
+
+#[test]
+fn pending_msgid_is_deduplicated_across_reopen() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, _) = open(tmp.path());
+    assert!(
+        journal
+            .append(new_entry("hi", Some("m1")))
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        journal
+            .append(new_entry("hi", Some("m1")))
+            .unwrap()
+            .is_none()
+    );
+    drop(journal);
+
+    let (mut journal, pending) = open(tmp.path());
+    assert_eq!(pending.len(), 1);
+    assert!(
+        journal
+            .append(new_entry("again", Some("m1")))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        journal
+            .append(new_entry("other", Some("m2")))
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(texts(&journal.pending()), ["hi", "other"]);
+}
+
+#[test]
+fn completed_msgid_is_deduplicated_across_reopen() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, _) = open(tmp.path());
+    let entry = journal
+        .append(new_entry("hi", Some("m1")))
+        .unwrap()
+        .unwrap();
+    journal.complete(entry.id).unwrap();
+    assert!(
+        journal
+            .append(new_entry("hi", Some("m1")))
+            .unwrap()
+            .is_none()
+    );
+    drop(journal);
+
+    let (mut journal, pending) = open(tmp.path());
+    assert!(pending.is_empty());
+    assert!(
+        journal
+            .append(new_entry("hi", Some("m1")))
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        fs::read_to_string(tmp.path().join(DONE_FILE)).unwrap(),
+        "m1\n"
+    );
+}
+
+#[test]
+fn messages_without_a_usable_msgid_are_never_deduplicated() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, _) = open(tmp.path());
+    for msgid in [None, Some(""), Some("a\nb")] {
+        for _ in 0..2 {
+            let entry = journal.append(new_entry("hi", msgid)).unwrap();
+            let entry = entry.unwrap_or_else(|| panic!("{msgid:?} deduplicated"));
+            journal.complete(entry.id).unwrap();
+        }
+    }
+    assert!(!tmp.path().join(DONE_FILE).exists());
+}
+
+#[test]
+fn entry_completed_before_a_crash_is_not_replayed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, _) = open(tmp.path());
+    let entry = journal
+        .append(new_entry("hi", Some("m1")))
+        .unwrap()
+        .unwrap();
+    journal.append(new_entry("next", Some("m2"))).unwrap();
+    // A crash inside complete(): the msgid was recorded, the file not yet removed.
+    fs::write(tmp.path().join(DONE_FILE), "m1\n").unwrap();
+    drop(journal);
+
+    let (_, pending) = open(tmp.path());
+    assert_eq!(texts(&pending), ["next"]);
+    assert!(!entry_path(tmp.path(), entry.id).exists());
+}
+
+#[test]
+fn corrupt_entry_is_set_aside_and_its_id_not_reused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, _) = open(tmp.path());
+    for text in ["a", "b", "c"] {
+        journal.append(new_entry(text, None)).unwrap();
+    }
+    drop(journal);
+    fs::write(entry_path(tmp.path(), 3), b"{\"id\": 3, trunc").unwrap();
+    let wrong_id = serde_json::to_vec(&Entry {
+        id: 9,
+        accepted_at: 1.0,
+        attempts: 0,
+        entry: new_entry("x", None),
+    })
+    .unwrap();
+    fs::write(entry_path(tmp.path(), 2), wrong_id).unwrap();
+
+    let (mut journal, pending) = open(tmp.path());
+    assert_eq!(texts(&pending), ["a"]);
+    for id in [2, 3] {
+        let path = entry_path(tmp.path(), id);
+        assert!(!path.exists());
+        let mut corrupt = path.into_os_string();
+        corrupt.push(".corrupt");
+        assert!(PathBuf::from(corrupt).exists());
+    }
+    assert_eq!(journal.append(new_entry("d", None)).unwrap().unwrap().id, 4);
+    journal.complete(1).unwrap();
+    journal.complete(4).unwrap();
+    drop(journal);
+
+    // Only corrupt files left: ids still continue after them.
+    let (mut journal, pending) = open(tmp.path());
+    assert!(pending.is_empty());
+    assert_eq!(journal.append(new_entry("e", None)).unwrap().unwrap().id, 4);
+}
+
+#[test]
+fn interrupted_writes_and_foreign_files_are_handled() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, _) = open(tmp.path());
+    journal.append(new_entry("a", None)).unwrap();
+    drop(journal);
+    let entries = tmp.path().join(ENTRIES_DIR);
+    fs::write(entries.join("00000000000000000002.json.tmp"), b"{").unwrap();
+    fs::write(entries.join("README"), b"not an entry").unwrap();
+
+    let (_, pending) = open(tmp.path());
+    assert_eq!(texts(&pending), ["a"]);
+    assert!(!entries.join("00000000000000000002.json.tmp").exists());
+    assert!(entries.join("README").exists());
+}
+
+#[test]
+fn started_counts_attempts_durably() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, _) = open(tmp.path());
+    let entry = journal.append(new_entry("hi", None)).unwrap().unwrap();
+    assert_eq!(journal.started(entry.id).unwrap(), 1);
+    assert_eq!(journal.started(entry.id).unwrap(), 2);
+    assert_eq!(journal.started(42).unwrap(), 0);
+    assert_eq!(journal.pending()[0].attempts, 2);
+    drop(journal);
+
+    let (mut journal, pending) = open(tmp.path());
+    assert_eq!(pending[0].attempts, 2);
+    assert_eq!(pending[0].accepted_at, entry.accepted_at);
+    assert_eq!(journal.started(entry.id).unwrap(), 3);
+}
+
+#[test]
+fn thread_id_round_trip_and_removal() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, _) = open(tmp.path());
+    assert_eq!(journal.thread_id(), None);
+    journal
+        .set_thread_id(Some("019a5b1c-0000-7000-8000-000000000001"))
+        .unwrap();
+    assert_eq!(
+        fs::read_to_string(tmp.path().join(THREAD_ID_FILE)).unwrap(),
+        "019a5b1c-0000-7000-8000-000000000001\n"
+    );
+    drop(journal);
+
+    let (mut journal, _) = open(tmp.path());
+    assert_eq!(
+        journal.thread_id().as_deref(),
+        Some("019a5b1c-0000-7000-8000-000000000001")
+    );
+    journal.set_thread_id(Some("t2")).unwrap();
+    assert_eq!(journal.thread_id().as_deref(), Some("t2"));
+    journal.set_thread_id(None).unwrap();
+    journal.set_thread_id(None).unwrap();
+    assert_eq!(journal.thread_id(), None);
+    assert!(!tmp.path().join(THREAD_ID_FILE).exists());
+    journal.set_thread_id(Some("  ")).unwrap();
+    assert_eq!(journal.thread_id(), None);
+    drop(journal);
+
+    let (journal, _) = open(tmp.path());
+    assert_eq!(journal.thread_id(), None);
+}
+
+#[test]
+fn files_are_private() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("agents").join("spark-codex");
+    let (mut journal, _) = open(&dir);
+    let entry = journal
+        .append(new_entry("hi", Some("m1")))
+        .unwrap()
+        .unwrap();
+    journal.append(new_entry("hi", Some("m2"))).unwrap();
+    journal.complete(entry.id).unwrap();
+    journal.set_thread_id(Some("t")).unwrap();
+
+    for path in [
+        tmp.path().join("agents"),
+        dir.clone(),
+        dir.join(ENTRIES_DIR),
+    ] {
+        assert_eq!(mode(&path), 0o700, "{}", path.display());
+    }
+    for path in [
+        entry_path(&dir, 2),
+        dir.join(THREAD_ID_FILE),
+        dir.join(DONE_FILE),
+    ] {
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+}
+
+#[test]
+fn done_msgids_keep_the_most_recent() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, _) = Journal::open_with_limit(tmp.path(), 3).unwrap();
+    for n in 1..=5 {
+        let msgid = format!("m{n}");
+        let entry = journal
+            .append(new_entry("hi", Some(&msgid)))
+            .unwrap()
+            .unwrap();
+        journal.complete(entry.id).unwrap();
+    }
+    assert_eq!(
+        fs::read_to_string(tmp.path().join(DONE_FILE)).unwrap(),
+        "m3\nm4\nm5\n"
+    );
+    assert_eq!(mode(&tmp.path().join(DONE_FILE)), 0o600);
+    assert!(
+        journal
+            .append(new_entry("hi", Some("m2")))
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        journal
+            .append(new_entry("hi", Some("m3")))
+            .unwrap()
+            .is_none()
+    );
+    drop(journal);
+
+    let (mut journal, _) = Journal::open_with_limit(tmp.path(), 2).unwrap();
+    assert!(
+        journal
+            .append(new_entry("hi", Some("m3")))
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        journal
+            .append(new_entry("hi", Some("m4")))
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn unwritable_directory_is_an_error_naming_the_path() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let blocker = tmp.path().join("file");
+    fs::write(&blocker, b"").unwrap();
+    let error = Journal::open(&blocker.join("state")).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "cannot create directory {}: ",
+            blocker.join("state").display()
+        )),
+        "{message}"
+    );
+}
+
+#[test]
+fn accepted_at_reads_back_exactly() {
+    // The value that once read back one ulp off, then a sweep of nearby microseconds.
+    let start = Duration::from_micros(1_795_283_794_653_025);
+    for step in 0..100_000u64 {
+        let seconds = whole_micros(start + Duration::from_micros(step * 7_919));
+        let json = serde_json::to_string(&seconds).unwrap();
+        assert_eq!(
+            serde_json::from_str::<f64>(&json).unwrap(),
+            seconds,
+            "{json}"
+        );
+    }
+    let now = epoch_seconds();
+    let json = serde_json::to_string(&now).unwrap();
+    assert_eq!(serde_json::from_str::<f64>(&json).unwrap(), now, "{json}");
+}
+
+#[test]
+fn file_names_table() {
+    let cases = [
+        ("00000000000000000007.json", FileName::Entry(7)),
+        ("7.json", FileName::Entry(7)),
+        ("18446744073709551615.json", FileName::Entry(u64::MAX)),
+        ("00000000000000000007.json.corrupt", FileName::Corrupt(7)),
+        ("00000000000000000007.json.tmp", FileName::Interrupted),
+        ("x.json", FileName::Other),
+        (".json", FileName::Other),
+        ("7.txt", FileName::Other),
+        ("-1.json", FileName::Other),
+        ("+1.json", FileName::Other),
+        ("18446744073709551616.json", FileName::Other),
+        ("7.corrupt", FileName::Other),
+    ];
+    for (name, expected) in cases {
+        assert_eq!(classify(name), expected, "{name}");
+    }
+    assert_eq!(entry_file_name(7), "00000000000000000007.json");
+}
