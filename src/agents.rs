@@ -9,7 +9,9 @@ use codexd_actors::child::{ChildFactory, ChildRole, ChildSpec};
 use codexd_actors::irc::{FloodSettings, IrcFactory, IrcSettings, TlsSettings, TraceTagMode};
 use codexd_actors::link::Link;
 use codexd_actors::pause::PauseSwitch;
-use codexd_actors::runner::CurrentTurn;
+use codexd_actors::runner::process::CodexCommand;
+use codexd_actors::runner::session::ThreadConfig;
+use codexd_actors::runner::{CurrentTurn, RunnerFactory, RunnerPeers, RunnerSettings, prompt};
 use codexd_actors::socket::{AgentSocket, BindError, SocketFactory, SocketPeers, StopRequest};
 use codexd_actors::test_child::{Script, TestChildFactory};
 use tokio::sync::{broadcast, mpsc};
@@ -37,7 +39,8 @@ pub fn bind_socket(config: &Config, agent: &AgentConfig) -> Result<Option<AgentS
     AgentSocket::bind(&dir.path, &agent.nick, dir.private).map(Some)
 }
 
-/// The tree for one agent: the real children that exist so far (`socket`, `irc`), in
+/// The tree for one agent: the real children that exist so far (`runner`, `socket`,
+/// `irc`), in
 /// [`CHILD_NAMES`] order, except those named in `test_children`, which run as inert,
 /// fault-injectable test actors instead. The children share late-bound links to each
 /// other, the pause switch and the current turn, which outlive any child's restart.
@@ -65,10 +68,21 @@ pub fn spec(
         turn: CurrentTurn::default(),
         stop: wiring.stop,
     };
+    let runner_peers = RunnerPeers {
+        irc: irc.clone(),
+        webhook: peers.webhook.clone(),
+        pause: peers.pause.clone(),
+        turn: peers.turn.clone(),
+        link: peers.runner.clone(),
+    };
     let mut children = Vec::new();
     for name in CHILD_NAMES {
         if agent.test_children.iter().any(|t| t == name) {
             children.push(child(name, test_child(name)));
+        } else if name == "runner" {
+            let settings = runner_settings(config, agent);
+            let factory = RunnerFactory::new(settings, runner_peers.clone(), &events);
+            children.push(child(name, Arc::new(factory)));
         } else if name == "irc" {
             let factory = IrcFactory::new(irc_settings(config, agent), events.clone(), irc.clone());
             children.push(child(name, Arc::new(factory)));
@@ -95,6 +109,39 @@ const EVENT_CAPACITY: usize = 1024;
 
 fn test_child(name: &str) -> Arc<dyn ChildFactory> {
     Arc::new(TestChildFactory::new(name, Script::Healthy))
+}
+
+/// The runner's settings: `codex:` (binary, args, env, approvals, sandbox) and the agent's
+/// directory, model, system prompt and turn timeout; state in `<state_dir>/<nick>`.
+pub fn runner_settings(config: &Config, agent: &AgentConfig) -> RunnerSettings {
+    let codex = &agent.codex;
+    let state_dir = config.state_dir.join(&agent.nick);
+    let mut command = CodexCommand::new(&codex.binary, &agent.nick);
+    command.args.extend(codex.args.iter().map(Into::into));
+    command.cwd = Some(agent.directory.clone());
+    let xdg = state_dir.join("xdg");
+    command.env = vec![
+        ("XDG_DATA_HOME".into(), xdg.join("data").into()),
+        ("XDG_STATE_HOME".into(), xdg.join("state").into()),
+    ];
+    command
+        .env
+        .extend(codex.env.iter().map(|(k, v)| (k.into(), v.into())));
+    let instructions = match agent.system_prompt.is_empty() {
+        true => prompt::system_prompt(&agent.nick, &agent.directory),
+        false => agent.system_prompt.clone(),
+    };
+    let thread = ThreadConfig {
+        cwd: agent.directory.clone(),
+        model: agent.model.clone(),
+        approval_policy: codex.approval_policy.clone(),
+        sandbox: codex.sandbox.clone(),
+        instructions,
+    };
+    let mut settings = RunnerSettings::new(&agent.nick, command, thread, state_dir);
+    settings.approvals = codex.approvals;
+    settings.turn_timeout = agent.turn_timeout;
+    settings
 }
 
 /// The `irc` actor's settings: `server:` plus the agent's nick, channels, tags and icon.

@@ -61,6 +61,9 @@ pub enum FaultKind {
     /// The `irc` actor drops its TCP connection as a network fault would, and must notice
     /// and reconnect. Other children refuse it.
     Disconnect,
+    /// The `runner` SIGKILLs its codex child, as an OOM kill or a crash would; the runner
+    /// must notice, restart and replay the interrupted turn. Other children refuse it.
+    Kill,
     /// The child stops answering (its handler blocks) for this long.
     Hang {
         /// How long the handler blocks.
@@ -70,12 +73,13 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    /// Parses the CLI form: `panic`, `error`, `hang` (for `default_hang`) or `hang:<secs>`.
+    /// Parses the CLI form: `panic`, `error`, `disconnect`, `kill`, `hang` (for `default_hang`) or `hang:<secs>`.
     pub fn parse(text: &str, default_hang: Duration) -> Result<Self, ControlError> {
         match text.split_once(':') {
             None if text == "panic" => Ok(Self::Panic),
             None if text == "error" => Ok(Self::Error),
             None if text == "disconnect" => Ok(Self::Disconnect),
+            None if text == "kill" => Ok(Self::Kill),
             None if text == "hang" => Ok(Self::Hang {
                 duration: default_hang,
             }),
@@ -96,6 +100,7 @@ impl fmt::Display for FaultKind {
             FaultKind::Panic => f.write_str("panic"),
             FaultKind::Error => f.write_str("error"),
             FaultKind::Disconnect => f.write_str("disconnect"),
+            FaultKind::Kill => f.write_str("kill"),
             FaultKind::Hang { duration } => write!(f, "hang:{}", duration.as_secs_f64()),
         }
     }

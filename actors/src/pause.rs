@@ -14,6 +14,8 @@ use tokio::sync::watch;
 pub enum PauseReason {
     /// IPC `pause` (`culture agents sleep`); only `resume` lifts it.
     Manual,
+    /// The runner's turn-failure breaker: consecutive turns failed; only `resume` lifts it.
+    TurnFailures,
 }
 
 /// The agent's pause switch. Clones share the same state.

@@ -1,21 +1,205 @@
-//! The `runner` actor's interface: what other actors ask of the agent's `codex app-server`
-//! session. The actor itself (spawn, JSON-RPC, turns, journal) arrives with the runner
-//! issue; until then an agent has no runner, and the `socket` actor answers as Culture does
-//! when the runner is down (`Agent runner is not running`, status `running: false`).
+//! The `runner` actor: the agent's `codex app-server` child and its thread session, and the
+//! agent's turn loop (reference/codex-app-server.md, codexd-spec.md §7, §11, §14).
+//!
+//! | part                   | module       | outlives a runner restart |
+//! |------------------------|--------------|---------------------------|
+//! | process: spawn, pipes, stop, reap | [`process`], `stdio` | no (killed and reaped)  |
+//! | JSON-RPC lines         | [`jsonrpc`]  | —                         |
+//! | protocol params        | [`session`]  | —                         |
+//! | one turn's notifications | `turn`     | no (its entry is replayed)|
+//! | journal, thread id     | [`journal`]  | yes (on disk)             |
+//! | intake (mention → journal), relay (→ irc) | `inbox` | yes            |
+//! | prompt formats, reply cleanup | [`prompt`] | —                    |
+//!
+//! A mention is journaled by the intake, then run as one turn by the actor (one turn at a
+//! time, never while paused); each turn carries its own reply target, and its agent
+//! messages are relayed as they complete. The entry leaves the journal once its turn ended
+//! and its replies were handed to `irc`. Whatever is pending when codex crashes, the
+//! runner restarts or the daemon stops is replayed on the next start, on the same codex
+//! thread (`thread/resume`). Three failed turns in a row pause the agent and raise
+//! `agent_spiraling`.
 
+mod actor;
+mod inbox;
 pub mod journal;
 pub mod jsonrpc;
 pub mod process;
 pub mod prompt;
+pub mod session;
 mod stdio;
+mod turn;
 
-use std::sync::{Arc, RwLock};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
-use ractor::RpcReplyPort;
+use futures::future::BoxFuture;
+use ractor::{ActorCell, RpcReplyPort, SpawnErr};
 use serde::Serialize;
+use tokio::sync::broadcast;
 
-use crate::child::ControlMsg;
+use crate::child::{ChildFactory, ChildHandle, ControlMsg, spawn_linked};
+use crate::irc::{IrcEvent, IrcMessage};
+use crate::link::Link;
+use crate::pause::PauseSwitch;
 use crate::trace::TraceCtx;
+use crate::webhook::WebhookMessage;
+pub use actor::{Runner, RunnerArgs, RunnerState};
+pub use inbox::{Inbox, InboxPeers};
+use process::{CodexCommand, Grace};
+use session::{Approvals, ThreadConfig};
+
+/// Consecutive failed turns that pause the agent (Culture's `MAX_CONSECUTIVE_TURN_FAILURES`).
+pub const MAX_TURN_FAILURES: u32 = 3;
+
+/// How an agent's runner drives codex.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    /// The agent's nick.
+    pub nick: String,
+    /// How to start `codex app-server` (cwd = the agent's directory, `CULTURE_NICK`, …).
+    pub command: CodexCommand,
+    /// What every thread start and resume carries.
+    pub thread: ThreadConfig,
+    /// How approval requests are answered.
+    pub approvals: Approvals,
+    /// A turn running longer is interrupted (`turn_timeout_seconds`); `None`: never.
+    pub turn_timeout: Option<Duration>,
+    /// Budget of every JSON-RPC request (Culture: 30 s).
+    pub request_timeout: Duration,
+    /// How long codex may take to end an interrupted turn before it is restarted.
+    pub interrupt_timeout: Duration,
+    /// How long a `status` query waits for the agent's answer (Culture: 10 s).
+    pub query_timeout: Duration,
+    /// The stop escalation.
+    pub grace: Grace,
+    /// The agent's state directory (journal, thread id).
+    pub state_dir: PathBuf,
+}
+
+impl RunnerSettings {
+    /// Culture's budgets around `command` and `thread`.
+    pub fn new(
+        nick: &str,
+        command: CodexCommand,
+        thread: ThreadConfig,
+        state_dir: PathBuf,
+    ) -> Self {
+        Self {
+            nick: nick.to_owned(),
+            command,
+            thread,
+            approvals: Approvals::default(),
+            turn_timeout: Some(Duration::from_secs(600)),
+            request_timeout: Duration::from_secs(30),
+            interrupt_timeout: Duration::from_secs(10),
+            query_timeout: Duration::from_secs(10),
+            grace: Grace::default(),
+            state_dir,
+        }
+    }
+}
+
+/// The agent's other parts the runner reaches; all outlive its restarts.
+#[derive(Debug, Clone)]
+pub struct RunnerPeers {
+    /// Its `irc` actor (presence).
+    pub irc: Link<IrcMessage>,
+    /// Its webhook (alerts).
+    pub webhook: Link<WebhookMessage>,
+    /// Its pause switch: no turn starts while paused.
+    pub pause: PauseSwitch,
+    /// The turn in progress, for the `socket` actor.
+    pub turn: CurrentTurn,
+    /// Where each runner instance registers itself.
+    pub link: Link<RunnerMessage>,
+}
+
+/// What the runner keeps across its own restarts (for `status`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunnerStats {
+    /// Turns that produced at least one agent message.
+    pub turn_count: u64,
+    /// Turns ended, by outcome.
+    pub turns_completed: u64,
+    /// Failed turns (codex reported a failure).
+    pub turns_failed: u64,
+    /// Turns interrupted after `turn_timeout`.
+    pub turns_timed_out: u64,
+    /// Failed or timed-out turns in a row (reset by a good turn and by `resume`).
+    pub consecutive_failures: u32,
+    /// Epoch seconds of the last mention dispatched to a turn.
+    pub last_activation: Option<f64>,
+    /// The last agent message (for `status`).
+    #[serde(skip)]
+    pub last_text: String,
+    /// Tokens of all turns: input, output.
+    pub tokens_input: u64,
+    /// See `tokens_input`.
+    pub tokens_output: u64,
+}
+
+/// Starts the runner; holds the inbox (journal, intake, relay) and the stats, which
+/// outlive every restart of the actor.
+pub struct RunnerFactory {
+    settings: Arc<RunnerSettings>,
+    peers: RunnerPeers,
+    inbox: Result<Arc<Inbox>, String>,
+    stats: Arc<Mutex<RunnerStats>>,
+}
+
+impl RunnerFactory {
+    /// Opens the journal in `settings.state_dir` and starts the intake on `events` and the
+    /// relay (within a tokio runtime, before the `irc` actor starts). A journal that
+    /// cannot be opened makes every start fail with the reason.
+    pub fn new(
+        settings: RunnerSettings,
+        peers: RunnerPeers,
+        events: &broadcast::Sender<IrcEvent>,
+    ) -> Self {
+        let inbox = journal::Journal::open(&settings.state_dir)
+            .map(|(journal, pending)| {
+                if !pending.is_empty() {
+                    tracing::info!(agent.nick = %settings.nick, pending = pending.len(), "journal holds accepted mentions; they will be replayed");
+                }
+                let inbox_peers = InboxPeers {
+                    nick: settings.nick.clone(),
+                    irc: peers.irc.clone(),
+                    runner: peers.link.clone(),
+                };
+                Arc::new(Inbox::start(journal, events.subscribe(), inbox_peers))
+            })
+            .map_err(|error| error.to_string());
+        if let Err(error) = &inbox {
+            tracing::error!(agent.nick = %settings.nick, error = %error, "the runner's journal cannot be opened; the runner cannot start");
+        }
+        Self {
+            settings: Arc::new(settings),
+            peers,
+            inbox,
+            stats: Arc::default(),
+        }
+    }
+}
+
+impl ChildFactory for RunnerFactory {
+    fn spawn(&self, supervisor: ActorCell) -> BoxFuture<'static, Result<ChildHandle, SpawnErr>> {
+        let inbox = match &self.inbox {
+            Ok(inbox) => inbox.clone(),
+            Err(error) => {
+                let error = SpawnErr::StartupFailed(format!("journal: {error}").into());
+                return Box::pin(async move { Err(error) });
+            }
+        };
+        let args = RunnerArgs {
+            settings: self.settings.clone(),
+            peers: self.peers.clone(),
+            inbox,
+            stats: self.stats.clone(),
+        };
+        spawn_linked(Runner, args, supervisor)
+    }
+}
 
 /// A Culture slash command the agent can be told to run between turns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +236,19 @@ pub struct TurnStatus {
 /// Messages of the runner actor.
 #[derive(Debug)]
 pub enum RunnerMessage {
-    /// Supervisor and operator requests.
+    /// Supervisor and operator requests (faults: `kill`, `panic`, `error`, `hang`).
     Control(ControlMsg),
+    /// The journal has new entries, or the pause switch moved: start a turn if idle.
+    Wake,
+    /// Something happened to the codex process of `generation`.
+    Process {
+        /// Which process (events of an older one are dropped).
+        generation: u64,
+        /// The event.
+        event: process::ProcessEvent,
+    },
+    /// A deadline may have passed (requests, turn timeout, interrupt, status query).
+    Tick,
     /// Queue a slash command as the next prompt.
     Command {
         /// Which.

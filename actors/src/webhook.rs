@@ -13,6 +13,8 @@ use crate::trace::TraceCtx;
 pub enum AlertEvent {
     /// The agent asked a question on IRC (`irc_ask`).
     AgentQuestion,
+    /// The agent was paused after consecutive failed turns (Culture's turn-failure breaker).
+    AgentSpiraling,
 }
 
 impl AlertEvent {
@@ -20,6 +22,7 @@ impl AlertEvent {
     pub fn name(self) -> &'static str {
         match self {
             AlertEvent::AgentQuestion => "agent_question",
+            AlertEvent::AgentSpiraling => "agent_spiraling",
         }
     }
 }

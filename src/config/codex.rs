@@ -6,16 +6,28 @@
 //! | `binary` | `codex` | non-empty string without NUL; `~` expanded; else PATH lookup  |
 //! | `args`   | `[]`    | list of strings without NUL (after `app-server`)              |
 //! | `env`    | `{}`    | mapping of `[A-Za-z_][A-Za-z0-9_]*` → string without NUL      |
+//! | `approval_policy` | `never` | when codex asks: `never`, `on-request`, `untrusted`  |
+//! | `approvals` | `decline` | how codexd answers when it asks: `accept`, `decline`, `accept_for_session` |
+//! | `sandbox` | codex's own | `read-only`, `workspace-write`, `danger-full-access`     |
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+use codexd_actors::runner::session::Approvals;
 
 use super::reader::{Keys, Node, Report};
 use super::{CodexConfig, names, paths};
 use crate::env::Env;
 
 const KEYS: Keys = Keys {
-    known: &["binary", "args", "env"],
+    known: &[
+        "binary",
+        "args",
+        "env",
+        "approval_policy",
+        "approvals",
+        "sandbox",
+    ],
     ignored: &[],
 };
 
@@ -25,7 +37,24 @@ impl Default for CodexConfig {
             binary: PathBuf::from("codex"),
             args: Vec::new(),
             env: BTreeMap::new(),
+            approval_policy: "never".to_owned(),
+            approvals: Approvals::Decline,
+            sandbox: None,
         }
+    }
+}
+
+const APPROVAL_POLICIES: [&str; 3] = ["never", "on-request", "untrusted"];
+const APPROVALS: [&str; 3] = ["accept", "decline", "accept_for_session"];
+const SANDBOXES: [&str; 3] = ["read-only", "workspace-write", "danger-full-access"];
+
+/// `None` when `text` is one of `allowed`, else the problem, naming them.
+fn one_of(allowed: &'static [&'static str]) -> impl Fn(&str) -> Option<String> {
+    move |text| {
+        (!allowed.contains(&text)).then(|| {
+            let list: Vec<String> = allowed.iter().map(|a| format!("\"{a}\"")).collect();
+            format!("expected one of {}, got \"{text}\"", list.join(", "))
+        })
     }
 }
 
@@ -44,6 +73,20 @@ pub(super) fn section(
             .unwrap_or_else(|| base.binary.clone()),
         args: args(&fields.get("args"), report).unwrap_or_else(|| base.args.clone()),
         env: merged_env,
+        approval_policy: fields
+            .get("approval_policy")
+            .string_where(report, one_of(&APPROVAL_POLICIES))
+            .map_or_else(|| base.approval_policy.clone(), str::to_owned),
+        approvals: fields
+            .get("approvals")
+            .string_where(report, one_of(&APPROVALS))
+            .and_then(Approvals::parse)
+            .unwrap_or(base.approvals),
+        sandbox: fields
+            .get("sandbox")
+            .string_where(report, one_of(&SANDBOXES))
+            .map(str::to_owned)
+            .or_else(|| base.sandbox.clone()),
     }
 }
 

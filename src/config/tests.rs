@@ -83,7 +83,10 @@ fn defaults() {
         CodexConfig {
             binary: "codex".into(),
             args: vec![],
-            env: Default::default()
+            env: Default::default(),
+            approval_policy: "never".into(),
+            approvals: codexd_actors::runner::session::Approvals::Decline,
+            sandbox: None,
         }
     );
     assert_eq!(config.state_dir, PathBuf::from("/home/op/.culture/codexd"));
@@ -266,6 +269,18 @@ fn type_and_range_errors_name_the_key_and_the_expectation() {
         (
             "codex: {args: [1]}",
             "codex.args[0]: expected a string, got 1",
+        ),
+        (
+            "codex: {approvals: yes}",
+            "codex.approvals: expected one of \"accept\", \"decline\", \"accept_for_session\", got \"yes\"",
+        ),
+        (
+            "codex: {sandbox: workspaceWrite}",
+            "codex.sandbox: expected one of \"read-only\", \"workspace-write\", \"danger-full-access\", got \"workspaceWrite\"",
+        ),
+        (
+            "codex: {approval_policy: on-failure}",
+            "codex.approval_policy: expected one of \"never\", \"on-request\", \"untrusted\", got \"on-failure\"",
         ),
     ];
     for (yaml, want) in cases {

@@ -214,6 +214,12 @@ pub struct CodexConfig {
     pub args: Vec<String>,
     /// `env`: extra environment variables for the child.
     pub env: BTreeMap<String, String>,
+    /// `approval_policy`: when codex asks for approval (`never`, `on-request`, `untrusted`).
+    pub approval_policy: String,
+    /// `approvals`: how codexd answers codex's approval requests.
+    pub approvals: codexd_actors::runner::session::Approvals,
+    /// `sandbox`: codex's sandbox mode; `None` leaves codex's configured default.
+    pub sandbox: Option<String>,
 }
 
 /// One entry of `agents:` with every per-agent override resolved against the daemon level.

@@ -330,6 +330,21 @@ impl CodexProcess {
         self.exit.borrow().clone()
     }
 
+    /// SIGKILLs the process group at once, as a crash or an OOM kill would (the fault
+    /// `codexd fault <nick> runner kill`); the exit is reported as [`Ended::OnItsOwn`].
+    /// Does nothing once the child has been reaped (its pid may then be reused).
+    pub fn kill(&self) {
+        if self.exit.borrow().is_some() {
+            return;
+        }
+        let Some(group) = i32::try_from(self.pid).ok().and_then(Pid::from_raw) else {
+            return;
+        };
+        if let Err(error) = kill_process_group(group, Signal::KILL) {
+            tracing::debug!(codex.pid = self.pid, error = %error, "killing codex failed");
+        }
+    }
+
     /// The last of codex's stderr.
     pub fn stderr_tail(&self) -> String {
         self.stderr.snapshot()

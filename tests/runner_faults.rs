@@ -1,0 +1,241 @@
+//! The runner against a scripted fake app-server (`tests/support/fake_app_server.py`) for
+//! what the real codex will not do on demand: garbage lines, a 10 MiB line, server
+//! requests it does not know, a crash mid-turn, a turn that never ends, an interrupt that
+//! is never answered, a crash at start-up. Through `codexd run` on a real agentirc.
+
+#[path = "support/codex_agent.rs"]
+mod codex_agent;
+#[path = "support/codex_peer.rs"]
+mod codex_peer;
+#[path = "support/fake_model.rs"]
+mod fake_model;
+#[path = "support/irc_client.rs"]
+mod irc_client;
+#[path = "support/ircd.rs"]
+mod ircd;
+#[path = "support/otlp.rs"]
+#[allow(dead_code)]
+mod otlp;
+mod support;
+
+use codex_agent::{Codex, CodexAgent, Extra, NICK};
+use serde_json::Value;
+use support::eventually;
+
+fn events<'a>(log: &'a [Value], event: &str) -> Vec<&'a Value> {
+    log.iter().filter(|e| e["event"] == event).collect()
+}
+
+/// True while `pid` exists, zombie included (a zombie would mean codexd never reaped it).
+fn process_exists(pid: u64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_a_10_mib_line_and_unknown_requests_are_survived() {
+    let modes = "garbage,big_line:10485760,server_request";
+    let Some(mut agent) = CodexAgent::start(Codex::Fake(modes), Extra::default()).await else {
+        return;
+    };
+    agent
+        .say("#general", &format!("@{NICK} survive this"))
+        .await;
+    agent.reply("#general", "fake reply to:").await;
+    let log = agent.fake_log();
+    let answers = events(&log, "answer");
+    let unknown = answers
+        .iter()
+        .find(|a| a["id"] == 900)
+        .expect("answer to 900");
+    assert_eq!(unknown["error"]["code"], -32601, "{unknown}");
+    let approval = answers
+        .iter()
+        .find(|a| a["id"] == 901)
+        .expect("answer to 901");
+    assert_eq!(
+        approval["result"]["decision"], "decline",
+        "default policy: {approval}"
+    );
+    let runner = agent.runner().expect("status");
+    assert_eq!(runner["restarts"], 0, "nothing restarted: {runner}");
+    let logged = agent.log();
+    assert!(
+        logged.contains("not a message; skipped"),
+        "garbage is logged"
+    );
+    assert!(logged.contains("codex asked; answered"));
+    let start = &events(&log, "start")[0];
+    assert_eq!(start["env"]["CULTURE_NICK"], NICK, "{start}");
+    let state = agent.scratch.path(&format!("state/{NICK}/xdg"));
+    assert!(
+        start["env"]["XDG_DATA_HOME"]
+            .as_str()
+            .is_some_and(|p| p.starts_with(state.to_str().expect("utf-8"))),
+        "isolated XDG dirs: {start}"
+    );
+    assert_eq!(
+        start["cwd"],
+        agent.workdir.display().to_string(),
+        "cwd = directory"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_mid_turn_is_replayed_after_the_restart_and_the_dead_child_reaped() {
+    let Some(mut agent) = CodexAgent::start(Codex::Fake("crash_once"), Extra::default()).await
+    else {
+        return;
+    };
+    agent
+        .say("#general", &format!("@{NICK} do not lose me"))
+        .await;
+    agent.reply("#general", "do not lose me").await;
+    let log = agent.fake_log();
+    let starts = events(&log, "start");
+    assert_eq!(starts.len(), 2, "one crash, one restart: {log:?}");
+    let turns = events(&log, "turn");
+    assert_eq!(turns.len(), 2, "the turn ran again: {turns:?}");
+    assert_eq!(turns[0]["threadId"], turns[1]["threadId"], "same thread");
+    let resumed = events(&log, "thread/resume");
+    assert_eq!(resumed.len(), 1, "{log:?}");
+    let first = starts[0]["pid"].as_u64().expect("pid");
+    eventually("the crashed codex is reaped", || {
+        (!process_exists(first)).then_some(())
+    });
+    let runner = agent.runner().expect("status");
+    assert_eq!(runner["restarts"], 1, "{runner}");
+    assert_eq!(runner["detail"]["pending"], 0, "{runner}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_turn_past_its_timeout_is_interrupted_and_answered_with_sorry() {
+    let agent_extra = "    turn_timeout_seconds: 1\n";
+    let Some(mut agent) = CodexAgent::start(
+        Codex::Fake("hang"),
+        Extra {
+            agent: agent_extra,
+            ..Extra::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    agent
+        .say("#general", &format!("@{NICK} take forever"))
+        .await;
+    agent
+        .reply("#general", "Sorry, I encountered an error")
+        .await;
+    let log = agent.fake_log();
+    let interrupts = events(&log, "interrupt");
+    assert_eq!(interrupts.len(), 1, "{log:?}");
+    assert_eq!(interrupts[0]["honoured"], true);
+    let runner = agent.runner().expect("status");
+    assert_eq!(
+        runner["restarts"], 0,
+        "an answered interrupt needs no restart"
+    );
+    assert_eq!(runner["detail"]["turns_timed_out"], 1, "{runner}");
+    eventually("the entry is done, not replayed", || {
+        (agent.runner()?["detail"]["pending"] == 0).then_some(())
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unanswered_interrupt_restarts_codex_without_replaying_the_turn() {
+    let agent_extra = "    turn_timeout_seconds: 1\n";
+    let modes = "hang,ignore_interrupt";
+    let Some(mut agent) = CodexAgent::start(
+        Codex::Fake(modes),
+        Extra {
+            agent: agent_extra,
+            ..Extra::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    agent
+        .say("#general", &format!("@{NICK} wedge yourself"))
+        .await;
+    agent
+        .reply("#general", "Sorry, I encountered an error")
+        .await;
+    eventually("codex restarted", || {
+        let log = agent.fake_log();
+        (events(&log, "start").len() == 2 && agent.runner()?["detail"]["phase"] == "idle")
+            .then_some(())
+    });
+    let log = agent.fake_log();
+    assert_eq!(events(&log, "turn").len(), 1, "not replayed: {log:?}");
+    let first = events(&log, "start")[0]["pid"].as_u64().expect("pid");
+    eventually("the wedged codex is stopped and reaped", || {
+        (!process_exists(first)).then_some(())
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_loop_opens_the_circuit_and_keeps_the_mention() {
+    let Some(mut agent) = CodexAgent::launch(Codex::Fake("crash_at_start"), Extra::default()).await
+    else {
+        return;
+    };
+    agent
+        .say("#general", &format!("@{NICK} are you alive?"))
+        .await;
+    let runner = eventually("the runner's circuit opens", || {
+        let runner = agent.runner()?;
+        (runner["circuit"] == "open").then_some(runner)
+    });
+    assert!(
+        runner["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("exited with code 4")),
+        "the exit is in status: {runner}"
+    );
+    let journal = agent.scratch.path(&format!("state/{NICK}/journal"));
+    eventually("the mention is journaled, not lost", || {
+        (std::fs::read_dir(&journal).ok()?.count() == 1).then_some(())
+    });
+    for start in events(&agent.fake_log(), "start") {
+        let pid = start["pid"].as_u64().expect("pid");
+        eventually("every crashed codex is reaped", || {
+            (!process_exists(pid)).then_some(())
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_do_not_end_a_turn_and_every_message_is_relayed() {
+    let modes = "retry_error,multi_message";
+    let Some(mut agent) = CodexAgent::start(Codex::Fake(modes), Extra::default()).await else {
+        return;
+    };
+    agent.say("#general", &format!("@{NICK} talk twice")).await;
+    agent.reply("#general", "first part").await;
+    agent.reply("#general", "fake reply to:").await;
+    let runner = agent.runner().expect("status");
+    assert_eq!(runner["detail"]["turns_completed"], 1, "{runner}");
+    assert_eq!(runner["detail"]["consecutive_failures"], 0, "{runner}");
+}
+
+/// The fake itself: its own unittest suite (handshake, turn order, every mode).
+#[test]
+fn the_fake_app_server_passes_its_selftest() {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/fake_app_server_selftest.py"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

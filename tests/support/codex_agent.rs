@@ -1,0 +1,211 @@
+//! One codexd agent with a real runner on a real agentirc: `codexd run` in a scratch home,
+//! its codex either the real binary against the in-repo fake model (offline) or the
+//! scripted fake app-server, and `spark-ori`, a raw IRC client in `#general` and `#ops`.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+
+use crate::codex_peer::{CodexConfig, CodexHome, codex_bin};
+use crate::fake_model::{FakeModel, Reply};
+use crate::irc_client::{RawClient, command_and_params, source_nick};
+use crate::ircd::{Flavor, Ircd};
+use crate::support::{Daemon, Scratch, child, eventually};
+
+/// The agent's nick.
+pub const NICK: &str = "spark-codex";
+
+/// Which codex the agent runs.
+pub enum Codex {
+    /// The real binary, offline against a fake model with this script.
+    Real(Vec<Reply>),
+    /// `tests/support/fake_app_server.py` with these `FAKE_APP_SERVER_MODE` behaviours.
+    Fake(&'static str),
+}
+
+/// YAML added to the generated config.
+#[derive(Default, Clone, Copy)]
+pub struct Extra<'a> {
+    /// Top-level keys (no indent), e.g. `"telemetry: {enabled: true}\n"`.
+    pub top: &'a str,
+    /// The agent's entry (4-space indent), e.g. `"    turn_timeout_seconds: 2\n"`.
+    pub agent: &'a str,
+    /// Its `codex:` mapping (6-space indent), e.g. `"      approvals: accept\n"`.
+    pub codex: &'a str,
+}
+
+pub struct CodexAgent {
+    pub scratch: Scratch,
+    pub daemon: Option<Daemon>,
+    pub ircd: Ircd,
+    pub ori: RawClient,
+    /// The fake model (real codex only).
+    pub model: Option<FakeModel>,
+    /// CODEX_HOME and HOME of the real codex.
+    pub home: Option<CodexHome>,
+    /// The agent's directory (the thread's cwd).
+    pub workdir: PathBuf,
+}
+
+impl CodexAgent {
+    /// Starts agentirc, the fake model (if any), codexd with one agent, and waits until
+    /// the agent's irc link is up and its codex thread is ready.
+    pub async fn start(codex: Codex, extra: Extra<'_>) -> Option<CodexAgent> {
+        let agent = Self::launch(codex, extra).await?;
+        agent.wait_ready();
+        Some(agent)
+    }
+
+    /// [`CodexAgent::start`] without waiting for the runner (whose codex may never start).
+    pub async fn launch(codex: Codex, extra: Extra<'_>) -> Option<CodexAgent> {
+        let ircd = Ircd::start(Flavor::Agentirc, "spark").await?;
+        let scratch = Scratch::new();
+        let workdir = scratch.path("work");
+        std::fs::create_dir_all(&workdir).expect("workdir");
+        let (model, home, codex_yaml) = match codex {
+            Codex::Real(script) => {
+                let bin = codex_bin()?;
+                let model = FakeModel::start(script).await;
+                let home = CodexHome::new(&model.base_url(), &CodexConfig::default());
+                let yaml = format!(
+                    "      binary: {}\n      env:\n        CODEX_HOME: {}\n        HOME: {}\n        FAKE_API_KEY: dummy\n        RUST_LOG: warn\n",
+                    bin.display(),
+                    home.codex_home().display(),
+                    home.home().display()
+                );
+                (Some(model), Some(home), yaml)
+            }
+            Codex::Fake(modes) => {
+                let script = concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/support/fake_app_server.py"
+                );
+                let yaml = format!(
+                    "      binary: {script}\n      env:\n        FAKE_APP_SERVER_MODE: '{modes}'\n        FAKE_APP_SERVER_LOG: {log}\n        FAKE_APP_SERVER_STATE: {state}\n",
+                    log = scratch.path("fake-app-server.log").display(),
+                    state = scratch.path("fake-app-server-state").display(),
+                );
+                (None, None, yaml)
+            }
+        };
+        scratch.write_config(&format!(
+            "{top}server:\n  name: spark\n  host: {host}\n  port: {port}\nstate_dir: {{home}}/state\ncontrol_socket: {{socket}}\nshutdown_grace: 10s\nrestart:\n  backoff_base: 100ms\n  backoff_cap: 500ms\n  max_restarts: 3\n  window: 60s\n  cooldown: 60s\nagents:\n  - nick: {NICK}\n    channels: ['#general', '#ops']\n    directory: {work}\n    model: fake-model\n{agent}    codex:\n{codex_yaml}{codex}",
+            top = extra.top,
+            agent = extra.agent,
+            codex = extra.codex,
+            host = ircd.host(),
+            port = ircd.port(),
+            work = workdir.display(),
+        ));
+        let daemon = scratch.run(&[]);
+        eventually("the agent's irc link is up", || {
+            let status = scratch.status()?;
+            (child(&status, NICK, "irc")?["detail"]["state"] == "connected").then_some(())
+        });
+        let mut ori =
+            RawClient::connect(ircd.host(), ircd.port(), "spark-ori", &["message-tags"]).await;
+        ori.join("#general").await;
+        ori.join("#ops").await;
+        Some(CodexAgent {
+            scratch,
+            daemon: Some(daemon),
+            ircd,
+            ori,
+            model,
+            home,
+            workdir,
+        })
+    }
+
+    /// Waits until the irc link is up and the runner has a codex thread and is idle.
+    pub fn wait_ready(&self) {
+        eventually("the agent's irc link is up and its runner idle", || {
+            let status = self.scratch.status()?;
+            let irc = child(&status, NICK, "irc")?;
+            let runner = child(&status, NICK, "runner")?;
+            (irc["detail"]["state"] == "connected" && runner["detail"]["phase"] == "idle")
+                .then_some(())
+        });
+    }
+
+    /// The runner's status detail.
+    pub fn runner(&self) -> Option<serde_json::Value> {
+        let status = self.scratch.status()?;
+        child(&status, NICK, "runner").cloned()
+    }
+
+    /// `spark-ori` says `text` to `target` (a channel or the agent).
+    pub async fn say(&mut self, target: &str, text: &str) {
+        self.ori.send(&format!("PRIVMSG {target} :{text}")).await;
+    }
+
+    /// The next PRIVMSG from the agent to `target` whose text contains `needle`: its text.
+    pub async fn reply(&mut self, target: &str, needle: &str) -> String {
+        let line = self.reply_line(target, needle).await;
+        let (_, params) = command_and_params(&line);
+        params[1].clone()
+    }
+
+    /// Like [`CodexAgent::reply`], the whole line (tags included).
+    pub async fn reply_line(&mut self, target: &str, needle: &str) -> String {
+        let what = format!("{NICK} says {needle:?} to {target}");
+        self.ori
+            .expect(&what, |line| {
+                let (command, params) = command_and_params(line);
+                command == "PRIVMSG"
+                    && source_nick(line).as_deref() == Some(NICK)
+                    && params.first().map(String::as_str) == Some(target)
+                    && params.get(1).is_some_and(|text| text.contains(needle))
+            })
+            .await
+    }
+
+    /// `codexd fault <nick> runner <kind>`.
+    pub fn fault(&self, kind: &str) {
+        let out = self.scratch.cli(&[
+            "fault",
+            "--socket",
+            self.scratch.socket().to_str().expect("utf-8"),
+            NICK,
+            "runner",
+            kind,
+        ]);
+        assert!(out.status.success(), "fault {kind}: {out:?}");
+    }
+
+    /// Stops the daemon with SIGTERM and waits for it to exit.
+    pub fn stop_daemon(&mut self) {
+        let mut daemon = self.daemon.take().expect("running");
+        daemon.signal("TERM");
+        let status = daemon.wait();
+        assert!(
+            status.success(),
+            "codexd exit: {status:?}\n{}",
+            daemon.log_text()
+        );
+    }
+
+    /// Starts the daemon again on the same config and state.
+    pub fn restart_daemon(&mut self) {
+        assert!(self.daemon.is_none(), "stop it first");
+        self.daemon = Some(self.scratch.run(&[]));
+        self.wait_ready();
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        self.daemon
+            .as_ref()
+            .map(Daemon::log_text)
+            .unwrap_or_default()
+    }
+
+    /// The fake app-server's event log, one JSON value per line.
+    pub fn fake_log(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.scratch.path("fake-app-server.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+}
