@@ -239,3 +239,63 @@ fn the_fake_app_server_passes_its_selftest() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Culture's IPC verbs that reach the runner: `status` with `query` (a turn whose answer
+/// is not posted), `compact` (codex's native compaction), `clear` (a new thread), and
+/// `pause`/`resume` (mentions wait in the journal meanwhile).
+#[tokio::test(flavor = "multi_thread")]
+async fn ipc_status_query_compact_clear_and_pause_reach_the_runner() {
+    let Some(mut agent) = CodexAgent::start(Codex::Fake(""), Extra::default()).await else {
+        return;
+    };
+    let ask = |agent: &CodexAgent, request: Value| {
+        let answer = agent.ipc(request.clone()).expect("ipc answer");
+        assert_eq!(answer["ok"], true, "{request} → {answer}");
+        answer
+    };
+    let status = ask(
+        &agent,
+        serde_json::json!({"type": "status", "id": "1", "query": true}),
+    );
+    let description = status["data"]["description"].as_str().expect("description");
+    assert!(
+        description.starts_with("fake reply to: [SYSTEM] Briefly describe"),
+        "{status}"
+    );
+    assert_eq!(status["data"]["running"], true, "{status}");
+
+    ask(&agent, serde_json::json!({"type": "compact", "id": "2"}));
+    eventually("codex compacts the thread", || {
+        (!events(&agent.fake_log(), "compact").is_empty()).then_some(())
+    });
+    let before = agent.runner().expect("status")["detail"]["thread_id"].clone();
+    ask(&agent, serde_json::json!({"type": "clear", "id": "3"}));
+    let after = eventually("a new thread", || {
+        let runner = agent.runner()?;
+        let id = runner["detail"]["thread_id"].clone();
+        (id.is_string() && id != before).then_some(id)
+    });
+    let kept = std::fs::read_to_string(agent.scratch.path(&format!("state/{NICK}/thread-id")))
+        .expect("thread-id");
+    assert_eq!(
+        kept.trim(),
+        after,
+        "the new thread is the one resumed after a restart"
+    );
+
+    ask(&agent, serde_json::json!({"type": "pause", "id": "4"}));
+    agent.say("#general", &format!("@{NICK} wait for me")).await;
+    eventually("the mention waits in the journal", || {
+        (agent.runner()?["detail"]["pending"] == 1).then_some(())
+    });
+    assert!(
+        !events(&agent.fake_log(), "turn").iter().any(|t| t["text"]
+            .as_str()
+            .is_some_and(|x| x.contains("wait for me"))),
+        "no turn while paused"
+    );
+    ask(&agent, serde_json::json!({"type": "resume", "id": "5"}));
+    agent.reply("#general", "wait for me").await;
+    let posted = agent.ori.received().iter().any(|l| l.contains("[SYSTEM]"));
+    assert!(!posted, "a status query's answer is never posted to IRC");
+}

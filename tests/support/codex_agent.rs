@@ -209,3 +209,22 @@ impl CodexAgent {
             .collect()
     }
 }
+
+impl CodexAgent {
+    /// One Culture IPC request on the agent's socket (`<XDG_RUNTIME_DIR>/culture-<nick>.sock`);
+    /// the answer, or `None` when the socket does not answer.
+    pub fn ipc(&self, request: serde_json::Value) -> Option<serde_json::Value> {
+        use std::io::{BufRead, BufReader, Write};
+        let path = self.scratch.path(&format!("run/culture-{NICK}.sock"));
+        let stream = std::os::unix::net::UnixStream::connect(path).ok()?;
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .ok()?;
+        let mut line = serde_json::to_vec(&request).ok()?;
+        line.push(b'\n');
+        (&stream).write_all(&line).ok()?;
+        let mut answer = String::new();
+        BufReader::new(&stream).read_line(&mut answer).ok()?;
+        serde_json::from_str(&answer).ok()
+    }
+}
