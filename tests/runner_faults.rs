@@ -299,3 +299,26 @@ async fn ipc_status_query_compact_clear_and_pause_reach_the_runner() {
     let posted = agent.ori.received().iter().any(|l| l.contains("[SYSTEM]"));
     assert!(!posted, "a status query's answer is never posted to IRC");
 }
+
+/// A mention during which codex dies every time is given up after two attempts (its
+/// sender gets Culture's Sorry line) instead of crash-looping the agent into an open
+/// circuit.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_mention_is_given_up_after_two_attempts() {
+    let Some(mut agent) = CodexAgent::start(Codex::Fake("crash_always"), Extra::default()).await
+    else {
+        return;
+    };
+    agent.say("#general", &format!("@{NICK} poison")).await;
+    agent
+        .reply("#general", "Sorry, I encountered an error")
+        .await;
+    let turns = events(&agent.fake_log(), "turn").len();
+    assert_eq!(turns, 2, "two attempts");
+    let runner = eventually("the runner is up again, the journal empty", || {
+        let runner = agent.runner()?;
+        (runner["detail"]["phase"] == "idle" && runner["detail"]["pending"] == 0).then_some(runner)
+    });
+    assert_eq!(runner["circuit"], "closed", "{runner}");
+    assert!(agent.log().contains("giving up on a mention"));
+}

@@ -33,6 +33,11 @@ use crate::pause::PauseReason;
 use crate::trace::TraceCtx;
 use crate::webhook::{Alert, AlertEvent, WebhookMessage};
 
+/// Turns of one journal entry that codex may die during before the entry is given up.
+/// Two: one replay after a crash, and a poison prompt still gives up before Culture's
+/// circuit (3 crashes) opens. A turn cut off by a graceful stop does not count.
+const MAX_ATTEMPTS: u32 = 2;
+
 /// Culture's meter for turn metrics.
 const METER: &str = "culture.harness";
 
@@ -596,9 +601,30 @@ impl RunnerState {
             return;
         };
         self.dispatched = entry.id;
-        let attempts = self.inbox.journal.lock().started(entry.id).unwrap_or(0);
-        if attempts > 1 {
-            tracing::info!(agent.nick = %self.settings.nick, entry = entry.id, attempts, "replaying an accepted mention");
+        if entry.attempts >= MAX_ATTEMPTS {
+            // Each earlier attempt ended with codex dying mid-turn: a poison prompt must
+            // not keep the agent in a crash loop.
+            tracing::error!(agent.nick = %self.settings.nick, entry = entry.id, attempts = entry.attempts, "giving up on a mention: codex died during every attempt at it");
+            let target = entry.entry.reply_to.clone();
+            self.inbox.outbox.push(RelayJob::Say {
+                target,
+                lines: vec![prompt::SORRY.to_owned()],
+                trace: entry.entry.trace.clone(),
+            });
+            self.inbox
+                .outbox
+                .push(RelayJob::Complete { entry: entry.id });
+            let failures = {
+                let mut stats = self.stats();
+                stats.turns_failed += 1;
+                stats.consecutive_failures += 1;
+                stats.consecutive_failures
+            };
+            self.breaker(failures, &entry.entry.trace);
+            return self.next_entry();
+        }
+        if entry.attempts > 0 {
+            tracing::info!(agent.nick = %self.settings.nick, entry = entry.id, crashed_attempts = entry.attempts, "replaying an accepted mention");
         }
         self.stats().last_activation = Some(epoch_now());
         let purpose = Purpose::Entry {
@@ -736,7 +762,13 @@ impl RunnerState {
         self.process = None;
         let stderr: String = last_lines(&exit.stderr, 5);
         if let Some(active) = self.active.take() {
-            // Not finished: the entry stays journaled and is replayed after the restart.
+            // Not finished: the entry stays journaled and is replayed after the restart;
+            // the journal counts the attempts codex died during (a graceful stop does not).
+            if let Purpose::Entry { id, .. } = &active.purpose {
+                if let Err(error) = self.inbox.journal.lock().started(*id) {
+                    tracing::warn!(agent.nick = %self.settings.nick, error = %error, "crashed attempt not recorded");
+                }
+            }
             end_span(&active.turn, "crashed");
             self.peers.turn.clear();
             if let Purpose::Query {

@@ -112,7 +112,7 @@ pub struct Entry {
     pub id: u64,
     /// When it was journaled, in epoch seconds (whole microseconds).
     pub accepted_at: f64,
-    /// Turns started for it so far.
+    /// Turns for it that ended with codex dying mid-turn (the runner gives up at 2).
     pub attempts: u32,
     /// What was accepted (flattened into the entry's JSON object on disk).
     #[serde(flatten)]
@@ -223,8 +223,8 @@ impl Journal {
         self.pending.values().cloned().collect()
     }
 
-    /// Records that a turn was started for `id`: its attempts grow by one, durably. Returns
-    /// the new count, or 0 for an unknown id.
+    /// Records a failed attempt at `id` (a turn codex died during): its attempts grow by
+    /// one, durably. Returns the new count, or 0 for an unknown id.
     pub fn started(&mut self, id: u64) -> Result<u32, JournalError> {
         let Some(current) = self.pending.get(&id) else {
             return Ok(0);
