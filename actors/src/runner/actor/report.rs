@@ -1,0 +1,92 @@
+//! What the runner reports: `codexd status` detail and Culture's IPC `status` fields.
+
+use serde_json::{Value, json};
+
+use super::{Purpose, RunnerState};
+use crate::pause::PauseReason;
+use crate::runner::process::CodexProcess;
+use crate::runner::{RunnerStats, TurnStatus, prompt};
+
+/// `codexd status` detail of the runner.
+#[derive(Debug, serde::Serialize)]
+pub(super) struct RunnerStatus {
+    pid: Option<u32>,
+    thread_id: Option<String>,
+    phase: &'static str,
+    turn: Option<Value>,
+    pending: usize,
+    requests_in_flight: usize,
+    paused: Option<PauseReason>,
+    #[serde(flatten)]
+    stats: RunnerStats,
+    stderr_tail: String,
+    summary: String,
+}
+
+impl RunnerState {
+    pub(super) fn stats(&self) -> std::sync::MutexGuard<'_, RunnerStats> {
+        self.stats
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(super) fn turn_status(&self, answer: Option<&str>) -> TurnStatus {
+        let stats = self.stats();
+        TurnStatus {
+            running: self.thread.is_some() && self.process.is_some(),
+            turn_count: stats.turn_count,
+            last_activation: stats.last_activation,
+            description: prompt::describe(answer.unwrap_or(&stats.last_text)),
+        }
+    }
+
+    pub(super) fn status(&self) -> RunnerStatus {
+        let phase = match (&self.thread, &self.active) {
+            (None, _) => "handshake",
+            (Some(_), None) => "idle",
+            (Some(_), Some(_)) => "turn",
+        };
+        let turn = self.active.as_ref().map(|active| {
+            let reply_to = match &active.purpose {
+                Purpose::Entry { reply_to, .. } => Some(reply_to.as_str()),
+                Purpose::Query { .. } => None,
+            };
+            json!({
+                "id": active.turn.id,
+                "reply_to": reply_to,
+                "elapsed_s": active.turn.started.elapsed().as_secs_f64(),
+                "tools_open": active.turn.open_tools(),
+                "interrupted": active.turn.interrupted.is_some(),
+            })
+        });
+        let pending = self.inbox.journal.lock().pending().len();
+        let stats = self.stats().clone();
+        let pid = self.process.as_ref().map(CodexProcess::pid);
+        let summary = format!(
+            "codex pid {}, {phase}, {pending} pending, {} turn(s) answered",
+            pid.map_or("-".to_owned(), |p| p.to_string()),
+            stats.turn_count
+        );
+        RunnerStatus {
+            pid,
+            thread_id: self.thread.clone(),
+            phase,
+            turn,
+            pending,
+            requests_in_flight: self.requests.len(),
+            paused: self.peers.pause.reason(),
+            stats,
+            stderr_tail: self
+                .process
+                .as_ref()
+                .map(|p| last_lines(&p.stderr_tail(), 5))
+                .unwrap_or_default(),
+            summary,
+        }
+    }
+}
+
+pub(super) fn last_lines(text: &str, count: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(count)..].join(" | ")
+}
