@@ -230,7 +230,7 @@ async fn approvals_are_answered_by_the_configured_policy() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_failed_turn_says_sorry_and_three_in_a_row_pause_the_agent() {
+async fn a_failed_turn_says_sorry_three_in_a_row_pause_the_agent_and_resume_lifts_it() {
     let script = vec![
         Reply::Status(500),
         Reply::Status(500),
@@ -262,6 +262,18 @@ async fn a_failed_turn_says_sorry_and_three_in_a_row_pause_the_agent() {
             .log()
             .contains("paused after 3 consecutive turn failures")
     );
+
+    let resumed = agent
+        .ipc(serde_json::json!({"type": "resume", "id": "1"}))
+        .expect("ipc");
+    assert_eq!(resumed["ok"], true, "{resumed}");
+    agent.reply("#general", "back to work").await;
+    let runner = eventually("the count is reset", || {
+        let runner = agent.runner()?;
+        (runner["detail"]["turns_completed"] == 1).then_some(runner)
+    });
+    assert_eq!(runner["detail"]["consecutive_failures"], 0, "{runner}");
+    assert_eq!(runner["detail"]["paused"], Value::Null, "{runner}");
 }
 
 /// The turn span is a child of the inbound line's span, each tool call a child of the
