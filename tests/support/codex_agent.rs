@@ -28,6 +28,8 @@ pub enum Codex {
 pub struct Extra<'a> {
     /// Top-level keys (no indent), e.g. `"telemetry: {enabled: true}\n"`.
     pub top: &'a str,
+    /// Keys of its `server:` mapping (2-space indent), e.g. `"  flood_rate: 0\n"`.
+    pub server: &'a str,
     /// The agent's entry (4-space indent), e.g. `"    turn_timeout_seconds: 2\n"`.
     pub agent: &'a str,
     /// Its `codex:` mapping (6-space indent), e.g. `"      approvals: accept\n"`.
@@ -89,8 +91,9 @@ impl CodexAgent {
             }
         };
         scratch.write_config(&format!(
-            "{top}server:\n  name: spark\n  host: {host}\n  port: {port}\nstate_dir: {{home}}/state\ncontrol_socket: {{socket}}\nshutdown_grace: 10s\nrestart:\n  backoff_base: 100ms\n  backoff_cap: 500ms\n  max_restarts: 3\n  window: 60s\n  cooldown: 60s\nagents:\n  - nick: {NICK}\n    channels: ['#general', '#ops']\n    directory: {work}\n    model: fake-model\n{agent}    codex:\n{codex_yaml}{codex}",
+            "{top}server:\n  name: spark\n  host: {host}\n  port: {port}\n{server}state_dir: {{home}}/state\ncontrol_socket: {{socket}}\nshutdown_grace: 10s\nrestart:\n  backoff_base: 100ms\n  backoff_cap: 500ms\n  max_restarts: 3\n  window: 60s\n  cooldown: 60s\nagents:\n  - nick: {NICK}\n    channels: ['#general', '#ops']\n    directory: {work}\n    model: fake-model\n{agent}    codex:\n{codex_yaml}{codex}",
             top = extra.top,
+            server = extra.server,
             agent = extra.agent,
             codex = extra.codex,
             host = ircd.host(),
