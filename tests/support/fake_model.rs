@@ -3,7 +3,8 @@
 //! `TcpListener` at 127.0.0.1:0: one request per connection, every answer `connection: close`.
 //!
 //! Every request is recorded (method, path, headers, JSON body). Each `POST …/responses`
-//! takes the next scripted [`Reply`]; once the script is empty the answer is `Text("ok")`.
+//! takes the next scripted [`Reply`]; once the script is empty the answer is the fallback:
+//! `Text("ok")` unless [`FakeModel::set_fallback`] chose another.
 //! A tool call is one reply: codex runs the tool and asks again with its output, and that
 //! second request takes the next reply. Any other path gets a 404 (codex 0.169 sends none).
 //!
@@ -114,6 +115,8 @@ pub struct FakeModel {
 struct Shared {
     script: VecDeque<Reply>,
     received: Vec<Request>,
+    /// The answer once the script is empty; `None` means `Text("ok")`.
+    fallback: Option<Reply>,
     /// Numbers the ids of responses, items and calls.
     next_id: u64,
 }
@@ -144,6 +147,11 @@ impl FakeModel {
     /// Appends a reply to the script.
     pub fn push(&self, reply: Reply) {
         self.lock().script.push_back(reply);
+    }
+
+    /// Sets the answer to every model request once the script is empty (else `Text("ok")`).
+    pub fn set_fallback(&self, reply: Reply) {
+        self.lock().fallback = Some(reply);
     }
 
     /// The JSON bodies of the model (`POST …/responses`) requests so far, in order.
@@ -209,12 +217,12 @@ async fn serve(stream: TcpStream, shared: Arc<Mutex<Shared>>) {
     };
     let (reply, ids) = {
         let mut shared = shared.lock().expect("fake model lock");
-        let reply = request.is_responses().then(|| {
-            shared
-                .script
-                .pop_front()
-                .unwrap_or_else(|| Reply::text("ok"))
-        });
+        let reply = request
+            .is_responses()
+            .then(|| match shared.script.pop_front() {
+                Some(reply) => reply,
+                None => shared.fallback.clone().unwrap_or_else(|| Reply::text("ok")),
+            });
         shared.next_id += 1;
         let ids = Ids(shared.next_id);
         shared.received.push(request.clone());
