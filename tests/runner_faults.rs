@@ -102,9 +102,11 @@ async fn a_crash_mid_turn_is_replayed_after_the_restart_and_the_dead_child_reape
     eventually("the crashed codex is reaped", || {
         (!process_exists(first)).then_some(())
     });
-    let runner = agent.runner().expect("status");
+    let runner = eventually("the journal is empty", || {
+        let runner = agent.runner()?;
+        (runner["detail"]["pending"] == 0).then_some(runner)
+    });
     assert_eq!(runner["restarts"], 1, "{runner}");
-    assert_eq!(runner["detail"]["pending"], 0, "{runner}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -216,8 +218,10 @@ async fn retries_do_not_end_a_turn_and_every_message_is_relayed() {
     agent.say("#general", &format!("@{NICK} talk twice")).await;
     agent.reply("#general", "first part").await;
     agent.reply("#general", "fake reply to:").await;
-    let runner = agent.runner().expect("status");
-    assert_eq!(runner["detail"]["turns_completed"], 1, "{runner}");
+    let runner = eventually("the turn ended", || {
+        let runner = agent.runner()?;
+        (runner["detail"]["turns_completed"] == 1).then_some(runner)
+    });
     assert_eq!(runner["detail"]["consecutive_failures"], 0, "{runner}");
 }
 
