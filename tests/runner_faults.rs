@@ -109,26 +109,26 @@ async fn a_crash_mid_turn_is_replayed_after_the_restart_and_the_dead_child_reape
     assert_eq!(runner["restarts"], 1, "{runner}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_turn_past_its_timeout_is_interrupted_and_answered_with_sorry() {
-    let agent_extra = "    turn_timeout_seconds: 1\n";
-    let Some(mut agent) = CodexAgent::start(
-        Codex::Fake("hang"),
-        Extra {
-            agent: agent_extra,
-            ..Extra::default()
-        },
-    )
-    .await
-    else {
-        return;
+/// An agent with a 1 s turn timeout on a fake app-server in `modes`, whose mention `text`
+/// has just been answered with the Sorry line.
+async fn timed_out_turn(modes: &'static str, text: &str) -> Option<CodexAgent> {
+    let extra = Extra {
+        agent: "    turn_timeout_seconds: 1\n",
+        ..Extra::default()
     };
-    agent
-        .say("#general", &format!("@{NICK} take forever"))
-        .await;
+    let mut agent = CodexAgent::start(Codex::Fake(modes), extra).await?;
+    agent.say("#general", &format!("@{NICK} {text}")).await;
     agent
         .reply("#general", "Sorry, I encountered an error")
         .await;
+    Some(agent)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_turn_past_its_timeout_is_interrupted_and_answered_with_sorry() {
+    let Some(agent) = timed_out_turn("hang", "take forever").await else {
+        return;
+    };
     let log = agent.fake_log();
     let interrupts = events(&log, "interrupt");
     assert_eq!(interrupts.len(), 1, "{log:?}");
@@ -146,25 +146,9 @@ async fn a_turn_past_its_timeout_is_interrupted_and_answered_with_sorry() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unanswered_interrupt_restarts_codex_without_replaying_the_turn() {
-    let agent_extra = "    turn_timeout_seconds: 1\n";
-    let modes = "hang,ignore_interrupt";
-    let Some(mut agent) = CodexAgent::start(
-        Codex::Fake(modes),
-        Extra {
-            agent: agent_extra,
-            ..Extra::default()
-        },
-    )
-    .await
-    else {
+    let Some(agent) = timed_out_turn("hang,ignore_interrupt", "wedge yourself").await else {
         return;
     };
-    agent
-        .say("#general", &format!("@{NICK} wedge yourself"))
-        .await;
-    agent
-        .reply("#general", "Sorry, I encountered an error")
-        .await;
     eventually("codex restarted", || {
         let log = agent.fake_log();
         (events(&log, "start").len() == 2 && agent.runner()?["detail"]["phase"] == "idle")
@@ -325,4 +309,32 @@ async fn a_poison_mention_is_given_up_after_two_attempts() {
     });
     assert_eq!(runner["circuit"], "closed", "{runner}");
     assert!(agent.log().contains("giving up on a mention"));
+}
+
+/// A status query waiting behind a hung turn is answered `busy (no response)` after 10 s,
+/// and at shutdown the hung turn is interrupted while its mention stays journaled.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_turn_leaves_queries_busy_and_is_interrupted_at_shutdown() {
+    let Some(mut agent) = CodexAgent::start(Codex::Fake("hang"), Extra::default()).await else {
+        return;
+    };
+    agent.say("#general", &format!("@{NICK} hang on")).await;
+    eventually("the turn runs", || {
+        (!events(&agent.fake_log(), "turn").is_empty()).then_some(())
+    });
+    let query = serde_json::json!({"type": "status", "id": "1", "query": true});
+    let answer = agent.ipc(query).expect("ipc answer");
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(
+        answer["data"]["description"], "busy (no response)",
+        "{answer}"
+    );
+
+    agent.stop_daemon();
+    let log = agent.fake_log();
+    let interrupts = events(&log, "interrupt");
+    assert_eq!(interrupts.len(), 1, "interrupted at shutdown: {log:?}");
+    let journal = agent.scratch.path(&format!("state/{NICK}/journal"));
+    let pending = std::fs::read_dir(&journal).expect("journal").count();
+    assert_eq!(pending, 1, "the mention stays journaled for the next start");
 }

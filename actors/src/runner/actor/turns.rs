@@ -63,9 +63,15 @@ impl RunnerState {
             description: "busy (no response)".to_owned(),
             ..status.clone()
         };
-        self.jobs
-            .retain(|job| !matches!(job, Job::Query { deadline, .. } if *deadline <= now));
-        // The queue dropped expired queries' ports; answer the running one explicitly.
+        let (expired, kept) = std::mem::take(&mut self.jobs)
+            .into_iter()
+            .partition(|job| matches!(job, Job::Query { deadline, .. } if *deadline <= now));
+        self.jobs = kept;
+        for job in Vec::from(expired) {
+            if let Job::Query { reply, .. } = job {
+                let _ = reply.send(busy());
+            }
+        }
         if let Some(Active {
             purpose: Purpose::Query { reply, deadline },
             ..
