@@ -127,6 +127,14 @@ async fn killed_codex_mid_turn_replays_the_mention_on_the_resumed_thread() {
         .await;
     let model = agent.model.as_ref().expect("fake model");
     model.wait_requests(2).await;
+    agent.ori.send("PRESENCE LIST").await;
+    agent
+        .ori
+        .expect(
+            "agentirc lists the agent as thinking during its turn",
+            |line| line.contains(NICK) && line.contains("thinking"),
+        )
+        .await;
     agent.fault("kill");
 
     agent.reply("#general", "answer after the crash").await;
