@@ -3,8 +3,10 @@
 //! and clears it on stop, and callers look it up at send time.
 
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
-use ractor::{ActorRef, Message};
+use ractor::rpc::CallResult;
+use ractor::{ActorRef, Message, RpcReplyPort};
 
 /// Shared slot holding the current instance of one actor, if it runs.
 #[derive(Debug)]
@@ -41,6 +43,20 @@ impl<M: Message> Link<M> {
         }
     }
 
+    /// Asks the running instance and waits up to `timeout` for the answer.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(RpcReplyPort<T>) -> M,
+        timeout: Duration,
+    ) -> Result<T, CallError> {
+        let actor = self.get().ok_or(CallError::NotRunning)?;
+        match actor.call(make, Some(timeout)).await {
+            Ok(CallResult::Success(value)) => Ok(value),
+            Ok(CallResult::Timeout) => Err(CallError::Timeout(timeout)),
+            Ok(CallResult::SenderError) | Err(_) => Err(CallError::NotRunning),
+        }
+    }
+
     /// Unregisters `actor` (called from its `post_stop`); a newer instance stays registered.
     pub fn clear(&self, actor: &ActorRef<M>) {
         if let Ok(mut slot) = self.slot.write() {
@@ -49,4 +65,13 @@ impl<M: Message> Link<M> {
             }
         }
     }
+}
+
+/// Why [`Link::call`] got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallError {
+    /// No instance runs (restarting, circuit open), or it stopped before answering.
+    NotRunning,
+    /// It did not answer within this long.
+    Timeout(Duration),
 }

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ractor::RpcReplyPort;
-use ractor::rpc::CallResult;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
@@ -194,26 +193,13 @@ async fn build_prompt(peers: &InboxPeers, message: &InboundMessage) -> String {
     let (Some(thread), true) = (&message.thread, message.reply_to.starts_with('#')) else {
         return prompt::mention(&message.reply_to, &message.sender, &message.text);
     };
-    let history = match peers.irc.get() {
-        Some(irc) => irc
-            .call(
-                |reply| IrcMessage::ReadThread {
-                    key: message.key.clone(),
-                    thread: thread.clone(),
-                    limit: THREAD_HISTORY,
-                    reply,
-                },
-                Some(IRC_TIMEOUT),
-            )
-            .await
-            .ok()
-            .and_then(|result| match result {
-                CallResult::Success(lines) => Some(lines),
-                _ => None,
-            })
-            .unwrap_or_default(),
-        None => Vec::new(),
+    let make = |reply| IrcMessage::ReadThread {
+        key: message.key.clone(),
+        thread: thread.clone(),
+        limit: THREAD_HISTORY,
+        reply,
     };
+    let history = peers.irc.call(make, IRC_TIMEOUT).await.unwrap_or_default();
     let history: Vec<(String, String)> = history.into_iter().map(|m| (m.nick, m.text)).collect();
     prompt::thread_mention(
         &message.reply_to,
@@ -277,7 +263,6 @@ async fn send(
     line: &str,
     trace: &TraceCtx,
 ) -> Result<(), IrcError> {
-    let irc = peers.irc.get().ok_or(IrcError::Unavailable)?;
     let make = |reply: RpcReplyPort<_>| IrcMessage::Send {
         target: target.to_owned(),
         text: line.to_owned(),
@@ -286,8 +271,8 @@ async fn send(
         trace: trace.clone(),
         reply,
     };
-    match irc.call(make, Some(IRC_TIMEOUT)).await {
-        Ok(CallResult::Success(result)) => result.map(|_| ()),
-        _ => Err(IrcError::Unavailable),
+    match peers.irc.call(make, IRC_TIMEOUT).await {
+        Ok(result) => result.map(|_| ()),
+        Err(_) => Err(IrcError::Unavailable),
     }
 }

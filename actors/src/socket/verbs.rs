@@ -15,6 +15,7 @@ use super::protocol::{Request, Response, Verb};
 use crate::child::{ControlMsg, Report};
 use crate::irc::mention::mentioned_nicks;
 use crate::irc::{BufferedMessage, IrcError, IrcMessage, Query, ReplyLine, ThreadOp};
+use crate::link::CallError;
 use crate::link::Link;
 use crate::pause::{PauseReason, PauseSwitch};
 use crate::runner::{CurrentTurn, RunnerMessage, SlashCommand, TurnStatus};
@@ -303,46 +304,26 @@ async fn query(agent: &Agent, query: Query, trace: TraceCtx) -> Result<Vec<Reply
 
 /// `compact` / `clear`: queued as the runner's next prompt.
 async fn command(agent: &Agent, command: SlashCommand, trace: TraceCtx) -> Result<Answer, String> {
-    let Some(runner) = agent.runner.get() else {
-        return Err(RUNNER_DOWN.to_owned());
+    let make = |reply| RunnerMessage::Command {
+        command,
+        trace,
+        reply,
     };
-    match runner
-        .call(
-            |reply| RunnerMessage::Command {
-                command,
-                trace,
-                reply,
-            },
-            Some(RUNNER_TIMEOUT),
-        )
-        .await
-    {
-        Ok(CallResult::Success(result)) => result.map(|()| Answer::done()),
-        _ => Err(RUNNER_DOWN.to_owned()),
+    match agent.runner.call(make, RUNNER_TIMEOUT).await {
+        Ok(result) => result.map(|()| Answer::done()),
+        Err(_) => Err(RUNNER_DOWN.to_owned()),
     }
 }
 
 /// Culture's `status` data, field for field (see the module docs of `socket`).
 async fn status(agent: &Agent, query: bool, trace: TraceCtx) -> Value {
     let paused = agent.pause.is_paused();
-    let turn = match agent.runner.get() {
-        Some(runner) => runner
-            .call(
-                |reply| RunnerMessage::Status {
-                    query: query && !paused,
-                    trace,
-                    reply,
-                },
-                Some(RUNNER_TIMEOUT),
-            )
-            .await
-            .ok()
-            .and_then(|r| match r {
-                CallResult::Success(status) => Some(status),
-                _ => None,
-            }),
-        None => None,
+    let make = |reply| RunnerMessage::Status {
+        query: query && !paused,
+        trace,
+        reply,
     };
+    let turn = agent.runner.call(make, RUNNER_TIMEOUT).await.ok();
     let turn = turn.unwrap_or(TurnStatus {
         running: false,
         turn_count: 0,
@@ -401,17 +382,16 @@ async fn irc<T: Send + 'static>(
     agent: &Agent,
     make: impl FnOnce(RpcReplyPort<T>) -> IrcMessage,
 ) -> Result<T, String> {
-    let Some(actor) = agent.irc.get() else {
-        return Err(IrcError::Unavailable.to_string());
-    };
-    match actor.call(make, Some(IRC_TIMEOUT)).await {
-        Ok(CallResult::Success(value)) => Ok(value),
-        Ok(CallResult::Timeout) => Err(format!(
-            "the irc actor did not answer within {}s",
-            IRC_TIMEOUT.as_secs()
-        )),
-        Ok(CallResult::SenderError) | Err(_) => Err(IrcError::Unavailable.to_string()),
-    }
+    agent
+        .irc
+        .call(make, IRC_TIMEOUT)
+        .await
+        .map_err(|error| match error {
+            CallError::NotRunning => IrcError::Unavailable.to_string(),
+            CallError::Timeout(t) => {
+                format!("the irc actor did not answer within {}s", t.as_secs())
+            }
+        })
 }
 
 /// Asks the `irc` actor something that answers `Result<T, IrcError>`.
