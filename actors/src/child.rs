@@ -278,6 +278,16 @@ pub struct Report {
     pub children: Vec<ChildStatus>,
 }
 
+impl Report {
+    /// A leaf's report: its detail, no children.
+    pub fn leaf(detail: &impl Serialize) -> Self {
+        Self {
+            detail: serde_json::to_value(detail).ok(),
+            children: Vec::new(),
+        }
+    }
+}
+
 /// One child in `codexd status`; agents carry their own children.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChildStatus {

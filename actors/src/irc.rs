@@ -622,11 +622,7 @@ impl IrcState {
                 Ok(())
             }
             ControlMsg::Status { reply, .. } => {
-                let detail = serde_json::to_value(self.status()).ok();
-                let _ = reply.send(Report {
-                    detail,
-                    children: Vec::new(),
-                });
+                let _ = reply.send(Report::leaf(&self.status()));
                 Ok(())
             }
             other => fault::handle_leaf(other, "irc").await,

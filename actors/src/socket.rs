@@ -280,11 +280,7 @@ impl SocketState {
     async fn on_control(&mut self, control: ControlMsg) -> Result<(), ActorProcessingErr> {
         match control {
             ControlMsg::Status { reply, .. } => {
-                let detail = serde_json::to_value(self.status()).ok();
-                let _ = reply.send(Report {
-                    detail,
-                    children: Vec::new(),
-                });
+                let _ = reply.send(Report::leaf(&self.status()));
                 Ok(())
             }
             other => fault::handle_leaf(other, "socket").await,

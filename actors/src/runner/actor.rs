@@ -250,11 +250,7 @@ impl RunnerState {
     async fn on_control(&mut self, control: ControlMsg) -> Result<(), ActorProcessingErr> {
         match control {
             ControlMsg::Status { reply, .. } => {
-                let detail = serde_json::to_value(self.status()).ok();
-                let _ = reply.send(Report {
-                    detail,
-                    children: Vec::new(),
-                });
+                let _ = reply.send(Report::leaf(&self.status()));
                 Ok(())
             }
             ControlMsg::Fault {
