@@ -1,6 +1,6 @@
 //! Whether an agent is paused, and why: one switch per agent, shared by the actors that
-//! pause it (`socket` on IPC `pause`, later the runner's turn-failure breaker and the
-//! overseer's escalation) and those that obey it. It outlives every child restart, so a
+//! pause it (`socket` on IPC `pause`, the runner's turn-failure breaker, the overseer's
+//! escalation, the sleep schedule) and those that obey it. It outlives every child restart, so a
 //! paused agent stays paused when one of its actors crashes.
 
 use std::sync::Arc;
@@ -16,6 +16,10 @@ pub enum PauseReason {
     Manual,
     /// The runner's turn-failure breaker: consecutive turns failed; only `resume` lifts it.
     TurnFailures,
+    /// The overseer saw `escalation_threshold` escalations in a row; only `resume` lifts it.
+    Escalation,
+    /// The `sleep_start`..`sleep_end` window; lifted when the window ends (or by `resume`).
+    Sleep,
 }
 
 /// The agent's pause switch. Clones share the same state.
