@@ -9,6 +9,7 @@ pub mod fault;
 pub mod host;
 pub mod irc;
 pub mod link;
+pub mod overseer;
 pub mod pause;
 pub mod restart;
 pub mod runner;
