@@ -8,6 +8,8 @@ use codexd_actors::agent::{AgentSpec, CHILD_NAMES};
 use codexd_actors::child::{ChildFactory, ChildRole, ChildSpec};
 use codexd_actors::irc::{FloodSettings, IrcFactory, IrcSettings, TlsSettings, TraceTagMode};
 use codexd_actors::link::Link;
+use codexd_actors::overseer::prompt::Template;
+use codexd_actors::overseer::{OverseerFactory, OverseerPeers, OverseerSettings};
 use codexd_actors::pause::PauseSwitch;
 use codexd_actors::runner::process::CodexCommand;
 use codexd_actors::runner::session::ThreadConfig;
@@ -40,7 +42,7 @@ pub fn bind_socket(config: &Config, agent: &AgentConfig) -> Result<Option<AgentS
 }
 
 /// The tree for one agent: the real children that exist so far (`runner`, `socket`,
-/// `irc`), in
+/// `irc`, and `overseer` when `supervisor.enabled`), in
 /// [`CHILD_NAMES`] order, except those named in `test_children`, which run as inert,
 /// fault-injectable test actors instead. The children share late-bound links to each
 /// other, the pause switch and the current turn, which outlive any child's restart.
@@ -68,9 +70,17 @@ pub fn spec(
         turn: CurrentTurn::default(),
         stop: wiring.stop,
     };
+    let socket_link = Link::default();
+    let overseer_peers = OverseerPeers {
+        socket: socket_link.clone(),
+        webhook: peers.webhook.clone(),
+        pause: peers.pause.clone(),
+        link: Link::default(),
+    };
     let runner_peers = RunnerPeers {
         irc: irc.clone(),
         webhook: peers.webhook.clone(),
+        overseer: overseer_peers.link.clone(),
         pause: peers.pause.clone(),
         turn: peers.turn.clone(),
         link: peers.runner.clone(),
@@ -87,7 +97,11 @@ pub fn spec(
             let factory = IrcFactory::new(irc_settings(config, agent), events.clone(), irc.clone());
             children.push(child(name, Arc::new(factory)));
         } else if let ("socket", Some(socket)) = (name, wiring.socket.clone()) {
-            let factory = SocketFactory::new(socket, peers.clone(), Link::default());
+            let factory = SocketFactory::new(socket, peers.clone(), socket_link.clone());
+            children.push(child(name, Arc::new(factory)));
+        } else if name == "overseer" && config.overseer.enabled {
+            let settings = overseer_settings(config, agent);
+            let factory = OverseerFactory::new(settings, overseer_peers.clone());
             children.push(child(name, Arc::new(factory)));
         }
     }
@@ -141,6 +155,24 @@ pub fn runner_settings(config: &Config, agent: &AgentConfig) -> RunnerSettings {
     let mut settings = RunnerSettings::new(&agent.nick, command, thread, state_dir);
     settings.approvals = codex.approvals;
     settings.turn_timeout = agent.turn_timeout;
+    settings
+}
+
+/// The overseer's settings: `supervisor:` and the runner's codex binary, directory and
+/// environment (so `CODEX_HOME`, `HOME` and API keys reach `codex exec` as they reach
+/// `codex app-server`).
+pub fn overseer_settings(config: &Config, agent: &AgentConfig) -> OverseerSettings {
+    let overseer = &config.overseer;
+    let command = runner_settings(config, agent).command;
+    let mut settings = OverseerSettings::new(&agent.nick, command, &overseer.model);
+    settings.template = Template::for_override(&overseer.prompt_override).unwrap_or_else(|error| {
+        tracing::warn!(agent.nick = %agent.nick, error = %error, "Invalid prompt_override template, falling back to default");
+        Template::default_prompt()
+    });
+    settings.window_size = overseer.window_size as usize;
+    settings.eval_interval = u64::from(overseer.eval_interval);
+    settings.escalation_threshold = overseer.escalation_threshold;
+    settings.timeout = overseer.timeout;
     settings
 }
 
@@ -295,5 +327,50 @@ mod tests {
         assert_eq!(names, ["runner", "socket", "irc"], "start order");
         assert!(spec.children.iter().all(|c| c.policy.max_restarts == 7));
         assert_eq!(spec.policy.max_restarts, 7);
+    }
+
+    #[test]
+    fn the_overseer_child_runs_with_a_supervisor_block_and_the_runners_codex() {
+        let env = Env::from_pairs([("HOME", "/home/t")]);
+        let yaml = "server: {name: spark}\nsupervisor: {model: judge, timeout: 5s}\ncodex: {binary: /opt/codex, env: {CODEX_HOME: /c}}\nagents:\n  - nick: spark-a\n    directory: /w\n    test_children: [runner]\n";
+        let config = crate::config::parse(yaml, &env).expect("valid").config;
+        let agent = &config.agents[0];
+        let (stop, _) = mpsc::channel(1);
+        let wiring = Wiring { socket: None, stop };
+        let on = spec(&config, agent, Duration::from_secs(1), wiring);
+        assert!(on.children.iter().any(|c| c.name == "overseer"));
+        let settings = overseer_settings(&config, agent);
+        let runner = runner_settings(&config, agent).command;
+        assert_eq!(settings.command.program, runner.program);
+        assert_eq!(
+            settings.command.cwd.as_deref(),
+            Some(std::path::Path::new("/w"))
+        );
+        assert_eq!(settings.command.env, runner.env);
+        assert!(
+            settings
+                .command
+                .env
+                .iter()
+                .any(|(k, v)| k == "CODEX_HOME" && v == "/c")
+        );
+        let args: Vec<_> = settings
+            .command
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect();
+        assert_eq!(
+            args.join(" "),
+            "exec --sandbox read-only --skip-git-repo-check --ephemeral --color never -m judge"
+        );
+        assert_eq!(settings.timeout, Duration::from_secs(5));
+
+        let off = "server: {name: spark}\nsupervisor: {enabled: false}\nagents:\n  - nick: spark-a\n    test_children: [runner]\n";
+        let config = crate::config::parse(off, &env).expect("valid").config;
+        let (stop, _) = mpsc::channel(1);
+        let wiring = Wiring { socket: None, stop };
+        let off = spec(&config, &config.agents[0], Duration::from_secs(1), wiring);
+        assert!(off.children.iter().all(|c| c.name != "overseer"));
     }
 }

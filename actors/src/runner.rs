@@ -41,6 +41,7 @@ use tokio::sync::broadcast;
 use crate::child::{ChildFactory, ChildHandle, ControlMsg, spawn_linked};
 use crate::irc::{IrcEvent, IrcMessage};
 use crate::link::Link;
+use crate::overseer::OverseerMessage;
 use crate::pause::PauseSwitch;
 use crate::trace::TraceCtx;
 use crate::webhook::WebhookMessage;
@@ -107,6 +108,8 @@ pub struct RunnerPeers {
     pub irc: Link<IrcMessage>,
     /// Its webhook (alerts).
     pub webhook: Link<WebhookMessage>,
+    /// Its overseer, which observes every agent message of a turn (not of a status query).
+    pub overseer: Link<OverseerMessage>,
     /// Its pause switch: no turn starts while paused.
     pub pause: PauseSwitch,
     /// The turn in progress, for the `socket` actor.

@@ -7,10 +7,16 @@
 //! | `supervisor.window_size`          | `20`           | integer >= 1                                |
 //! | `supervisor.eval_interval`        | `5`            | integer >= 1                                |
 //! | `supervisor.escalation_threshold` | `3`            | integer >= 1                                |
-//! | `supervisor.prompt_override`      | `""`           | string without NUL                          |
+//! | `supervisor.prompt_override`      | `""`           | no NUL; a template whose only field is `{transcript}` |
+//! | `supervisor.enabled`              | block present  | boolean (codexd): force the overseer on/off |
+//! | `supervisor.timeout`              | `60s`          | duration (codexd): an evaluation's budget   |
 //! | `webhooks.url`                    | none           | `http://` / `https://` URL                  |
 //! | `webhooks.irc_channel`            | `#alerts`      | channel name                                |
 //! | `webhooks.events`                 | the five below | list; unknown names draw a warning          |
+
+use std::time::Duration;
+
+use codexd_actors::overseer::prompt::Template;
 
 use super::reader::{Ignored, Keys, Node, Report, did_you_mean, quote};
 use super::{OverseerConfig, WebhookConfig, agents, names};
@@ -22,6 +28,8 @@ const SUPERVISOR_KEYS: Keys = Keys {
         "eval_interval",
         "escalation_threshold",
         "prompt_override",
+        "enabled",
+        "timeout",
     ],
     ignored: &[
         Ignored {
@@ -49,7 +57,11 @@ pub(super) const EVENTS: &[&str] = &[
     "agent_complete",
 ];
 
+/// How long an evaluation may run unless `supervisor.timeout` says otherwise.
+pub(super) const DEFAULT_OVERSEER_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Default for OverseerConfig {
+    /// Culture's defaults; off, as for a file without a `supervisor:` block.
     fn default() -> Self {
         OverseerConfig {
             model: agents::DEFAULT_MODEL.to_owned(),
@@ -57,6 +69,8 @@ impl Default for OverseerConfig {
             eval_interval: 5,
             escalation_threshold: 3,
             prompt_override: String::new(),
+            enabled: false,
+            timeout: DEFAULT_OVERSEER_TIMEOUT,
         }
     }
 }
@@ -97,9 +111,26 @@ pub(super) fn overseer(node: &Node<'_>, report: &mut Report) -> OverseerConfig {
         ),
         prompt_override: fields
             .get("prompt_override")
-            .string_where(report, names::nul)
+            .string_where(report, prompt_override)
             .map_or(defaults.prompt_override, str::to_owned),
+        enabled: fields
+            .get("enabled")
+            .boolean(report)
+            .unwrap_or(node.is_present()),
+        timeout: fields
+            .get("timeout")
+            .duration(report)
+            .unwrap_or(defaults.timeout),
     }
+}
+
+/// `prompt_override`: no NUL, and a `str.format` template Culture would not reject.
+fn prompt_override(template: &str) -> Option<String> {
+    names::nul(template).or_else(|| {
+        Template::parse(template)
+            .err()
+            .map(|error| format!("not a valid prompt template: {error}"))
+    })
 }
 
 /// The overseer's model goes to `codex exec -m <model>`: one line, and not an option.

@@ -222,6 +222,22 @@ fn type_and_range_errors_name_the_key_and_the_expectation() {
             "supervisor.model: must not start with \"-\"",
         ),
         (
+            "supervisor: {prompt_override: 'Look: {name}'}",
+            "supervisor.prompt_override: not a valid prompt template: unknown field {name} at byte 6: the only field is {transcript}",
+        ),
+        (
+            "supervisor: {prompt_override: '{transcript} }'}",
+            "supervisor.prompt_override: not a valid prompt template: single '}' at byte 13 (write '}}' for a literal brace)",
+        ),
+        (
+            "supervisor: {enabled: sometimes}",
+            "supervisor.enabled: expected true or false, got \"sometimes\"",
+        ),
+        (
+            "supervisor: {timeout: 0s}",
+            "supervisor.timeout: must be greater than 0",
+        ),
+        (
             "webhooks: {url: example.test}",
             "webhooks.url: must be an http:// or https:// URL, got \"example.test\"",
         ),

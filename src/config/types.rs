@@ -84,8 +84,14 @@ pub struct OverseerConfig {
     pub eval_interval: u32,
     /// `escalation_threshold` (default 3, > 0).
     pub escalation_threshold: u32,
-    /// `prompt_override` (default empty: the built-in prompt).
+    /// `prompt_override` (default empty: the built-in prompt); checked to be a valid
+    /// template with at most the `{transcript}` field.
     pub prompt_override: String,
+    /// Whether the agents run an overseer: `enabled` (codexd) if given, else whether the
+    /// file has a `supervisor:` block.
+    pub enabled: bool,
+    /// `timeout` (codexd, default 60 s): an evaluation running longer is killed.
+    pub timeout: Duration,
 }
 
 /// `webhooks:`.

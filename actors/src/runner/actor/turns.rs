@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::{Active, Job, MAX_ATTEMPTS, METER, Purpose, RunnerState, Waiter};
 use crate::irc::{IrcMessage, Presence};
+use crate::overseer::OverseerMessage;
 use crate::pause::PauseReason;
 use crate::runner::inbox::RelayJob;
 use crate::runner::turn::{Outcome, Step, Turn};
@@ -45,6 +46,11 @@ impl RunnerState {
                         lines,
                         trace: active.trace.clone(),
                     });
+                }
+                if let Some(overseer) = self.peers.overseer.get() {
+                    let text = text.clone();
+                    let trace = active.trace.clone();
+                    let _ = overseer.cast(OverseerMessage::Observe { text, trace });
                 }
             }
             Purpose::Query { reply, .. } => {
