@@ -108,6 +108,15 @@ async fn a_correction_reaches_the_skill_client_as_a_whisper() {
         "{out:?}"
     );
     assert_eq!(out.json()["data"]["channels"], json!(["#general", "#ops"]));
+
+    // A status query is a turn too, but its answer is not agent activity.
+    let status = agent
+        .ipc(json!({"type": "status", "query": true}))
+        .expect("ipc status");
+    assert_eq!(status["data"]["description"], "ok", "{status}");
+    let detail = overseer(&agent).expect("overseer status");
+    assert_eq!(detail["observed"], 1, "{detail}");
+    assert_eq!(detail["evaluations"], 1, "{detail}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
