@@ -290,3 +290,64 @@ async fn evaluations_falling_due_while_one_runs_are_coalesced() {
         Template::default_prompt().render(&expected.join("\n"))
     );
 }
+
+/// The evaluation span is a child of the observed message's turn, records the verdict, and
+/// the whisper carries its context.
+#[tokio::test]
+async fn the_evaluation_is_a_span_under_the_turn_and_the_whisper_follows_it() {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(otel));
+
+    let mut fx = start("echo 'THINK_DEEPER why does it fail?'", |_| {}).await;
+    let turn = tracing::info_span!("harness.llm.call");
+    let trace = turn.in_scope(TraceCtx::current);
+    drop(turn);
+    let text = "done".to_owned();
+    fx.overseer
+        .cast(OverseerMessage::Observe { text, trace })
+        .expect("cast");
+    let Some(SocketMessage::Whisper(whisper)) = fx.whispers.recv().await else {
+        panic!("no whisper");
+    };
+    assert_eq!(whisper.kind, "THINK_DEEPER");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (turn, evaluation) = loop {
+        let spans = exporter.get_finished_spans().expect("spans");
+        let find = |name: &str| spans.iter().find(|s| s.name == name).cloned();
+        if let (Some(turn), Some(evaluation)) =
+            (find("harness.llm.call"), find("codexd.overseer.evaluate"))
+        {
+            break (turn, evaluation);
+        }
+        assert!(Instant::now() < deadline, "spans: {spans:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(evaluation.parent_span_id, turn.span_context.span_id());
+    assert_eq!(
+        evaluation.span_context.trace_id(),
+        turn.span_context.trace_id()
+    );
+    let attribute = |key: &str| {
+        evaluation
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    };
+    assert_eq!(attribute("verdict").as_deref(), Some("THINK_DEEPER"));
+    assert_eq!(attribute("outcome").as_deref(), Some("ok"));
+    assert!(attribute("duration_ms").is_some());
+    let whisper_parent = whisper.trace.traceparent.expect("whisper traceparent");
+    assert!(
+        whisper_parent.contains(&evaluation.span_context.span_id().to_string()),
+        "{whisper_parent}"
+    );
+}
