@@ -69,6 +69,7 @@ async fn a_correction_reaches_the_skill_client_as_a_whisper() {
     };
     agent.say("#general", &format!("@{NICK} what next?")).await;
     agent.reply("#general", "COBOL").await;
+    let replied = std::time::Instant::now();
 
     let detail = eventually("the overseer's verdict", || {
         let detail = overseer(&agent)?;
@@ -76,6 +77,10 @@ async fn a_correction_reaches_the_skill_client_as_a_whisper() {
     });
     assert_eq!(detail["last_verdict"], "CORRECTION", "{detail}");
     assert_eq!(detail["evaluations_failed"], 0, "{detail}");
+    eprintln!(
+        "overseer: reply relayed → verdict recorded in {:?} (codex exec, offline)",
+        replied.elapsed()
+    );
 
     let model = agent.model.as_ref().expect("fake model");
     let requests = model.wait_requests(2).await;
