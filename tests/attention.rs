@@ -128,4 +128,30 @@ async fn a_mention_makes_its_channel_hot_and_status_shows_every_band() {
         detail["polls"], 0,
         "a mention is a turn of its own, not a poll"
     );
+
+    // A panic and a hang restart only the attention actor, which keeps its bands.
+    for (kind, restarts) in [("panic", 1), ("hang:30", 2)] {
+        let socket = agent.scratch.socket();
+        let out = agent.scratch.cli(&[
+            "fault",
+            "--socket",
+            socket.to_str().expect("utf-8"),
+            NICK,
+            "attention",
+            kind,
+        ]);
+        assert!(out.status.success(), "fault {kind}: {out:?}");
+        eventually(&format!("attention restarted after {kind}"), || {
+            let status = agent.scratch.status()?;
+            let attention = child(&status, NICK, "attention")?;
+            (attention["restarts"] == restarts && attention["state"] == "running").then_some(())
+        });
+        assert_eq!(
+            band(&agent, "#general").as_deref(),
+            Some("HOT"),
+            "after {kind}"
+        );
+    }
+    let runner = agent.runner().expect("runner");
+    assert_eq!(runner["restarts"], 0, "siblings untouched");
 }
