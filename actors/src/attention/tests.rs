@@ -256,6 +256,13 @@ async fn an_idle_agent_only_wakes_for_the_sleep_clock() {
     assert_eq!(status["polls"], 0);
     assert_eq!(Rig::target(&status, "#general")["band"], "IDLE");
     assert!(rig.polls().is_empty());
+
+    // Without a sleep window nothing wakes it at all (Culture: 720 poll-loop ticks an hour).
+    let rig = self::rig(Mode::Bands(Policy::default()), None, 12 * 3600).await;
+    for _ in 0..60 {
+        rig.advance(secs(60)).await;
+    }
+    assert_eq!(rig.status().await["wakeups"], 0);
 }
 
 #[tokio::test(start_paused = true)]
