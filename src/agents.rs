@@ -5,6 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use codexd_actors::agent::{AgentSpec, CHILD_NAMES};
+use codexd_actors::attention::policy::{BandSpec, Policy};
+use codexd_actors::attention::sleep::LocalClock;
+use codexd_actors::attention::{AttentionFactory, AttentionPeers, AttentionSettings, Mode};
 use codexd_actors::child::{ChildFactory, ChildRole, ChildSpec};
 use codexd_actors::irc::{FloodSettings, IrcFactory, IrcSettings, TlsSettings, TraceTagMode};
 use codexd_actors::link::Link;
@@ -86,12 +89,24 @@ pub fn spec(
         link: peers.runner.clone(),
     };
     let mut children = Vec::new();
+    let mut polls = None;
     for name in CHILD_NAMES {
         if agent.test_children.iter().any(|t| t == name) {
             children.push(child(name, test_child(name)));
         } else if name == "runner" {
             let settings = runner_settings(config, agent);
             let factory = RunnerFactory::new(settings, runner_peers.clone(), &events);
+            polls = factory.polls();
+            children.push(child(name, Arc::new(factory)));
+        } else if name == "attention" {
+            let peers = AttentionPeers {
+                irc: irc.clone(),
+                polls: polls.clone(),
+                pause: peers.pause.clone(),
+                clock: local_clock(),
+            };
+            let settings = attention_settings(config, agent);
+            let factory = AttentionFactory::new(settings, peers, &events);
             children.push(child(name, Arc::new(factory)));
         } else if name == "irc" {
             let factory = IrcFactory::new(irc_settings(config, agent), events.clone(), irc.clone());
@@ -174,6 +189,48 @@ pub fn overseer_settings(config: &Config, agent: &AgentConfig) -> OverseerSettin
     settings.escalation_threshold = overseer.escalation_threshold;
     settings.timeout = overseer.timeout;
     settings
+}
+
+/// The `attention` actor's settings: the agent's resolved `attention:` (bands, thread
+/// window), or with `enabled: false` Culture's legacy `poll_interval` loop; and the
+/// daemon's sleep window.
+pub fn attention_settings(config: &Config, agent: &AgentConfig) -> AttentionSettings {
+    let attention = &agent.attention;
+    let spec = |band: crate::config::Band| BandSpec {
+        interval: band.interval,
+        hold: band.hold,
+    };
+    let bands = &attention.bands;
+    let mode = match (attention.enabled, config.poll_interval) {
+        (true, _) => Mode::Bands(Policy {
+            bands: [
+                spec(bands.hot),
+                spec(bands.warm),
+                spec(bands.cool),
+                spec(bands.idle),
+            ],
+        }),
+        (false, Some(interval)) => Mode::Legacy(interval),
+        (false, None) => Mode::Off,
+    };
+    AttentionSettings {
+        nick: agent.nick.clone(),
+        channels: agent.channels.clone(),
+        mode,
+        thread_window: attention.thread_window,
+        sleep: config.sleep,
+        retry: attention.tick,
+    }
+}
+
+/// Seconds since local midnight from the system clock and time zone (`TZ`, else
+/// `/etc/localtime`).
+fn local_clock() -> LocalClock {
+    Arc::new(|| {
+        let now = jiff::Zoned::now();
+        let (h, m, s) = (now.hour(), now.minute(), now.second());
+        u32::try_from(i32::from(h) * 3600 + i32::from(m) * 60 + i32::from(s)).unwrap_or(0)
+    })
 }
 
 /// The `irc` actor's settings: `server:` plus the agent's nick, channels, tags and icon.
@@ -324,7 +381,11 @@ mod tests {
         let wiring = Wiring { socket: None, stop };
         let spec = spec(&config, &list[0], Duration::from_secs(1), wiring);
         let names: Vec<&str> = spec.children.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["runner", "socket", "irc"], "start order");
+        assert_eq!(
+            names,
+            ["runner", "attention", "socket", "irc"],
+            "start order"
+        );
         assert!(spec.children.iter().all(|c| c.policy.max_restarts == 7));
         assert_eq!(spec.policy.max_restarts, 7);
     }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod attention;
 pub mod child;
 pub mod events;
 pub mod fault;

@@ -46,7 +46,7 @@ use crate::pause::PauseSwitch;
 use crate::trace::TraceCtx;
 use crate::webhook::WebhookMessage;
 pub use actor::{Runner, RunnerArgs, RunnerState};
-pub use inbox::{Inbox, InboxPeers};
+pub use inbox::{Inbox, InboxPeers, PollIntake};
 use process::{CodexCommand, Grace};
 use session::{Approvals, ThreadConfig};
 
@@ -182,6 +182,15 @@ impl RunnerFactory {
             inbox,
             stats: Arc::default(),
         }
+    }
+}
+
+impl RunnerFactory {
+    /// Where the `attention` actor submits channel polls; `None` when the journal could
+    /// not be opened (the runner cannot start either).
+    pub fn polls(&self) -> Option<PollIntake> {
+        let inbox = self.inbox.as_ref().ok()?;
+        Some(inbox.polls(&self.settings.nick, self.peers.link.clone()))
     }
 }
 

@@ -198,14 +198,9 @@ pub struct AttentionConfig {
     pub bands: Bands,
 }
 
-/// Local wall-clock window in which agents pause (`sleep_start`..`sleep_end`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SleepWindow {
-    /// Minutes after local midnight at which the agents pause.
-    pub start_minute: u16,
-    /// Minutes after local midnight at which they resume.
-    pub end_minute: u16,
-}
+/// Local wall-clock window in which agents pause (`sleep_start`..`sleep_end`): the
+/// attention actor's own type, so config and schedule cannot drift.
+pub use codexd_actors::attention::sleep::SleepWindow;
 
 /// `restart:` — one child's restart policy (durations in humantime form: `300s`, `5m`).
 /// It is the supervision core's own policy type, so config and supervisor cannot drift.
