@@ -9,8 +9,8 @@
 //! | verdict parsing                       | [`verdict`]  |
 //! | one `codex exec` run                  | [`evaluate`] |
 //!
-//! The runner casts [`OverseerMessage::Observe`] for each agent message of a real turn
-//! (status queries are not agent activity). An evaluation runs in a task that casts the
+//! The runner casts [`OverseerMessage::Observe`] for each agent message of a journaled turn
+//! (mentions, DMs, channel polls; a status query's answer is not agent activity). An evaluation runs in a task that casts the
 //! result back ([`OverseerMessage::Evaluated`]), one at a time: an evaluation that falls
 //! due while one runs is coalesced into one more run, over the newest window, when it ends.
 //! A failed or timed-out evaluation is logged and counted; it yields no verdict.
