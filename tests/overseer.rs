@@ -122,6 +122,28 @@ async fn a_correction_reaches_the_skill_client_as_a_whisper() {
     let detail = overseer(&agent).expect("overseer status");
     assert_eq!(detail["observed"], 1, "{detail}");
     assert_eq!(detail["evaluations"], 1, "{detail}");
+
+    // A panic restarts the overseer; its window and counters survive.
+    let socket = agent.scratch.socket();
+    let out = agent.scratch.cli(&[
+        "fault",
+        "--socket",
+        socket.to_str().expect("utf-8"),
+        NICK,
+        "overseer",
+        "panic",
+    ]);
+    assert!(out.status.success(), "fault: {out:?}");
+    let restarted = eventually("the overseer restarted", || {
+        let status = agent.scratch.status()?;
+        let overseer = child(&status, NICK, "overseer")?;
+        (overseer["restarts"] == 1 && overseer["state"] == "running").then(|| overseer.clone())
+    });
+    assert_eq!(restarted["detail"]["observed"], 1, "{restarted}");
+    assert_eq!(
+        restarted["detail"]["last_verdict"], "CORRECTION",
+        "{restarted}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
