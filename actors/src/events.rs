@@ -13,6 +13,8 @@
 //! | added            | info  | transitions +1                                       |
 //! | removed          | info  | transitions +1 (circuits_open −1 if it was open)     |
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -154,5 +156,34 @@ impl TransitionEvent<'_> {
             .with_description("Children whose circuit is open")
             .build()
             .add(delta, &attrs);
+    }
+}
+
+/// A hook a supervisor calls with every transition of its children and the child's last
+/// error (an agent's supervisor turns circuit transitions into webhook alerts). It runs
+/// inside the supervisor's handler, so it must not block: cast, never call.
+#[derive(Clone)]
+pub struct TransitionObserver(Arc<ObserveFn>);
+
+/// The observer's callback: the transition and the child's last error.
+type ObserveFn = dyn Fn(&TransitionEvent<'_>, Option<&str>) + Send + Sync;
+
+impl TransitionObserver {
+    /// Wraps `observe`.
+    pub fn new(
+        observe: impl Fn(&TransitionEvent<'_>, Option<&str>) + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(observe))
+    }
+
+    /// Reports one transition and the child's last error.
+    pub fn observe(&self, event: &TransitionEvent<'_>, last_error: Option<&str>) {
+        (self.0)(event, last_error)
+    }
+}
+
+impl fmt::Debug for TransitionObserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TransitionObserver")
     }
 }
