@@ -13,6 +13,7 @@
 //! | one POST (hyper + rustls/ring)         | [`http`]      |
 //! | one delivery with retries, its span    | [`deliver`]   |
 //! | supervision transitions → alerts       | [`observe`]   |
+//! | the runner's alert texts               | [`texts`]     |
 //!
 //! | event             | raised by                                    | default allow-list |
 //! |-------------------|----------------------------------------------|--------------------|
@@ -34,6 +35,7 @@ pub mod http;
 pub mod observe;
 pub mod payload;
 pub mod policy;
+pub mod texts;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -138,6 +140,19 @@ pub struct Alert {
     pub message: String,
     /// The work that raised it.
     pub trace: TraceCtx,
+}
+
+/// Casts `alert` to the webhook if it runs (it never blocks; a webhook that is down loses
+/// the alert, as Culture loses one whose POST fails).
+pub fn raise(webhook: &Link<WebhookMessage>, alert: Alert) {
+    match webhook.get() {
+        Some(actor) => {
+            let _ = actor.cast(WebhookMessage::Alert(alert));
+        }
+        None => {
+            tracing::debug!(agent.nick = %alert.nick, alert.event = alert.event.name(), "no webhook running; alert dropped")
+        }
+    }
 }
 
 /// Messages of the webhook actor.
