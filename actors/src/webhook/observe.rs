@@ -3,7 +3,7 @@
 //!
 //! | transition       | event             | message                                                                               |
 //! |------------------|-------------------|---------------------------------------------------------------------------------------|
-//! | `circuit_opened` | `circuit_open`    | `Agent <nick>: <child> failed <n> times; circuit open, no restart for <s>s (last error: <e>).` |
+//! | `circuit_opened` | `circuit_open`    | `Agent <nick>: <child> failed <n> time(s); circuit open, no restart for <s>s (last error: <e>).` |
 //! | `circuit_closed` | `circuit_closed`  | `Agent <nick>: <child> is stable again; circuit closed.`                              |
 //! | `restarting`     | `agent_restarted` | `Agent <nick>: <child> restarting in <s>s (attempt <n>; last error: <e>).`            |
 //! | anything else    | —                 | —                                                                                     |
@@ -54,7 +54,8 @@ pub fn alert_for(
         Transition::CircuitOpened { cooldown, failures } => Some((
             AlertEvent::CircuitOpen,
             format!(
-                "Agent {nick}: {child} failed {failures} times; circuit open, no restart for {}s (last error: {error}).",
+                "Agent {nick}: {child} failed {failures} {}; circuit open, no restart for {}s (last error: {error}).",
+                if *failures == 1 { "time" } else { "times" },
                 cooldown.as_secs_f64()
             ),
         )),
