@@ -188,6 +188,15 @@ pub fn irc_settings(config: &Config, agent: &AgentConfig) -> IrcSettings {
     });
     settings.sasl = server.sasl.clone();
     settings.channels = agent.channels.clone();
+    let alerts = &config.webhooks.irc_channel;
+    if config.webhooks.join_channel
+        && !settings
+            .channels
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(alerts))
+    {
+        settings.channels.push(alerts.clone());
+    }
     settings.tags = agent.tags.clone();
     settings.icon = agent.icon.clone();
     settings.trace_tags = server

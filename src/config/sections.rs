@@ -16,6 +16,7 @@
 //! | `webhooks.max_attempts` (codexd)  | `4`            | integer 1..=20: HTTP attempts per alert     |
 //! | `webhooks.queue_size` (codexd)    | `64`           | integer 1..=10000: HTTP deliveries waiting  |
 //! | `webhooks.dedup_window` (codexd)  | `60s`          | duration, or `0` to suppress nothing        |
+//! | `webhooks.join_channel` (codexd)  | `false`        | agents join `irc_channel` (agentirc, `+n`)  |
 //!
 //! Known events: Culture's `agent_spiraling`, `agent_error`, `agent_question`,
 //! `agent_timeout`, `agent_complete` and codexd's `circuit_open`, `circuit_closed`,
@@ -58,6 +59,7 @@ const WEBHOOK_KEYS: Keys = Keys {
         "max_attempts",
         "queue_size",
         "dedup_window",
+        "join_channel",
     ],
     ignored: &[],
 };
@@ -100,6 +102,7 @@ impl Default for WebhookConfig {
             max_attempts: 4,
             queue_size: 64,
             dedup_window: Duration::from_secs(60),
+            join_channel: false,
         }
     }
 }
@@ -178,6 +181,10 @@ pub(super) fn webhooks(node: &Node<'_>, report: &mut Report) -> WebhookConfig {
             .unwrap_or(defaults.queue_size),
         dedup_window: dedup_window(&fields.get("dedup_window"), report)
             .unwrap_or(defaults.dedup_window),
+        join_channel: fields
+            .get("join_channel")
+            .boolean(report)
+            .unwrap_or(defaults.join_channel),
     }
 }
 

@@ -107,6 +107,9 @@ pub struct WebhookConfig {
     pub queue_size: usize,
     /// `dedup_window` (codexd; default 60 s): identical alerts within it are suppressed.
     pub dedup_window: Duration,
+    /// `join_channel` (codexd; default false, Culture's behaviour): agents join
+    /// `irc_channel`, for servers that refuse messages from non-members (agentirc, `+n`).
+    pub join_channel: bool,
 }
 
 /// OTLP transport.
