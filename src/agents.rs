@@ -112,7 +112,11 @@ pub fn spec(
         policy,
         children,
         stop_timeout,
-        observer: Some(observe::observer(&agent.nick, webhook)),
+        observer: Some(observe::observer(
+            &agent.nick,
+            webhook,
+            agent.restart.window,
+        )),
     }
 }
 

@@ -134,6 +134,19 @@ async fn a_crash_loop_raises_one_circuit_open_and_one_circuit_closed() {
         message.contains("exited with code 4"),
         "the last error: {message}"
     );
+    // Culture's crash-loop alert rides along.
+    let spiraling: Vec<_> = receiver
+        .requests()
+        .iter()
+        .filter(|r| r.event().as_deref() == Some("agent_spiraling"))
+        .map(|r| r.json()["message"].clone())
+        .collect();
+    assert_eq!(
+        spiraling,
+        [format!(
+            "Agent {NICK} has crashed 3 times in 60s \u{2014} escalating, not restarting."
+        )]
+    );
     // The kill (exit -9) and the crashes (exit 4, deduplicated) are agent_error alerts.
     let errors: Vec<String> = receiver
         .requests()

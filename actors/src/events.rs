@@ -93,8 +93,9 @@ pub struct TransitionEvent<'a> {
 }
 
 impl TransitionEvent<'_> {
-    /// Writes the log line, the span event and the metrics.
-    pub fn emit(&self) {
+    /// Writes the log line, the span event and the metrics; answers the transition's span,
+    /// for work that follows from it (its alerts).
+    pub fn emit(&self) -> tracing::Span {
         let name = self.transition.name();
         // A root of its own: a transition is not part of whatever the supervisor did last.
         let span = crate::trace::TraceCtx::default().follow(tracing::info_span!(
@@ -103,7 +104,7 @@ impl TransitionEvent<'_> {
             child = self.child,
             transition = name
         ));
-        let _entered = span.enter();
+        let entered = span.enter();
         let (sup, child) = (self.supervisor, self.child);
         match &self.transition {
             Transition::Failed { error } => {
@@ -130,6 +131,8 @@ impl TransitionEvent<'_> {
             _ => tracing::info!(supervisor = sup, child, transition = name, "child {name}"),
         }
         self.record_metrics();
+        drop(entered);
+        span
     }
 
     fn record_metrics(&self) {

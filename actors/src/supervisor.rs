@@ -166,8 +166,10 @@ impl SupervisorState {
             child,
             transition,
         };
-        event.emit();
+        let span = event.emit();
         if let Some(observer) = &self.observer {
+            // Alerts raised by the observer follow the transition's span.
+            let _entered = span.enter();
             let last_error = self
                 .children
                 .iter()

@@ -83,7 +83,11 @@ impl Rig {
             children,
             shutdown: ShutdownOrder::Reverse,
             stop_timeout: Duration::from_secs(2),
-            observer: Some(observe::observer("spark-a", link.clone())),
+            observer: Some(observe::observer(
+                "spark-a",
+                link.clone(),
+                Duration::from_secs(60),
+            )),
         };
         let (agent, _join) = Actor::spawn(None, Supervisor, args).await.expect("spawn");
         let rig = Rig { agent, link, stats };
@@ -350,7 +354,7 @@ async fn a_siblings_circuit_opening_and_closing_become_alerts() {
         )),
     };
     let rig = Rig::start(settings(&receiver.url()), vec![crasher]).await;
-    rig.wait("circuit closed alert", |s| s.delivered >= 3).await;
+    rig.wait("circuit closed alert", |s| s.delivered >= 4).await;
     let events: Vec<String> = receiver
         .requests()
         .iter()
@@ -358,7 +362,12 @@ async fn a_siblings_circuit_opening_and_closing_become_alerts() {
         .collect();
     assert_eq!(
         events,
-        ["agent_restarted", "circuit_open", "circuit_closed"],
+        [
+            "agent_restarted",
+            "circuit_open",
+            "agent_spiraling",
+            "circuit_closed"
+        ],
         "{:?}",
         receiver
             .requests()

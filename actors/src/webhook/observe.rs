@@ -4,12 +4,15 @@
 //! | transition       | event             | message                                                                               |
 //! |------------------|-------------------|---------------------------------------------------------------------------------------|
 //! | `circuit_opened` | `circuit_open`    | `Agent <nick>: <child> failed <n> time(s); circuit open, no restart for <s>s (last error: <e>).` |
+//! | `circuit_opened` of `runner` | `agent_spiraling` too | `Agent <nick> has crashed <n> times in <window>s — escalating, not restarting.` (Culture's) |
 //! | `circuit_closed` | `circuit_closed`  | `Agent <nick>: <child> is stable again; circuit closed.`                              |
 //! | `restarting`     | `agent_restarted` | `Agent <nick>: <child> restarting in <s>s (attempt <n>; last error: <e>).`            |
 //! | anything else    | —                 | —                                                                                     |
 //!
 //! The last error is put on one line (control characters become spaces) and cut to
 //! [`MAX_ERROR_CHARS`] characters, so the alert is one IRC line.
+
+use std::time::Duration;
 
 use super::{Alert, AlertEvent, WebhookMessage};
 use crate::events::{Transition, TransitionEvent, TransitionObserver};
@@ -19,18 +22,19 @@ use crate::trace::TraceCtx;
 /// The longest last-error text an alert quotes.
 pub const MAX_ERROR_CHARS: usize = 200;
 
-/// An observer for `nick`'s supervisor that casts alerts to `webhook`; the webhook's own
+/// An observer for `nick`'s supervisor that casts alerts to `webhook`; `window` is the
+/// restart policy's failure window (for Culture's crash-loop text). The webhook's own
 /// transitions are not reported (it could not deliver them while down).
-pub fn observer(nick: &str, webhook: Link<WebhookMessage>) -> TransitionObserver {
+pub fn observer(nick: &str, webhook: Link<WebhookMessage>, window: Duration) -> TransitionObserver {
     let nick = nick.to_owned();
     TransitionObserver::new(move |event, last_error| {
         if event.child == "webhook" {
             return;
         }
-        let Some((kind, message)) = alert_for(&nick, event, last_error) else {
+        let Some(actor) = webhook.get() else {
             return;
         };
-        if let Some(actor) = webhook.get() {
+        for (kind, message) in alerts_for(&nick, event, last_error, window) {
             let alert = Alert {
                 event: kind,
                 nick: nick.clone(),
@@ -42,7 +46,28 @@ pub fn observer(nick: &str, webhook: Link<WebhookMessage>) -> TransitionObserver
     })
 }
 
-/// The alert a transition raises, if any (see the module table).
+/// The alerts a transition raises (see the module table).
+pub fn alerts_for(
+    nick: &str,
+    event: &TransitionEvent<'_>,
+    last_error: Option<&str>,
+    window: Duration,
+) -> Vec<(AlertEvent, String)> {
+    let mut alerts: Vec<_> = alert_for(nick, event, last_error).into_iter().collect();
+    if let (Transition::CircuitOpened { failures, .. }, "runner") = (&event.transition, event.child)
+    {
+        alerts.push((
+            AlertEvent::AgentSpiraling,
+            format!(
+                "Agent {nick} has crashed {failures} times in {}s \u{2014} escalating, not restarting.",
+                window.as_secs_f64()
+            ),
+        ));
+    }
+    alerts
+}
+
+/// The codexd alert a transition raises, if any (see the module table).
 pub fn alert_for(
     nick: &str,
     event: &TransitionEvent<'_>,
@@ -154,8 +179,40 @@ mod tests {
     }
 
     #[test]
+    fn a_runner_circuit_also_raises_cultures_spiraling_alert() {
+        let open = Transition::CircuitOpened {
+            cooldown: Duration::from_secs(60),
+            failures: 3,
+        };
+        let window = Duration::from_secs(300);
+        let runner = alerts_for("spark-a", &event("runner", open.clone()), None, window);
+        let events: Vec<AlertEvent> = runner.iter().map(|(e, _)| *e).collect();
+        assert_eq!(
+            events,
+            [AlertEvent::CircuitOpen, AlertEvent::AgentSpiraling]
+        );
+        assert_eq!(
+            runner[1].1,
+            "Agent spark-a has crashed 3 times in 300s \u{2014} escalating, not restarting."
+        );
+        let irc = alerts_for("spark-a", &event("irc", open), None, window);
+        assert_eq!(
+            irc.len(),
+            1,
+            "only the runner's crash loop is Culture's spiraling"
+        );
+        let closed = alerts_for(
+            "spark-a",
+            &event("runner", Transition::CircuitClosed),
+            None,
+            window,
+        );
+        assert_eq!(closed.len(), 1);
+    }
+
+    #[test]
     fn observer_casts_to_nobody_when_the_webhook_is_down() {
-        let observer = observer("spark-a", Link::default());
+        let observer = observer("spark-a", Link::default(), Duration::from_secs(300));
         observer.observe(&event("runner", Transition::CircuitClosed), None);
     }
 }

@@ -298,9 +298,7 @@ impl RunnerState {
         let alert = Alert {
             event: AlertEvent::AgentSpiraling,
             nick: nick.clone(),
-            message: format!(
-                "[SPIRALING] {nick} paused after {failures} consecutive turn failures"
-            ),
+            message: format!("Agent {nick} paused after {failures} consecutive turn failures."),
             trace: trace.clone(),
         };
         if let Some(webhook) = self.peers.webhook.get() {
