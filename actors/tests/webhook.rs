@@ -1,7 +1,8 @@
 //! The webhook actor against the loopback receiver (tests/support/webhook_receiver.rs), in
 //! real time with short timeouts: retries on 5xx, none on 4xx, timeouts on a hanging
 //! server that block nothing, a bounded queue, dedup and the allow-list, the blackhole
-//! fault, and circuit transitions of a sibling turned into alerts by the observer.
+//! fault, circuit transitions of a sibling turned into alerts by the observer, and the
+//! delivery span (child of the alert's trace, no URL secrets).
 
 #[path = "../../tests/support/webhook_receiver.rs"]
 mod webhook_receiver;
@@ -19,7 +20,10 @@ use codexd_actors::webhook::{
     Alert, AlertEvent, Endpoint, Format, WebhookFactory, WebhookMessage, WebhookPeers,
     WebhookSettings, WebhookStats, observe,
 };
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use ractor::{Actor, ActorRef};
+use tracing_subscriber::layer::SubscriberExt as _;
 use webhook_receiver::{Answer, WebhookReceiver, refused_url};
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -96,12 +100,16 @@ impl Rig {
     }
 
     fn alert(&self, event: AlertEvent, message: &str) {
+        self.alert_in(event, message, TraceCtx::default());
+    }
+
+    fn alert_in(&self, event: AlertEvent, message: &str, trace: TraceCtx) {
         let actor = self.link.get().expect("webhook runs");
         let alert = Alert {
             event,
             nick: "spark-a".into(),
             message: message.into(),
-            trace: TraceCtx::default(),
+            trace,
         };
         actor.cast(WebhookMessage::Alert(alert)).expect("cast");
     }
@@ -382,4 +390,59 @@ async fn a_siblings_circuit_opening_and_closing_become_alerts() {
         "{text}"
     );
     assert!(text.contains("last error: "), "{text}");
+}
+
+#[tokio::test]
+async fn the_delivery_span_follows_the_alert_and_hides_the_url_secret() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("test"));
+    let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(otel));
+    let receiver = WebhookReceiver::start().await;
+    receiver.push(Answer::Status(503));
+    let rig = Rig::start(settings(&receiver.url()), vec![]).await;
+    let trace = TraceCtx {
+        traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+        tracestate: None,
+    };
+    rig.alert_in(AlertEvent::AgentQuestion, "q?", trace);
+    rig.wait("delivered", |s| s.delivered == 1).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let span = loop {
+        let spans = exporter.get_finished_spans().expect("exporter");
+        if let Some(span) = spans
+            .into_iter()
+            .find(|s| s.name == "codexd.webhook.deliver")
+        {
+            break span;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no deliver span");
+        tokio::time::sleep(ms(10)).await;
+    };
+    assert_eq!(
+        span.span_context.trace_id().to_string(),
+        "0af7651916cd43dd8448eb211c80319c"
+    );
+    assert_eq!(span.parent_span_id.to_string(), "b7ad6b7169203331");
+    let attr = |key: &str| {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    };
+    assert_eq!(attr("alert.event").as_deref(), Some("agent_question"));
+    assert_eq!(attr("attempt").as_deref(), Some("2"));
+    assert_eq!(attr("http.status_code").as_deref(), Some("200"));
+    assert_eq!(attr("outcome").as_deref(), Some("delivered"));
+    let address = attr("server.address").unwrap_or_default();
+    assert!(address.starts_with("http://127.0.0.1:"), "{address}");
+    assert!(
+        span.attributes
+            .iter()
+            .all(|kv| !kv.value.to_string().contains("s3cr3t")),
+        "no URL secret in {:?}",
+        span.attributes
+    );
 }

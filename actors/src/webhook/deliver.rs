@@ -7,8 +7,11 @@
 //! | `alert.event`      | `agent_error`, `circuit_open`, …                        |
 //! | `server.address`   | `scheme://host[:port]` of the URL (never path or query) |
 //! | `attempt`          | attempts made                                           |
-//! | `http.status_code` | the last answer's status, if any                        |
+//! | `http.status_code` | the last attempt's status, if it got an answer          |
 //! | `outcome`          | `delivered`, `http_<code>`, `timeout`, `connect`, …     |
+//!
+//! Each failed attempt that is retried is a log event inside the span (`webhook attempt
+//! failed; retrying`, with `attempt`, `outcome`, `retry_in_s`).
 //!
 //! While the `blackhole` fault is on, an attempt waits out the request timeout and ends as
 //! [`Attempt::Timeout`], as if the server never answered.
@@ -100,12 +103,13 @@ impl Courier {
         let mut made = 1;
         loop {
             let last = self.attempt(&job.body).await;
-            span.record("attempt", made);
-            if let Attempt::Status(code) = last {
-                span.record("http.status_code", code);
-            }
-            span.record("outcome", last.name().as_str());
             let Some(next) = policy::next_attempt(&last, made, self.attempts) else {
+                // Recorded once: a field recorded twice is exported twice.
+                span.record("attempt", made);
+                if let Attempt::Status(code) = last {
+                    span.record("http.status_code", code);
+                }
+                span.record("outcome", last.name().as_str());
                 return Delivery {
                     event: job.event,
                     attempts: made,
