@@ -2,7 +2,7 @@
 //! loopback webhook receiver (tests/support/webhook_receiver.rs) and `spark-watch`, a raw
 //! client in `#alerts`. A runner crash loop raises exactly one `circuit_open` (HTTP and
 //! IRC) and, once the runner comes back, one `circuit_closed`; a hanging receiver and the
-//! `blackhole` fault never delay the agent's replies.
+//! `blackhole` fault never delay the agent's replies; a turn timeout raises `agent_timeout`.
 
 #[path = "support/codex_agent.rs"]
 mod codex_agent;
@@ -218,4 +218,39 @@ async fn a_hanging_receiver_and_blackhole_do_not_delay_replies() {
         1,
         "nothing else reached the receiver"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_turn_timeout_raises_agent_timeout() {
+    let receiver = WebhookReceiver::start().await;
+    let top = webhooks(&receiver, "5s");
+    let extra = Extra {
+        top: &top,
+        agent: "    turn_timeout_seconds: 1\n",
+        ..Extra::default()
+    };
+    let Some(mut agent) = CodexAgent::start(Codex::Fake("hang"), extra).await else {
+        return;
+    };
+    let mut watch = watcher(&agent).await;
+    agent
+        .say("#general", &format!("@{NICK} take forever"))
+        .await;
+    agent
+        .reply("#general", "Sorry, I encountered an error")
+        .await;
+    let text = format!("Agent {NICK} turn timed out after 1s.");
+    let line = watch
+        .expect("agent_timeout in #alerts", |l| alert_line(l, "timed out"))
+        .await;
+    assert!(line.ends_with(&text), "{line}");
+    eventually("the agent_timeout request arrives", || {
+        (receiver.count_event("agent_timeout") == 1).then_some(())
+    });
+    let request = receiver
+        .requests()
+        .into_iter()
+        .find(|r| r.event().as_deref() == Some("agent_timeout"))
+        .expect("request");
+    assert_eq!(request.json()["message"], text);
 }
