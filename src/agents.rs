@@ -5,9 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use codexd_actors::agent::{AgentSpec, CHILD_NAMES};
+use codexd_actors::attention::policy::{BandSpec, Policy};
+use codexd_actors::attention::sleep::LocalClock;
+use codexd_actors::attention::{AttentionFactory, AttentionPeers, AttentionSettings, Mode};
 use codexd_actors::child::{ChildFactory, ChildRole, ChildSpec};
 use codexd_actors::irc::{FloodSettings, IrcFactory, IrcSettings, TlsSettings, TraceTagMode};
 use codexd_actors::link::Link;
+use codexd_actors::overseer::prompt::Template;
+use codexd_actors::overseer::{OverseerFactory, OverseerPeers, OverseerSettings};
 use codexd_actors::pause::PauseSwitch;
 use codexd_actors::runner::process::CodexCommand;
 use codexd_actors::runner::session::ThreadConfig;
@@ -43,7 +48,7 @@ pub fn bind_socket(config: &Config, agent: &AgentConfig) -> Result<Option<AgentS
 }
 
 /// The tree for one agent: the real children that exist so far (`webhook`, `runner`,
-/// `socket`, `irc`), in
+/// `attention`, `socket`, `irc`, and `overseer` when `supervisor.enabled`), in
 /// [`CHILD_NAMES`] order, except those named in `test_children`, which run as inert,
 /// fault-injectable test actors instead. The children share late-bound links to each
 /// other, the pause switch and the current turn, which outlive any child's restart.
@@ -72,14 +77,23 @@ pub fn spec(
         turn: CurrentTurn::default(),
         stop: wiring.stop,
     };
+    let socket_link = Link::default();
+    let overseer_peers = OverseerPeers {
+        socket: socket_link.clone(),
+        webhook: peers.webhook.clone(),
+        pause: peers.pause.clone(),
+        link: Link::default(),
+    };
     let runner_peers = RunnerPeers {
         irc: irc.clone(),
         webhook: peers.webhook.clone(),
+        overseer: overseer_peers.link.clone(),
         pause: peers.pause.clone(),
         turn: peers.turn.clone(),
         link: peers.runner.clone(),
     };
     let mut children = Vec::new();
+    let mut polls = None;
     for name in CHILD_NAMES {
         if agent.test_children.iter().any(|t| t == name) {
             children.push(child(name, test_child(name)));
@@ -93,12 +107,27 @@ pub fn spec(
         } else if name == "runner" {
             let settings = runner_settings(config, agent);
             let factory = RunnerFactory::new(settings, runner_peers.clone(), &events);
+            polls = factory.polls();
+            children.push(child(name, Arc::new(factory)));
+        } else if name == "attention" {
+            let peers = AttentionPeers {
+                irc: irc.clone(),
+                polls: polls.clone(),
+                pause: peers.pause.clone(),
+                clock: local_clock(),
+            };
+            let settings = attention_settings(config, agent);
+            let factory = AttentionFactory::new(settings, peers, &events);
             children.push(child(name, Arc::new(factory)));
         } else if name == "irc" {
             let factory = IrcFactory::new(irc_settings(config, agent), events.clone(), irc.clone());
             children.push(child(name, Arc::new(factory)));
         } else if let ("socket", Some(socket)) = (name, wiring.socket.clone()) {
-            let factory = SocketFactory::new(socket, peers.clone(), Link::default());
+            let factory = SocketFactory::new(socket, peers.clone(), socket_link.clone());
+            children.push(child(name, Arc::new(factory)));
+        } else if name == "overseer" && config.overseer.enabled {
+            let settings = overseer_settings(config, agent);
+            let factory = OverseerFactory::new(settings, overseer_peers.clone());
             children.push(child(name, Arc::new(factory)));
         }
     }
@@ -181,6 +210,66 @@ pub fn runner_settings(config: &Config, agent: &AgentConfig) -> RunnerSettings {
     settings.approvals = codex.approvals;
     settings.turn_timeout = agent.turn_timeout;
     settings
+}
+
+/// The overseer's settings: `supervisor:` and the runner's codex binary, directory and
+/// environment (so `CODEX_HOME`, `HOME` and API keys reach `codex exec` as they reach
+/// `codex app-server`).
+pub fn overseer_settings(config: &Config, agent: &AgentConfig) -> OverseerSettings {
+    let overseer = &config.overseer;
+    let command = runner_settings(config, agent).command;
+    let mut settings = OverseerSettings::new(&agent.nick, command, &overseer.model);
+    settings.template = Template::for_override(&overseer.prompt_override).unwrap_or_else(|error| {
+        tracing::warn!(agent.nick = %agent.nick, error = %error, "Invalid prompt_override template, falling back to default");
+        Template::default_prompt()
+    });
+    settings.window_size = overseer.window_size as usize;
+    settings.eval_interval = u64::from(overseer.eval_interval);
+    settings.escalation_threshold = overseer.escalation_threshold;
+    settings.timeout = overseer.timeout;
+    settings
+}
+
+/// The `attention` actor's settings: the agent's resolved `attention:` (bands, thread
+/// window), or with `enabled: false` Culture's legacy `poll_interval` loop; and the
+/// daemon's sleep window.
+pub fn attention_settings(config: &Config, agent: &AgentConfig) -> AttentionSettings {
+    let attention = &agent.attention;
+    let spec = |band: crate::config::Band| BandSpec {
+        interval: band.interval,
+        hold: band.hold,
+    };
+    let bands = &attention.bands;
+    let mode = match (attention.enabled, config.poll_interval) {
+        (true, _) => Mode::Bands(Policy {
+            bands: [
+                spec(bands.hot),
+                spec(bands.warm),
+                spec(bands.cool),
+                spec(bands.idle),
+            ],
+        }),
+        (false, Some(interval)) => Mode::Legacy(interval),
+        (false, None) => Mode::Off,
+    };
+    AttentionSettings {
+        nick: agent.nick.clone(),
+        channels: agent.channels.clone(),
+        mode,
+        thread_window: attention.thread_window,
+        sleep: config.sleep,
+        retry: attention.tick,
+    }
+}
+
+/// Seconds since local midnight from the system clock and time zone (`TZ`, else
+/// `/etc/localtime`).
+fn local_clock() -> LocalClock {
+    Arc::new(|| {
+        let now = jiff::Zoned::now();
+        let (h, m, s) = (now.hour(), now.minute(), now.second());
+        u32::try_from(i32::from(h) * 3600 + i32::from(m) * 60 + i32::from(s)).unwrap_or(0)
+    })
 }
 
 /// The `irc` actor's settings: `server:` plus the agent's nick, channels, tags and icon.
@@ -340,8 +429,57 @@ mod tests {
         let wiring = Wiring { socket: None, stop };
         let spec = spec(&config, &list[0], Duration::from_secs(1), wiring);
         let names: Vec<&str> = spec.children.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["webhook", "runner", "socket", "irc"], "start order");
+        assert_eq!(
+            names,
+            ["webhook", "runner", "attention", "socket", "irc"],
+            "start order"
+        );
         assert!(spec.children.iter().all(|c| c.policy.max_restarts == 7));
         assert_eq!(spec.policy.max_restarts, 7);
+    }
+
+    #[test]
+    fn the_overseer_child_runs_with_a_supervisor_block_and_the_runners_codex() {
+        let env = Env::from_pairs([("HOME", "/home/t")]);
+        let yaml = "server: {name: spark}\nsupervisor: {model: judge, timeout: 5s}\ncodex: {binary: /opt/codex, env: {CODEX_HOME: /c}}\nagents:\n  - nick: spark-a\n    directory: /w\n    test_children: [runner]\n";
+        let config = crate::config::parse(yaml, &env).expect("valid").config;
+        let agent = &config.agents[0];
+        let (stop, _) = mpsc::channel(1);
+        let wiring = Wiring { socket: None, stop };
+        let on = spec(&config, agent, Duration::from_secs(1), wiring);
+        assert!(on.children.iter().any(|c| c.name == "overseer"));
+        let settings = overseer_settings(&config, agent);
+        let runner = runner_settings(&config, agent).command;
+        assert_eq!(settings.command.program, runner.program);
+        assert_eq!(
+            settings.command.cwd.as_deref(),
+            Some(std::path::Path::new("/w"))
+        );
+        assert_eq!(settings.command.env, runner.env);
+        assert!(
+            settings
+                .command
+                .env
+                .iter()
+                .any(|(k, v)| k == "CODEX_HOME" && v == "/c")
+        );
+        let args: Vec<_> = settings
+            .command
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect();
+        assert_eq!(
+            args.join(" "),
+            "exec --sandbox read-only --skip-git-repo-check --ephemeral --color never -m judge"
+        );
+        assert_eq!(settings.timeout, Duration::from_secs(5));
+
+        let off = "server: {name: spark}\nsupervisor: {enabled: false}\nagents:\n  - nick: spark-a\n    test_children: [runner]\n";
+        let config = crate::config::parse(off, &env).expect("valid").config;
+        let (stop, _) = mpsc::channel(1);
+        let wiring = Wiring { socket: None, stop };
+        let off = spec(&config, &config.agents[0], Duration::from_secs(1), wiring);
+        assert!(off.children.iter().all(|c| c.name != "overseer"));
     }
 }

@@ -3,12 +3,14 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod attention;
 pub mod child;
 pub mod events;
 pub mod fault;
 pub mod host;
 pub mod irc;
 pub mod link;
+pub mod overseer;
 pub mod pause;
 pub mod restart;
 pub mod runner;

@@ -41,11 +41,12 @@ use tokio::sync::broadcast;
 use crate::child::{ChildFactory, ChildHandle, ControlMsg, spawn_linked};
 use crate::irc::{IrcEvent, IrcMessage};
 use crate::link::Link;
+use crate::overseer::OverseerMessage;
 use crate::pause::PauseSwitch;
 use crate::trace::TraceCtx;
 use crate::webhook::WebhookMessage;
 pub use actor::{Runner, RunnerArgs, RunnerState};
-pub use inbox::{Inbox, InboxPeers};
+pub use inbox::{Inbox, InboxPeers, PollIntake};
 use process::{CodexCommand, Grace};
 use session::{Approvals, ThreadConfig};
 
@@ -107,6 +108,8 @@ pub struct RunnerPeers {
     pub irc: Link<IrcMessage>,
     /// Its webhook (alerts).
     pub webhook: Link<WebhookMessage>,
+    /// Its overseer, which observes every agent message of a turn (not of a status query).
+    pub overseer: Link<OverseerMessage>,
     /// Its pause switch: no turn starts while paused.
     pub pause: PauseSwitch,
     /// The turn in progress, for the `socket` actor.
@@ -179,6 +182,15 @@ impl RunnerFactory {
             inbox,
             stats: Arc::default(),
         }
+    }
+}
+
+impl RunnerFactory {
+    /// Where the `attention` actor submits channel polls; `None` when the journal could
+    /// not be opened (the runner cannot start either).
+    pub fn polls(&self) -> Option<PollIntake> {
+        let inbox = self.inbox.as_ref().ok()?;
+        Some(inbox.polls(&self.settings.nick, self.peers.link.clone()))
     }
 }
 

@@ -396,7 +396,7 @@ impl WebhookState {
             tracing::info!(agent.nick = %alert.nick, alert.event = event, "duplicate alert suppressed");
             return;
         }
-        tracing::info!(agent.nick = %alert.nick, alert.event = event, message = %alert.message, "alert");
+        tracing::info!(agent.nick = %alert.nick, alert.event = event, text = %alert.message, "alert");
         self.to_irc(&alert);
         if self.courier.is_none() {
             return;

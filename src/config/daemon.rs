@@ -5,9 +5,14 @@
 //! |------------------|--------------------|------------------------------------------------------|
 //! | `buffer_size`    | `500`              | integer 0..=1000000                                  |
 //! | `poll_interval`  | `60`               | number of seconds; `<= 0` disables legacy polling    |
-//! | `sleep_start`    | `"23:00"`          | `H:MM` / `HH:MM`, hour 0-23, minute 0-59             |
-//! | `sleep_end`      | `"08:00"`          | as `sleep_start`; equal start and end: never sleeps  |
+//! | `sleep_start`    | none (`"23:00"`)   | `H:MM` / `HH:MM`, hour 0-23, minute 0-59             |
+//! | `sleep_end`      | none (`"08:00"`)   | as `sleep_start`; equal start and end: never sleeps  |
 //! | `shutdown_grace` | `10s`              | duration                                             |
+//!
+//! Sleep schedule: codexd's agents never sleep unless the file sets `sleep_start` or
+//! `sleep_end` (Culture's daemon slept 23:00-08:00 by default, which silently idles an
+//! always-on agent for nine hours a day). When only one is set, the other takes Culture's
+//! default in brackets.
 //!
 //! Sections (`server`, `supervisor`, `webhooks`, `telemetry`, `attention`, `restart`, `codex`,
 //! `agents`) and paths (`state_dir`, `control_socket`, `ipc_dir`) are read by their own modules.
@@ -134,6 +139,9 @@ fn poll_interval(node: &Node<'_>, report: &mut Report) -> Option<Duration> {
 }
 
 fn sleep_window(start: &Node<'_>, end: &Node<'_>, report: &mut Report) -> Option<SleepWindow> {
+    if start.given().is_none() && end.given().is_none() {
+        return None;
+    }
     let start_minute = clock_time(start, DEFAULT_SLEEP_START, report)?;
     let end_minute = clock_time(end, DEFAULT_SLEEP_END, report)?;
     (start_minute != end_minute).then_some(SleepWindow {

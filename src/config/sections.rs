@@ -7,7 +7,9 @@
 //! | `supervisor.window_size`          | `20`           | integer >= 1                                |
 //! | `supervisor.eval_interval`        | `5`            | integer >= 1                                |
 //! | `supervisor.escalation_threshold` | `3`            | integer >= 1                                |
-//! | `supervisor.prompt_override`      | `""`           | string without NUL                          |
+//! | `supervisor.prompt_override`      | `""`           | no NUL; a template whose only field is `{transcript}` |
+//! | `supervisor.enabled`              | block present  | boolean (codexd): force the overseer on/off |
+//! | `supervisor.timeout`              | `60s`          | duration (codexd): an evaluation's budget   |
 //! | `webhooks.url`                    | none           | `http://` / `https://` URL                  |
 //! | `webhooks.irc_channel`            | `#alerts`      | channel name                                |
 //! | `webhooks.events`                 | see below      | list; unknown names draw a warning          |
@@ -24,6 +26,7 @@
 
 use std::time::Duration;
 
+use codexd_actors::overseer::prompt::Template;
 use codexd_actors::webhook::{AlertEvent, Endpoint, Format};
 
 use super::reader::{Ignored, Keys, Node, Report, did_you_mean, quote};
@@ -36,6 +39,8 @@ const SUPERVISOR_KEYS: Keys = Keys {
         "eval_interval",
         "escalation_threshold",
         "prompt_override",
+        "enabled",
+        "timeout",
     ],
     ignored: &[
         Ignored {
@@ -76,7 +81,11 @@ pub(super) const EVENTS: &[&str] = &[
     "agent_restarted",
 ];
 
+/// How long an evaluation may run unless `supervisor.timeout` says otherwise.
+pub(super) const DEFAULT_OVERSEER_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Default for OverseerConfig {
+    /// Culture's defaults; off, as for a file without a `supervisor:` block.
     fn default() -> Self {
         OverseerConfig {
             model: agents::DEFAULT_MODEL.to_owned(),
@@ -84,6 +93,8 @@ impl Default for OverseerConfig {
             eval_interval: 5,
             escalation_threshold: 3,
             prompt_override: String::new(),
+            enabled: false,
+            timeout: DEFAULT_OVERSEER_TIMEOUT,
         }
     }
 }
@@ -133,9 +144,26 @@ pub(super) fn overseer(node: &Node<'_>, report: &mut Report) -> OverseerConfig {
         ),
         prompt_override: fields
             .get("prompt_override")
-            .string_where(report, names::nul)
+            .string_where(report, prompt_override)
             .map_or(defaults.prompt_override, str::to_owned),
+        enabled: fields
+            .get("enabled")
+            .boolean(report)
+            .unwrap_or(node.is_present()),
+        timeout: fields
+            .get("timeout")
+            .duration(report)
+            .unwrap_or(defaults.timeout),
     }
+}
+
+/// `prompt_override`: no NUL, and a `str.format` template Culture would not reject.
+fn prompt_override(template: &str) -> Option<String> {
+    names::nul(template).or_else(|| {
+        Template::parse(template)
+            .err()
+            .map(|error| format!("not a valid prompt template: {error}"))
+    })
 }
 
 /// The overseer's model goes to `codex exec -m <model>`: one line, and not an option.

@@ -74,13 +74,7 @@ fn defaults() {
     assert_eq!(config.telemetry, TelemetryConfig::default());
     assert_eq!(config.buffer_size, 500);
     assert_eq!(config.poll_interval, Some(secs(60)));
-    assert_eq!(
-        config.sleep,
-        Some(SleepWindow {
-            start_minute: 23 * 60,
-            end_minute: 8 * 60
-        })
-    );
+    assert_eq!(config.sleep, None, "codexd's agents never sleep by default");
     assert_eq!(config.restart, RestartConfig::default());
     assert_eq!(config.restart.cooldown_cap, secs(1800));
     assert_eq!(
@@ -225,6 +219,22 @@ fn type_and_range_errors_name_the_key_and_the_expectation() {
         (
             "supervisor: {model: -x}",
             "supervisor.model: must not start with \"-\"",
+        ),
+        (
+            "supervisor: {prompt_override: 'Look: {name}'}",
+            "supervisor.prompt_override: not a valid prompt template: unknown field {name} at byte 6: the only field is {transcript}",
+        ),
+        (
+            "supervisor: {prompt_override: '{transcript} }'}",
+            "supervisor.prompt_override: not a valid prompt template: single '}' at byte 13 (write '}}' for a literal brace)",
+        ),
+        (
+            "supervisor: {enabled: sometimes}",
+            "supervisor.enabled: expected true or false, got \"sometimes\"",
+        ),
+        (
+            "supervisor: {timeout: 0s}",
+            "supervisor.timeout: must be greater than 0",
         ),
         (
             "webhooks: {url: example.test}",
@@ -476,6 +486,9 @@ fn sleep_window() {
         ),
         ("sleep_start: \"00:00\"\nsleep_end: \"00:00\"\n", None),
         ("sleep_start: 08:00\n", None),
+        ("sleep_start: \"22:00\"\n", Some((1320, 480))),
+        ("sleep_end: \"07:00\"\n", Some((1380, 420))),
+        ("buffer_size: 10\n", None),
     ];
     for (yaml, want) in cases {
         let got = ok(yaml)

@@ -481,3 +481,28 @@ fn webhook_delivery_keys() {
     assert!(!defaults.events.iter().any(|e| e == "agent_restarted"));
     assert!(defaults.events.iter().any(|e| e == "circuit_closed"));
 }
+
+#[test]
+fn the_overseer_runs_when_the_file_has_a_supervisor_block_unless_told() {
+    let table = [
+        ("", false),
+        ("supervisor:\n", true),
+        ("supervisor: {}\n", true),
+        ("supervisor: {eval_interval: 2}\n", true),
+        ("supervisor: {enabled: false, eval_interval: 2}\n", false),
+        ("supervisor: {enabled: true}\n", true),
+    ];
+    for (yaml, enabled) in table {
+        let config = ok(&format!("server: {{name: spark}}\n{yaml}")).config;
+        assert_eq!(config.overseer.enabled, enabled, "{yaml:?}");
+    }
+}
+
+#[test]
+fn overseer_codexd_keys() {
+    let yaml = "supervisor: {timeout: 90s, prompt_override: '{{ {transcript} }}'}\n";
+    let config = ok(yaml).config;
+    assert_eq!(config.overseer.timeout, Duration::from_secs(90));
+    assert_eq!(config.overseer.prompt_override, "{{ {transcript} }}");
+    assert_eq!(OverseerConfig::default().timeout, Duration::from_secs(60));
+}

@@ -84,8 +84,14 @@ pub struct OverseerConfig {
     pub eval_interval: u32,
     /// `escalation_threshold` (default 3, > 0).
     pub escalation_threshold: u32,
-    /// `prompt_override` (default empty: the built-in prompt).
+    /// `prompt_override` (default empty: the built-in prompt); checked to be a valid
+    /// template with at most the `{transcript}` field.
     pub prompt_override: String,
+    /// Whether the agents run an overseer: `enabled` (codexd) if given, else whether the
+    /// file has a `supervisor:` block.
+    pub enabled: bool,
+    /// `timeout` (codexd, default 60 s): an evaluation running longer is killed.
+    pub timeout: Duration,
 }
 
 /// `webhooks:`.
@@ -205,14 +211,9 @@ pub struct AttentionConfig {
     pub bands: Bands,
 }
 
-/// Local wall-clock window in which agents pause (`sleep_start`..`sleep_end`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SleepWindow {
-    /// Minutes after local midnight at which the agents pause.
-    pub start_minute: u16,
-    /// Minutes after local midnight at which they resume.
-    pub end_minute: u16,
-}
+/// Local wall-clock window in which agents pause (`sleep_start`..`sleep_end`): the
+/// attention actor's own type, so config and schedule cannot drift.
+pub use codexd_actors::attention::sleep::SleepWindow;
 
 /// `restart:` — one child's restart policy (durations in humantime form: `300s`, `5m`).
 /// It is the supervision core's own policy type, so config and supervisor cannot drift.

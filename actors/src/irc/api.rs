@@ -118,6 +118,12 @@ pub enum IrcEvent {
     },
     /// A channel message, mention or DM.
     Message(InboundMessage),
+    /// The agent sent a PRIVMSG/NOTICE to a channel or nick (attention: the agent is
+    /// engaged there).
+    Sent {
+        /// The channel or nick.
+        target: String,
+    },
     /// agentirc invited the agent to a room (`ROOMINVITE <#ch> <nick> :<meta>`).
     RoomInvite {
         /// The room.

@@ -10,8 +10,8 @@ use super::inbound::is_channel;
 use super::query::Pending;
 use super::text::{self, FieldError};
 use super::{
-    Flavor, IrcError, IrcMessage, IrcState, Phase, Presence, Query, ReplyLine, SendReport,
-    ThreadOp, TraceTagMode,
+    Flavor, IrcError, IrcEvent, IrcMessage, IrcState, Phase, Presence, Query, ReplyLine,
+    SendReport, ThreadOp, TraceTagMode,
 };
 use crate::trace::{TraceCtx, TraceTagNames};
 
@@ -51,6 +51,9 @@ impl IrcState {
         for chunk in &chunks {
             self.buffer_own(target, chunk);
         }
+        let _ = self.events.send(IrcEvent::Sent {
+            target: target.to_owned(),
+        });
         Ok(report)
     }
 

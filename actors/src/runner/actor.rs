@@ -82,8 +82,13 @@ enum Job {
 /// What a running turn answers to.
 #[derive(Debug)]
 enum Purpose {
-    /// A journal entry: replies go to `reply_to`, the entry is removed at the end.
-    Entry { id: u64, reply_to: String },
+    /// A journal entry: replies go to `reply_to`, the entry is removed at the end;
+    /// `asked` is false for a channel poll (no Sorry line when it fails).
+    Entry {
+        id: u64,
+        reply_to: String,
+        asked: bool,
+    },
     /// A status query: the first agent message answers it.
     Query {
         reply: Option<RpcReplyPort<TurnStatus>>,

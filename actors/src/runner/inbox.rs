@@ -6,6 +6,9 @@
 //! | intake | the `irc` actor's events   | mention/DM → prompt → **journaled** → wakes the runner   |
 //! | relay  | [`Outbox`] jobs, in order  | hands reply lines to `irc`; then removes finished entries |
 //!
+//! Channel polls come from the `attention` actor through a [`PollIntake`]: journaled the
+//! same way, one pending poll per channel at most.
+//!
 //! A mention is accepted once its journal entry is durable; it is removed only after its
 //! turn ended and every reply line of it was handed to `irc` (the relay runs jobs in
 //! order, so an entry's `Complete` comes after its lines). A runner that restarts finds
@@ -49,6 +52,54 @@ impl SharedJournal {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Where the `attention` actor hands channel polls to the runner: each poll is journaled
+/// like a mention (so it survives restarts) and wakes the runner.
+#[derive(Debug, Clone)]
+pub struct PollIntake {
+    nick: String,
+    journal: SharedJournal,
+    runner: Link<RunnerMessage>,
+}
+
+impl PollIntake {
+    /// True when a runner instance runs (a poll would not wait for a restart).
+    pub fn runner_up(&self) -> bool {
+        self.runner.get().is_some()
+    }
+
+    /// True while a poll of `channel` waits or runs.
+    pub fn polling(&self, channel: &str) -> bool {
+        self.journal.lock().polling(channel)
+    }
+
+    /// Journals a poll of `channel` with its Culture prompt and wakes the runner; its
+    /// replies go to `channel`. Returns the entry id.
+    pub fn submit(
+        &self,
+        channel: &str,
+        prompt: String,
+        trace: TraceCtx,
+    ) -> Result<u64, super::journal::JournalError> {
+        let new = NewEntry {
+            kind: EntryKind::Poll,
+            key: channel.to_owned(),
+            reply_to: channel.to_owned(),
+            sender: String::new(),
+            text: String::new(),
+            thread: None,
+            msgid: None,
+            prompt,
+            trace,
+        };
+        let id = self.journal.lock().append(new)?.map_or(0, |entry| entry.id);
+        tracing::info!(agent.nick = %self.nick, entry = id, channel, "channel poll accepted (journaled)");
+        if let Some(runner) = self.runner.get() {
+            let _ = runner.cast(RunnerMessage::Wake);
+        }
+        Ok(id)
     }
 }
 
@@ -116,6 +167,15 @@ pub struct InboxPeers {
 }
 
 impl Inbox {
+    /// The attention actor's way in.
+    pub fn polls(&self, nick: &str, runner: Link<RunnerMessage>) -> PollIntake {
+        PollIntake {
+            nick: nick.to_owned(),
+            journal: self.journal.clone(),
+            runner,
+        }
+    }
+
     /// Starts both tasks (within a tokio runtime); `events` must be subscribed before any
     /// line can arrive (i.e. before the `irc` actor starts).
     pub fn start(

@@ -70,6 +70,8 @@ pub enum EntryKind {
     Mention,
     /// A private message to the agent.
     Direct,
+    /// A channel poll the `attention` actor asked for (unread channel traffic).
+    Poll,
 }
 
 /// What the intake journals for one inbound mention or DM.
@@ -221,6 +223,13 @@ impl Journal {
     /// The pending entries, oldest first.
     pub fn pending(&self) -> Vec<Entry> {
         self.pending.values().cloned().collect()
+    }
+
+    /// True while a poll of `key` waits or runs.
+    pub fn polling(&self, key: &str) -> bool {
+        self.pending
+            .values()
+            .any(|e| e.entry.kind == EntryKind::Poll && e.entry.key == key)
     }
 
     /// Records a failed attempt at `id` (a turn codex died during): its attempts grow by

@@ -351,8 +351,9 @@ impl CodexProcess {
     }
 }
 
-/// Builds the command and executes it.
-fn start(command: &CodexCommand) -> Result<Child, SpawnError> {
+/// Builds the command and executes it (in its own process group, all three pipes); the
+/// overseer starts its `codex exec` with it too.
+pub(crate) fn start(command: &CodexCommand) -> Result<Child, SpawnError> {
     let mut cmd = Command::new(&command.program);
     cmd.args(&command.args)
         .stdin(Stdio::piped())

@@ -9,8 +9,10 @@ use tokio::time::Instant;
 
 use super::{Active, Job, MAX_ATTEMPTS, METER, Purpose, RunnerState, Waiter};
 use crate::irc::{IrcMessage, Presence};
+use crate::overseer::OverseerMessage;
 use crate::pause::PauseReason;
 use crate::runner::inbox::RelayJob;
+use crate::runner::journal::EntryKind;
 use crate::runner::turn::{Outcome, Step, Turn};
 use crate::runner::{MAX_TURN_FAILURES, TurnScope, TurnStatus, prompt, session};
 use crate::trace::TraceCtx;
@@ -45,6 +47,11 @@ impl RunnerState {
                         lines,
                         trace: active.trace.clone(),
                     });
+                }
+                if let Some(overseer) = self.peers.overseer.get() {
+                    let text = text.clone();
+                    let trace = active.trace.clone();
+                    let _ = overseer.cast(OverseerMessage::Observe { text, trace });
                 }
             }
             Purpose::Query { reply, .. } => {
@@ -140,12 +147,13 @@ impl RunnerState {
             // Each earlier attempt ended with codex dying mid-turn: a poison prompt must
             // not keep the agent in a crash loop.
             tracing::error!(agent.nick = %self.settings.nick, entry = entry.id, attempts = entry.attempts, "giving up on a mention: codex died during every attempt at it");
-            let target = entry.entry.reply_to.clone();
-            self.inbox.outbox.push(RelayJob::Say {
-                target,
-                lines: vec![prompt::SORRY.to_owned()],
-                trace: entry.entry.trace.clone(),
-            });
+            if entry.entry.kind != EntryKind::Poll {
+                self.inbox.outbox.push(RelayJob::Say {
+                    target: entry.entry.reply_to.clone(),
+                    lines: vec![prompt::SORRY.to_owned()],
+                    trace: entry.entry.trace.clone(),
+                });
+            }
             self.inbox
                 .outbox
                 .push(RelayJob::Complete { entry: entry.id });
@@ -161,10 +169,13 @@ impl RunnerState {
         if entry.attempts > 0 {
             tracing::info!(agent.nick = %self.settings.nick, entry = entry.id, crashed_attempts = entry.attempts, "replaying an accepted mention");
         }
-        self.stats().last_activation = Some(epoch_now());
+        if entry.entry.kind != EntryKind::Poll {
+            self.stats().last_activation = Some(epoch_now());
+        }
         let purpose = Purpose::Entry {
             id: entry.id,
             reply_to: entry.entry.reply_to.clone(),
+            asked: entry.entry.kind != EntryKind::Poll,
         };
         self.start_turn(&entry.entry.prompt, purpose, entry.entry.trace.clone());
     }
@@ -248,8 +259,13 @@ impl RunnerState {
             stats.consecutive_failures
         };
         match active.purpose {
-            Purpose::Entry { id, reply_to } => {
-                if outcome != Outcome::Completed {
+            Purpose::Entry {
+                id,
+                reply_to,
+                asked,
+            } => {
+                // Nobody asked for a poll turn: a failed one is not apologised for.
+                if outcome != Outcome::Completed && asked {
                     self.inbox.outbox.push(RelayJob::Say {
                         target: reply_to,
                         lines: vec![prompt::SORRY.to_owned()],
