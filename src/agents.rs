@@ -19,6 +19,9 @@ use codexd_actors::runner::session::ThreadConfig;
 use codexd_actors::runner::{CurrentTurn, RunnerFactory, RunnerPeers, RunnerSettings, prompt};
 use codexd_actors::socket::{AgentSocket, BindError, SocketFactory, SocketPeers, StopRequest};
 use codexd_actors::test_child::{Script, TestChildFactory};
+use codexd_actors::webhook::{
+    AlertEvent, Endpoint, WebhookFactory, WebhookPeers, WebhookSettings, observe,
+};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::config::{AgentConfig, Config};
@@ -44,8 +47,8 @@ pub fn bind_socket(config: &Config, agent: &AgentConfig) -> Result<Option<AgentS
     AgentSocket::bind(&dir.path, &agent.nick, dir.private).map(Some)
 }
 
-/// The tree for one agent: the real children that exist so far (`runner`, `socket`,
-/// `irc`, and `overseer` when `supervisor.enabled`), in
+/// The tree for one agent: the real children that exist so far (`webhook`, `runner`,
+/// `attention`, `socket`, `irc`, and `overseer` when `supervisor.enabled`), in
 /// [`CHILD_NAMES`] order, except those named in `test_children`, which run as inert,
 /// fault-injectable test actors instead. The children share late-bound links to each
 /// other, the pause switch and the current turn, which outlive any child's restart.
@@ -63,12 +66,13 @@ pub fn spec(
         factory,
     };
     let irc = Link::default();
+    let webhook = Link::default();
     let (events, _) = broadcast::channel(EVENT_CAPACITY);
     let peers = SocketPeers {
         nick: agent.nick.clone(),
         irc: irc.clone(),
         runner: Link::default(),
-        webhook: Link::default(),
+        webhook: webhook.clone(),
         pause: PauseSwitch::default(),
         turn: CurrentTurn::default(),
         stop: wiring.stop,
@@ -93,6 +97,13 @@ pub fn spec(
     for name in CHILD_NAMES {
         if agent.test_children.iter().any(|t| t == name) {
             children.push(child(name, test_child(name)));
+        } else if name == "webhook" {
+            let peers = WebhookPeers {
+                irc: irc.clone(),
+                link: webhook.clone(),
+            };
+            let factory = WebhookFactory::new(webhook_settings(config, agent), peers);
+            children.push(child(name, Arc::new(factory)));
         } else if name == "runner" {
             let settings = runner_settings(config, agent);
             let factory = RunnerFactory::new(settings, runner_peers.clone(), &events);
@@ -130,6 +141,11 @@ pub fn spec(
         policy,
         children,
         stop_timeout,
+        observer: Some(observe::observer(
+            &agent.nick,
+            webhook,
+            agent.restart.window,
+        )),
     }
 }
 
@@ -138,6 +154,29 @@ const EVENT_CAPACITY: usize = 1024;
 
 fn test_child(name: &str) -> Arc<dyn ChildFactory> {
     Arc::new(TestChildFactory::new(name, Script::Healthy))
+}
+
+/// The webhook's settings: `webhooks:` for this agent. Unknown event names were warned
+/// about by the config and are skipped here.
+pub fn webhook_settings(config: &Config, agent: &AgentConfig) -> WebhookSettings {
+    let hooks = &config.webhooks;
+    let mut settings = WebhookSettings::new(&agent.nick);
+    settings.url = hooks
+        .url
+        .as_deref()
+        .and_then(|url| Endpoint::parse(url).ok());
+    settings.irc_channel = Some(hooks.irc_channel.clone());
+    settings.format = hooks.format;
+    settings.events = hooks
+        .events
+        .iter()
+        .filter_map(|name| AlertEvent::from_name(name))
+        .collect();
+    settings.timeout = hooks.timeout;
+    settings.attempts = hooks.max_attempts;
+    settings.queue = hooks.queue_size;
+    settings.dedup_window = hooks.dedup_window;
+    settings
 }
 
 /// The runner's settings: `codex:` (binary, args, env, approvals, sandbox) and the agent's
@@ -242,6 +281,15 @@ pub fn irc_settings(config: &Config, agent: &AgentConfig) -> IrcSettings {
     });
     settings.sasl = server.sasl.clone();
     settings.channels = agent.channels.clone();
+    let alerts = &config.webhooks.irc_channel;
+    if config.webhooks.join_channel
+        && !settings
+            .channels
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(alerts))
+    {
+        settings.channels.push(alerts.clone());
+    }
     settings.tags = agent.tags.clone();
     settings.icon = agent.icon.clone();
     settings.trace_tags = server
@@ -383,7 +431,7 @@ mod tests {
         let names: Vec<&str> = spec.children.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
             names,
-            ["runner", "attention", "socket", "irc"],
+            ["webhook", "runner", "attention", "socket", "irc"],
             "start order"
         );
         assert!(spec.children.iter().all(|c| c.policy.max_restarts == 7));

@@ -75,13 +75,14 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Break a child on purpose: panic, error, hang or hang:<seconds>.
+    /// Break a child on purpose: panic, error, hang, hang:<seconds>, or a child's own fault
+    /// (irc disconnect, runner kill, webhook blackhole).
     Fault {
         /// The agent's nick.
         nick: String,
         /// The child (irc, socket, runner, …).
         child: String,
-        /// panic | error | hang | hang:<seconds>
+        /// panic | error | hang | hang:<seconds> | disconnect | kill | blackhole
         kind: String,
         #[command(flatten)]
         target: Target,

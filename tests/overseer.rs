@@ -187,10 +187,15 @@ async fn escalations_pause_the_agent_once_the_threshold_is_reached() {
         1,
         "{log}"
     );
-    // No webhook actor runs yet: the one alert raised is logged as undelivered.
+    // The webhook actor takes the one alert raised.
     assert_eq!(
         log.matches("escalation alert not delivered").count(),
-        1,
+        0,
         "{log}"
     );
+    let alerts = log
+        .lines()
+        .filter(|l| l.contains("alert.event=\"agent_spiraling\"") && l.contains("[ESCALATION]"))
+        .count();
+    assert_eq!(alerts, 1, "{log}");
 }

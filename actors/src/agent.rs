@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use ractor::{ActorCell, SpawnErr};
 
 use crate::child::{ChildFactory, ChildHandle, ChildRole, ChildSpec, spawn_linked};
+use crate::events::TransitionObserver;
 use crate::restart::RestartPolicy;
 use crate::supervisor::{ShutdownOrder, Supervisor, SupervisorArgs};
 
@@ -33,6 +34,8 @@ pub struct AgentSpec {
     pub children: Vec<ChildSpec>,
     /// How long one child may take to stop.
     pub stop_timeout: Duration,
+    /// Told about every transition of the agent's children (the webhook's alerts).
+    pub observer: Option<TransitionObserver>,
 }
 
 impl AgentSpec {
@@ -61,6 +64,7 @@ impl ChildFactory for AgentFactory {
             children: self.spec.children.clone(),
             shutdown: ShutdownOrder::Reverse,
             stop_timeout: self.spec.stop_timeout,
+            observer: self.spec.observer.clone(),
         };
         spawn_linked(Supervisor, args, supervisor)
     }

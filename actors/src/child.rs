@@ -64,6 +64,10 @@ pub enum FaultKind {
     /// The `runner` SIGKILLs its codex child, as an OOM kill or a crash would; the runner
     /// must notice, restart and replay the interrupted turn. Other children refuse it.
     Kill,
+    /// The `webhook` actor's HTTP deliveries get no answer (each waits out its request
+    /// timeout and counts as a timeout); a second `blackhole` or a restart of the actor
+    /// clears it. Other children refuse it.
+    Blackhole,
     /// The child stops answering (its handler blocks) for this long.
     Hang {
         /// How long the handler blocks.
@@ -73,13 +77,15 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    /// Parses the CLI form: `panic`, `error`, `disconnect`, `kill`, `hang` (for `default_hang`) or `hang:<secs>`.
+    /// Parses the CLI form: `panic`, `error`, `disconnect`, `kill`, `blackhole`, `hang` (for
+    /// `default_hang`) or `hang:<secs>`.
     pub fn parse(text: &str, default_hang: Duration) -> Result<Self, ControlError> {
         match text.split_once(':') {
             None if text == "panic" => Ok(Self::Panic),
             None if text == "error" => Ok(Self::Error),
             None if text == "disconnect" => Ok(Self::Disconnect),
             None if text == "kill" => Ok(Self::Kill),
+            None if text == "blackhole" => Ok(Self::Blackhole),
             None if text == "hang" => Ok(Self::Hang {
                 duration: default_hang,
             }),
@@ -101,6 +107,7 @@ impl fmt::Display for FaultKind {
             FaultKind::Error => f.write_str("error"),
             FaultKind::Disconnect => f.write_str("disconnect"),
             FaultKind::Kill => f.write_str("kill"),
+            FaultKind::Blackhole => f.write_str("blackhole"),
             FaultKind::Hang { duration } => write!(f, "hang:{}", duration.as_secs_f64()),
         }
     }
@@ -141,7 +148,9 @@ pub enum ControlError {
         state: String,
     },
     /// The fault name is not one this daemon knows.
-    #[error("unknown fault {0:?}: expected panic, error, hang, hang:<seconds> or disconnect")]
+    #[error(
+        "unknown fault {0:?}: expected panic, error, hang, hang:<seconds>, disconnect, kill or blackhole"
+    )]
     UnknownFault(String),
     /// The child does not support that fault (e.g. `disconnect` on anything but `irc`).
     #[error("{child} does not support the {fault} fault")]

@@ -13,6 +13,8 @@
 //! | added            | info  | transitions +1                                       |
 //! | removed          | info  | transitions +1 (circuits_open −1 if it was open)     |
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -91,8 +93,9 @@ pub struct TransitionEvent<'a> {
 }
 
 impl TransitionEvent<'_> {
-    /// Writes the log line, the span event and the metrics.
-    pub fn emit(&self) {
+    /// Writes the log line, the span event and the metrics; answers the transition's span,
+    /// for work that follows from it (its alerts).
+    pub fn emit(&self) -> tracing::Span {
         let name = self.transition.name();
         // A root of its own: a transition is not part of whatever the supervisor did last.
         let span = crate::trace::TraceCtx::default().follow(tracing::info_span!(
@@ -101,7 +104,7 @@ impl TransitionEvent<'_> {
             child = self.child,
             transition = name
         ));
-        let _entered = span.enter();
+        let entered = span.enter();
         let (sup, child) = (self.supervisor, self.child);
         match &self.transition {
             Transition::Failed { error } => {
@@ -128,6 +131,8 @@ impl TransitionEvent<'_> {
             _ => tracing::info!(supervisor = sup, child, transition = name, "child {name}"),
         }
         self.record_metrics();
+        drop(entered);
+        span
     }
 
     fn record_metrics(&self) {
@@ -154,5 +159,34 @@ impl TransitionEvent<'_> {
             .with_description("Children whose circuit is open")
             .build()
             .add(delta, &attrs);
+    }
+}
+
+/// A hook a supervisor calls with every transition of its children and the child's last
+/// error (an agent's supervisor turns circuit transitions into webhook alerts). It runs
+/// inside the supervisor's handler, so it must not block: cast, never call.
+#[derive(Clone)]
+pub struct TransitionObserver(Arc<ObserveFn>);
+
+/// The observer's callback: the transition and the child's last error.
+type ObserveFn = dyn Fn(&TransitionEvent<'_>, Option<&str>) + Send + Sync;
+
+impl TransitionObserver {
+    /// Wraps `observe`.
+    pub fn new(
+        observe: impl Fn(&TransitionEvent<'_>, Option<&str>) + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(observe))
+    }
+
+    /// Reports one transition and the child's last error.
+    pub fn observe(&self, event: &TransitionEvent<'_>, last_error: Option<&str>) {
+        (self.0)(event, last_error)
+    }
+}
+
+impl fmt::Debug for TransitionObserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TransitionObserver")
     }
 }

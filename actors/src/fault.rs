@@ -13,7 +13,7 @@ pub async fn inject(kind: FaultKind, who: &str) -> Result<(), ActorProcessingErr
     match kind {
         FaultKind::Panic => panic!("fault injected into {who}: panic"),
         FaultKind::Error => Err(format!("fault injected into {who}: error").into()),
-        FaultKind::Disconnect | FaultKind::Kill => Ok(()),
+        FaultKind::Disconnect | FaultKind::Kill | FaultKind::Blackhole => Ok(()),
         FaultKind::Hang { duration } => {
             tracing::warn!(
                 actor = who,
@@ -41,7 +41,11 @@ pub async fn handle_leaf(msg: ControlMsg, who: &str) -> Result<(), ActorProcessi
             reply,
             trace,
         } => match path.first() {
-            None if matches!(kind, FaultKind::Disconnect | FaultKind::Kill) => {
+            None if matches!(
+                kind,
+                FaultKind::Disconnect | FaultKind::Kill | FaultKind::Blackhole
+            ) =>
+            {
                 let _ = reply.send(Err(ControlError::UnsupportedFault {
                     child: who.to_owned(),
                     fault: kind.to_string(),

@@ -76,6 +76,7 @@ impl Host {
             children,
             shutdown: ShutdownOrder::Parallel,
             stop_timeout: spec.stop_timeout,
+            observer: None,
         };
         let (actor, join) = Actor::spawn(None, Supervisor, args).await?;
         Ok((Host { actor }, join))

@@ -16,7 +16,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, Super
 use tokio::time::Instant;
 
 use crate::child::{ChildHandle, ChildRole, ChildSpec, ChildState, ChildStatus, ControlMsg};
-use crate::events::{Transition, TransitionEvent};
+use crate::events::{Transition, TransitionEvent, TransitionObserver};
 use crate::restart::{Breaker, Circuit, Decision};
 
 /// The supervisor actor (stateless; see [`SupervisorState`]).
@@ -42,6 +42,8 @@ pub struct SupervisorArgs {
     pub shutdown: ShutdownOrder,
     /// How long one child may take to stop before it is killed.
     pub stop_timeout: Duration,
+    /// Told about every transition of the children (after it is logged); `None`: nobody.
+    pub observer: Option<TransitionObserver>,
 }
 
 /// Messages a supervisor handles.
@@ -131,6 +133,7 @@ pub struct SupervisorState {
     children: Vec<Child>,
     shutdown: ShutdownOrder,
     stop_timeout: Duration,
+    observer: Option<TransitionObserver>,
 }
 
 impl SupervisorState {
@@ -158,12 +161,22 @@ impl SupervisorState {
     }
 
     fn event(&self, child: &str, transition: Transition) {
-        TransitionEvent {
+        let event = TransitionEvent {
             supervisor: &self.name,
             child,
             transition,
+        };
+        let span = event.emit();
+        if let Some(observer) = &self.observer {
+            // Alerts raised by the observer follow the transition's span.
+            let _entered = span.enter();
+            let last_error = self
+                .children
+                .iter()
+                .find(|c| c.spec.name == child)
+                .and_then(|c| c.last_error.as_deref());
+            observer.observe(&event, last_error);
         }
-        .emit();
     }
 }
 
@@ -183,6 +196,7 @@ impl Actor for Supervisor {
             children,
             shutdown: args.shutdown,
             stop_timeout: args.stop_timeout,
+            observer: args.observer,
         })
     }
 

@@ -60,6 +60,7 @@ async fn a_fault_is_one_trace_and_each_transition_a_span_event_and_metric() {
         policy,
         children: vec![irc],
         stop_timeout: Duration::from_secs(1),
+        observer: None,
     };
     let (host, _join) = Host::spawn(HostSpec {
         services: vec![],

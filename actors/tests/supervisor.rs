@@ -48,6 +48,7 @@ fn agent(nick: &str, children: Vec<ChildSpec>) -> AgentSpec {
         policy: policy(),
         children,
         stop_timeout: secs(2),
+        observer: None,
     }
 }
 

@@ -12,11 +12,22 @@
 //! | `supervisor.timeout`              | `60s`          | duration (codexd): an evaluation's budget   |
 //! | `webhooks.url`                    | none           | `http://` / `https://` URL                  |
 //! | `webhooks.irc_channel`            | `#alerts`      | channel name                                |
-//! | `webhooks.events`                 | the five below | list; unknown names draw a warning          |
+//! | `webhooks.events`                 | see below      | list; unknown names draw a warning          |
+//! | `webhooks.format` (codexd)        | `discord`      | `discord`, `slack` or `generic`             |
+//! | `webhooks.timeout` (codexd)       | `10s`          | duration: bound on one HTTP attempt         |
+//! | `webhooks.max_attempts` (codexd)  | `4`            | integer 1..=20: HTTP attempts per alert     |
+//! | `webhooks.queue_size` (codexd)    | `64`           | integer 1..=10000: HTTP deliveries waiting  |
+//! | `webhooks.dedup_window` (codexd)  | `60s`          | duration, or `0` to suppress nothing        |
+//! | `webhooks.join_channel` (codexd)  | `false`        | agents join `irc_channel` (agentirc, `+n`)  |
+//!
+//! Known events: Culture's `agent_spiraling`, `agent_error`, `agent_question`,
+//! `agent_timeout`, `agent_complete` and codexd's `circuit_open`, `circuit_closed`,
+//! `agent_restarted`. The default allow-list is all but `agent_restarted` (opt-in: noisy).
 
 use std::time::Duration;
 
 use codexd_actors::overseer::prompt::Template;
+use codexd_actors::webhook::{AlertEvent, Endpoint, Format};
 
 use super::reader::{Ignored, Keys, Node, Report, did_you_mean, quote};
 use super::{OverseerConfig, WebhookConfig, agents, names};
@@ -44,17 +55,30 @@ const SUPERVISOR_KEYS: Keys = Keys {
 };
 
 const WEBHOOK_KEYS: Keys = Keys {
-    known: &["url", "irc_channel", "events"],
+    known: &[
+        "url",
+        "irc_channel",
+        "events",
+        "format",
+        "timeout",
+        "max_attempts",
+        "queue_size",
+        "dedup_window",
+        "join_channel",
+    ],
     ignored: &[],
 };
 
-/// The alert events Culture emits (and the default allow-list).
+/// Every alert event codexd emits.
 pub(super) const EVENTS: &[&str] = &[
     "agent_spiraling",
     "agent_error",
     "agent_question",
     "agent_timeout",
     "agent_complete",
+    "circuit_open",
+    "circuit_closed",
+    "agent_restarted",
 ];
 
 /// How long an evaluation may run unless `supervisor.timeout` says otherwise.
@@ -80,7 +104,16 @@ impl Default for WebhookConfig {
         WebhookConfig {
             url: None,
             irc_channel: "#alerts".to_owned(),
-            events: EVENTS.iter().map(|e| (*e).to_owned()).collect(),
+            events: AlertEvent::DEFAULTS
+                .iter()
+                .map(|e| e.name().to_owned())
+                .collect(),
+            format: Format::default(),
+            timeout: Duration::from_secs(10),
+            max_attempts: 4,
+            queue_size: 64,
+            dedup_window: Duration::from_secs(60),
+            join_channel: false,
         }
     }
 }
@@ -148,13 +181,60 @@ pub(super) fn webhooks(node: &Node<'_>, report: &mut Report) -> WebhookConfig {
     WebhookConfig {
         url: fields
             .get("url")
-            .string_where(report, names::http_url)
+            .string_where(report, webhook_url)
             .map(str::to_owned),
         irc_channel: fields
             .get("irc_channel")
             .string_where(report, names::channel)
             .map_or(defaults.irc_channel, str::to_owned),
         events: events(&fields.get("events"), report).unwrap_or(defaults.events),
+        format: fields
+            .get("format")
+            .string_where(report, format)
+            .and_then(Format::from_name)
+            .unwrap_or(defaults.format),
+        timeout: fields
+            .get("timeout")
+            .duration(report)
+            .unwrap_or(defaults.timeout),
+        max_attempts: fields
+            .get("max_attempts")
+            .integer(report, 1, 20, "an integer from 1 to 20")
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(defaults.max_attempts),
+        queue_size: fields
+            .get("queue_size")
+            .integer(report, 1, 10_000, "an integer from 1 to 10000")
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(defaults.queue_size),
+        dedup_window: dedup_window(&fields.get("dedup_window"), report)
+            .unwrap_or(defaults.dedup_window),
+        join_channel: fields
+            .get("join_channel")
+            .boolean(report)
+            .unwrap_or(defaults.join_channel),
+    }
+}
+
+/// An http(s) URL the webhook client can use (no credentials, a host).
+fn webhook_url(url: &str) -> Option<String> {
+    names::http_url(url).or_else(|| Endpoint::parse(url).err())
+}
+
+fn format(name: &str) -> Option<String> {
+    Format::from_name(name).is_none().then(|| {
+        let list: Vec<String> = Format::NAMES.iter().map(|n| format!("\"{n}\"")).collect();
+        format!("expected one of {}, got {}", list.join(", "), quote(name))
+    })
+}
+
+/// A duration, or `0` (no deduplication).
+fn dedup_window(node: &Node<'_>, report: &mut Report) -> Option<Duration> {
+    match node.given() {
+        Some(value) if value.as_i64() == Some(0) || value.as_str() == Some("0") => {
+            Some(Duration::ZERO)
+        }
+        _ => node.duration(report),
     }
 }
 

@@ -65,7 +65,12 @@ fn defaults() {
     );
     assert_eq!(config.webhooks.url, None);
     assert_eq!(config.webhooks.irc_channel, "#alerts");
-    assert_eq!(config.webhooks.events.len(), 5);
+    assert_eq!(config.webhooks.events.len(), 7);
+    assert_eq!(
+        config.webhooks.format,
+        codexd_actors::webhook::Format::Discord
+    );
+    assert_eq!(config.webhooks.timeout, Duration::from_secs(10));
     assert_eq!(config.telemetry, TelemetryConfig::default());
     assert_eq!(config.buffer_size, 500);
     assert_eq!(config.poll_interval, Some(secs(60)));
@@ -242,6 +247,22 @@ fn type_and_range_errors_name_the_key_and_the_expectation() {
         (
             "webhooks: {events: agent_error}",
             "webhooks.events: expected a list, got \"agent_error\"",
+        ),
+        (
+            "webhooks: {format: teams}",
+            "webhooks.format: expected one of \"discord\", \"slack\", \"generic\", got \"teams\"",
+        ),
+        (
+            "webhooks: {timeout: 10}",
+            "webhooks.timeout: expected a duration such as \"300s\" or \"5m\", got 10 (add a unit: \"10s\")",
+        ),
+        (
+            "webhooks: {max_attempts: 0}",
+            "webhooks.max_attempts: expected an integer from 1 to 20, got 0",
+        ),
+        (
+            "webhooks: {url: 'https://u:p@example.test/x'}",
+            "webhooks.url: credentials in the URL are not supported",
         ),
         (
             "buffer_size: -1",

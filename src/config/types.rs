@@ -101,8 +101,21 @@ pub struct WebhookConfig {
     pub url: Option<String>,
     /// `irc_channel` (default `#alerts`).
     pub irc_channel: String,
-    /// `events` allow-list (default: the five Culture events).
+    /// `events` allow-list (default: Culture's five plus `circuit_open`, `circuit_closed`).
     pub events: Vec<String>,
+    /// `format` (codexd; default `discord`): the HTTP body.
+    pub format: codexd_actors::webhook::Format,
+    /// `timeout` (codexd; default 10 s): bound on one HTTP attempt.
+    pub timeout: Duration,
+    /// `max_attempts` (codexd; default 4): HTTP attempts per alert.
+    pub max_attempts: u32,
+    /// `queue_size` (codexd; default 64): HTTP deliveries that may wait.
+    pub queue_size: usize,
+    /// `dedup_window` (codexd; default 60 s): identical alerts within it are suppressed.
+    pub dedup_window: Duration,
+    /// `join_channel` (codexd; default false, Culture's behaviour): agents join
+    /// `irc_channel`, for servers that refuse messages from non-members (agentirc, `+n`).
+    pub join_channel: bool,
 }
 
 /// OTLP transport.

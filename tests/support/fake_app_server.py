@@ -21,6 +21,7 @@ Environment:
     crash_once        first turn ever (a marker in the state dir): os._exit(3) after
                       turn/started and the userMessage item; crash_always: every turn
     crash_at_start    exit 4 right after reading initialize (no answer)
+    sick_at_start     like crash_at_start, but only while the state dir holds a file `sick`
     hang              turns never complete on their own; turn/interrupt still works
     ignore_interrupt  turn/interrupt gets no answer and no turn/completed
     slow:<ms>         wait that long before the agentMessage
@@ -49,9 +50,9 @@ import time
 import traceback
 import uuid
 
-MODES = {"crash_once", "crash_always", "crash_at_start", "hang", "ignore_interrupt", "slow",
-         "garbage", "big_line", "server_request", "fail_turn", "retry_error", "multi_message",
-         "no_reply", "stderr_noise"}
+MODES = {"crash_once", "crash_always", "crash_at_start", "sick_at_start", "hang",
+         "ignore_interrupt", "slow", "garbage", "big_line", "server_request", "fail_turn",
+         "retry_error", "multi_message", "no_reply", "stderr_noise"}
 GARBAGE = [b"not json at all", b"[1,2,3]", b'{"id":"dangling"}', b'{"method":5}', b"{}", b""]
 SANDBOXES = {"read-only": "readOnly", "workspace-write": "workspaceWrite",
              "danger-full-access": "dangerFullAccess"}
@@ -235,6 +236,9 @@ class Server:
             raise RpcError("Invalid request: params must be an object")
         if method == "initialize":
             if "crash_at_start" in self.modes:
+                self.exit(4)
+            if "sick_at_start" in self.modes and self.state and \
+                    os.path.exists(os.path.join(self.state, "sick")):
                 self.exit(4)
             if self.initialized:
                 raise RpcError("Already initialized")

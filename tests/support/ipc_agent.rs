@@ -98,6 +98,7 @@ impl IpcAgent {
             policy,
             children,
             stop_timeout: Duration::from_secs(5),
+            observer: None,
         };
         let (host, _join) = Host::spawn(HostSpec {
             services: Vec::new(),

@@ -27,6 +27,7 @@ use super::{
 use crate::child::{ControlError, ControlMsg, FaultKind, Report};
 use crate::fault;
 use crate::trace::TraceCtx;
+use crate::webhook::{self, Alert, texts};
 
 mod report;
 mod turns;
@@ -476,6 +477,14 @@ impl RunnerState {
 
     fn on_exit(&mut self, exit: &ProcessExit) -> String {
         self.process = None;
+        let (event, message) = texts::exited(&self.settings.nick, &exit.status);
+        let alert = Alert {
+            event,
+            nick: self.settings.nick.clone(),
+            message,
+            trace: TraceCtx::current(),
+        };
+        webhook::raise(&self.peers.webhook, alert);
         let stderr: String = last_lines(&exit.stderr, 5);
         if let Some(active) = self.active.take() {
             // Not finished: the entry stays journaled and is replayed after the restart;

@@ -16,7 +16,7 @@ use crate::runner::journal::EntryKind;
 use crate::runner::turn::{Outcome, Step, Turn};
 use crate::runner::{MAX_TURN_FAILURES, TurnScope, TurnStatus, prompt, session};
 use crate::trace::TraceCtx;
-use crate::webhook::{Alert, AlertEvent, WebhookMessage};
+use crate::webhook::{self, Alert, AlertEvent, WebhookMessage, texts};
 
 impl RunnerState {
     pub(super) fn on_notification(&mut self, method: &str, params: &Value) {
@@ -281,10 +281,25 @@ impl RunnerState {
                 }
             }
         }
+        if outcome == Outcome::Timeout {
+            self.timed_out(&active.trace);
+        }
         if outcome != Outcome::Completed {
             self.breaker(failures, &active.trace);
         }
         self.next();
+    }
+
+    /// `agent_timeout` (Culture declares it and never raises it; codexd does).
+    fn timed_out(&self, trace: &TraceCtx) {
+        let after = self.settings.turn_timeout.unwrap_or_default();
+        let alert = Alert {
+            event: AlertEvent::AgentTimeout,
+            nick: self.settings.nick.clone(),
+            message: texts::turn_timed_out(&self.settings.nick, after),
+            trace: trace.clone(),
+        };
+        webhook::raise(&self.peers.webhook, alert);
     }
 
     /// Culture's turn-failure breaker (§14.3): pauses the agent and raises
@@ -299,9 +314,7 @@ impl RunnerState {
         let alert = Alert {
             event: AlertEvent::AgentSpiraling,
             nick: nick.clone(),
-            message: format!(
-                "[SPIRALING] {nick} paused after {failures} consecutive turn failures"
-            ),
+            message: format!("Agent {nick} paused after {failures} consecutive turn failures."),
             trace: trace.clone(),
         };
         if let Some(webhook) = self.peers.webhook.get() {
