@@ -74,11 +74,7 @@ impl BoundSocket {
                 .map_err(io_err)?;
         }
         remove_if_stale(path)?;
-        // Created with 0600 already: no window in which another user could connect.
-        let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
-        let bound = std::os::unix::net::UnixListener::bind(path);
-        rustix::process::umask(old);
-        let std_listener = bound.map_err(io_err)?;
+        let std_listener = bind_0600(parent, path).map_err(io_err)?;
         std_listener.set_nonblocking(true).map_err(io_err)?;
         let meta = std::fs::metadata(path).map_err(io_err)?;
         let listener = UnixListener::from_std(std_listener).map_err(io_err)?;
@@ -108,6 +104,29 @@ impl Drop for BoundSocket {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// Binds a socket that is 0600 from the moment it appears at `path`, without touching the
+/// process-wide umask (other threads create files meanwhile): it is bound in a fresh 0700
+/// staging directory beside `path`, made 0600 there, then hard-linked into place (which,
+/// unlike a rename, never replaces a file that appeared at `path` meanwhile).
+fn bind_0600(parent: &Path, path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STAGING: AtomicU64 = AtomicU64::new(0);
+    // Short, so the staging path fits `sun_path` whenever `path` does.
+    let n = STAGING.fetch_add(1, Ordering::Relaxed);
+    let staging = parent.join(format!(".b{}.{n}", std::process::id()));
+    DirBuilder::new().mode(0o700).create(&staging)?;
+    let staged = staging.join("s");
+    let result = std::os::unix::net::UnixListener::bind(&staged).and_then(|listener| {
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::hard_link(&staged, path)?;
+        Ok(listener)
+    });
+    let _ = std::fs::remove_file(&staged);
+    let _ = std::fs::remove_dir(&staging);
+    result
 }
 
 /// Removes a socket file nobody listens on; refuses to touch a live one or a non-socket.
