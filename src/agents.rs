@@ -258,6 +258,11 @@ pub fn attention_settings(config: &Config, agent: &AgentConfig) -> AttentionSett
         mode,
         thread_window: attention.thread_window,
         sleep: config.sleep,
+        // Other agents' alerts are not conversation.
+        quiet: match config.webhooks.join_channel {
+            true => vec![config.webhooks.irc_channel.clone()],
+            false => Vec::new(),
+        },
         retry: attention.tick,
     }
 }

@@ -110,6 +110,8 @@ pub struct AttentionSettings {
     pub thread_window: Duration,
     /// The sleep window, if any.
     pub sleep: Option<SleepWindow>,
+    /// Channels never polled (the alerts channel, when the agent joins it).
+    pub quiet: Vec<String>,
     /// `tick_s`: how soon a due poll is tried again while the runner is down (polls are
     /// otherwise timed exactly, not by a fixed tick).
     pub retry: Duration,
@@ -554,8 +556,12 @@ impl AttentionState {
     }
 }
 
-/// Whether `key` can be polled: a channel, and in legacy mode a configured one.
+/// Whether `key` can be polled: a channel that is not quiet, and in legacy mode a
+/// configured one.
 fn pollable(settings: &AttentionSettings, key: &str) -> bool {
+    if settings.quiet.iter().any(|q| q.eq_ignore_ascii_case(key)) {
+        return false;
+    }
     match settings.mode {
         Mode::Off => false,
         Mode::Legacy(_) => settings.channels.iter().any(|c| c == key),

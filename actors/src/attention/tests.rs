@@ -132,6 +132,7 @@ async fn rig(mode: Mode, sleep: Option<SleepWindow>, clock_at: u32) -> Rig {
         mode,
         thread_window: secs(1800),
         sleep,
+        quiet: vec!["#alerts".into()],
         retry: secs(5),
     };
     let peers = AttentionPeers {
@@ -443,4 +444,22 @@ async fn the_sleep_window_pauses_and_resumes_but_honours_a_manual_resume() {
     rig.clock_base.store(8 * 3600 - 6030, Ordering::SeqCst);
     rig.advance(secs(600)).await;
     assert_eq!(rig.pause.reason(), Some(PauseReason::Manual));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_alerts_channel_is_never_polled() {
+    let rig = rig(Mode::Bands(quick_policy()), None, 0).await;
+    rig.say(
+        "#alerts",
+        "spark-ori",
+        "Agent spark-x crashed (exit 1).",
+        MessageKind::Ambient,
+    )
+    .await;
+    rig.advance(secs(1000)).await;
+    assert!(rig.polls().is_empty());
+    assert_eq!(
+        Rig::target(&rig.status().await, "#alerts")["unread"],
+        Value::Null
+    );
 }
