@@ -205,6 +205,7 @@ pub fn runner_settings(config: &Config, agent: &AgentConfig) -> RunnerSettings {
         approval_policy: codex.approval_policy.clone(),
         sandbox: codex.sandbox.clone(),
         instructions,
+        shell_env: shell_env(config, agent),
     };
     let mut settings = RunnerSettings::new(&agent.nick, command, thread, state_dir);
     settings.approvals = codex.approvals;
@@ -228,6 +229,22 @@ pub fn overseer_settings(config: &Config, agent: &AgentConfig) -> OverseerSettin
     settings.escalation_threshold = overseer.escalation_threshold;
     settings.timeout = overseer.timeout;
     settings
+}
+
+/// The agent's shell environment beyond codex's `core` variables: `CULTURE_NICK` and, unless
+/// the IPC sockets live in Culture's `~/.culture/run` fallback, `XDG_RUNTIME_DIR` set to
+/// their directory (so Culture's skill client finds the agent's socket), and `codex.shell_env`
+/// (which cannot change `CULTURE_NICK`).
+fn shell_env(config: &Config, agent: &AgentConfig) -> std::collections::BTreeMap<String, String> {
+    let mut vars = std::collections::BTreeMap::new();
+    if !config.ipc_dir.private {
+        let dir = config.ipc_dir.path.display().to_string();
+        vars.insert("XDG_RUNTIME_DIR".to_owned(), dir);
+    }
+    vars.extend(agent.codex.shell_env.clone());
+    // Always the agent's own: its tools reach its socket by it.
+    vars.insert("CULTURE_NICK".to_owned(), agent.nick.clone());
+    vars
 }
 
 /// The `attention` actor's settings: the agent's resolved `attention:` (bands, thread

@@ -353,3 +353,43 @@ async fn a_turn_is_traced_from_the_mention_to_the_reply() {
         turn.trace_id
     );
 }
+
+/// The agent's shell commands get codex's core variables plus `CULTURE_NICK` and the IPC
+/// directory, but not the app-server's environment (the provider key): and with those,
+/// Culture's skill client run *by the agent's tool* reaches the agent's own socket.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agents_tools_see_their_nick_not_the_api_key_and_reach_their_socket() {
+    let python = otlp::peers_dir().join("culture/venv/bin/python");
+    if !python.exists() {
+        otlp::skip_or_fail("Culture's skill client (culture venv) is not installed");
+        return;
+    }
+    let command = format!(
+        "echo nick=$CULTURE_NICK key=${{FAKE_API_KEY:-unset}} rt=$XDG_RUNTIME_DIR; pwd; {} -m cultureagent.clients.codex.skill.irc_client send '#general' 'hello from the tool'",
+        python.display()
+    );
+    let script = vec![Reply::exec(&command), Reply::text("tool done")];
+    // codex's read-only and workspace-write sandboxes (without network access) refuse every
+    // connect(2), the agent's own Unix socket included (EPERM, seen on codex 0.169).
+    let extra = Extra {
+        codex: "      sandbox: danger-full-access\n",
+        ..Extra::default()
+    };
+    let Some(mut agent) = CodexAgent::start(Codex::Real(script), extra).await else {
+        return;
+    };
+    agent.say("#general", &format!("@{NICK} run it")).await;
+    agent.reply("#general", "hello from the tool").await;
+    agent.reply("#general", "tool done").await;
+    let model = agent.model.as_ref().expect("fake model");
+    let requests = model.wait_requests(2).await;
+    let output = request_text(&requests[1]);
+    let runtime = agent.scratch.path("run");
+    let expected = format!("nick={NICK} key=unset rt={}", runtime.display());
+    assert!(output.contains(&expected), "{expected} in {output}");
+    let workdir = agent.workdir.display().to_string();
+    assert!(
+        output.contains(&workdir),
+        "pwd is the agent's directory: {output}"
+    );
+}

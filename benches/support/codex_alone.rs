@@ -57,6 +57,7 @@ impl CodexAlone {
             approval_policy: "never".to_owned(),
             sandbox: None,
             instructions: prompt::system_prompt(nick, workdir.path()),
+            shell_env: [("CULTURE_NICK".to_owned(), nick.to_owned())].into(),
         };
         let started = server
             .request("thread/start", thread.start())

@@ -6,6 +6,7 @@
 //! | `binary` | `codex` | non-empty string without NUL; `~` expanded; else PATH lookup  |
 //! | `args`   | `[]`    | list of strings without NUL (after `app-server`)              |
 //! | `env`    | `{}`    | mapping of `[A-Za-z_][A-Za-z0-9_]*` → string without NUL      |
+//! | `shell_env` | `{}` | as `env`: extra variables for the agent's shell commands only  |
 //! | `approval_policy` | `never` | when codex asks: `never`, `on-request`, `untrusted`  |
 //! | `approvals` | `decline` | how codexd answers when it asks: `accept`, `decline`, `accept_for_session` |
 //! | `sandbox` | codex's own | `read-only`, `workspace-write`, `danger-full-access`     |
@@ -24,6 +25,7 @@ const KEYS: Keys = Keys {
         "binary",
         "args",
         "env",
+        "shell_env",
         "approval_policy",
         "approvals",
         "sandbox",
@@ -37,6 +39,7 @@ impl Default for CodexConfig {
             binary: PathBuf::from("codex"),
             args: Vec::new(),
             env: BTreeMap::new(),
+            shell_env: BTreeMap::new(),
             approval_policy: "never".to_owned(),
             approvals: Approvals::Decline,
             sandbox: None,
@@ -68,11 +71,14 @@ pub(super) fn section(
     let fields = node.mapping(report, &KEYS);
     let mut merged_env = base.env.clone();
     merged_env.extend(variables(&fields.get("env"), report));
+    let mut merged_shell_env = base.shell_env.clone();
+    merged_shell_env.extend(variables(&fields.get("shell_env"), report));
     CodexConfig {
         binary: paths::path(&fields.get("binary"), env, report)
             .unwrap_or_else(|| base.binary.clone()),
         args: args(&fields.get("args"), report).unwrap_or_else(|| base.args.clone()),
         env: merged_env,
+        shell_env: merged_shell_env,
         approval_policy: fields
             .get("approval_policy")
             .string_where(report, one_of(&APPROVAL_POLICIES))

@@ -83,6 +83,7 @@ fn defaults() {
             binary: "codex".into(),
             args: vec![],
             env: Default::default(),
+            shell_env: Default::default(),
             approval_policy: "never".into(),
             approvals: codexd_actors::runner::session::Approvals::Decline,
             sandbox: None,

@@ -228,6 +228,9 @@ pub struct CodexConfig {
     pub args: Vec<String>,
     /// `env`: extra environment variables for the child.
     pub env: BTreeMap<String, String>,
+    /// `shell_env`: extra variables for the agent's shell commands (which otherwise get
+    /// codex's `core` set plus `CULTURE_NICK` and `XDG_RUNTIME_DIR`).
+    pub shell_env: BTreeMap<String, String>,
     /// `approval_policy`: when codex asks for approval (`never`, `on-request`, `untrusted`).
     pub approval_policy: String,
     /// `approvals`: how codexd answers codex's approval requests.

@@ -14,6 +14,7 @@
 //! The thread config (cwd, model, approval policy, sandbox, instructions) is sent on every
 //! start **and** resume: codex does not persist it across processes.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
@@ -69,6 +70,10 @@ pub struct ThreadConfig {
     pub sandbox: Option<String>,
     /// The system prompt, sent as `baseInstructions` (it replaces codex's own, §7.7).
     pub instructions: String,
+    /// The environment of the agent's shell commands: codex's `core` variables (HOME, PATH,
+    /// SHELL, USER, TMPDIR, …) plus these (`CULTURE_NICK`, …). Nothing else of the app-server's
+    /// environment (the model provider's API key, `codex.env`) reaches the agent's tools.
+    pub shell_env: BTreeMap<String, String>,
 }
 
 impl ThreadConfig {
@@ -85,6 +90,11 @@ impl ThreadConfig {
         if !self.instructions.is_empty() {
             params.insert("baseInstructions".into(), json!(self.instructions));
         }
+        // Per thread, and not persisted by codex: sent on every start and resume.
+        params.insert(
+            "config".into(),
+            json!({"shell_environment_policy": {"inherit": "core", "set": self.shell_env}}),
+        );
         params
     }
 
@@ -172,6 +182,7 @@ mod tests {
             approval_policy: "never".into(),
             sandbox: Some("workspace-write".into()),
             instructions: "You are spark-a.".into(),
+            shell_env: BTreeMap::from([("CULTURE_NICK".into(), "spark-a".into())]),
         }
     }
 
@@ -181,7 +192,9 @@ mod tests {
         assert_eq!(
             start,
             json!({"cwd": "/work/a", "model": "gpt-5.4", "approvalPolicy": "never",
-                   "sandbox": "workspace-write", "baseInstructions": "You are spark-a."})
+                   "sandbox": "workspace-write", "baseInstructions": "You are spark-a.",
+                   "config": {"shell_environment_policy":
+                       {"inherit": "core", "set": {"CULTURE_NICK": "spark-a"}}}})
         );
         let resume = config().resume("t-1");
         assert_eq!(resume["threadId"], "t-1");
@@ -192,6 +205,7 @@ mod tests {
             "approvalPolicy",
             "sandbox",
             "baseInstructions",
+            "config",
         ] {
             assert_eq!(resume[key], start[key], "{key}");
         }
@@ -207,7 +221,9 @@ mod tests {
         };
         assert_eq!(
             bare.start(),
-            json!({"cwd": "/work/a", "approvalPolicy": "never"})
+            json!({"cwd": "/work/a", "approvalPolicy": "never",
+                   "config": {"shell_environment_policy":
+                       {"inherit": "core", "set": {"CULTURE_NICK": "spark-a"}}}})
         );
     }
 
