@@ -16,6 +16,7 @@ use codexd_actors::overseer::{OverseerFactory, OverseerPeers, OverseerSettings};
 use codexd_actors::pause::PauseSwitch;
 use codexd_actors::runner::process::CodexCommand;
 use codexd_actors::runner::session::ThreadConfig;
+use codexd_actors::runner::shared::CodexPool;
 use codexd_actors::runner::{CurrentTurn, RunnerFactory, RunnerPeers, RunnerSettings, prompt};
 use codexd_actors::socket::{AgentSocket, BindError, SocketFactory, SocketPeers, StopRequest};
 use codexd_actors::test_child::{Script, TestChildFactory};
@@ -35,6 +36,8 @@ pub struct Wiring {
     pub socket: Option<AgentSocket>,
     /// The daemon's stop requests.
     pub stop: mpsc::Sender<StopRequest>,
+    /// The daemon's shared codex processes (`None`: every agent gets its own).
+    pub pool: Option<CodexPool>,
 }
 
 /// Binds the agent's Culture IPC socket, `<ipc_dir>/culture-<nick>.sock`, unless `socket`
@@ -105,7 +108,10 @@ pub fn spec(
             let factory = WebhookFactory::new(webhook_settings(config, agent), peers);
             children.push(child(name, Arc::new(factory)));
         } else if name == "runner" {
-            let settings = runner_settings(config, agent);
+            let mut settings = runner_settings(config, agent);
+            if let Some(pool) = wiring.pool.as_ref().filter(|p| p.per_process() > 1) {
+                settings.shared = Some(place(pool, config, agent));
+            }
             let factory = RunnerFactory::new(settings, runner_peers.clone(), &events);
             polls = factory.polls();
             children.push(child(name, Arc::new(factory)));
@@ -229,6 +235,34 @@ pub fn overseer_settings(config: &Config, agent: &AgentConfig) -> OverseerSettin
     settings.escalation_threshold = overseer.escalation_threshold;
     settings.timeout = overseer.timeout;
     settings
+}
+
+/// The agent's slot on a shared codex process. Agents share a process only when their
+/// codex identity is the same: binary, arguments and environment (`CODEX_HOME` included).
+/// The process runs in `<state_dir>/codex-pool` with its XDG data and state there; each
+/// agent's cwd, model, instructions, policies and shell environment are per thread.
+fn place(
+    pool: &CodexPool,
+    config: &Config,
+    agent: &AgentConfig,
+) -> codexd_actors::runner::shared::SlotRef {
+    let codex = &agent.codex;
+    let key = format!("{:?}", (&codex.binary, &codex.args, &codex.env));
+    let dir = config.state_dir.join("codex-pool");
+    let mut command = CodexCommand::new(&codex.binary, "");
+    command.args.extend(codex.args.iter().map(Into::into));
+    command.cwd = Some(dir.clone());
+    command.env = vec![
+        ("XDG_DATA_HOME".into(), dir.join("xdg/data").into()),
+        ("XDG_STATE_HOME".into(), dir.join("xdg/state").into()),
+    ];
+    command
+        .env
+        .extend(codex.env.iter().map(|(k, v)| (k.into(), v.into())));
+    if let Err(error) = std::fs::create_dir_all(&dir) {
+        tracing::warn!(dir = %dir.display(), error = %error, "codex pool directory not created");
+    }
+    pool.place(&agent.nick, &key, command)
 }
 
 /// The agent's shell environment beyond codex's `core` variables: `CULTURE_NICK` and, unless
@@ -448,7 +482,11 @@ mod tests {
             .expect("valid")
             .config;
         let (stop, _) = mpsc::channel(1);
-        let wiring = Wiring { socket: None, stop };
+        let wiring = Wiring {
+            socket: None,
+            stop,
+            pool: None,
+        };
         let spec = spec(&config, &list[0], Duration::from_secs(1), wiring);
         let names: Vec<&str> = spec.children.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
@@ -467,7 +505,11 @@ mod tests {
         let config = crate::config::parse(yaml, &env).expect("valid").config;
         let agent = &config.agents[0];
         let (stop, _) = mpsc::channel(1);
-        let wiring = Wiring { socket: None, stop };
+        let wiring = Wiring {
+            socket: None,
+            stop,
+            pool: None,
+        };
         let on = spec(&config, agent, Duration::from_secs(1), wiring);
         assert!(on.children.iter().any(|c| c.name == "overseer"));
         let settings = overseer_settings(&config, agent);
@@ -500,7 +542,11 @@ mod tests {
         let off = "server: {name: spark}\nsupervisor: {enabled: false}\nagents:\n  - nick: spark-a\n    test_children: [runner]\n";
         let config = crate::config::parse(off, &env).expect("valid").config;
         let (stop, _) = mpsc::channel(1);
-        let wiring = Wiring { socket: None, stop };
+        let wiring = Wiring {
+            socket: None,
+            stop,
+            pool: None,
+        };
         let off = spec(&config, &config.agents[0], Duration::from_secs(1), wiring);
         assert!(off.children.iter().all(|c| c.name != "overseer"));
     }

@@ -82,6 +82,7 @@ pub async fn run(
         stopped: BTreeSet::new(),
         stop,
         grace,
+        pool: codexd_actors::runner::shared::CodexPool::new(config.codex.agents_per_process),
     };
     let wanted: Vec<AgentConfig> = source.selected(&config).into_iter().cloned().collect();
     let mut specs = Vec::new();
@@ -147,6 +148,8 @@ struct Daemon {
     stopped: BTreeSet<String>,
     stop: mpsc::Sender<StopRequest>,
     grace: std::time::Duration,
+    /// Shared codex processes (`codex.agents_per_process`, fixed at start).
+    pool: codexd_actors::runner::shared::CodexPool,
 }
 
 impl Daemon {
@@ -166,6 +169,7 @@ impl Daemon {
         let wiring = agents::Wiring {
             socket,
             stop: self.stop.clone(),
+            pool: Some(self.pool.clone()),
         };
         Ok(agents::spec(config, agent, self.grace / 2, wiring))
     }
@@ -186,6 +190,7 @@ impl Daemon {
             }
         }
         self.agents.remove(&request.nick);
+        self.pool.release(&request.nick);
         self.stopped.insert(request.nick.clone());
         self.agents.is_empty()
     }
@@ -231,6 +236,7 @@ impl Daemon {
         }
         for nick in &plan.removed {
             self.agents.remove(nick);
+            self.pool.release(nick);
         }
         for agent in wanted
             .iter()

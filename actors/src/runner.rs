@@ -26,6 +26,7 @@ pub mod jsonrpc;
 pub mod process;
 pub mod prompt;
 pub mod session;
+pub mod shared;
 mod stdio;
 mod turn;
 
@@ -76,6 +77,8 @@ pub struct RunnerSettings {
     pub grace: Grace,
     /// The agent's state directory (journal, thread id).
     pub state_dir: PathBuf,
+    /// The agent's slot on a shared codex process; `None`: a process of its own.
+    pub shared: Option<shared::SlotRef>,
 }
 
 impl RunnerSettings {
@@ -97,6 +100,7 @@ impl RunnerSettings {
             query_timeout: Duration::from_secs(10),
             grace: Grace::default(),
             state_dir,
+            shared: None,
         }
     }
 }

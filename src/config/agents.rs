@@ -174,7 +174,7 @@ fn agent(
             report,
         ),
         restart: restart::section(&fields.get("restart"), inherited.restart, report),
-        codex: codex::section(&fields.get("codex"), inherited.codex, env, report),
+        codex: codex::section(&fields.get("codex"), inherited.codex, env, false, report),
         test_children: test_children(&fields.get("test_children"), report),
     };
     Some((agent, nick.at().clone()))

@@ -10,6 +10,7 @@
 //! | `approval_policy` | `never` | when codex asks: `never`, `on-request`, `untrusted`  |
 //! | `approvals` | `decline` | how codexd answers when it asks: `accept`, `decline`, `accept_for_session` |
 //! | `sandbox` | codex's own | `read-only`, `workspace-write`, `danger-full-access`     |
+//! | `agents_per_process` | `1` | integer 1..=1000, daemon level only: agents sharing one `codex app-server` |
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,6 +30,7 @@ const KEYS: Keys = Keys {
         "approval_policy",
         "approvals",
         "sandbox",
+        "agents_per_process",
     ],
     ignored: &[],
 };
@@ -43,6 +45,7 @@ impl Default for CodexConfig {
             approval_policy: "never".to_owned(),
             approvals: Approvals::Decline,
             sandbox: None,
+            agents_per_process: 1,
         }
     }
 }
@@ -61,14 +64,30 @@ fn one_of(allowed: &'static [&'static str]) -> impl Fn(&str) -> Option<String> {
     }
 }
 
-/// `codex:` overlaid on `base`.
+/// `codex:` overlaid on `base`; `agents_per_process` only at the daemon level
+/// (`daemon_level`), where placement is decided.
 pub(super) fn section(
     node: &Node<'_>,
     base: &CodexConfig,
     env: &Env,
+    daemon_level: bool,
     report: &mut Report,
 ) -> CodexConfig {
     let fields = node.mapping(report, &KEYS);
+    let per_process = fields.get("agents_per_process");
+    let agents_per_process = match (daemon_level, per_process.given().is_some()) {
+        (true, true) => per_process
+            .integer(report, 1, 1000, "an integer from 1 to 1000")
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(base.agents_per_process),
+        (false, true) => {
+            let message =
+                "ignored: placement is daemon-wide; set codex.agents_per_process at the top level";
+            report.warn(per_process.at(), message);
+            base.agents_per_process
+        }
+        (_, false) => base.agents_per_process,
+    };
     let mut merged_env = base.env.clone();
     merged_env.extend(variables(&fields.get("env"), report));
     let mut merged_shell_env = base.shell_env.clone();
@@ -93,6 +112,7 @@ pub(super) fn section(
             .string_where(report, one_of(&SANDBOXES))
             .map(str::to_owned)
             .or_else(|| base.sandbox.clone()),
+        agents_per_process,
     }
 }
 

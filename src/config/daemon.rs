@@ -82,7 +82,13 @@ pub(super) fn config(root: &Node<'_>, env: &Env, report: &mut Report) -> Config 
     let attention_valid = report.error_count() == attention_errors;
     let server = server::server(&top.get("server"), env, report);
     let restart = restart::section(&top.get("restart"), &RestartConfig::default(), report);
-    let codex = codex::section(&top.get("codex"), &CodexConfig::default(), env, report);
+    let codex = codex::section(
+        &top.get("codex"),
+        &CodexConfig::default(),
+        env,
+        true,
+        report,
+    );
     let inherited = Inherited {
         server_name: &server.name,
         attention: &attention,

@@ -237,6 +237,9 @@ pub struct CodexConfig {
     pub approvals: codexd_actors::runner::session::Approvals,
     /// `sandbox`: codex's sandbox mode; `None` leaves codex's configured default.
     pub sandbox: Option<String>,
+    /// `agents_per_process` (daemon level; default 1): how many agents with the same codex
+    /// identity share one `codex app-server` process.
+    pub agents_per_process: usize,
 }
 
 /// One entry of `agents:` with every per-agent override resolved against the daemon level.

@@ -57,6 +57,11 @@ pub enum Reply {
     Cut(String),
     /// The connection closed without a response.
     Drop,
+    /// A turn that runs `cmd` and answers with its output: an `exec_command` call of `cmd`,
+    /// unless the request ends with a tool's output, which is then answered as the text
+    /// `tool said: <output lines joined by " | ">`. As a fallback it serves any number of
+    /// concurrent agents, each turn in its own two requests.
+    ToolEcho(String),
 }
 
 impl Reply {
@@ -311,7 +316,36 @@ async fn answer(
         }
         Reply::Status(status) => write_status(stream, status).await,
         Reply::Drop => Ok(()),
+        Reply::ToolEcho(cmd) => {
+            let reply = match tool_output(request) {
+                Some(output) => Reply::Text(format!("tool said: {output}")),
+                None => Reply::exec(&cmd),
+            };
+            Box::pin(answer(stream, reply, request, ids)).await
+        }
     }
+}
+
+/// The command output in the request's last input item, if it is a tool's output: the
+/// lines after codex's `Output:` header, joined by ` | `.
+fn tool_output(request: &Value) -> Option<String> {
+    let last = request["input"].as_array()?.last()?;
+    if last["type"] != "function_call_output" {
+        return None;
+    }
+    let text = last["output"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| last["output"].to_string());
+    let body = text
+        .split_once("Output:\n")
+        .map_or(text.as_str(), |(_, b)| b);
+    let lines: Vec<&str> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    Some(lines.join(" | "))
 }
 
 /// The patch that creates `path` with `contents` (one `+` line per line).

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use super::inbox::Inbox;
 use super::jsonrpc::{Incoming, Outgoing, Outstanding, RequestId, RpcError};
 use super::process::{CodexProcess, ProcessEvent, ProcessExit};
+use super::shared::{Codex, SharedSession};
 use super::turn::{Outcome, Turn};
 use super::{
     RunnerMessage, RunnerPeers, RunnerSettings, RunnerStats, SlashCommand, TurnStatus, session,
@@ -111,7 +112,7 @@ pub struct RunnerState {
     inbox: Arc<Inbox>,
     stats: Arc<Mutex<RunnerStats>>,
     myself: ActorRef<RunnerMessage>,
-    process: Option<CodexProcess>,
+    process: Option<Codex>,
     generation: u64,
     requests: Outstanding<Waiter>,
     thread: Option<String>,
@@ -200,8 +201,9 @@ impl Actor for Runner {
             end_span(&active.turn, "stopped");
         }
         if let Some(process) = state.process.take() {
-            let exit = process.stop(state.settings.grace).await;
-            tracing::info!(agent.nick = %state.settings.nick, exit = %exit, "codex stopped");
+            if let Some(exit) = process.stop(state.settings.grace).await {
+                tracing::info!(agent.nick = %state.settings.nick, exit = %exit, "codex stopped");
+            }
         }
         Ok(())
     }
@@ -217,7 +219,10 @@ impl RunnerState {
                 .cast(RunnerMessage::Process { generation, event })
                 .is_ok()
         };
-        let process = CodexProcess::spawn(&self.settings.command, sink)?;
+        let process = match &self.settings.shared {
+            Some(slot) => Codex::Shared(SharedSession::attach(slot, std::sync::Arc::new(sink))?),
+            None => Codex::Own(CodexProcess::spawn(&self.settings.command, sink)?),
+        };
         self.process = Some(process);
         self.request(
             "initialize",

@@ -65,7 +65,8 @@ pub struct CodexCommand {
     pub args: Vec<OsString>,
     /// Its working directory; the daemon's when `None`.
     pub cwd: Option<PathBuf>,
-    /// The agent's nick, set as `CULTURE_NICK` (after `env`, so it always wins).
+    /// The agent's nick, set as `CULTURE_NICK` (after `env`, so it always wins); empty for a
+    /// process shared by several agents (their threads set it for their shells).
     pub nick: String,
     /// Variables set on top of the inherited environment.
     pub env: Vec<(OsString, OsString)>,
@@ -365,7 +366,9 @@ pub(crate) fn start(command: &CodexCommand) -> Result<Child, SpawnError> {
         cmd.env_clear();
     }
     cmd.envs(command.env.iter().map(|(k, v)| (k, v)));
-    cmd.env("CULTURE_NICK", &command.nick);
+    if !command.nick.is_empty() {
+        cmd.env("CULTURE_NICK", &command.nick);
+    }
     if let Some(cwd) = &command.cwd {
         let checked = std::fs::metadata(cwd).and_then(|meta| {
             if meta.is_dir() {

@@ -4,13 +4,15 @@ use serde_json::{Value, json};
 
 use super::{Purpose, RunnerState};
 use crate::pause::PauseReason;
-use crate::runner::process::CodexProcess;
 use crate::runner::{RunnerStats, TurnStatus, prompt};
 
 /// `codexd status` detail of the runner.
 #[derive(Debug, serde::Serialize)]
 pub(super) struct RunnerStatus {
     pid: Option<u32>,
+    /// The agents on the same shared codex process (absent for a process of its own).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    shared_with: Vec<String>,
     thread_id: Option<String>,
     phase: &'static str,
     turn: Option<Value>,
@@ -61,7 +63,7 @@ impl RunnerState {
         });
         let pending = self.inbox.journal.lock().pending().len();
         let stats = self.stats().clone();
-        let pid = self.process.as_ref().map(CodexProcess::pid);
+        let pid = self.process.as_ref().map(|p| p.pid());
         let summary = format!(
             "codex pid {}, {phase}, {pending} pending, {} turn(s) answered",
             pid.map_or("-".to_owned(), |p| p.to_string()),
@@ -69,6 +71,11 @@ impl RunnerState {
         );
         RunnerStatus {
             pid,
+            shared_with: self
+                .process
+                .as_ref()
+                .map(|p| p.shared_with())
+                .unwrap_or_default(),
             thread_id: self.thread.clone(),
             phase,
             turn,

@@ -1,0 +1,191 @@
+//! Shared codex processes (`codex.agents_per_process`) with the real `codex app-server`,
+//! offline against the in-repo fake model, on a real agentirc: five agents on one process
+//! answer concurrently in their own channels, each tool running with its own `CULTURE_NICK`
+//! and cwd; a SIGKILL of the shared process brings all five back on their own threads while
+//! an agent with a different `CODEX_HOME` (its own process) never notices.
+//!
+//! Peers: agentirc and codex from `scripts/install-peers`; a missing peer is a loud SKIP
+//! (a failure under `CI=true`).
+
+#[path = "support/codex_peer.rs"]
+mod codex_peer;
+#[path = "support/fake_model.rs"]
+mod fake_model;
+#[path = "support/irc_client.rs"]
+mod irc_client;
+#[path = "support/ircd.rs"]
+mod ircd;
+#[path = "support/otlp.rs"]
+#[allow(dead_code)]
+mod otlp;
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use codex_peer::{CodexConfig, CodexHome, codex_bin};
+use fake_model::{FakeModel, Reply};
+use irc_client::{RawClient, command_and_params, source_nick};
+use ircd::{Flavor, Ircd};
+use serde_json::Value;
+use support::{Scratch, child, eventually};
+
+/// The five pooled agents (`spark-a` … `spark-e`, each alone in `#a` … `#e`).
+const POOLED: [&str; 5] = ["a", "b", "c", "d", "e"];
+/// The agent with a codex home of its own.
+const LONER: &str = "f";
+
+fn runner(status: &Value, short: &str) -> Option<Value> {
+    child(status, &format!("spark-{short}"), "runner").cloned()
+}
+
+/// Mentions every agent in its channel and returns each channel's `tool said: …` reply.
+async fn ask_all(ori: &mut RawClient, shorts: &[&str]) -> BTreeMap<String, String> {
+    for short in shorts {
+        ori.send(&format!("PRIVMSG #{short} :@spark-{short} who are you?"))
+            .await;
+    }
+    let mut replies = BTreeMap::new();
+    while replies.len() < shorts.len() {
+        let line = ori
+            .expect("an agent's tool reply", |line| {
+                let (command, params) = command_and_params(line);
+                command == "PRIVMSG"
+                    && source_nick(line).is_some_and(|n| n.starts_with("spark-"))
+                    && params.get(1).is_some_and(|t| t.starts_with("tool said:"))
+            })
+            .await;
+        let (_, params) = command_and_params(&line);
+        replies.insert(params[0].clone(), params[1].clone());
+    }
+    replies
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
+    let Some(bin) = codex_bin() else {
+        return;
+    };
+    let Some(ircd) = Ircd::start(Flavor::Agentirc, "spark").await else {
+        return;
+    };
+    let model = FakeModel::start(Vec::new()).await;
+    model.set_fallback(Reply::ToolEcho(
+        "echo nick=$CULTURE_NICK dir=$(basename $PWD)".to_owned(),
+    ));
+    let home = CodexHome::new(&model.base_url(), &CodexConfig::default());
+    let other_home = CodexHome::new(&model.base_url(), &CodexConfig::default());
+    let scratch = Scratch::new();
+    let mut agents = String::new();
+    for short in POOLED.iter().chain([&LONER]) {
+        let dir = scratch.path(&format!("work/{short}"));
+        std::fs::create_dir_all(&dir).expect("workdir");
+        agents.push_str(&format!(
+            "  - nick: spark-{short}\n    channels: ['#{short}']\n    directory: {}\n    model: fake-model\n",
+            dir.display()
+        ));
+    }
+    // The loner's CODEX_HOME differs: a codex identity of its own.
+    agents.push_str(&format!(
+        "    codex:\n      env:\n        CODEX_HOME: {}\n",
+        other_home.codex_home().display()
+    ));
+    scratch.write_config(&format!(
+        "server:\n  name: spark\n  host: {host}\n  port: {port}\n  flood_rate: 0\nstate_dir: {{home}}/state\ncontrol_socket: {{socket}}\nshutdown_grace: 10s\nrestart:\n  backoff_base: 100ms\n  backoff_cap: 500ms\n  max_restarts: 5\n  window: 60s\ncodex:\n  binary: {bin}\n  agents_per_process: 5\n  sandbox: danger-full-access\n  env:\n    CODEX_HOME: {codex_home}\n    HOME: {home_dir}\n    FAKE_API_KEY: dummy\n    RUST_LOG: warn\nagents:\n{agents}",
+        host = ircd.host(),
+        port = ircd.port(),
+        bin = bin.display(),
+        codex_home = home.codex_home().display(),
+        home_dir = home.home().display(),
+    ));
+    let mut daemon = scratch.run(&[]);
+    let all: Vec<&str> = POOLED.iter().copied().chain([LONER]).collect();
+    let ready = |status: &Value| {
+        all.iter()
+            .all(|short| runner(status, short).is_some_and(|r| r["detail"]["phase"] == "idle"))
+    };
+    let status = eventually("every runner has a codex thread and is idle", || {
+        scratch.status().filter(|s| ready(s))
+    });
+    let pid =
+        |status: &Value, short: &str| runner(status, short).map(|r| r["detail"]["pid"].clone());
+    let shared = pid(&status, "a").expect("spark-a's pid");
+    for short in POOLED {
+        assert_eq!(
+            pid(&status, short),
+            Some(shared.clone()),
+            "spark-{short} on the shared process"
+        );
+    }
+    let loner = pid(&status, LONER).expect("loner's pid");
+    assert_ne!(loner, shared, "a different CODEX_HOME gets its own process");
+    let with = runner(&status, "c").expect("runner")["detail"]["shared_with"].clone();
+    assert_eq!(
+        with,
+        serde_json::json!(["spark-a", "spark-b", "spark-c", "spark-d", "spark-e"])
+    );
+
+    let mut ori =
+        RawClient::connect(ircd.host(), ircd.port(), "spark-ori", &["message-tags"]).await;
+    for short in &all {
+        ori.join(&format!("#{short}")).await;
+    }
+    let replies = ask_all(&mut ori, &all).await;
+    for short in &all {
+        assert_eq!(
+            replies.get(&format!("#{short}")).map(String::as_str),
+            Some(format!("tool said: nick=spark-{short} dir={short}").as_str()),
+            "each agent's tool ran with its own CULTURE_NICK and cwd, and answered in its own channel"
+        );
+    }
+    let threads: BTreeMap<&str, Value> = all
+        .iter()
+        .map(|s| {
+            (
+                *s,
+                runner(&status, s).expect("runner")["detail"]["thread_id"].clone(),
+            )
+        })
+        .collect();
+
+    // SIGKILL the shared process: all five come back on a new one, on their own threads.
+    let socket = scratch.socket();
+    let out = scratch.cli(&[
+        "fault",
+        "--socket",
+        socket.to_str().expect("utf-8"),
+        "spark-b",
+        "runner",
+        "kill",
+    ]);
+    assert!(out.status.success(), "fault: {out:?}");
+    let status = eventually("all five back on a new shared process", || {
+        let status = scratch.status()?;
+        let new = pid(&status, "a")?;
+        (ready(&status)
+            && new != shared
+            && POOLED.iter().all(|s| pid(&status, s) == Some(new.clone())))
+        .then_some(status)
+    });
+    for short in &all {
+        assert_eq!(
+            runner(&status, short).expect("runner")["detail"]["thread_id"],
+            threads[short],
+            "spark-{short} resumed its own thread"
+        );
+    }
+    let lone = runner(&status, LONER).expect("loner");
+    assert_eq!(
+        lone["restarts"], 0,
+        "the agent on its own process never noticed"
+    );
+    assert_eq!(lone["detail"]["pid"], loner);
+    let replies = ask_all(&mut ori, &all).await;
+    assert_eq!(
+        replies.len(),
+        all.len(),
+        "every agent answers again: {replies:?}"
+    );
+    daemon.signal("TERM");
+    assert!(daemon.wait().success(), "{}", daemon.log_text());
+}
