@@ -406,7 +406,7 @@ impl ReloadPlan {
 /// apply (agents' own entries, including their resolved restart, codex and attention
 /// settings, are applied by restarting the changed agents).
 pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 11] = [
+    let checks: [(&'static str, bool); 12] = [
         ("server", old.server != new.server),
         ("supervisor", old.overseer != new.overseer),
         ("webhooks", old.webhooks != new.webhooks),
@@ -418,6 +418,10 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("control_socket", old.control_socket != new.control_socket),
         ("ipc_dir", old.ipc_dir != new.ipc_dir),
         ("shutdown_grace", old.shutdown_grace != new.shutdown_grace),
+        (
+            "codex.agents_per_process",
+            old.codex.agents_per_process != new.codex.agents_per_process,
+        ),
     ];
     checks
         .into_iter()

@@ -31,22 +31,51 @@ impl Fleet {
     /// `codex`, and waits until every agent's irc link is up and its runner idle on a
     /// codex thread; then `spark-ori` joins `#general`. None when agentirc is missing.
     pub(crate) async fn start(codex: &Path, count: usize) -> Option<Fleet> {
+        Self::start_with(codex, count, None).await
+    }
+
+    /// Like [`Fleet::start`]; with `per_process: Some(k)` every agent uses one CODEX_HOME
+    /// and HOME (one codex identity) and `codex.agents_per_process` is `k`.
+    pub(crate) async fn start_with(
+        codex: &Path,
+        count: usize,
+        per_process: Option<usize>,
+    ) -> Option<Fleet> {
         let ircd = Ircd::start(Flavor::Agentirc, "spark").await?;
         let model = FakeModel::start(Vec::new()).await;
         let scratch = Scratch::new();
         let nicks: Vec<String> = (0..count).map(|i| format!("spark-a{i}")).collect();
         let mut homes = Vec::new();
         let mut agents = String::new();
+        let mut top = String::new();
         for nick in &nicks {
-            let home = CodexHome::new(&model.base_url(), &CodexConfig::default());
             let work = scratch.path(&format!("work/{nick}"));
             std::fs::create_dir_all(&work).expect("workdir");
-            agents.push_str(&agent_yaml(nick, &work, codex, &home));
+            match per_process {
+                None => {
+                    let home = CodexHome::new(&model.base_url(), &CodexConfig::default());
+                    agents.push_str(&agent_yaml(nick, &work, codex, &home));
+                    homes.push(home);
+                }
+                Some(_) => agents.push_str(&format!(
+                    "  - nick: {nick}\n    channels: ['{CHANNEL}']\n    directory: {}\n    model: fake-model\n",
+                    work.display()
+                )),
+            }
+        }
+        if let Some(k) = per_process {
+            let home = CodexHome::new(&model.base_url(), &CodexConfig::default());
+            top = format!(
+                "codex:\n  binary: {codex}\n  agents_per_process: {k}\n  env:\n    CODEX_HOME: {}\n    HOME: {}\n    FAKE_API_KEY: dummy\n    RUST_LOG: warn\n",
+                home.codex_home().display(),
+                home.home().display(),
+                codex = codex.display(),
+            );
             homes.push(home);
         }
         scratch.write_config(&format!(
             "server:\n  name: spark\n  host: {host}\n  port: {port}\nstate_dir: {{home}}/state\n\
-             control_socket: {{socket}}\nshutdown_grace: 10s\nagents:\n{agents}",
+             control_socket: {{socket}}\nshutdown_grace: 10s\n{top}agents:\n{agents}",
             host = ircd.host(),
             port = ircd.port(),
         ));

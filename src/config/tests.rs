@@ -315,6 +315,14 @@ fn type_and_range_errors_name_the_key_and_the_expectation() {
             "codex: {approval_policy: on-failure}",
             "codex.approval_policy: expected one of \"never\", \"on-request\", \"untrusted\", got \"on-failure\"",
         ),
+        (
+            "codex: {agents_per_process: 0}",
+            "codex.agents_per_process: expected an integer from 1 to 1000, got 0",
+        ),
+        (
+            "codex: {shell_env: {\"1X\": y}}",
+            "codex.shell_env.1X: is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)",
+        ),
     ];
     for (yaml, want) in cases {
         assert_eq!(errors(yaml), [want], "{yaml}");
@@ -518,5 +526,21 @@ fn null_values_mean_the_default() {
             config.agents[0].icon.as_ref()
         ),
         ("gpt-5.4", None)
+    );
+}
+
+#[test]
+fn agents_per_process_is_daemon_wide() {
+    let loaded = ok(
+        "server: {name: spark}\ncodex: {agents_per_process: 8}\nagents:\n  - nick: spark-a\n    codex: {agents_per_process: 2}\n",
+    );
+    assert_eq!(loaded.config.codex.agents_per_process, 8);
+    assert_eq!(loaded.config.agents[0].codex.agents_per_process, 8);
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "agents[0].codex.agents_per_process: ignored: placement is daemon-wide; set codex.agents_per_process at the top level"
+        ]
     );
 }
