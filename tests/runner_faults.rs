@@ -34,7 +34,12 @@ fn process_exists(pid: u64) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn garbage_a_10_mib_line_and_unknown_requests_are_survived() {
     let modes = "garbage,big_line:10485760,server_request";
-    let Some(mut agent) = CodexAgent::start(Codex::Fake(modes), Extra::default()).await else {
+    // A process of its own: the test checks its environment and the runner's own logging.
+    let extra = Extra {
+        top: "codex: {agents_per_process: 1}\n",
+        ..Extra::default()
+    };
+    let Some(mut agent) = CodexAgent::start(Codex::Fake(modes), extra).await else {
         return;
     };
     agent

@@ -87,7 +87,7 @@ fn defaults() {
             approval_policy: "never".into(),
             approvals: codexd_actors::runner::session::Approvals::Decline,
             sandbox: None,
-            agents_per_process: 1,
+            agents_per_process: 10,
         }
     );
     assert_eq!(config.state_dir, PathBuf::from("/home/op/.culture/codexd"));

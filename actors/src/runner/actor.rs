@@ -432,6 +432,17 @@ impl RunnerState {
         self.next();
     }
 
+    /// codex stopped answering: the runner fails with `why`, and its restart starts a new
+    /// codex. A process of its own is stopped with the runner; a shared one is killed here,
+    /// since it is wedged for every agent on it (each resumes its thread on the next one).
+    fn wedged(&self, why: String) -> ActorProcessingErr {
+        if let Some(codex @ Codex::Shared(_)) = &self.process {
+            tracing::warn!(agent.nick = %self.settings.nick, codex.pid = codex.pid(), shared_with = ?codex.shared_with(), reason = %why, "shared codex is wedged; killing it for every agent on it");
+            codex.kill();
+        }
+        why.into()
+    }
+
     fn on_tick(&mut self) -> Result<(), ActorProcessingErr> {
         let now = Instant::now();
         for (_, pending) in self.requests.expire(now) {
@@ -442,12 +453,11 @@ impl RunnerState {
                 ))),
                 Waiter::Compact => {}
                 _ => {
-                    return Err(format!(
+                    return Err(self.wedged(format!(
                         "codex did not answer {} within {}s",
                         pending.method,
                         self.settings.request_timeout.as_secs()
-                    )
-                    .into());
+                    )));
                 }
             }
         }
@@ -458,11 +468,10 @@ impl RunnerState {
         if let Some(interrupted) = active.turn.interrupted {
             if now >= interrupted + self.settings.interrupt_timeout {
                 self.finish(Outcome::Timeout);
-                return Err(format!(
+                return Err(self.wedged(format!(
                     "codex did not end an interrupted turn within {}s",
                     self.settings.interrupt_timeout.as_secs()
-                )
-                .into());
+                )));
             }
         } else if active.deadline.is_some_and(|deadline| now >= deadline) {
             tracing::warn!(agent.nick = %self.settings.nick, timeout_s = ?self.settings.turn_timeout.map(|t| t.as_secs()), "turn timed out; interrupting it");
