@@ -102,8 +102,16 @@ pub async fn run(
         policy: RestartPolicy::default(),
         factory: std::sync::Arc::new(ControlFactory::new(socket.listener())),
     };
+    let codex = ChildSpec {
+        name: "codex".to_owned(),
+        role: ChildRole::Service,
+        policy: RestartPolicy::default(),
+        factory: std::sync::Arc::new(codexd_actors::codex_pool::CodexServiceFactory::new(
+            daemon.pool.clone(),
+        )),
+    };
     let spec = HostSpec {
-        services: vec![control],
+        services: vec![control, codex],
         agents: specs,
         stop_timeout: grace,
     };

@@ -174,6 +174,25 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
             "spark-{short} resumed its own thread"
         );
     }
+    // `codexd status` lists the shared processes under the `codex` service.
+    let service = status["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "codex"))
+        .expect("the codex service")["detail"]
+        .clone();
+    let processes = service["processes"].as_array().expect("processes").clone();
+    let pooled = processes
+        .iter()
+        .find(|p| p["agents"].as_array().is_some_and(|a| a.len() == 5))
+        .expect("the shared slot");
+    assert_eq!(pooled["pid"], pid(&status, "a").expect("pid"), "{service}");
+    assert_eq!(pooled["restarts"], 1, "{service}");
+    assert_eq!(pooled["attached"], 5, "{service}");
+    let lone_slot = processes
+        .iter()
+        .find(|p| p["agents"] == serde_json::json!(["spark-f"]))
+        .expect("the loner's slot");
+    assert_eq!(lone_slot["restarts"], 0, "{service}");
     let lone = runner(&status, LONER).expect("loner");
     assert_eq!(
         lone["restarts"], 0,

@@ -49,6 +49,25 @@ impl std::fmt::Debug for CodexPool {
     }
 }
 
+/// One slot of the pool in `codexd status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SlotStatus {
+    /// The running process, if any (one starts when the first agent attaches).
+    pub pid: Option<u32>,
+    /// The agents placed on it.
+    pub agents: Vec<String>,
+    /// Runners attached now.
+    pub attached: usize,
+    /// Codex threads routed to them.
+    pub threads: usize,
+    /// Requests waiting for codex's answer.
+    pub requests_in_flight: usize,
+    /// Processes started for this slot.
+    pub starts: u64,
+    /// Of which restarts (`starts - 1`).
+    pub restarts: u64,
+}
+
 /// One agent's place in the pool.
 #[derive(Clone)]
 pub struct SlotRef {
@@ -155,6 +174,26 @@ impl CodexPool {
             pool: self.clone(),
             index,
         }
+    }
+
+    /// Every slot: its agents and, while it runs, its process (`codexd status`, the `codex`
+    /// service).
+    pub fn status(&self) -> Vec<SlotStatus> {
+        self.lock()
+            .iter()
+            .map(|slot| {
+                let live = slot.live.as_ref();
+                SlotStatus {
+                    pid: live.map(|l| l.process.pid()),
+                    agents: slot.agents.clone(),
+                    attached: live.map_or(0, |l| l.sessions.len()),
+                    threads: live.map_or(0, |l| l.threads.len()),
+                    requests_in_flight: live.map_or(0, |l| l.requests.len()),
+                    starts: slot.generations,
+                    restarts: slot.generations.saturating_sub(1),
+                }
+            })
+            .collect()
     }
 
     /// Frees `nick`'s place (the agent was removed from the config).
