@@ -205,6 +205,32 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
         all.len(),
         "every agent answers again: {replies:?}"
     );
+
+    // A runner that panics leaves its session behind it: the process keeps exactly its
+    // five runners.
+    let before = pid(&status, "a").expect("pid");
+    let out = scratch.cli(&[
+        "fault",
+        "--socket",
+        socket.to_str().expect("utf-8"),
+        "spark-d",
+        "runner",
+        "panic",
+    ]);
+    assert!(out.status.success(), "fault: {out:?}");
+    eventually("spark-d's runner back, five runners attached", || {
+        let status = scratch.status()?;
+        let slot = status["services"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == "codex")?["detail"]["processes"]
+            .as_array()?
+            .iter()
+            .find(|p| p["pid"] == before)?
+            .clone();
+        let back = runner(&status, "d")?["restarts"] == 2 && ready(&status);
+        (back && slot["attached"] == 5).then_some(())
+    });
     daemon.signal("TERM");
     assert!(daemon.wait().success(), "{}", daemon.log_text());
 }

@@ -217,6 +217,8 @@ pub struct SharedSession {
     session: u64,
     generation: u64,
     pid: u32,
+    /// Already removed from the process.
+    left: bool,
 }
 
 impl std::fmt::Debug for SharedSession {
@@ -280,6 +282,7 @@ impl SharedSession {
             session,
             generation: live.generation,
             pid: live.process.pid(),
+            left: false,
         })
     }
 
@@ -366,7 +369,15 @@ impl SharedSession {
     }
 
     /// Leaves the process; the last one out gets it back to stop.
-    pub fn detach(self) -> Option<CodexProcess> {
+    pub fn detach(mut self) -> Option<CodexProcess> {
+        self.leave()
+    }
+
+    /// Removes this session (once); the process when it was the last one on it.
+    fn leave(&mut self) -> Option<CodexProcess> {
+        if std::mem::replace(&mut self.left, true) {
+            return None;
+        }
         let mut slots = self.slot.pool.lock();
         let entry = &mut slots[self.slot.index];
         let live = entry.live.as_mut()?;
@@ -380,6 +391,15 @@ impl SharedSession {
             return None;
         }
         entry.live.take().map(|live| live.process)
+    }
+}
+
+impl Drop for SharedSession {
+    /// A runner that goes away without [`SharedSession::detach`] (it panicked, or codex
+    /// exited under it) still leaves; if it was the last, dropping the process kills and
+    /// reaps it.
+    fn drop(&mut self) {
+        drop(self.leave());
     }
 }
 
