@@ -1,8 +1,8 @@
 //! The `socket` actor end to end in one process: a real Host runs an agent whose `irc`
 //! child talks to the in-repo fake IRC server and whose `socket` child serves Culture's
 //! IPC. Every verb, Culture's exact answers, every class of bad input (with the daemon
-//! alive and other clients unaffected afterwards), whispers across a restart, faults, and
-//! request spans parented to the agent's turn.
+//! alive and other clients unaffected afterwards), whispers across a restart and faults.
+//! (Request spans are in `socket_ipc_spans.rs`.)
 
 #[path = "support/fake_ircd.rs"]
 mod fake_ircd;
@@ -10,20 +10,16 @@ mod fake_ircd;
 mod ipc_agent;
 #[path = "support/irc_agent.rs"]
 mod irc_agent;
-#[path = "support/spans.rs"]
-mod spans;
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use codexd_actors::child::FaultKind;
-use codexd_actors::runner::TurnScope;
 use codexd_actors::socket::{MAX_REQUEST_LINE, SocketMessage, Whisper};
 use codexd_actors::trace::TraceCtx;
 use fake_ircd::{Behaviour, FakeIrcd};
 use ipc_agent::{IpcAgent, IpcClient};
 use serde_json::{Value, json};
-use spans::{Spans, attr};
 
 const NICK: &str = "fake-bot";
 
@@ -573,86 +569,6 @@ async fn a_hung_socket_actor_is_restarted_while_connections_keep_answering() {
     );
     let mut after = IpcClient::connect(&agent.path).await;
     assert_ok(&after.request("status", json!({})).await);
-    agent.stop().await;
-}
-
-/// A request made from inside the agent's codex process (here: this test process, standing
-/// in for it) during a turn is a child of the turn's span; outside a turn it is a root.
-#[tokio::test(flavor = "current_thread")]
-async fn request_spans_are_children_of_the_running_turn() {
-    let spans = Spans::capture();
-
-    let (fake, agent) = started().await;
-    let mut c = agent.client().await;
-    assert_ok(&c.request("irc_channels", json!({})).await);
-    let turn = TraceCtx {
-        traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned()),
-        tracestate: None,
-    };
-    agent.turn.set(TurnScope {
-        pid: std::process::id(),
-        trace: turn,
-    });
-    assert_ok(
-        &c.request(
-            "irc_send",
-            json!({"channel": "#general", "message": "traced"}),
-        )
-        .await,
-    );
-    fake.wait_for_line("traced PRIVMSG", |_, l| {
-        l.ends_with("PRIVMSG #general :traced")
-    })
-    .await;
-    agent.turn.clear();
-    assert_ok(&c.request("status", json!({})).await);
-    let evaluation = TraceCtx {
-        traceparent: Some("00-1bf7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01".to_owned()),
-        tracestate: None,
-    };
-    let socket = agent.socket.get().expect("socket");
-    socket
-        .cast(SocketMessage::Whisper(Whisper {
-            message: "traced whisper".to_owned(),
-            kind: "THINK_DEEPER".to_owned(),
-            trace: evaluation,
-        }))
-        .expect("cast");
-    assert!(
-        c.next_raw()
-            .await
-            .is_some_and(|l| l.contains("traced whisper"))
-    );
-    let whispers = spans.named("codexd.ipc.whisper");
-    let whisper = whispers.first().expect("a whisper span");
-    assert_eq!(whisper.parent_span_id.to_string(), "c7ad6b7169203331");
-
-    let requests = spans.named("codexd.ipc.request");
-    let verbs: Vec<String> = requests
-        .iter()
-        .map(|s| attr(s, "ipc.verb").unwrap_or_default())
-        .collect();
-    assert_eq!(verbs, ["irc_channels", "irc_send", "status"]);
-    assert_eq!(
-        requests[1].span_context.trace_id().to_string(),
-        "0af7651916cd43dd8448eb211c80319c"
-    );
-    assert_eq!(requests[1].parent_span_id.to_string(), "b7ad6b7169203331");
-    for outside in [&requests[0], &requests[2]] {
-        assert_eq!(
-            outside.parent_span_id,
-            opentelemetry::trace::SpanId::INVALID,
-            "a root"
-        );
-    }
-    // The wire line the request produced carries the request's trace.
-    let sent = fake
-        .all_lines()
-        .await
-        .into_iter()
-        .find(|l| l.ends_with("PRIVMSG #general :traced"))
-        .expect("sent");
-    assert!(sent.contains("0af7651916cd43dd8448eb211c80319c"), "{sent}");
     agent.stop().await;
 }
 
