@@ -188,6 +188,11 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
     assert_eq!(pooled["pid"], pid(&status, "a").expect("pid"), "{service}");
     assert_eq!(pooled["restarts"], 1, "{service}");
     assert_eq!(pooled["attached"], 5, "{service}");
+    assert_eq!(
+        pooled["circuit"], "closed",
+        "one death is within the budget: {service}"
+    );
+    assert_eq!(pooled["threads"], 5, "{service}");
     let lone_slot = processes
         .iter()
         .find(|p| p["agents"] == serde_json::json!(["spark-f"]))

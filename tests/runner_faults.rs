@@ -343,3 +343,96 @@ async fn a_hung_turn_leaves_queries_busy_and_is_interrupted_at_shutdown() {
     let pending = std::fs::read_dir(&journal).expect("journal").count();
     assert_eq!(pending, 1, "the mention stays journaled for the next start");
 }
+
+/// The `codex` service's status of its first shared process.
+fn shared_process(agent: &CodexAgent) -> Option<Value> {
+    let status = agent.scratch.status()?;
+    let codex = status["services"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == "codex")?;
+    Some(codex["detail"]["processes"][0].clone())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_overloaded_answers_are_retried_and_the_mention_answered() {
+    let Some(mut agent) = CodexAgent::start(Codex::Fake("overloaded:3"), Extra::default()).await
+    else {
+        return;
+    };
+    agent
+        .say("#general", &format!("@{NICK} through the crowd"))
+        .await;
+    agent.reply("#general", "through the crowd").await;
+    let log = agent.fake_log();
+    let overloaded = events(&log, "overloaded");
+    assert_eq!(overloaded.len(), 3, "{log:?}");
+    assert!(
+        overloaded.iter().all(|o| o["method"] == "thread/start"),
+        "the first requests after initialize: {overloaded:?}"
+    );
+    assert_eq!(events(&log, "start").len(), 1, "no restart: {log:?}");
+    assert_eq!(events(&log, "thread/start").len(), 1, "{log:?}");
+    let runner = agent.runner().expect("status");
+    assert_eq!(runner["restarts"], 0, "{runner}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shared_codex_that_keeps_dying_opens_its_circuit_until_reset() {
+    // The daemon's policy (3 deaths in 60 s) is the shared process's; the agent's own
+    // breaker is generous, so the process's circuit is the one that opens.
+    let extra = Extra {
+        agent: "    restart: {max_restarts: 1000}\n",
+        ..Extra::default()
+    };
+    let Some(mut agent) = CodexAgent::start(Codex::Fake(""), extra).await else {
+        return;
+    };
+    for death in 1..=3 {
+        let before = shared_process(&agent).expect("the codex service");
+        assert_eq!(before["circuit"], "closed", "{before}");
+        agent.fault("kill");
+        if death < 3 {
+            eventually("a new shared process", || {
+                let now = shared_process(&agent)?;
+                (now["pid"].is_u64() && now["pid"] != before["pid"]).then_some(())
+            });
+            agent.wait_ready();
+        }
+    }
+    let open = eventually("the shared process's circuit opens", || {
+        shared_process(&agent).filter(|p| p["circuit"] == "open")
+    });
+    assert!(open["pid"].is_null(), "no process while open: {open}");
+    assert_eq!(open["restarts"], 2, "{open}");
+    let refused = eventually("the runner is refused with the reason", || {
+        let runner = agent.runner()?;
+        runner["last_error"]
+            .as_str()
+            .filter(|e| e.contains("open circuit"))
+            .map(str::to_owned)
+    });
+    assert!(
+        refused.contains("process-0") && refused.contains(NICK),
+        "names the process and its agents: {refused}"
+    );
+    agent.say("#general", &format!("@{NICK} wait for me")).await;
+    let socket = agent.scratch.socket();
+    let socket = socket.to_str().expect("utf-8");
+    let unknown = agent
+        .scratch
+        .cli(&["reset", "--socket", socket, "codex", "process-9"]);
+    assert!(!unknown.status.success(), "{unknown:?}");
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("process-0"),
+        "lists the known ones: {unknown:?}"
+    );
+    let reset = agent
+        .scratch
+        .cli(&["reset", "--socket", socket, "codex", "process-0"]);
+    assert!(reset.status.success(), "{reset:?}");
+    agent.reply("#general", "wait for me").await;
+    let closed = shared_process(&agent).expect("status");
+    assert_eq!(closed["circuit"], "closed", "{closed}");
+    assert!(closed["pid"].is_u64(), "{closed}");
+}

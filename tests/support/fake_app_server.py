@@ -39,6 +39,8 @@ Environment:
     multi_message     agentMessage "first part" before the normal reply
     no_reply          turns complete without an agentMessage
     stderr_noise      a few lines on stderr at startup
+    overloaded:<n>    the first n requests after initialize (in this process) get codex's
+                      -32001 "Server overloaded; retry later." (logged as overloaded {id, method})
 """
 
 import json
@@ -52,7 +54,7 @@ import uuid
 
 MODES = {"crash_once", "crash_always", "crash_at_start", "sick_at_start", "hang",
          "ignore_interrupt", "slow", "garbage", "big_line", "server_request", "fail_turn",
-         "retry_error", "multi_message", "no_reply", "stderr_noise"}
+         "retry_error", "multi_message", "no_reply", "stderr_noise", "overloaded"}
 GARBAGE = [b"not json at all", b"[1,2,3]", b'{"id":"dangling"}', b'{"method":5}', b"{}", b""]
 SANDBOXES = {"read-only": "readOnly", "workspace-write": "workspaceWrite",
              "danger-full-access": "dangerFullAccess"}
@@ -102,6 +104,7 @@ class Server:
         self.memory = {}  # stands in for the state dir when there is none
         self.turns = {}  # thread id -> turns not yet completed, oldest first
         self.queue, self.answers, self.turn_count = [], {}, 0
+        self.overloads = 0  # -32001 answers given (overloaded:<n>)
 
     # ---- log and output ---------------------------------------------------------------------
     def log(self, event, **fields):
@@ -251,6 +254,10 @@ class Server:
             return
         if not self.initialized:
             raise RpcError("Not initialized")
+        if "overloaded" in self.modes and self.overloads < int(self.modes["overloaded"]):
+            self.overloads += 1
+            self.log("overloaded", id=rid, method=method)
+            raise RpcError("Server overloaded; retry later.", -32001)
         handler = {"thread/start": self.thread_start, "thread/resume": self.thread_resume,
                    "turn/start": self.turn_start, "turn/interrupt": self.turn_interrupt,
                    "thread/compact/start": self.compact}.get(method)
@@ -473,7 +480,7 @@ class Server:
         env = {k: os.environ.get(k) for k in ("CULTURE_NICK", "XDG_DATA_HOME", "XDG_STATE_HOME",
                                               "CODEX_HOME")}
         self.log("start", argv=sys.argv, cwd=os.getcwd(), env=env, mode=self.modes)
-        bad = sorted(set(self.modes) - MODES) + [m for m in ("slow", "big_line") if m in self.modes
+        bad = sorted(set(self.modes) - MODES) + [m for m in ("slow", "big_line", "overloaded") if m in self.modes
                                                  and not (self.modes[m] or "").isdigit()]
         if bad:
             print("fake: bad FAKE_APP_SERVER_MODE entries: " + ", ".join(bad), file=sys.stderr)

@@ -4,7 +4,7 @@
 //!
 //! | from a runner            | what goes to codex                                          |
 //! |--------------------------|-------------------------------------------------------------|
-//! | request (any but below)  | the same request under a process-wide id; the answer goes back under the runner's id |
+//! | request (any but below)  | the same request under a process-wide id, through the process's [`window`] (at most [`REQUEST_WINDOW`] unanswered, the rest wait in order; `-32001 "Server overloaded"` is retried with backoff); the answer goes back under the runner's id |
 //! | `initialize` request     | nothing: answered from the process's own handshake (done once, when it starts) |
 //! | `initialized`            | nothing (sent once by the pool)                              |
 //! | answer to a server request | as is (server request ids are the process's own)          |
@@ -20,15 +20,29 @@
 //! detaches. Runners never cache it: a restarted runner attaches again and gets the live
 //! process, or starts a new one. Delivery to a runner is a cast into its mailbox, so a slow
 //! agent never stalls the stdout reader or its neighbours.
+//!
+//! Each slot has a circuit breaker under the daemon's `restart:` policy that counts its
+//! process's deaths (crash, or killed as wedged). The restart itself waits for the first
+//! runner's own backoff; once `max_restarts` deaths fall within `window`, the circuit opens
+//! and attaching fails with an error naming the slot until the cooldown is over (or
+//! `codexd reset codex process-<n>`); then one start is let through (half-open), and a
+//! process that stays up `stable_after` closes it. Transitions are logged and counted like
+//! a supervisor's (supervisor `codex`, child `process-<n>`).
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde_json::Value;
+use tokio::time::Instant;
 
-use super::jsonrpc::{Incoming, Outgoing, RequestId};
+use super::jsonrpc::{Incoming, Outgoing};
 use super::process::{CodexCommand, CodexProcess, ProcessEvent, SendError, SpawnError};
-use super::session;
+use crate::events::{Transition, TransitionEvent};
+use crate::restart::{Breaker, Circuit, RestartPolicy};
+
+mod demux;
+pub mod window;
+
+use demux::{Init, Live, demux};
+pub use window::REQUEST_WINDOW;
 
 /// Where a runner's events go (a cast into its mailbox; false once it is gone).
 pub type Sink = Arc<dyn Fn(ProcessEvent) -> bool + Send + Sync>;
@@ -39,6 +53,8 @@ pub type Sink = Arc<dyn Fn(ProcessEvent) -> bool + Send + Sync>;
 pub struct CodexPool {
     slots: Arc<Mutex<Vec<Slot>>>,
     per_process: usize,
+    policy: RestartPolicy,
+    window: usize,
 }
 
 impl std::fmt::Debug for CodexPool {
@@ -50,8 +66,10 @@ impl std::fmt::Debug for CodexPool {
 }
 
 /// One slot of the pool in `codexd status`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SlotStatus {
+    /// Its name: `process-<n>`, in placement order (`codexd reset codex process-<n>`).
+    pub name: String,
     /// The running process, if any (one starts when the first agent attaches).
     pub pid: Option<u32>,
     /// The agents placed on it.
@@ -60,12 +78,23 @@ pub struct SlotStatus {
     pub attached: usize,
     /// Codex threads routed to them.
     pub threads: usize,
-    /// Requests waiting for codex's answer.
+    /// Turns started and not completed.
+    pub turns_in_flight: usize,
+    /// Requests written and unanswered (at most [`REQUEST_WINDOW`]).
     pub requests_in_flight: usize,
+    /// Requests waiting for a place in the window.
+    pub requests_waiting: usize,
     /// Processes started for this slot.
     pub starts: u64,
     /// Of which restarts (`starts - 1`).
     pub restarts: u64,
+    /// `closed`, `open` or `half_open`: deaths of its process counted under the daemon's
+    /// `restart:` policy.
+    pub circuit: &'static str,
+    /// Seconds until an open circuit lets the next start through.
+    pub circuit_open_s: Option<f64>,
+    /// Seconds since its process started.
+    pub uptime_s: Option<f64>,
 }
 
 /// One agent's place in the pool.
@@ -87,52 +116,96 @@ struct Slot {
     agents: Vec<String>,
     live: Option<Live>,
     generations: u64,
+    breaker: Breaker,
 }
 
-struct Live {
-    process: CodexProcess,
-    generation: u64,
-    sessions: BTreeMap<u64, Session>,
-    /// Process-wide request id → who asked.
-    requests: HashMap<i64, Routed>,
-    /// Thread id → session.
-    threads: HashMap<String, u64>,
-    init: Init,
-    next_id: i64,
+impl Slot {
+    fn name(&self, index: usize) -> String {
+        format!("process-{index}")
+    }
+
+    /// A half-open process that has been up for `stable_after` closes its circuit.
+    fn settle(&mut self, now: Instant) -> Vec<Transition> {
+        let stable = self.breaker.policy().stable_after;
+        let up = self
+            .live
+            .as_ref()
+            .is_some_and(|l| now.saturating_duration_since(l.started) >= stable);
+        match up && self.breaker.on_stable() {
+            true => vec![Transition::CircuitClosed],
+            false => Vec::new(),
+        }
+    }
+
+    /// Log line, span and metrics of each transition, as the supervisors write them
+    /// (supervisor `codex`, child `process-<n>`).
+    fn emit(name: &str, transitions: Vec<Transition>) {
+        for transition in transitions {
+            let _span = TransitionEvent {
+                supervisor: "codex",
+                child: name,
+                transition,
+            }
+            .emit();
+        }
+    }
 }
 
-struct Session {
-    sink: Sink,
-}
-
-struct Routed {
-    session: u64,
-    id: RequestId,
-    method: String,
-}
-
-enum Init {
-    /// The pool's own `initialize` (this id) is unanswered; these runner requests wait.
-    Waiting {
-        id: i64,
-        queued: Vec<(u64, RequestId)>,
+/// Why a runner could not join its shared process.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// The process could not be started.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    /// Its process died too often.
+    #[error(
+        "shared codex {name} (agents {agents}) has an open circuit: it died {max} times within {window_s}s; next start in {retry_s:.0}s, or `codexd reset codex {name}`"
+    )]
+    CircuitOpen {
+        /// The slot's name.
+        name: String,
+        /// The agents placed on it.
+        agents: String,
+        /// The policy's `max_restarts`.
+        max: u32,
+        /// The policy's `window`, in seconds.
+        window_s: u64,
+        /// Seconds until the half-open start.
+        retry_s: f64,
     },
-    /// Its result, given to every runner's `initialize`.
-    Done(Value),
 }
+
+/// No slot of that name (`codexd reset codex <name>`).
+#[derive(Debug, thiserror::Error)]
+#[error("no shared codex {0}")]
+pub struct NoSuchSlot(pub String);
 
 impl CodexPool {
-    /// A pool that puts up to `per_process` agents on one process.
-    pub fn new(per_process: usize) -> Self {
+    /// A pool that puts up to `per_process` agents on one process and counts each process's
+    /// deaths under `policy`.
+    pub fn new(per_process: usize, policy: RestartPolicy) -> Self {
         Self {
             slots: Arc::default(),
             per_process: per_process.max(1),
+            policy,
+            window: REQUEST_WINDOW,
         }
+    }
+
+    /// The same pool with at most `window` requests in flight per process.
+    pub fn with_window(mut self, window: usize) -> Self {
+        self.window = window.max(1);
+        self
     }
 
     /// Agents per process.
     pub fn per_process(&self) -> usize {
         self.per_process
+    }
+
+    /// Requests in flight per process.
+    pub fn window(&self) -> usize {
+        self.window
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Slot>> {
@@ -163,6 +236,7 @@ impl CodexPool {
                     agents: Vec::new(),
                     live: None,
                     generations: 0,
+                    breaker: Breaker::new(self.policy),
                 });
                 slots.len() - 1
             }
@@ -176,24 +250,68 @@ impl CodexPool {
         }
     }
 
-    /// Every slot: its agents and, while it runs, its process (`codexd status`, the `codex`
-    /// service).
+    /// Every slot: its agents, its circuit and, while it runs, its process (`codexd
+    /// status`, the `codex` service).
     pub fn status(&self) -> Vec<SlotStatus> {
-        self.lock()
-            .iter()
-            .map(|slot| {
+        let now = Instant::now();
+        let mut slots = self.lock();
+        let mut transitions = Vec::new();
+        let status = slots
+            .iter_mut()
+            .enumerate()
+            .map(|(index, slot)| {
+                transitions.push((slot.name(index), slot.settle(now)));
                 let live = slot.live.as_ref();
+                let circuit = slot.breaker.circuit();
                 SlotStatus {
+                    name: slot.name(index),
                     pid: live.map(|l| l.process.pid()),
                     agents: slot.agents.clone(),
                     attached: live.map_or(0, |l| l.sessions.len()),
                     threads: live.map_or(0, |l| l.threads.len()),
-                    requests_in_flight: live.map_or(0, |l| l.requests.len()),
+                    turns_in_flight: live.map_or(0, |l| l.turns.len()),
+                    requests_in_flight: live.map_or(0, |l| l.window.out()),
+                    requests_waiting: live.map_or(0, |l| l.window.waiting()),
                     starts: slot.generations,
                     restarts: slot.generations.saturating_sub(1),
+                    circuit: circuit.name(),
+                    circuit_open_s: match circuit {
+                        Circuit::Open { until } => {
+                            Some(until.saturating_duration_since(now).as_secs_f64())
+                        }
+                        _ => None,
+                    },
+                    uptime_s: live.map(|l| now.duration_since(l.started).as_secs_f64()),
                 }
             })
-            .collect()
+            .collect();
+        drop(slots);
+        for (name, transitions) in transitions {
+            Slot::emit(&name, transitions);
+        }
+        status
+    }
+
+    /// Closes the circuit of slot `name` (`process-<n>`), or of every slot.
+    pub fn reset(&self, name: Option<&str>) -> Result<(), NoSuchSlot> {
+        let mut slots = self.lock();
+        let mut reset = Vec::new();
+        for (index, slot) in slots.iter_mut().enumerate() {
+            let this = slot.name(index);
+            if name.is_none_or(|n| n == this) {
+                let was_open = slot.breaker.circuit() != Circuit::Closed;
+                slot.breaker.reset();
+                reset.push((this, vec![Transition::Reset { was_open }]));
+            }
+        }
+        drop(slots);
+        if reset.is_empty() {
+            return Err(NoSuchSlot(name.unwrap_or_default().to_owned()));
+        }
+        for (name, transitions) in reset {
+            Slot::emit(&name, transitions);
+        }
+        Ok(())
     }
 
     /// Frees `nick`'s place (the agent was removed from the config).
@@ -233,12 +351,28 @@ impl std::fmt::Debug for SharedSession {
 static NEXT_SESSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl SharedSession {
-    /// Joins the slot's live process, starting it if there is none; its events for this
-    /// runner go to `sink`.
-    pub fn attach(slot: &SlotRef, sink: Sink) -> Result<Self, SpawnError> {
+    /// Joins the slot's live process, starting it if there is none and its circuit lets
+    /// it; its events for this runner go to `sink`.
+    pub fn attach(slot: &SlotRef, sink: Sink) -> Result<Self, AttachError> {
+        let now = Instant::now();
         let mut slots = slot.pool.lock();
         let entry = &mut slots[slot.index];
+        let name = entry.name(slot.index);
+        let mut transitions = entry.settle(now);
         if entry.live.is_none() {
+            if let Circuit::Open { until } = entry.breaker.circuit() {
+                if !entry.breaker.on_cooldown_elapsed(now) {
+                    let policy = entry.breaker.policy();
+                    return Err(AttachError::CircuitOpen {
+                        agents: entry.agents.join(", "),
+                        max: policy.max_restarts,
+                        window_s: policy.window.as_secs(),
+                        retry_s: until.saturating_duration_since(now).as_secs_f64(),
+                        name,
+                    });
+                }
+                transitions.push(Transition::HalfOpen);
+            }
             entry.generations += 1;
             let generation = entry.generations;
             let demux_slot = slot.clone();
@@ -246,44 +380,26 @@ impl SharedSession {
                 demux(&demux_slot, generation, event);
                 true
             })?;
-            let mut live = Live {
-                process,
-                generation,
-                sessions: BTreeMap::new(),
-                requests: HashMap::new(),
-                threads: HashMap::new(),
-                init: Init::Done(Value::Null),
-                next_id: 1,
-            };
-            let id = live.next_id;
-            live.next_id += 1;
-            live.init = Init::Waiting {
-                id,
-                queued: Vec::new(),
-            };
-            let line = Outgoing::Request {
-                id: RequestId::Int(id),
-                method: "initialize".to_owned(),
-                params: Some(session::initialize()),
-            };
-            if let Err(error) = live.process.send(&line) {
-                tracing::warn!(error = %error, "shared codex: initialize not sent");
-            }
+            let live = Live::new(process, generation, slot.pool.window);
             tracing::info!(codex.pid = live.process.pid(), agents = ?entry.agents, "shared codex started");
+            transitions.push(Transition::Started);
             entry.live = Some(live);
         }
         let Some(live) = entry.live.as_mut() else {
             unreachable!("started above");
         };
         let session = NEXT_SESSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        live.sessions.insert(session, Session { sink });
-        Ok(Self {
+        live.sessions.insert(session, sink);
+        let attached = Self {
             slot: slot.clone(),
             session,
             generation: live.generation,
             pid: live.process.pid(),
             left: false,
-        })
+        };
+        drop(slots);
+        Slot::emit(&name, transitions);
+        Ok(attached)
     }
 
     /// The shared process's pid.
@@ -316,22 +432,7 @@ impl SharedSession {
                 }
             }
             Outgoing::Request { id, method, params } => {
-                let global = live.next_id;
-                live.next_id += 1;
-                live.requests.insert(
-                    global,
-                    Routed {
-                        session,
-                        id: id.clone(),
-                        method: method.clone(),
-                    },
-                );
-                let line = Outgoing::Request {
-                    id: RequestId::Int(global),
-                    method: method.clone(),
-                    params: params.clone(),
-                };
-                live.process.send(&line).map(|()| None)
+                live.request(session, id, method, params).map(|()| None)
             }
             Outgoing::Notification { method, .. } if method == "initialized" => Ok(None),
             other => live.process.send(other).map(|()| None),
@@ -351,7 +452,7 @@ impl SharedSession {
     }
 
     fn deliver_to_self(&self, incoming: Incoming) {
-        let sink = self.with_live(|live| live.sessions.get(&self.session).map(|s| s.sink.clone()));
+        let sink = self.with_live(|live| live.sessions.get(&self.session).cloned());
         if let Some(Some(sink)) = sink {
             sink(ProcessEvent::Message(incoming));
         }
@@ -384,9 +485,7 @@ impl SharedSession {
         if live.generation != self.generation {
             return None;
         }
-        live.sessions.remove(&self.session);
-        live.threads.retain(|_, s| *s != self.session);
-        live.requests.retain(|_, r| r.session != self.session);
+        live.remove(self.session);
         if !live.sessions.is_empty() {
             return None;
         }
@@ -401,121 +500,6 @@ impl Drop for SharedSession {
     fn drop(&mut self) {
         drop(self.leave());
     }
-}
-
-/// Routes one event of generation `generation` of `slot`'s process (module table).
-fn demux(slot: &SlotRef, generation: u64, event: ProcessEvent) {
-    let mut slots = slot.pool.lock();
-    let entry = &mut slots[slot.index];
-    let Some(live) = entry.live.as_mut().filter(|l| l.generation == generation) else {
-        return;
-    };
-    let incoming = match event {
-        ProcessEvent::Exited(exit) => {
-            tracing::warn!(codex.pid = live.process.pid(), exit = %exit, agents = ?entry.agents, "shared codex exited; every agent on it restarts");
-            let sinks: Vec<Sink> = live.sessions.values().map(|s| s.sink.clone()).collect();
-            entry.live = None;
-            drop(slots);
-            for sink in sinks {
-                sink(ProcessEvent::Exited(exit.clone()));
-            }
-            return;
-        }
-        ProcessEvent::Message(incoming) => incoming,
-    };
-    let deliveries = route(live, incoming);
-    drop(slots);
-    for (sink, incoming) in deliveries {
-        sink(ProcessEvent::Message(incoming));
-    }
-}
-
-/// Who gets `incoming`, rewritten for them.
-fn route(live: &mut Live, incoming: Incoming) -> Vec<(Sink, Incoming)> {
-    let to = |live: &Live, session: u64, incoming: Incoming| {
-        live.sessions
-            .get(&session)
-            .map(|s| vec![(s.sink.clone(), incoming)])
-            .unwrap_or_default()
-    };
-    let everyone = |live: &Live, incoming: Incoming| {
-        live.sessions
-            .values()
-            .map(|s| (s.sink.clone(), incoming.clone()))
-            .collect::<Vec<_>>()
-    };
-    match incoming {
-        Incoming::Response { id, outcome } => {
-            let RequestId::Int(global) = id else {
-                return Vec::new();
-            };
-            if let Init::Waiting { id: init, queued } = &mut live.init {
-                if *init == global {
-                    let queued = std::mem::take(queued);
-                    let result = outcome.unwrap_or(Value::Null);
-                    live.init = Init::Done(result.clone());
-                    let initialized = Outgoing::Notification {
-                        method: "initialized".to_owned(),
-                        params: None,
-                    };
-                    let _ = live.process.send(&initialized);
-                    return queued
-                        .into_iter()
-                        .flat_map(|(session, id)| {
-                            let answer = Incoming::Response {
-                                id,
-                                outcome: Ok(result.clone()),
-                            };
-                            to(live, session, answer)
-                        })
-                        .collect();
-                }
-            }
-            let Some(routed) = live.requests.remove(&global) else {
-                return Vec::new();
-            };
-            if routed.method == "thread/start" || routed.method == "thread/resume" {
-                if let Some(thread) = outcome
-                    .as_ref()
-                    .ok()
-                    .and_then(|r| r["thread"]["id"].as_str())
-                {
-                    live.threads.insert(thread.to_owned(), routed.session);
-                }
-            }
-            let answer = Incoming::Response {
-                id: routed.id,
-                outcome,
-            };
-            to(live, routed.session, answer)
-        }
-        Incoming::Notification { ref params, .. } => {
-            let session = thread_of(params).and_then(|t| live.threads.get(t).copied());
-            match session {
-                Some(session) => to(live, session, incoming),
-                None => everyone(live, incoming),
-            }
-        }
-        Incoming::ServerRequest { ref params, .. } => {
-            // Answered exactly once: by its thread's runner, else by one runner (which
-            // answers what it does not know with an error).
-            let session = thread_of(params)
-                .and_then(|t| live.threads.get(t).copied())
-                .or_else(|| live.sessions.keys().next().copied());
-            session.map(|s| to(live, s, incoming)).unwrap_or_default()
-        }
-        Incoming::Garbage { ref line, .. } => {
-            tracing::warn!(codex.pid = live.process.pid(), line = %line.chars().take(200).collect::<String>(), "shared codex: garbage line skipped");
-            Vec::new()
-        }
-    }
-}
-
-/// The thread a notification or server request is about.
-fn thread_of(params: &Value) -> Option<&str> {
-    params["threadId"]
-        .as_str()
-        .or_else(|| params["thread"]["id"].as_str())
 }
 
 /// The runner's codex: a process of its own, or a session on a shared one.
