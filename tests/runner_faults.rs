@@ -375,6 +375,9 @@ async fn server_overloaded_answers_are_retried_and_the_mention_answered() {
     assert_eq!(events(&log, "thread/start").len(), 1, "{log:?}");
     let runner = agent.runner().expect("status");
     assert_eq!(runner["restarts"], 0, "{runner}");
+    let process = shared_process(&agent).expect("the codex service");
+    assert_eq!(process["overloaded"], 3, "{process}");
+    assert_eq!(process["requests_in_flight"], 0, "{process}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

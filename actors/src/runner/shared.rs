@@ -84,6 +84,8 @@ pub struct SlotStatus {
     pub requests_in_flight: usize,
     /// Requests waiting for a place in the window.
     pub requests_waiting: usize,
+    /// `-32001 "Server overloaded"` answers from the running process (each retried).
+    pub overloaded: u64,
     /// Processes started for this slot.
     pub starts: u64,
     /// Of which restarts (`starts - 1`).
@@ -272,6 +274,7 @@ impl CodexPool {
                     turns_in_flight: live.map_or(0, |l| l.turns.len()),
                     requests_in_flight: live.map_or(0, |l| l.window.out()),
                     requests_waiting: live.map_or(0, |l| l.window.waiting()),
+                    overloaded: live.map_or(0, |l| l.overloaded),
                     starts: slot.generations,
                     restarts: slot.generations.saturating_sub(1),
                     circuit: circuit.name(),

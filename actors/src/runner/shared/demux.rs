@@ -30,6 +30,8 @@ pub(super) struct Live {
     pub(super) turns: HashMap<String, u64>,
     pub(super) init: Init,
     pub(super) next_id: i64,
+    /// `-32001` answers received.
+    pub(super) overloaded: u64,
 }
 
 /// A runner's request on its way through the process.
@@ -66,6 +68,7 @@ impl Live {
             turns: HashMap::new(),
             init: Init::Done(Value::Null),
             next_id: 1,
+            overloaded: 0,
         };
         let id = live.fresh_id();
         live.init = Init::Waiting {
@@ -277,6 +280,7 @@ fn route(slot: &SlotRef, live: &mut Live, incoming: Incoming) -> Vec<(Sink, Inco
             live.done(global);
             if let Err(error) = &outcome {
                 if error.code == OVERLOADED {
+                    live.overloaded += 1;
                     let routed = live.requests.get_mut(&global).expect("checked above");
                     routed.overloaded += 1;
                     if let Some(delay) = overload_delay(routed.overloaded) {
