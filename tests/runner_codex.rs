@@ -393,3 +393,33 @@ async fn the_agents_tools_see_their_nick_not_the_api_key_and_reach_their_socket(
         "pwd is the agent's directory: {output}"
     );
 }
+
+/// codex runs with `--strict-config`: a field it does not know in `config.toml` stops it at
+/// start, and the runner's last error names the field, instead of codex silently ignoring it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_config_toml_field_is_refused_and_named() {
+    let script = vec![Reply::text("before the typo")];
+    let Some(mut agent) = CodexAgent::start(Codex::Real(script), Extra::default()).await else {
+        return;
+    };
+    agent.say("#general", &format!("@{NICK} hello")).await;
+    agent.reply("#general", "before the typo").await;
+    let config = agent
+        .home
+        .as_ref()
+        .expect("a codex home")
+        .codex_home()
+        .join("config.toml");
+    let mut text = std::fs::read_to_string(&config).expect("config.toml");
+    text.insert_str(0, "shell_enviroment_policy = {}\n");
+    std::fs::write(&config, text).expect("config.toml");
+    agent.fault("kill");
+    let error = eventually("the runner fails on the typo", || {
+        let runner = agent.runner()?;
+        runner["last_error"]
+            .as_str()
+            .filter(|e| e.contains("unknown configuration field"))
+            .map(str::to_owned)
+    });
+    assert!(error.contains("shell_enviroment_policy"), "{error}");
+}

@@ -61,7 +61,9 @@ pub(super) type Sink = Arc<dyn Fn(ProcessEvent) -> bool + Send + Sync>;
 pub struct CodexCommand {
     /// The binary; a bare name is looked up in `PATH`.
     pub program: PathBuf,
-    /// Its arguments; `["app-server"]` by default.
+    /// Its arguments; `["app-server", "--strict-config"]` by default: codex refuses config
+    /// fields it does not know (in `config.toml` or a thread's `config`) instead of silently
+    /// ignoring them, so a typo cannot drop an agent's settings.
     pub args: Vec<OsString>,
     /// Its working directory; the daemon's when `None`.
     pub cwd: Option<PathBuf>,
@@ -79,12 +81,12 @@ pub struct CodexCommand {
 }
 
 impl CodexCommand {
-    /// `program app-server` for `nick`: inherited environment, 256 MiB lines, 16 KiB of
+    /// `program app-server --strict-config` for `nick`: inherited environment, 256 MiB lines, 16 KiB of
     /// stderr.
     pub fn new(program: impl Into<PathBuf>, nick: &str) -> Self {
         Self {
             program: program.into(),
-            args: vec!["app-server".into()],
+            args: vec!["app-server".into(), "--strict-config".into()],
             cwd: None,
             nick: nick.to_owned(),
             env: Vec::new(),

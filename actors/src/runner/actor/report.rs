@@ -93,7 +93,41 @@ impl RunnerState {
     }
 }
 
+/// The last `count` non-blank lines of codex's stderr, ` | `-joined, leaving out a Rust
+/// backtrace (`Stack backtrace:` and the frames after it, printed when `RUST_BACKTRACE` is
+/// set), so that the error codex died with is what status shows.
 pub(super) fn last_lines(text: &str, count: usize) -> String {
+    let text = match text.rfind("Stack backtrace:") {
+        Some(at) if !text[..at].trim_end().is_empty() => &text[..at],
+        _ => text,
+    };
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(count)..].join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_lines;
+
+    #[test]
+    fn test_last_lines_keep_the_error_and_drop_a_backtrace() {
+        let table = [
+            ("a\nb\n\nc\n", 2, "b | c"),
+            ("one\n", 5, "one"),
+            ("", 5, ""),
+            (
+                "warn\nError: config.toml:1:1: unknown configuration field `x`\n\nStack backtrace:\n   0: <unknown>\n   1: <unknown>\n",
+                5,
+                "warn | Error: config.toml:1:1: unknown configuration field `x`",
+            ),
+            (
+                "Stack backtrace:\n   0: main\n",
+                5,
+                "Stack backtrace: |    0: main",
+            ),
+        ];
+        for (stderr, count, want) in table {
+            assert_eq!(last_lines(stderr, count), want, "{stderr:?}");
+        }
+    }
 }
