@@ -9,7 +9,11 @@
 //! |          | every agent answers one mention, 2 s idle, then VmRSS and Pss of the daemon |
 //! |          | plus all its children (the codex processes and their helpers)               |
 //! | recovery | N = K = 20 on one process: `codexd fault <nick> runner kill`, then a mention |
-//! |          | to every agent at once; from the fault to the last agent's answer           |
+//! |          | to every agent at once; from the fault to the last agent's answer, split by |
+//! |          | `codexd status` polled meanwhile: new process up (the runners' restart      |
+//! |          | backoff), every runner has its thread back (resumed), last answer           |
+//!
+//! `POOL_K=<k>` sets K (default 20); `POOL_RECOVERY_ONLY=1` measures recovery alone.
 //!
 //! Every reply is checked (the fake model answers `ok`); a failure makes the bench exit
 //! non-zero. Nothing here asserts a speed or a size: the figures are printed.
@@ -69,7 +73,11 @@ async fn run() -> Result<()> {
         "memory of codexd + codex, N agents (one CODEX_HOME), 1 per process vs {per_process} per process; idle {IDLE:?} after one answered mention each"
     );
     let mut failures = Vec::new();
-    for count in COUNTS {
+    let counts: &[usize] = match std::env::var_os("POOL_RECOVERY_ONLY") {
+        Some(_) => &[],
+        None => &COUNTS,
+    };
+    for &count in counts {
         for k in [1, per_process] {
             let (daemon, children) = measure(&codex, count, k, &mut failures).await?;
             println!(
@@ -83,7 +91,12 @@ async fn run() -> Result<()> {
         }
     }
     let recovery = recover(&codex, 20, &mut failures).await?;
-    println!("recovery: 20 agents on one process, SIGKILL → all 20 answered again: {recovery:?}");
+    println!(
+        "recovery: 20 agents on one process, SIGKILL → new process {} → all 20 resumed {} → all 20 answered again {:.2?}",
+        since(recovery.process_up),
+        since(recovery.resumed),
+        recovery.answered
+    );
     if !failures.is_empty() {
         return Err(format!("{} check(s) failed: {failures:?}", failures.len()).into());
     }
@@ -117,17 +130,85 @@ async fn measure(
     Ok((daemon, children))
 }
 
+/// Times after the SIGKILL of a shared process, from the kill.
+struct Recovery {
+    /// A new process is in the `codex` service's status.
+    process_up: Option<Duration>,
+    /// Every runner has its thread back (resumed; its mention may be running).
+    resumed: Option<Duration>,
+    /// Every agent answered a mention sent right after the kill.
+    answered: Duration,
+}
+
+fn since(at: Option<Duration>) -> String {
+    at.map_or_else(|| "(not seen)".to_owned(), |d| format!("{d:.2?}"))
+}
+
+/// Polls `codexd status` on `socket` until a process other than `old` runs in the pool and
+/// then until `count` runners, each restarted once, have their thread back; the times of both.
+fn watch(
+    socket: std::path::PathBuf,
+    old: serde_json::Value,
+    count: usize,
+    started: Instant,
+) -> (Option<Duration>, Option<Duration>) {
+    let deadline = started + Duration::from_secs(120);
+    let (mut up, mut resumed) = (None, None);
+    while resumed.is_none() && Instant::now() < deadline {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_codexd"))
+            .args(["status", "--json", "--socket"])
+            .arg(&socket)
+            .output();
+        let status: serde_json::Value = match out {
+            Ok(out) if out.status.success() => {
+                serde_json::from_slice(&out.stdout).unwrap_or_default()
+            }
+            _ => continue,
+        };
+        let pid = &status["services"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == "codex"))
+            .map(|c| c["detail"]["processes"][0]["pid"].clone())
+            .unwrap_or_default();
+        if up.is_none() && pid.is_u64() && *pid != old {
+            up = Some(started.elapsed());
+        }
+        let ready = status["agents"].as_array().map_or(0, |agents| {
+            agents
+                .iter()
+                .filter_map(|a| {
+                    a["supervision"]["children"]
+                        .as_array()?
+                        .iter()
+                        .find(|c| c["name"] == "runner")
+                })
+                .filter(|r| r["restarts"] == 1 && r["detail"]["phase"] != "handshake")
+                .count()
+        });
+        if up.is_some() && ready == count {
+            resumed = Some(started.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (up, resumed)
+}
+
 /// Kills the shared process of `count` agents and times until every agent answered again.
-async fn recover(codex: &Path, count: usize, failures: &mut Vec<String>) -> Result<Duration> {
+async fn recover(codex: &Path, count: usize, failures: &mut Vec<String>) -> Result<Recovery> {
     let mut fleet = Fleet::start_with(codex, count, Some(count))
         .await
         .ok_or("agentirc is not installed: no figures")?;
     for nick in fleet.nicks.clone() {
         fleet.ask(&nick, "hello").await;
     }
-    fleet.wait_settled(1);
+    let settled = fleet.wait_settled(1);
+    let old = settled[0]["detail"]["pid"].clone();
     let socket = fleet.scratch.socket();
     let started = Instant::now();
+    let watcher = {
+        let socket = socket.clone();
+        std::thread::spawn(move || watch(socket, old, count, started))
+    };
     let out = fleet.scratch.cli(&[
         "fault",
         "--socket",
@@ -158,7 +239,12 @@ async fn recover(codex: &Path, count: usize, failures: &mut Vec<String>) -> Resu
             answered.insert(nick);
         }
     }
-    let elapsed = started.elapsed();
+    let answered = started.elapsed();
+    let (process_up, resumed) = watcher.join().map_err(|_| "the status watcher panicked")?;
     let _ = fleet.stop();
-    Ok(elapsed)
+    Ok(Recovery {
+        process_up,
+        resumed,
+        answered,
+    })
 }
