@@ -177,7 +177,7 @@ fn watch(
             agents
                 .iter()
                 .filter_map(|a| {
-                    a["supervision"]["children"]
+                    a["children"]
                         .as_array()?
                         .iter()
                         .find(|c| c["name"] == "runner")
