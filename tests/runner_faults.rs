@@ -167,6 +167,56 @@ async fn an_unanswered_interrupt_restarts_codex_without_replaying_the_turn() {
     });
 }
 
+/// A stopped codex of its own (SIGSTOP) never answers `turn/start`: after
+/// `codex.request_timeout` the runner fails, its codex is killed and reaped, and the
+/// mention is replayed on the next codex.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_codex_is_replaced_and_the_mention_replayed() {
+    let extra = Extra {
+        top: "codex: {agents_per_process: 1}\n",
+        codex: "      request_timeout: 1s\n",
+        ..Extra::default()
+    };
+    let Some(mut agent) = CodexAgent::start(Codex::Fake(""), extra).await else {
+        return;
+    };
+    let stopped = agent.runner().expect("status")["detail"]["pid"]
+        .as_u64()
+        .expect("pid");
+    let status = std::process::Command::new("kill")
+        .args(["-STOP", &stopped.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -STOP {stopped}");
+    agent
+        .say("#general", &format!("@{NICK} wake up, codex"))
+        .await;
+    agent.reply("#general", "wake up, codex").await;
+    let log = agent.fake_log();
+    let starts = events(&log, "start");
+    assert_eq!(starts.len(), 2, "one restart: {log:?}");
+    let turns = events(&log, "turn");
+    assert_eq!(
+        turns.len(),
+        1,
+        "only the new codex read the turn: {turns:?}"
+    );
+    assert_eq!(events(&log, "thread/resume").len(), 1, "{log:?}");
+    eventually("the stopped codex is killed and reaped", || {
+        (!process_exists(stopped)).then_some(())
+    });
+    let runner = eventually("the journal is empty", || {
+        let runner = agent.runner()?;
+        (runner["detail"]["pending"] == 0).then_some(runner)
+    });
+    assert_eq!(runner["restarts"], 1, "{runner}");
+    assert!(
+        agent
+            .log()
+            .contains("codex did not answer turn/start within 1s")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_loop_opens_the_circuit_and_keeps_the_mention() {
     let Some(mut agent) = CodexAgent::launch(Codex::Fake("crash_at_start"), Extra::default()).await
