@@ -163,7 +163,15 @@ async fn a_stopped_shared_codex_is_killed_and_every_agent_resumes_without_loss()
         expected(&AGENTS),
         "all three answer on the shared process"
     );
-    let status = scratch.status().expect("status");
+    // The replies are relayed before each turn ends: wait for the turns to end, or codex
+    // would be stopped mid-turn (caught only by the turn timeout, not by this test's path).
+    let status = eventually("every turn ended", || {
+        let status = scratch.status()?;
+        let drained = AGENTS
+            .iter()
+            .all(|s| runner(&status, s).is_some_and(|r| r["detail"]["pending"] == 0));
+        (ready(&status) && drained).then_some(status)
+    });
     let threads: BTreeMap<&str, Value> = AGENTS
         .iter()
         .map(|s| {
@@ -178,12 +186,17 @@ async fn a_stopped_shared_codex_is_killed_and_every_agent_resumes_without_loss()
     // Stop codex: spark-a's turn/start goes unanswered for request_timeout (3 s), and its
     // runner kills the process for all three.
     signal(stopped, "STOP");
+    let since_stop = std::time::Instant::now();
     const WHILE_STOPPED: &str = "are you there while codex sleeps?";
     let replies = ask(&mut ori, &["a"], WHILE_STOPPED).await;
     assert_eq!(
         replies,
         expected(&["a"]),
         "spark-a answers the mention codex never read"
+    );
+    eprintln!(
+        "wedged: spark-a answered {:.1?} after the SIGSTOP (request_timeout 3s)",
+        since_stop.elapsed()
     );
     assert!(
         model_saw(&model, WHILE_STOPPED),
