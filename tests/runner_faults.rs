@@ -174,7 +174,7 @@ async fn an_unanswered_interrupt_restarts_codex_without_replaying_the_turn() {
 async fn a_stopped_codex_is_replaced_and_the_mention_replayed() {
     let extra = Extra {
         top: "codex: {agents_per_process: 1}\n",
-        codex: "      request_timeout: 1s\n",
+        codex: "      request_timeout: 3s\n",
         ..Extra::default()
     };
     let Some(mut agent) = CodexAgent::start(Codex::Fake(""), extra).await else {
@@ -213,7 +213,7 @@ async fn a_stopped_codex_is_replaced_and_the_mention_replayed() {
     assert!(
         agent
             .log()
-            .contains("codex did not answer turn/start within 1s")
+            .contains("codex did not answer turn/start within 3s")
     );
 }
 
@@ -223,7 +223,7 @@ async fn a_stopped_codex_is_replaced_and_the_mention_replayed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_mention_that_wedges_codex_every_time_is_given_up_after_two_attempts() {
     let extra = Extra {
-        top: "codex: {agents_per_process: 1, request_timeout: 1s}\n",
+        top: "codex: {agents_per_process: 1, request_timeout: 3s}\n",
         fake_binary: concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/wedge_proxy.py"),
         ..Extra::default()
     };
