@@ -216,6 +216,8 @@ pub fn runner_settings(config: &Config, agent: &AgentConfig) -> RunnerSettings {
     let mut settings = RunnerSettings::new(&agent.nick, command, thread, state_dir);
     settings.approvals = codex.approvals;
     settings.turn_timeout = agent.turn_timeout;
+    settings.request_timeout = codex.request_timeout;
+    settings.interrupt_timeout = codex.interrupt_timeout;
     settings
 }
 

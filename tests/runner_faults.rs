@@ -167,6 +167,87 @@ async fn an_unanswered_interrupt_restarts_codex_without_replaying_the_turn() {
     });
 }
 
+/// A stopped codex of its own (SIGSTOP) never answers `turn/start`: after
+/// `codex.request_timeout` the runner fails, its codex is killed and reaped, and the
+/// mention is replayed on the next codex.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_codex_is_replaced_and_the_mention_replayed() {
+    let extra = Extra {
+        top: "codex: {agents_per_process: 1}\n",
+        codex: "      request_timeout: 3s\n",
+        ..Extra::default()
+    };
+    let Some(mut agent) = CodexAgent::start(Codex::Fake(""), extra).await else {
+        return;
+    };
+    let stopped = agent.runner().expect("status")["detail"]["pid"]
+        .as_u64()
+        .expect("pid");
+    let status = std::process::Command::new("kill")
+        .args(["-STOP", &stopped.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -STOP {stopped}");
+    agent
+        .say("#general", &format!("@{NICK} wake up, codex"))
+        .await;
+    agent.reply("#general", "wake up, codex").await;
+    let log = agent.fake_log();
+    let starts = events(&log, "start");
+    assert_eq!(starts.len(), 2, "one restart: {log:?}");
+    let turns = events(&log, "turn");
+    assert_eq!(
+        turns.len(),
+        1,
+        "only the new codex read the turn: {turns:?}"
+    );
+    assert_eq!(events(&log, "thread/resume").len(), 1, "{log:?}");
+    eventually("the stopped codex is killed and reaped", || {
+        (!process_exists(stopped)).then_some(())
+    });
+    let runner = eventually("the journal is empty", || {
+        let runner = agent.runner()?;
+        (runner["detail"]["pending"] == 0).then_some(runner)
+    });
+    assert_eq!(runner["restarts"], 1, "{runner}");
+    assert!(
+        agent
+            .log()
+            .contains("codex did not answer turn/start within 3s")
+    );
+}
+
+/// A mention that wedges codex every time (its `turn/start` is never answered;
+/// `tests/support/wedge_proxy.py` swallows it) is given up after two attempts, as one codex
+/// dies during is: Culture's Sorry line, no open circuit, and the next mention is answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mention_that_wedges_codex_every_time_is_given_up_after_two_attempts() {
+    let extra = Extra {
+        top: "codex: {agents_per_process: 1, request_timeout: 3s}\n",
+        fake_binary: concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/wedge_proxy.py"),
+        ..Extra::default()
+    };
+    let Some(mut agent) = CodexAgent::start(Codex::Fake(""), extra).await else {
+        return;
+    };
+    agent.say("#general", &format!("@{NICK} wedge-me")).await;
+    agent
+        .reply("#general", "Sorry, I encountered an error")
+        .await;
+    let log = agent.fake_log();
+    assert_eq!(events(&log, "wedged").len(), 2, "two attempts: {log:?}");
+    assert!(events(&log, "turn").is_empty(), "no turn ran: {log:?}");
+    let runner = eventually("the runner is up again, the journal empty", || {
+        let runner = agent.runner()?;
+        (runner["detail"]["phase"] == "idle" && runner["detail"]["pending"] == 0).then_some(runner)
+    });
+    assert_eq!(runner["restarts"], 2, "{runner}");
+    assert_eq!(runner["circuit"], "closed", "{runner}");
+    assert!(agent.log().contains("giving up on a mention"));
+    agent.say("#general", &format!("@{NICK} and now?")).await;
+    agent.reply("#general", "fake reply to:").await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crash_loop_opens_the_circuit_and_keeps_the_mention() {
     let Some(mut agent) = CodexAgent::launch(Codex::Fake("crash_at_start"), Extra::default()).await

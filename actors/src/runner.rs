@@ -67,9 +67,11 @@ pub struct RunnerSettings {
     pub approvals: Approvals,
     /// A turn running longer is interrupted (`turn_timeout_seconds`); `None`: never.
     pub turn_timeout: Option<Duration>,
-    /// Budget of every JSON-RPC request (Culture: 30 s).
+    /// Budget of every JSON-RPC request (Culture: 30 s; `codex.request_timeout`); one left
+    /// unanswered longer (but `thread/compact/start`) means codex is wedged.
     pub request_timeout: Duration,
-    /// How long codex may take to end an interrupted turn before it is restarted.
+    /// How long codex may take to end an interrupted turn before it is restarted
+    /// (`codex.interrupt_timeout`).
     pub interrupt_timeout: Duration,
     /// How long a `status` query waits for the agent's answer (Culture: 10 s).
     pub query_timeout: Duration,

@@ -11,9 +11,12 @@
 //! | `approvals` | `decline` | how codexd answers when it asks: `accept`, `decline`, `accept_for_session` |
 //! | `sandbox` | codex's own | `read-only`, `workspace-write`, `danger-full-access`     |
 //! | `agents_per_process` | `10` | integer 1..=1000, daemon level only: agents sharing one `codex app-server` |
+//! | `request_timeout` | `30s` | duration > 0: an unanswered request means codex is wedged |
+//! | `interrupt_timeout` | `10s` | duration > 0: an interrupted turn that does not end means codex is wedged |
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use codexd_actors::runner::session::Approvals;
 
@@ -31,6 +34,8 @@ const KEYS: Keys = Keys {
         "approvals",
         "sandbox",
         "agents_per_process",
+        "request_timeout",
+        "interrupt_timeout",
     ],
     ignored: &[],
 };
@@ -46,9 +51,18 @@ impl Default for CodexConfig {
             approvals: Approvals::Decline,
             sandbox: None,
             agents_per_process: DEFAULT_AGENTS_PER_PROCESS,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            interrupt_timeout: DEFAULT_INTERRUPT_TIMEOUT,
         }
     }
 }
+
+/// How long codex may leave a request unanswered before the runner treats it as wedged
+/// (and kills it, for every agent on a shared process).
+pub(super) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long an interrupted turn may take to end before codex is treated as wedged.
+pub(super) const DEFAULT_INTERRUPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Agents per shared codex process by default: one more agent costs about 2.2 MiB Pss as a
 /// thread of a shared process against about 21 MiB as a process of its own (`cargo bench
@@ -119,6 +133,14 @@ pub(super) fn section(
             .map(str::to_owned)
             .or_else(|| base.sandbox.clone()),
         agents_per_process,
+        request_timeout: fields
+            .get("request_timeout")
+            .duration(report)
+            .unwrap_or(base.request_timeout),
+        interrupt_timeout: fields
+            .get("interrupt_timeout")
+            .duration(report)
+            .unwrap_or(base.interrupt_timeout),
     }
 }
 

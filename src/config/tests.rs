@@ -88,6 +88,8 @@ fn defaults() {
             approvals: codexd_actors::runner::session::Approvals::Decline,
             sandbox: None,
             agents_per_process: 10,
+            request_timeout: secs(30),
+            interrupt_timeout: secs(10),
         }
     );
     assert_eq!(config.state_dir, PathBuf::from("/home/op/.culture/codexd"));
@@ -320,6 +322,14 @@ fn type_and_range_errors_name_the_key_and_the_expectation() {
             "codex.agents_per_process: expected an integer from 1 to 1000, got 0",
         ),
         (
+            "codex: {request_timeout: 0s}",
+            "codex.request_timeout: must be greater than 0",
+        ),
+        (
+            "codex: {interrupt_timeout: 5}",
+            "codex.interrupt_timeout: expected a duration such as \"300s\" or \"5m\", got 5 (add a unit: \"5s\")",
+        ),
+        (
             "codex: {shell_env: {\"1X\": y}}",
             "codex.shell_env.1X: is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)",
         ),
@@ -541,6 +551,28 @@ fn agents_per_process_is_daemon_wide() {
         warnings,
         [
             "agents[0].codex.agents_per_process: ignored: placement is daemon-wide; set codex.agents_per_process at the top level"
+        ]
+    );
+}
+
+#[test]
+fn codex_timeouts_overlay_per_agent() {
+    let loaded = ok(
+        "server: {name: spark}\ncodex: {request_timeout: 3s}\nagents:\n  - nick: spark-a\n    codex: {interrupt_timeout: 2s}\n  - nick: spark-b\n    codex: {request_timeout: 1m}\n",
+    );
+    let timeouts: Vec<_> = loaded
+        .config
+        .agents
+        .iter()
+        .map(|agent| (agent.codex.request_timeout, agent.codex.interrupt_timeout))
+        .collect();
+    assert_eq!(timeouts, [(secs(3), secs(2)), (secs(60), secs(10))]);
+    let wrong =
+        "server: {name: spark}\nagents:\n  - nick: spark-a\n    codex: {request_timeout: soon}\n";
+    assert_eq!(
+        errors(wrong),
+        [
+            "agents[0].codex.request_timeout: expected a duration such as \"300s\" or \"5m\", got \"soon\""
         ]
     );
 }

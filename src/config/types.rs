@@ -240,6 +240,12 @@ pub struct CodexConfig {
     /// `agents_per_process` (daemon level; default 1): how many agents with the same codex
     /// identity share one `codex app-server` process.
     pub agents_per_process: usize,
+    /// `request_timeout` (default 30 s): a request codex leaves unanswered this long means
+    /// codex is wedged; the runner fails and a shared process is killed for every agent on it.
+    pub request_timeout: Duration,
+    /// `interrupt_timeout` (default 10 s): an interrupted turn that has not ended this long
+    /// after `turn/interrupt` means codex is wedged (as `request_timeout`).
+    pub interrupt_timeout: Duration,
 }
 
 /// One entry of `agents:` with every per-agent override resolved against the daemon level.

@@ -34,6 +34,9 @@ pub struct Extra<'a> {
     pub agent: &'a str,
     /// Its `codex:` mapping (6-space indent), e.g. `"      approvals: accept\n"`.
     pub codex: &'a str,
+    /// [`Codex::Fake`] only: the binary started instead of the fake (a wrapper around it);
+    /// empty: the fake itself.
+    pub fake_binary: &'a str,
 }
 
 pub struct CodexAgent {
@@ -78,10 +81,13 @@ impl CodexAgent {
                 (Some(model), Some(home), yaml)
             }
             Codex::Fake(modes) => {
-                let script = concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/tests/support/fake_app_server.py"
-                );
+                let script = match extra.fake_binary {
+                    "" => concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/tests/support/fake_app_server.py"
+                    ),
+                    wrapper => wrapper,
+                };
                 let yaml = format!(
                     "      binary: {script}\n      env:\n        FAKE_APP_SERVER_MODE: '{modes}'\n        FAKE_APP_SERVER_LOG: {log}\n        FAKE_APP_SERVER_STATE: {state}\n",
                     log = scratch.path("fake-app-server.log").display(),

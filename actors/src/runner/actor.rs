@@ -7,6 +7,11 @@
 //! | `handshake` | start: `initialize` sent            | thread started or resumed → `ready`         |
 //! | `ready`     | a thread id                         | `/clear` (new thread) → `handshake`         |
 //! | (failed)    | codex exit, request timeout, a failed handshake, an unanswered interrupt | — |
+//!
+//! codex is **wedged** when a request other than `thread/compact/start` goes unanswered for
+//! `request_timeout` (a `turn/start` included: its entry stays journaled, the attempt is
+//! counted, and it is replayed after the restart) or an interrupted turn does not end within
+//! `interrupt_timeout`; the runner fails, and a shared codex is killed for every agent on it.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -446,20 +451,17 @@ impl RunnerState {
     fn on_tick(&mut self) -> Result<(), ActorProcessingErr> {
         let now = Instant::now();
         for (_, pending) in self.requests.expire(now) {
-            match pending.waiter {
-                Waiter::TurnStart => self.finish(Outcome::Failed(format!(
-                    "turn/start unanswered after {}s",
-                    self.settings.request_timeout.as_secs()
-                ))),
-                Waiter::Compact => {}
-                _ => {
-                    return Err(self.wedged(format!(
-                        "codex did not answer {} within {}s",
-                        pending.method,
-                        self.settings.request_timeout.as_secs()
-                    )));
-                }
+            if let Waiter::Compact = pending.waiter {
+                continue;
             }
+            if let Waiter::TurnStart = pending.waiter {
+                self.cut_off("wedged");
+            }
+            return Err(self.wedged(format!(
+                "codex did not answer {} within {}",
+                pending.method,
+                humantime::format_duration(self.settings.request_timeout)
+            )));
         }
         self.expire_queries(now);
         let Some(active) = &mut self.active else {
@@ -500,29 +502,36 @@ impl RunnerState {
         };
         webhook::raise(&self.peers.webhook, alert);
         let stderr: String = last_lines(&exit.stderr, 5);
-        if let Some(active) = self.active.take() {
-            // Not finished: the entry stays journaled and is replayed after the restart;
-            // the journal counts the attempts codex died during (a graceful stop does not).
-            if let Purpose::Entry { id, .. } = &active.purpose {
-                if let Err(error) = self.inbox.journal.lock().started(*id) {
-                    tracing::warn!(agent.nick = %self.settings.nick, error = %error, "crashed attempt not recorded");
-                }
-            }
-            end_span(&active.turn, "crashed");
-            self.peers.turn.clear();
-            if let Purpose::Query {
-                reply: Some(reply), ..
-            } = active.purpose
-            {
-                let _ = reply.send(self.turn_status(None));
-            }
-        }
+        self.cut_off("crashed");
         for (_, pending) in self.requests.drain() {
             tracing::debug!(method = %pending.method, "request lost with codex");
         }
         match stderr.is_empty() {
             true => format!("codex {exit}"),
             false => format!("codex {exit}; stderr: {stderr}"),
+        }
+    }
+
+    /// Abandons the running turn because codex died or is wedged (`outcome` names which on
+    /// its span). Not finished: the entry stays journaled and is replayed after the restart;
+    /// the journal counts the attempts codex failed during (a graceful stop does not), so a
+    /// prompt that breaks codex every time is given up after [`MAX_ATTEMPTS`].
+    fn cut_off(&mut self, outcome: &str) {
+        let Some(active) = self.active.take() else {
+            return;
+        };
+        if let Purpose::Entry { id, .. } = &active.purpose {
+            if let Err(error) = self.inbox.journal.lock().started(*id) {
+                tracing::warn!(agent.nick = %self.settings.nick, error = %error, "failed attempt not recorded");
+            }
+        }
+        end_span(&active.turn, outcome);
+        self.peers.turn.clear();
+        if let Purpose::Query {
+            reply: Some(reply), ..
+        } = active.purpose
+        {
+            let _ = reply.send(self.turn_status(None));
         }
     }
 
