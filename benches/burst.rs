@@ -82,8 +82,8 @@ async fn run() -> Result<()> {
     );
     for burst in bursts {
         for window in [REQUEST_WINDOW, usize::MAX] {
-            let pool = CodexPool::new(1, RestartPolicy::default()).with_window(window);
-            let slot = pool.place("bench", "bench", command.clone());
+            let pool = CodexPool::new(1).with_window(window);
+            let slot = pool.place("bench", "bench", command.clone(), RestartPolicy::default());
             let tally = Arc::new(Mutex::new(Tally::default()));
             let seen = tally.clone();
             let sink = Arc::new(move |event| {

@@ -240,7 +240,8 @@ pub fn overseer_settings(config: &Config, agent: &AgentConfig) -> OverseerSettin
 }
 
 /// The agent's slot on a shared codex process. Agents share a process only when their
-/// codex identity is the same: binary, arguments and environment (`CODEX_HOME` included).
+/// codex identity is the same: binary, arguments and environment (`CODEX_HOME` included),
+/// and their `restart:` policy, which the process's circuit follows.
 /// The process runs in `<state_dir>/codex-pool` with its XDG data and state there; each
 /// agent's cwd, model, instructions, policies and shell environment are per thread.
 fn place(
@@ -249,7 +250,10 @@ fn place(
     agent: &AgentConfig,
 ) -> codexd_actors::runner::shared::SlotRef {
     let codex = &agent.codex;
-    let key = format!("{:?}", (&codex.binary, &codex.args, &codex.env));
+    let key = format!(
+        "{:?}",
+        (&codex.binary, &codex.args, &codex.env, &agent.restart)
+    );
     let dir = config.state_dir.join("codex-pool");
     let mut command = CodexCommand::new(&codex.binary, "");
     command.args.extend(codex.args.iter().map(Into::into));
@@ -264,7 +268,7 @@ fn place(
     if let Err(error) = std::fs::create_dir_all(&dir) {
         tracing::warn!(dir = %dir.display(), error = %error, "codex pool directory not created");
     }
-    pool.place(&agent.nick, &key, command)
+    pool.place(&agent.nick, &key, command, agent.restart)
 }
 
 /// The agent's shell environment beyond codex's `core` variables: `CULTURE_NICK` and, unless

@@ -82,10 +82,7 @@ pub async fn run(
         stopped: BTreeSet::new(),
         stop,
         grace,
-        pool: codexd_actors::runner::shared::CodexPool::new(
-            config.codex.agents_per_process,
-            config.restart,
-        ),
+        pool: codexd_actors::runner::shared::CodexPool::new(config.codex.agents_per_process),
     };
     let wanted: Vec<AgentConfig> = source.selected(&config).into_iter().cloned().collect();
     let mut specs = Vec::new();

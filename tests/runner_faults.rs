@@ -463,13 +463,9 @@ async fn server_overloaded_answers_are_retried_and_the_mention_answered() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shared_codex_that_keeps_dying_opens_its_circuit_until_reset() {
-    // The daemon's policy (3 deaths in 60 s) is the shared process's; the agent's own
-    // breaker is generous, so the process's circuit is the one that opens.
-    let extra = Extra {
-        agent: "    restart: {max_restarts: 1000}\n",
-        ..Extra::default()
-    };
-    let Some(mut agent) = CodexAgent::start(Codex::Fake(""), extra).await else {
+    // The harness's policy: 3 failures within 60 s open a circuit for 60 s. The agent's
+    // runner and its shared process count the same three deaths, so both open.
+    let Some(mut agent) = CodexAgent::start(Codex::Fake(""), Extra::default()).await else {
         return;
     };
     for death in 1..=3 {
@@ -489,6 +485,20 @@ async fn a_shared_codex_that_keeps_dying_opens_its_circuit_until_reset() {
     });
     assert!(open["pid"].is_null(), "no process while open: {open}");
     assert_eq!(open["restarts"], 2, "{open}");
+    eventually("the runner's own circuit opens with it", || {
+        (agent.runner()?["circuit"] == "open").then_some(())
+    });
+    agent.say("#general", &format!("@{NICK} wait for me")).await;
+    let socket = agent.scratch.socket();
+    let socket = socket.to_str().expect("utf-8");
+    let reset = |args: &[&str]| {
+        let mut all = vec!["reset", "--socket", socket];
+        all.extend_from_slice(args);
+        agent.scratch.cli(&all)
+    };
+    // The runner alone: its start is refused while the process's circuit is open, and the
+    // error says which process, whose, and what to do.
+    assert!(reset(&[NICK, "runner"]).status.success());
     let refused = eventually("the runner is refused with the reason", || {
         let runner = agent.runner()?;
         runner["last_error"]
@@ -497,26 +507,21 @@ async fn a_shared_codex_that_keeps_dying_opens_its_circuit_until_reset() {
             .map(str::to_owned)
     });
     assert!(
-        refused.contains("process-0") && refused.contains(NICK),
-        "names the process and its agents: {refused}"
+        refused.contains("process-0")
+            && refused.contains(NICK)
+            && refused.contains("codexd reset codex process-0"),
+        "names the process, its agents and the remedy: {refused}"
     );
-    agent.say("#general", &format!("@{NICK} wait for me")).await;
-    let socket = agent.scratch.socket();
-    let socket = socket.to_str().expect("utf-8");
-    let unknown = agent
-        .scratch
-        .cli(&["reset", "--socket", socket, "codex", "process-9"]);
+    let unknown = reset(&["codex", "process-9"]);
     assert!(!unknown.status.success(), "{unknown:?}");
     assert!(
         String::from_utf8_lossy(&unknown.stderr).contains("process-0"),
         "lists the known ones: {unknown:?}"
     );
-    let reset = agent
-        .scratch
-        .cli(&["reset", "--socket", socket, "codex", "process-0"]);
-    assert!(reset.status.success(), "{reset:?}");
+    assert!(reset(&["codex", "process-0"]).status.success());
+    assert!(reset(&[NICK, "runner"]).status.success());
     agent.reply("#general", "wait for me").await;
     let closed = shared_process(&agent).expect("status");
-    assert_eq!(closed["circuit"], "closed", "{closed}");
+    assert_ne!(closed["circuit"], "open", "{closed}");
     assert!(closed["pid"].is_u64(), "{closed}");
 }

@@ -21,8 +21,8 @@
 //! process, or starts a new one. Delivery to a runner is a cast into its mailbox, so a slow
 //! agent never stalls the stdout reader or its neighbours.
 //!
-//! Each slot has a circuit breaker under the daemon's `restart:` policy that counts its
-//! process's deaths (crash, or killed as wedged). The restart itself waits for the first
+//! Each slot has a circuit breaker under its agents' `restart:` policy (agents with another
+//! policy get another slot) that counts its process's deaths (crash, or killed as wedged). The restart itself waits for the first
 //! runner's own backoff; once `max_restarts` deaths fall within `window`, the circuit opens
 //! and attaching fails with an error naming the slot until the cooldown is over (or
 //! `codexd reset codex process-<n>`); then one start is let through (half-open), and a
@@ -53,7 +53,6 @@ pub type Sink = Arc<dyn Fn(ProcessEvent) -> bool + Send + Sync>;
 pub struct CodexPool {
     slots: Arc<Mutex<Vec<Slot>>>,
     per_process: usize,
-    policy: RestartPolicy,
     window: usize,
 }
 
@@ -90,7 +89,7 @@ pub struct SlotStatus {
     pub starts: u64,
     /// Of which restarts (`starts - 1`).
     pub restarts: u64,
-    /// `closed`, `open` or `half_open`: deaths of its process counted under the daemon's
+    /// `closed`, `open` or `half_open`: deaths of its process counted under its agents'
     /// `restart:` policy.
     pub circuit: &'static str,
     /// Seconds until an open circuit lets the next start through.
@@ -183,13 +182,11 @@ pub enum AttachError {
 pub struct NoSuchSlot(pub String);
 
 impl CodexPool {
-    /// A pool that puts up to `per_process` agents on one process and counts each process's
-    /// deaths under `policy`.
-    pub fn new(per_process: usize, policy: RestartPolicy) -> Self {
+    /// A pool that puts up to `per_process` agents on one process.
+    pub fn new(per_process: usize) -> Self {
         Self {
             slots: Arc::default(),
             per_process: per_process.max(1),
-            policy,
             window: REQUEST_WINDOW,
         }
     }
@@ -217,9 +214,17 @@ impl CodexPool {
     }
 
     /// The slot of `nick`: the one it already has, else the first slot of the same `key`
-    /// (codex identity: binary, arguments, environment) with room, else a new slot that
-    /// starts processes with `command`.
-    pub fn place(&self, nick: &str, key: &str, command: CodexCommand) -> SlotRef {
+    /// with room, else a new slot that starts processes with `command` and counts their
+    /// deaths under `policy`. The key must cover the codex identity (binary, arguments,
+    /// environment) and `policy`: the agents of a slot fail together when its process dies,
+    /// so their own breakers and the slot's count the same deaths under the same policy.
+    pub fn place(
+        &self,
+        nick: &str,
+        key: &str,
+        command: CodexCommand,
+        policy: RestartPolicy,
+    ) -> SlotRef {
         let mut slots = self.lock();
         let found = slots
             .iter()
@@ -238,7 +243,7 @@ impl CodexPool {
                     agents: Vec::new(),
                     live: None,
                     generations: 0,
-                    breaker: Breaker::new(self.policy),
+                    breaker: Breaker::new(policy),
                 });
                 slots.len() - 1
             }
