@@ -217,6 +217,52 @@ async fn a_stopped_codex_is_replaced_and_the_mention_replayed() {
     );
 }
 
+/// A codex stopped in the middle of a turn (`turn/start` answered, nothing outstanding)
+/// sends nothing more; the runner's liveness probe goes unanswered, so codex is replaced
+/// and the mention replayed long before the 10-minute turn timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_codex_stopped_mid_turn_is_found_by_the_probe_and_the_mention_replayed() {
+    let extra = Extra {
+        codex: "      request_timeout: 2s\n",
+        ..Extra::default()
+    };
+    let Some(mut agent) = CodexAgent::start(Codex::Fake("slow:5000"), extra).await else {
+        return;
+    };
+    agent
+        .say("#general", &format!("@{NICK} think slowly"))
+        .await;
+    let (stopped, starts) = eventually("the turn is running", || {
+        let log = agent.fake_log();
+        let pid = events(&log, "turn").first()?["pid"].as_u64()?;
+        Some((pid, events(&log, "start").len()))
+    });
+    let status = std::process::Command::new("kill")
+        .args(["-STOP", &stopped.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -STOP {stopped}");
+    agent.reply("#general", "think slowly").await;
+    let log = agent.fake_log();
+    assert_eq!(
+        events(&log, "start").len(),
+        starts + 1,
+        "one more codex: {log:?}"
+    );
+    let turns = events(&log, "turn");
+    assert_eq!(turns.len(), 2, "the turn ran again: {turns:?}");
+    assert_eq!(turns[0]["threadId"], turns[1]["threadId"], "same thread");
+    eventually("the stopped codex is killed and reaped", || {
+        (!process_exists(stopped)).then_some(())
+    });
+    assert!(
+        agent
+            .log()
+            .contains("codex did not answer thread/loaded/list within 2s"),
+        "the probe found it"
+    );
+}
+
 /// A mention that wedges codex every time (its `turn/start` is never answered;
 /// `tests/support/wedge_proxy.py` swallows it) is given up after two attempts, as one codex
 /// dies during is: Culture's Sorry line, no open circuit, and the next mention is answered.

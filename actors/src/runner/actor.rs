@@ -12,6 +12,9 @@
 //! `request_timeout` (a `turn/start` included: its entry stays journaled, the attempt is
 //! counted, and it is replayed after the restart) or an interrupted turn does not end within
 //! `interrupt_timeout`; the runner fails, and a shared codex is killed for every agent on it.
+//! During a turn, every `request_timeout` after the last answer to one, the runner sends a
+//! probe (`thread/loaded/list`; any answer, an error included, will do), so a codex that
+//! stops mid-turn is found within two `request_timeout`s rather than at `turn_timeout`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -69,6 +72,8 @@ enum Waiter {
     TurnStart,
     Interrupt,
     Compact,
+    /// A liveness probe during a turn: any answer will do.
+    Probe,
 }
 
 /// Work that is not a journal entry.
@@ -108,6 +113,8 @@ struct Active {
     purpose: Purpose,
     deadline: Option<Instant>,
     trace: TraceCtx,
+    /// When the next liveness probe is due; `None` while one is unanswered.
+    probe: Option<Instant>,
 }
 
 /// The actor's state.
@@ -412,6 +419,13 @@ impl RunnerState {
                 self.finish(Outcome::Timeout);
             }
             (Waiter::Interrupt, Ok(_)) => {}
+            (Waiter::Probe, _) => {
+                let next = Instant::now() + self.settings.request_timeout;
+                if let Some(active) = &mut self.active {
+                    active.probe = Some(next);
+                    self.arm(next);
+                }
+            }
             (Waiter::Compact, result) => {
                 tracing::info!(agent.nick = %nick, ok = result.is_ok(), "thread/compact/start answered")
             }
@@ -454,7 +468,7 @@ impl RunnerState {
             if let Waiter::Compact = pending.waiter {
                 continue;
             }
-            if let Waiter::TurnStart = pending.waiter {
+            if let Waiter::TurnStart | Waiter::Probe = pending.waiter {
                 self.cut_off("wedged");
             }
             return Err(self.wedged(format!(
@@ -487,6 +501,15 @@ impl RunnerState {
                 }
                 _ => self.finish(Outcome::Timeout),
             }
+        } else if active.probe.is_some_and(|due| now >= due) {
+            // A codex that stopped mid-turn answers nothing and sends nothing; only a
+            // request shows it (its timeout makes the runner fail as wedged).
+            active.probe = None;
+            self.request(
+                "thread/loaded/list",
+                Some(Value::Object(Default::default())),
+                Waiter::Probe,
+            )?;
         }
         Ok(())
     }

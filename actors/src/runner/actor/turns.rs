@@ -210,11 +210,14 @@ impl RunnerState {
         if let Some(deadline) = deadline {
             self.arm(deadline);
         }
+        let probe = Instant::now() + self.settings.request_timeout;
+        self.arm(probe);
         self.active = Some(Active {
             turn: Turn::new(span),
             purpose,
             deadline,
             trace,
+            probe: Some(probe),
         });
         let params = session::turn_start(&thread, text);
         if let Err(error) = self.request("turn/start", Some(params), Waiter::TurnStart) {
