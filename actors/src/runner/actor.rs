@@ -40,6 +40,7 @@ use crate::webhook::{self, Alert, texts};
 
 mod report;
 mod turns;
+mod watch;
 
 use report::last_lines;
 use turns::end_span;
@@ -451,69 +452,6 @@ impl RunnerState {
         self.next();
     }
 
-    /// codex stopped answering: the runner fails with `why`, and its restart starts a new
-    /// codex. A process of its own is stopped with the runner; a shared one is killed here,
-    /// since it is wedged for every agent on it (each resumes its thread on the next one).
-    fn wedged(&self, why: String) -> ActorProcessingErr {
-        if let Some(codex @ Codex::Shared(_)) = &self.process {
-            tracing::warn!(agent.nick = %self.settings.nick, codex.pid = codex.pid(), shared_with = ?codex.shared_with(), reason = %why, "shared codex is wedged; killing it for every agent on it");
-            codex.kill();
-        }
-        why.into()
-    }
-
-    fn on_tick(&mut self) -> Result<(), ActorProcessingErr> {
-        let now = Instant::now();
-        for (_, pending) in self.requests.expire(now) {
-            if let Waiter::Compact = pending.waiter {
-                continue;
-            }
-            if let Waiter::TurnStart | Waiter::Probe = pending.waiter {
-                self.cut_off("wedged");
-            }
-            return Err(self.wedged(format!(
-                "codex did not answer {} within {}",
-                pending.method,
-                humantime::format_duration(self.settings.request_timeout)
-            )));
-        }
-        self.expire_queries(now);
-        let Some(active) = &mut self.active else {
-            return Ok(());
-        };
-        if let Some(interrupted) = active.turn.interrupted {
-            if now >= interrupted + self.settings.interrupt_timeout {
-                self.finish(Outcome::Timeout);
-                return Err(self.wedged(format!(
-                    "codex did not end an interrupted turn within {}s",
-                    self.settings.interrupt_timeout.as_secs()
-                )));
-            }
-        } else if active.deadline.is_some_and(|deadline| now >= deadline) {
-            tracing::warn!(agent.nick = %self.settings.nick, timeout_s = ?self.settings.turn_timeout.map(|t| t.as_secs()), "turn timed out; interrupting it");
-            active.turn.interrupted = Some(now);
-            let turn_id = active.turn.id.clone();
-            self.arm(now + self.settings.interrupt_timeout);
-            match (turn_id, self.thread.clone()) {
-                (Some(turn), Some(thread)) => {
-                    let params = session::turn_interrupt(&thread, &turn);
-                    self.request("turn/interrupt", Some(params), Waiter::Interrupt)?;
-                }
-                _ => self.finish(Outcome::Timeout),
-            }
-        } else if active.probe.is_some_and(|due| now >= due) {
-            // A codex that stopped mid-turn answers nothing and sends nothing; only a
-            // request shows it (its timeout makes the runner fail as wedged).
-            active.probe = None;
-            self.request(
-                "thread/loaded/list",
-                Some(Value::Object(Default::default())),
-                Waiter::Probe,
-            )?;
-        }
-        Ok(())
-    }
-
     fn on_exit(&mut self, exit: &ProcessExit) -> String {
         self.process = None;
         let (event, message) = texts::exited(&self.settings.nick, &exit.status);
@@ -532,29 +470,6 @@ impl RunnerState {
         match stderr.is_empty() {
             true => format!("codex {exit}"),
             false => format!("codex {exit}; stderr: {stderr}"),
-        }
-    }
-
-    /// Abandons the running turn because codex died or is wedged (`outcome` names which on
-    /// its span). Not finished: the entry stays journaled and is replayed after the restart;
-    /// the journal counts the attempts codex failed during (a graceful stop does not), so a
-    /// prompt that breaks codex every time is given up after [`MAX_ATTEMPTS`].
-    fn cut_off(&mut self, outcome: &str) {
-        let Some(active) = self.active.take() else {
-            return;
-        };
-        if let Purpose::Entry { id, .. } = &active.purpose {
-            if let Err(error) = self.inbox.journal.lock().started(*id) {
-                tracing::warn!(agent.nick = %self.settings.nick, error = %error, "failed attempt not recorded");
-            }
-        }
-        end_span(&active.turn, outcome);
-        self.peers.turn.clear();
-        if let Purpose::Query {
-            reply: Some(reply), ..
-        } = active.purpose
-        {
-            let _ = reply.send(self.turn_status(None));
         }
     }
 
