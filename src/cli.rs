@@ -301,7 +301,63 @@ pub fn status_table(status: &HostStatus) -> String {
     if status.agents.is_empty() {
         out.push_str("(no agents)\n");
     }
+    for process in shared_processes(status) {
+        let _ = writeln!(out, "{process}");
+    }
     out
+}
+
+/// One row per shared codex process (the `codex` service's slots), in the table's columns:
+/// `codex process-0  running  closed  1  pid 4242: spark-a, spark-b; 1 turn(s) in flight`.
+fn shared_processes(status: &HostStatus) -> Vec<String> {
+    let processes = status
+        .services
+        .iter()
+        .find(|s| s.name == "codex")
+        .and_then(|s| s.detail.as_ref())
+        .and_then(|d| d.get("processes"))
+        .and_then(|p| p.as_array())
+        .cloned()
+        .unwrap_or_default();
+    processes
+        .iter()
+        .map(|p| {
+            let text = |key: &str| p[key].as_str().unwrap_or_default().to_owned();
+            let count = |key: &str| p[key].as_u64().unwrap_or_default();
+            let agents: Vec<&str> = p["agents"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|n| n.as_str()).collect())
+                .unwrap_or_default();
+            let (state, detail) = match p["pid"].as_u64() {
+                Some(pid) => (
+                    "running",
+                    format!(
+                        "pid {pid}: {}; {} turn(s) in flight, {} request(s) waiting",
+                        agents.join(", "),
+                        count("turns_in_flight"),
+                        count("requests_waiting")
+                    ),
+                ),
+                None => match p["circuit_open_s"].as_f64() {
+                    Some(left) => (
+                        "circuit_open",
+                        format!(
+                            "{}; next start in {left:.0}s, or `codexd reset codex {}`",
+                            agents.join(", "),
+                            text("name")
+                        ),
+                    ),
+                    None => ("stopped", agents.join(", ")),
+                },
+            };
+            format!(
+                "{:<24} {state:<13} {:<9} {:>8}  {detail}",
+                format!("codex {}", text("name")),
+                text("circuit"),
+                count("restarts")
+            )
+        })
+        .collect()
 }
 
 /// A config path that could not even be worked out (e.g. `~` with HOME unset).

@@ -193,6 +193,21 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
         "one death is within the budget: {service}"
     );
     assert_eq!(pooled["threads"], 5, "{service}");
+    // The human table has a row per shared process.
+    let table = scratch.cli(&["status", "--socket", socket.to_str().expect("utf-8")]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("codex process-") && l.contains("spark-a"))
+        .unwrap_or_else(|| panic!("no shared process row in:\n{table}"));
+    assert!(
+        row.contains("running") && row.contains("closed") && row.contains("spark-e"),
+        "{row}"
+    );
+    assert!(
+        !table.contains('\u{1b}'),
+        "no terminal escapes from codex's stderr:\n{table}"
+    );
     let lone_slot = processes
         .iter()
         .find(|p| p["agents"] == serde_json::json!(["spark-f"]))

@@ -101,8 +101,33 @@ pub(super) fn last_lines(text: &str, count: usize) -> String {
         Some(at) if !text[..at].trim_end().is_empty() => &text[..at],
         _ => text,
     };
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<String> = text
+        .lines()
+        .map(plain)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     lines[lines.len().saturating_sub(count)..].join(" | ")
+}
+
+/// `line` without terminal escape sequences (codex colours its log lines: `ESC[2m…ESC[0m`).
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        // CSI: ESC [ parameters… final byte in @..~; any other escape: drop ESC and the next.
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
