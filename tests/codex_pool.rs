@@ -124,6 +124,22 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
         with,
         serde_json::json!(["spark-a", "spark-b", "spark-c", "spark-d", "spark-e"])
     );
+    let slots: std::collections::BTreeSet<String> = POOLED
+        .iter()
+        .map(|short| {
+            runner(&status, short).expect("runner")["detail"]["codex_process"]
+                .as_str()
+                .expect("the slot's name")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(slots.len(), 1, "one slot for the five: {slots:?}");
+    assert!(
+        runner(&status, LONER).expect("loner")["detail"]["codex_process"]
+            .as_str()
+            .is_some_and(|name| !slots.contains(name)),
+        "the loner's slot is another one"
+    );
 
     let mut ori =
         RawClient::connect(ircd.host(), ircd.port(), "spark-ori", &["message-tags"]).await;

@@ -122,9 +122,14 @@ struct Slot {
     breaker: Breaker,
 }
 
+/// A slot's name: `process-<n>`, in placement order.
+fn slot_name(index: usize) -> String {
+    format!("process-{index}")
+}
+
 impl Slot {
     fn name(&self, index: usize) -> String {
-        format!("process-{index}")
+        slot_name(index)
     }
 
     /// A half-open process that has been up for `stable_after` closes its circuit.
@@ -415,6 +420,11 @@ impl SharedSession {
     /// The shared process's pid.
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Its slot's name (`process-<n>`).
+    pub fn slot_name(&self) -> String {
+        slot_name(self.slot.index)
     }
 
     /// The agents placed on the same process.

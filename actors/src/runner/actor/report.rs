@@ -10,6 +10,9 @@ use crate::runner::{RunnerStats, TurnStatus, prompt};
 #[derive(Debug, serde::Serialize)]
 pub(super) struct RunnerStatus {
     pid: Option<u32>,
+    /// The shared codex process it is on (`process-<n>`, as in the `codex` service).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    codex_process: Option<String>,
     /// The agents on the same shared codex process (absent for a process of its own).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     shared_with: Vec<String>,
@@ -64,13 +67,18 @@ impl RunnerState {
         let pending = self.inbox.journal.lock().pending().len();
         let stats = self.stats().clone();
         let pid = self.process.as_ref().map(|p| p.pid());
+        let codex_process = self.process.as_ref().and_then(|p| p.slot_name());
         let summary = format!(
-            "codex pid {}, {phase}, {pending} pending, {} turn(s) answered",
+            "codex pid {}{}, {phase}, {pending} pending, {} turn(s) answered",
             pid.map_or("-".to_owned(), |p| p.to_string()),
+            codex_process
+                .as_ref()
+                .map_or(String::new(), |name| format!(" (shared {name})")),
             stats.turn_count
         );
         RunnerStatus {
             pid,
+            codex_process,
             shared_with: self
                 .process
                 .as_ref()

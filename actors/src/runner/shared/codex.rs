@@ -47,6 +47,14 @@ impl Codex {
         }
     }
 
+    /// The shared process's slot name (`process-<n>`); `None` for a process of its own.
+    pub(crate) fn slot_name(&self) -> Option<String> {
+        match self {
+            Codex::Own(_) => None,
+            Codex::Shared(session) => Some(session.slot_name()),
+        }
+    }
+
     /// The other agents on a shared process (empty for its own).
     pub(crate) fn shared_with(&self) -> Vec<String> {
         match self {
