@@ -18,7 +18,6 @@ use std::path::PathBuf;
 use codexd_actors::agent::AgentSpec;
 use codexd_actors::child::{ChildRole, ChildSpec};
 use codexd_actors::host::{Host, HostSpec};
-use codexd_actors::restart::RestartPolicy;
 use codexd_actors::socket::{AgentSocket, StopRequest};
 use tokio::sync::mpsc;
 
@@ -96,22 +95,8 @@ pub async fn run(
     if specs.is_empty() && !refused.is_empty() {
         return Err(RunError::NoAgentStarted(refused.join("; ")));
     }
-    let control = ChildSpec {
-        name: "control".to_owned(),
-        role: ChildRole::Service,
-        policy: RestartPolicy::default(),
-        factory: std::sync::Arc::new(ControlFactory::new(socket.listener())),
-    };
-    let codex = ChildSpec {
-        name: "codex".to_owned(),
-        role: ChildRole::Service,
-        policy: RestartPolicy::default(),
-        factory: std::sync::Arc::new(codexd_actors::codex_pool::CodexServiceFactory::new(
-            daemon.pool.clone(),
-        )),
-    };
     let spec = HostSpec {
-        services: vec![control, codex],
+        services: services(&config, &socket, &daemon.pool),
         agents: specs,
         stop_timeout: grace,
     };
@@ -143,6 +128,34 @@ pub async fn run(
     drop(socket);
     tracing::info!("codexd stopped");
     Ok(())
+}
+
+/// The Host's services (control socket, codex pool), under the daemon's `restart:` policy,
+/// so `restart: {health_interval: …}` paces their health pings too.
+fn services(
+    config: &Config,
+    socket: &ControlSocket,
+    pool: &codexd_actors::runner::shared::CodexPool,
+) -> Vec<ChildSpec> {
+    let service =
+        |name: &str, factory: std::sync::Arc<dyn codexd_actors::child::ChildFactory>| ChildSpec {
+            name: name.to_owned(),
+            role: ChildRole::Service,
+            policy: config.restart,
+            factory,
+        };
+    vec![
+        service(
+            "control",
+            std::sync::Arc::new(ControlFactory::new(socket.listener())),
+        ),
+        service(
+            "codex",
+            std::sync::Arc::new(codexd_actors::codex_pool::CodexServiceFactory::new(
+                pool.clone(),
+            )),
+        ),
+    ]
 }
 
 /// IPC stop requests waiting for the daemon (one per agent is plenty).
@@ -258,5 +271,29 @@ impl Daemon {
             }
         }
         loaded.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn services_follow_the_daemons_restart_policy() {
+        let env = Env::from_pairs([("HOME", "/home/t")]);
+        let yaml = "server: {name: spark}\nrestart: {health_interval: 60s, max_restarts: 9}\n";
+        let config = config::parse(yaml, &env).expect("valid").config;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = ControlSocket::bind(&dir.path().join("codexd.sock")).expect("binds");
+        let pool = codexd_actors::runner::shared::CodexPool::new(1);
+        let services = services(&config, &socket, &pool);
+        let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["control", "codex"]);
+        for service in &services {
+            assert_eq!(service.policy.health_interval, Duration::from_secs(60));
+            assert_eq!(service.policy.max_restarts, 9);
+        }
     }
 }

@@ -499,9 +499,9 @@ impl IrcState {
                 self.phase = Phase::Registering;
                 self.last_rx = Instant::now();
                 let tick = self.keepalive_tick();
-                let handle = self
-                    .myself
-                    .send_interval(tick, move || IrcMessage::Keepalive { conn });
+                let handle = crate::grid::send_interval(&self.myself, tick, move || {
+                    IrcMessage::Keepalive { conn }
+                });
                 if let Some(c) = self.conn.as_mut() {
                     c.add_timer(handle);
                 }

@@ -8,6 +8,7 @@ pub mod child;
 pub mod codex_pool;
 pub mod events;
 pub mod fault;
+pub mod grid;
 pub mod host;
 pub mod irc;
 pub mod link;

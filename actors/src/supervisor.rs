@@ -9,6 +9,7 @@
 //! scheduled for an instance that is gone is ignored.
 
 mod control;
+mod health;
 
 use std::time::Duration;
 
@@ -227,7 +228,7 @@ impl Actor for Supervisor {
                 on_cooldown_elapsed(&myself, state, timer).await
             }
             SupervisorMsg::Stable(timer) => on_stable(state, timer),
-            SupervisorMsg::HealthCheck(timer) => on_health_check(&myself, state, timer),
+            SupervisorMsg::HealthCheck(timer) => health::on_health_check(&myself, state, timer),
             SupervisorMsg::Hung(timer) => on_hung(&myself, state, timer),
         }
         Ok(())
@@ -329,9 +330,7 @@ async fn start_child(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorSta
             let timer = child.timer();
             let again = timer.clone();
             myself.send_after(policy.stable_after, move || SupervisorMsg::Stable(timer));
-            myself.send_after(policy.health_interval, move || {
-                SupervisorMsg::HealthCheck(again)
-            });
+            health::schedule(myself, policy.health_interval, again);
             state.event(name, Transition::Started);
         }
         Err(error) => on_failure(myself, state, name, format!("start failed: {error}")),
@@ -408,38 +407,6 @@ fn on_stable(state: &mut SupervisorState, timer: Timer) {
         child.last_error = None;
         state.event(&timer.name, Transition::CircuitClosed);
     }
-}
-
-/// Pings the child from a separate task so this mailbox never waits on it.
-fn on_health_check(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState, timer: Timer) {
-    let Some(child) = state
-        .current(&timer)
-        .filter(|c| c.state == ChildState::Running)
-    else {
-        return;
-    };
-    let Some(handle) = child.handle.clone() else {
-        return;
-    };
-    let policy = *child.breaker.policy();
-    let myself = myself.clone();
-    tokio::spawn(async move {
-        let (tx, rx) = ractor::concurrency::oneshot();
-        if !handle.send(ControlMsg::Ping(tx.into())) {
-            return; // gone: its supervision event reports why
-        }
-        match tokio::time::timeout(policy.health_timeout, rx).await {
-            Ok(Ok(())) => {
-                myself.send_after(policy.health_interval, move || {
-                    SupervisorMsg::HealthCheck(timer)
-                });
-            }
-            Ok(Err(_)) => {} // dropped the reply while dying: its supervision event reports why
-            Err(_) => {
-                let _ = myself.cast(SupervisorMsg::Hung(timer));
-            }
-        }
-    });
 }
 
 /// A child that stopped answering is killed and counted as failed.

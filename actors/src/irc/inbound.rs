@@ -511,9 +511,9 @@ impl IrcState {
             return;
         };
         let every = self.settings.presence_heartbeat;
-        let handle = self
-            .myself
-            .send_interval(every, move || IrcMessage::PresenceBeat { conn });
+        let handle = crate::grid::send_interval(&self.myself, every, move || {
+            IrcMessage::PresenceBeat { conn }
+        });
         if let Some(c) = self.conn.as_mut() {
             c.add_timer(handle);
         }

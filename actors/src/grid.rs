@@ -1,0 +1,119 @@
+//! One process-wide time grid for periodic idle work, so an idle process wakes once per
+//! period however many agents and children run in it.
+//!
+//! A periodic timer is due at `epoch + k × period` (the first grid point at least half a
+//! period away), where `epoch` is one instant shared by the whole process. Timers with the
+//! same period — health pings of every child, keepalive checks and presence heartbeats of
+//! every agent — share their deadlines to the nanosecond and tokio fires them in one timer
+//! wheel pass. Timers armed "one period from now" land at unrelated instants instead, each
+//! costing its own wake-ups (three or more each: tokio's wheel wakes to cascade a
+//! multi-second timer down its levels).
+//!
+//! | now − epoch | period | next − epoch | why                                  |
+//! |-------------|--------|--------------|--------------------------------------|
+//! | 0           | 5 s    | 5 s          | the first grid point ≥ 2.5 s          |
+//! | 1.3 s       | 5 s    | 5 s          | 5 s ≥ 3.8 s                           |
+//! | 3 s         | 5 s    | 10 s         | 5 s < 5.5 s: the next one             |
+//! | 5.001 s     | 5 s    | 10 s         | armed just after the 5 s point        |
+//! | 7 s         | 60 s   | 60 s         | another period, its own grid          |
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use ractor::ActorRef;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// The grid's origin: the first time anything in this process asked for it.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// The next grid point as an offset from the origin: the first multiple of `period` at
+/// least `period / 2` after `since_epoch` (see the module table).
+fn next_on_grid(since_epoch: Duration, period: Duration) -> Duration {
+    let period_ns = period.as_nanos().max(1);
+    let earliest = since_epoch.as_nanos() + period_ns / 2;
+    let nanos = earliest.div_ceil(period_ns).saturating_mul(period_ns);
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// The next grid point for `period`: between half a period and one and a half from now.
+pub fn next(period: Duration) -> Instant {
+    let origin = epoch();
+    origin + next_on_grid(Instant::now().saturating_duration_since(origin), period)
+}
+
+/// Like ractor's `send_interval`, on the grid: sends `msg()` to `actor` at every grid
+/// point for `period` until the actor is gone or the handle is aborted. Late ticks are
+/// skipped, never bunched.
+pub fn send_interval<M, F>(actor: &ActorRef<M>, period: Duration, msg: F) -> JoinHandle<()>
+where
+    M: ractor::Message,
+    F: Fn() -> M + Send + 'static,
+{
+    let actor = actor.clone();
+    let mut ticks = tokio::time::interval_at(next(period), period.max(Duration::from_nanos(1)));
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    tokio::spawn(async move {
+        loop {
+            ticks.tick().await;
+            if actor.cast(msg()).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn timers_fall_on_the_grid_at_least_half_a_period_away() {
+        let table = [
+            // (now − epoch, period, next − epoch)
+            (ms(0), ms(5_000), ms(5_000)),
+            (ms(1_300), ms(5_000), ms(5_000)),
+            (ms(2_500), ms(5_000), ms(5_000)),
+            (ms(2_501), ms(5_000), ms(10_000)),
+            (ms(3_000), ms(5_000), ms(10_000)),
+            (ms(5_001), ms(5_000), ms(10_000)),
+            (ms(7_000), ms(60_000), ms(60_000)),
+            (ms(31_000), ms(60_000), ms(120_000)),
+            (ms(10), ms(1), ms(11)),
+        ];
+        for (now, period, due) in table {
+            assert_eq!(
+                next_on_grid(now, period),
+                due,
+                "now {now:?}, period {period:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_zero_period_does_not_divide_by_zero() {
+        assert_eq!(
+            next_on_grid(ms(3), Duration::ZERO),
+            Duration::from_nanos(3_000_000)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn intervals_armed_apart_tick_together() {
+        let first = next(Duration::from_secs(15));
+        tokio::time::sleep(Duration::from_millis(4_300)).await;
+        assert_eq!(next(Duration::from_secs(15)), first);
+        tokio::time::sleep(Duration::from_millis(5_000)).await;
+        assert_eq!(
+            next(Duration::from_secs(15)),
+            first + Duration::from_secs(15)
+        );
+    }
+}
