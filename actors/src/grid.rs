@@ -41,8 +41,31 @@ fn next_on_grid(since_epoch: Duration, period: Duration) -> Duration {
 
 /// The next grid point for `period`: between half a period and one and a half from now.
 pub fn next(period: Duration) -> Instant {
-    let origin = epoch();
-    origin + next_on_grid(Instant::now().saturating_duration_since(origin), period)
+    next_from(epoch(), Instant::now(), period)
+}
+
+/// [`next`] for an explicit origin and now. The grid extends before its origin too: a clock
+/// behind the origin (another runtime's paused clock in tests) steps back whole periods
+/// first, so the next point is never more than one and a half periods away.
+fn next_from(origin: Instant, now: Instant, period: Duration) -> Instant {
+    let base = match origin.checked_duration_since(now) {
+        None => origin,
+        Some(behind) => {
+            let period_ns = period.as_nanos().max(1);
+            let back = behind
+                .as_nanos()
+                .div_ceil(period_ns)
+                .saturating_mul(period_ns);
+            match u64::try_from(back)
+                .ok()
+                .and_then(|back| origin.checked_sub(Duration::from_nanos(back)))
+            {
+                Some(base) => base,
+                None => now,
+            }
+        }
+    };
+    base + next_on_grid(now.saturating_duration_since(base), period)
 }
 
 /// Like ractor's `send_interval`, on the grid: sends `msg()` to `actor` at every grid
@@ -69,6 +92,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clock_behind_the_origin_still_gets_a_point_within_one_and_a_half_periods() {
+        let origin = Instant::now() + Duration::from_secs(3600);
+        let period = Duration::from_secs(5);
+        for behind_ms in [1, 2_500, 3_600_000, 3_601_234] {
+            let now = origin - Duration::from_millis(behind_ms);
+            let next = next_from(origin, now, period);
+            let wait = next.duration_since(now);
+            assert!(
+                wait >= period / 2 && wait <= period * 3 / 2,
+                "{behind_ms} ms behind: {wait:?}"
+            );
+            let offset = origin.duration_since(next.min(origin)).as_nanos()
+                + next.duration_since(next.min(origin)).as_nanos();
+            assert_eq!(offset % period.as_nanos(), 0, "on the grid");
+        }
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
