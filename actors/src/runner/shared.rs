@@ -40,6 +40,8 @@ use crate::restart::{Breaker, Circuit, RestartPolicy};
 
 mod codex;
 mod demux;
+#[cfg(test)]
+mod tests;
 pub mod window;
 
 pub(crate) use codex::Codex;
@@ -167,7 +169,7 @@ pub enum AttachError {
     Spawn(#[from] SpawnError),
     /// Its process died too often.
     #[error(
-        "shared codex {name} (agents {agents}) has an open circuit: it died {max} times within {window_s}s; next start in {retry_s:.0}s, or `codexd reset codex {name}`"
+        "shared codex {name} (agents {agents}) has an open circuit: its process died too often (restart policy: {max} deaths within {window_s}s open it); next start in {retry_s:.0}s, or `codexd reset codex {name}`"
     )]
     CircuitOpen {
         /// The slot's name.
