@@ -14,9 +14,8 @@ use codexd_actors::link::Link;
 use codexd_actors::overseer::prompt::Template;
 use codexd_actors::overseer::{OverseerFactory, OverseerPeers, OverseerSettings};
 use codexd_actors::pause::PauseSwitch;
-use codexd_actors::runner::process::CodexCommand;
+use codexd_actors::codex::{CodexCommand, CodexPool, Slot};
 use codexd_actors::runner::session::ThreadConfig;
-use codexd_actors::runner::shared::CodexPool;
 use codexd_actors::runner::{CurrentTurn, RunnerFactory, RunnerPeers, RunnerSettings, prompt};
 use codexd_actors::socket::{AgentSocket, BindError, SocketFactory, SocketPeers, StopRequest};
 use codexd_actors::test_child::{Script, TestChildFactory};
@@ -36,8 +35,8 @@ pub struct Wiring {
     pub socket: Option<AgentSocket>,
     /// The daemon's stop requests.
     pub stop: mpsc::Sender<StopRequest>,
-    /// The daemon's shared codex processes (`None`: every agent gets its own).
-    pub pool: Option<CodexPool>,
+    /// The daemon's codex processes (the `codex` service places the agent on one).
+    pub pool: CodexPool,
 }
 
 /// Binds the agent's Culture IPC socket, `<ipc_dir>/culture-<nick>.sock`, unless `socket`
@@ -108,10 +107,7 @@ pub fn spec(
             let factory = WebhookFactory::new(webhook_settings(config, agent), peers);
             children.push(child(name, Arc::new(factory)));
         } else if name == "runner" {
-            let mut settings = runner_settings(config, agent);
-            if let Some(pool) = wiring.pool.as_ref().filter(|p| p.per_process() > 1) {
-                settings.shared = Some(place(pool, config, agent));
-            }
+            let settings = runner_settings(config, agent, place(&wiring.pool, config, agent));
             let factory = RunnerFactory::new(settings, runner_peers.clone(), &events);
             polls = factory.polls();
             children.push(child(name, Arc::new(factory)));
@@ -185,15 +181,15 @@ pub fn webhook_settings(config: &Config, agent: &AgentConfig) -> WebhookSettings
     settings
 }
 
-/// The runner's settings: `codex:` (binary, args, env, approvals, sandbox) and the agent's
-/// directory, model, system prompt and turn timeout; state in `<state_dir>/<nick>`.
-pub fn runner_settings(config: &Config, agent: &AgentConfig) -> RunnerSettings {
+/// How the agent's own codex commands start (the overseer's `codex exec`): `codex:`
+/// (binary, args, env) in the agent's directory, its XDG data and state in
+/// `<state_dir>/<nick>/xdg`.
+pub fn codex_command(config: &Config, agent: &AgentConfig) -> CodexCommand {
     let codex = &agent.codex;
-    let state_dir = config.state_dir.join(&agent.nick);
+    let xdg = config.state_dir.join(&agent.nick).join("xdg");
     let mut command = CodexCommand::new(&codex.binary, &agent.nick);
     command.args.extend(codex.args.iter().map(Into::into));
     command.cwd = Some(agent.directory.clone());
-    let xdg = state_dir.join("xdg");
     command.env = vec![
         ("XDG_DATA_HOME".into(), xdg.join("data").into()),
         ("XDG_STATE_HOME".into(), xdg.join("state").into()),
@@ -201,6 +197,14 @@ pub fn runner_settings(config: &Config, agent: &AgentConfig) -> RunnerSettings {
     command
         .env
         .extend(codex.env.iter().map(|(k, v)| (k.into(), v.into())));
+    command
+}
+
+/// The runner's settings on its codex `slot`: the agent's directory, model, approvals,
+/// sandbox, system prompt and turn timeout for its threads; state in `<state_dir>/<nick>`.
+pub fn runner_settings(config: &Config, agent: &AgentConfig, slot: Slot) -> RunnerSettings {
+    let codex = &agent.codex;
+    let state_dir = config.state_dir.join(&agent.nick);
     let instructions = match agent.system_prompt.is_empty() {
         true => prompt::system_prompt(&agent.nick, &agent.directory),
         false => agent.system_prompt.clone(),
@@ -213,7 +217,7 @@ pub fn runner_settings(config: &Config, agent: &AgentConfig) -> RunnerSettings {
         instructions,
         shell_env: shell_env(config, agent),
     };
-    let mut settings = RunnerSettings::new(&agent.nick, command, thread, state_dir);
+    let mut settings = RunnerSettings::new(&agent.nick, slot, thread, state_dir);
     settings.approvals = codex.approvals;
     settings.turn_timeout = agent.turn_timeout;
     settings.request_timeout = codex.request_timeout;
@@ -226,7 +230,7 @@ pub fn runner_settings(config: &Config, agent: &AgentConfig) -> RunnerSettings {
 /// `codex app-server`).
 pub fn overseer_settings(config: &Config, agent: &AgentConfig) -> OverseerSettings {
     let overseer = &config.overseer;
-    let command = runner_settings(config, agent).command;
+    let command = codex_command(config, agent);
     let mut settings = OverseerSettings::new(&agent.nick, command, &overseer.model);
     settings.template = Template::for_override(&overseer.prompt_override).unwrap_or_else(|error| {
         tracing::warn!(agent.nick = %agent.nick, error = %error, "Invalid prompt_override template, falling back to default");
@@ -239,21 +243,14 @@ pub fn overseer_settings(config: &Config, agent: &AgentConfig) -> OverseerSettin
     settings
 }
 
-/// The agent's slot on a shared codex process. Agents share a process only when their
-/// codex identity is the same: binary, arguments and environment (`CODEX_HOME` included),
-/// and their `restart:` policy, which the process's circuit follows.
+/// The agent's slot on a codex process (`codex.agents_per_process` to a process). Agents
+/// share a process only when their codex identity is the same: binary, arguments and
+/// environment (`CODEX_HOME` included); the daemon's `restart:` governs every process.
 /// The process runs in `<state_dir>/codex-pool` with its XDG data and state there; each
 /// agent's cwd, model, instructions, policies and shell environment are per thread.
-fn place(
-    pool: &CodexPool,
-    config: &Config,
-    agent: &AgentConfig,
-) -> codexd_actors::runner::shared::SlotRef {
+fn place(pool: &CodexPool, config: &Config, agent: &AgentConfig) -> Slot {
     let codex = &agent.codex;
-    let key = format!(
-        "{:?}",
-        (&codex.binary, &codex.args, &codex.env, &agent.restart)
-    );
+    let key = format!("{:?}", (&codex.binary, &codex.args, &codex.env));
     let dir = config.state_dir.join("codex-pool");
     let mut command = CodexCommand::new(&codex.binary, "");
     command.args.extend(codex.args.iter().map(Into::into));
@@ -268,7 +265,7 @@ fn place(
     if let Err(error) = std::fs::create_dir_all(&dir) {
         tracing::warn!(dir = %dir.display(), error = %error, "codex pool directory not created");
     }
-    pool.place(&agent.nick, &key, command, agent.restart)
+    pool.place(&agent.nick, &key, command)
 }
 
 /// The agent's shell environment beyond codex's `core` variables: `CULTURE_NICK` and, unless
@@ -495,7 +492,7 @@ mod tests {
         let wiring = Wiring {
             socket: None,
             stop,
-            pool: None,
+            pool: CodexPool::new(1, Default::default()),
         };
         let spec = spec(&config, &list[0], Duration::from_secs(1), wiring);
         let names: Vec<&str> = spec.children.iter().map(|c| c.name.as_str()).collect();
@@ -518,12 +515,12 @@ mod tests {
         let wiring = Wiring {
             socket: None,
             stop,
-            pool: None,
+            pool: CodexPool::new(1, Default::default()),
         };
         let on = spec(&config, agent, Duration::from_secs(1), wiring);
         assert!(on.children.iter().any(|c| c.name == "overseer"));
         let settings = overseer_settings(&config, agent);
-        let runner = runner_settings(&config, agent).command;
+        let runner = codex_command(&config, agent);
         assert_eq!(settings.command.program, runner.program);
         assert_eq!(
             settings.command.cwd.as_deref(),
@@ -555,7 +552,7 @@ mod tests {
         let wiring = Wiring {
             socket: None,
             stop,
-            pool: None,
+            pool: CodexPool::new(1, Default::default()),
         };
         let off = spec(&config, &config.agents[0], Duration::from_secs(1), wiring);
         assert!(off.children.iter().all(|c| c.name != "overseer"));

@@ -269,7 +269,7 @@ pub fn status_table(status: &HostStatus) -> String {
         "{:<24} {:<13} {:<9} {:>8}  {}\n",
         "AGENT/CHILD", "STATE", "CIRCUIT", "RESTARTS", "LAST ERROR / DETAIL"
     );
-    let mut row = |name: String, s: &codexd_actors::child::ChildStatus| {
+    let row = |out: &mut String, name: String, s: &codexd_actors::child::ChildStatus| {
         let state = serde_json::to_value(s.state)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
@@ -293,71 +293,26 @@ pub fn status_table(status: &HostStatus) -> String {
         );
     };
     for agent in &status.agents {
-        row(agent.nick.clone(), &agent.supervision);
+        row(&mut out, agent.nick.clone(), &agent.supervision);
         for child in &agent.supervision.children {
-            row(format!("  {}", child.name), child);
+            row(&mut out, format!("  {}", child.name), child);
         }
     }
     if status.agents.is_empty() {
         out.push_str("(no agents)\n");
     }
-    for process in shared_processes(status) {
-        let _ = writeln!(out, "{process}");
+    let codex = status.services.iter().find(|s| s.name == "codex");
+    for process in codex.map(|c| c.children.as_slice()).unwrap_or_default() {
+        row(&mut out, format!("codex {}", process.name), process);
+        if process.state == codexd_actors::child::ChildState::CircuitOpen {
+            let _ = writeln!(
+                out,
+                "{:<24} `codexd reset codex {}` starts it now",
+                "", process.name
+            );
+        }
     }
     out
-}
-
-/// One row per shared codex process (the `codex` service's slots), in the table's columns:
-/// `codex process-0  running  closed  1  pid 4242: spark-a, spark-b; 1 turn(s) in flight`.
-fn shared_processes(status: &HostStatus) -> Vec<String> {
-    let processes = status
-        .services
-        .iter()
-        .find(|s| s.name == "codex")
-        .and_then(|s| s.detail.as_ref())
-        .and_then(|d| d.get("processes"))
-        .and_then(|p| p.as_array())
-        .cloned()
-        .unwrap_or_default();
-    processes
-        .iter()
-        .map(|p| {
-            let text = |key: &str| p[key].as_str().unwrap_or_default().to_owned();
-            let count = |key: &str| p[key].as_u64().unwrap_or_default();
-            let agents: Vec<&str> = p["agents"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|n| n.as_str()).collect())
-                .unwrap_or_default();
-            let (state, detail) = match p["pid"].as_u64() {
-                Some(pid) => (
-                    "running",
-                    format!(
-                        "pid {pid}: {}; {} turn(s) in flight, {} request(s) waiting",
-                        agents.join(", "),
-                        count("turns_in_flight"),
-                        count("requests_waiting")
-                    ),
-                ),
-                None => match p["circuit_open_s"].as_f64() {
-                    Some(left) => (
-                        "circuit_open",
-                        format!(
-                            "{}; next start in {left:.0}s, or `codexd reset codex {}`",
-                            agents.join(", "),
-                            text("name")
-                        ),
-                    ),
-                    None => ("stopped", agents.join(", ")),
-                },
-            };
-            format!(
-                "{:<24} {state:<13} {:<9} {:>8}  {detail}",
-                format!("codex {}", text("name")),
-                text("circuit"),
-                count("restarts")
-            )
-        })
-        .collect()
 }
 
 /// A config path that could not even be worked out (e.g. `~` with HOME unset).

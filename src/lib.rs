@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use codexd_actors::agent::AgentSpec;
 use codexd_actors::child::{ChildRole, ChildSpec};
+use codexd_actors::codex::CodexPool;
 use codexd_actors::host::{Host, HostSpec};
 use codexd_actors::socket::{AgentSocket, StopRequest};
 use tokio::sync::mpsc;
@@ -81,7 +82,7 @@ pub async fn run(
         stopped: BTreeSet::new(),
         stop,
         grace,
-        pool: codexd_actors::runner::shared::CodexPool::new(config.codex.agents_per_process),
+        pool: CodexPool::new(config.codex.agents_per_process, config.restart),
     };
     let wanted: Vec<AgentConfig> = source.selected(&config).into_iter().cloned().collect();
     let mut specs = Vec::new();
@@ -135,7 +136,7 @@ pub async fn run(
 fn services(
     config: &Config,
     socket: &ControlSocket,
-    pool: &codexd_actors::runner::shared::CodexPool,
+    pool: &CodexPool,
 ) -> Vec<ChildSpec> {
     let service =
         |name: &str, factory: std::sync::Arc<dyn codexd_actors::child::ChildFactory>| ChildSpec {
@@ -149,12 +150,7 @@ fn services(
             "control",
             std::sync::Arc::new(ControlFactory::new(socket.listener())),
         ),
-        service(
-            "codex",
-            std::sync::Arc::new(codexd_actors::codex_pool::CodexServiceFactory::new(
-                pool.clone(),
-            )),
-        ),
+        pool.service(config.restart, config.shutdown_grace / 2),
     ]
 }
 
@@ -169,8 +165,8 @@ struct Daemon {
     stopped: BTreeSet<String>,
     stop: mpsc::Sender<StopRequest>,
     grace: std::time::Duration,
-    /// Shared codex processes (`codex.agents_per_process`, fixed at start).
-    pool: codexd_actors::runner::shared::CodexPool,
+    /// The codex processes (`codex.agents_per_process`, fixed at start).
+    pool: CodexPool,
 }
 
 impl Daemon {
@@ -190,7 +186,7 @@ impl Daemon {
         let wiring = agents::Wiring {
             socket,
             stop: self.stop.clone(),
-            pool: Some(self.pool.clone()),
+            pool: self.pool.clone(),
         };
         Ok(agents::spec(config, agent, self.grace / 2, wiring))
     }
@@ -287,7 +283,7 @@ mod tests {
         let config = config::parse(yaml, &env).expect("valid").config;
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = ControlSocket::bind(&dir.path().join("codexd.sock")).expect("binds");
-        let pool = codexd_actors::runner::shared::CodexPool::new(1);
+        let pool = CodexPool::new(1, config.restart);
         let services = services(&config, &socket, &pool);
         let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["control", "codex"]);

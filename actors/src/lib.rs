@@ -5,7 +5,7 @@
 pub mod agent;
 pub mod attention;
 pub mod child;
-pub mod codex_pool;
+pub mod codex;
 pub mod events;
 pub mod fault;
 pub mod grid;

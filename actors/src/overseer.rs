@@ -42,7 +42,7 @@ use crate::child::{ChildFactory, ChildHandle, ControlMsg, Report, spawn_linked};
 use crate::fault;
 use crate::link::Link;
 use crate::pause::{PauseReason, PauseSwitch};
-use crate::runner::process::CodexCommand;
+use crate::codex::child::CodexCommand;
 use crate::socket::{SocketMessage, Whisper};
 use crate::trace::TraceCtx;
 use crate::webhook::{Alert, AlertEvent, WebhookMessage};

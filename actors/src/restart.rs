@@ -4,7 +4,7 @@
 //!
 //! | event                 | circuit   | what happens                                               |
 //! |-----------------------|-----------|------------------------------------------------------------|
-//! | failure, budget left  | closed    | restart after `backoff(attempt)`                           |
+//! | failure, budget left  | closed    | restart after `backoff(attempt)`: the first at once (a few ms of jitter), then `backoff_base` growing |
 //! | failure, budget spent | closed    | open for `cooldown`                                        |
 //! | cooldown elapsed      | open      | half-open: one attempt                                     |
 //! | failure               | half-open | re-open for the next, longer cooldown                      |
@@ -20,7 +20,8 @@ use tokio::time::Instant;
 /// The knobs of one child's restart policy.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RestartPolicy {
-    /// Delay before the first restart.
+    /// Delay before the *second* restart of a streak (the first is immediate, like OTP's
+    /// and Kubernetes'; Culture slept this long before every restart).
     pub backoff_base: Duration,
     /// Growth of the delay per consecutive restart (≥ 1).
     pub backoff_factor: f64,
@@ -46,7 +47,7 @@ pub struct RestartPolicy {
 
 impl Default for RestartPolicy {
     /// Culture's compatibility anchor: 3 failures within 300 s open the circuit, 5 s before
-    /// the first restart.
+    /// a repeated restart (the first is immediate).
     fn default() -> Self {
         Self {
             backoff_base: Duration::from_secs(5),
@@ -64,20 +65,33 @@ impl Default for RestartPolicy {
     }
 }
 
-/// The delay before restart number `attempt` (0-based), stretched by `unit * jitter`
-/// where `unit` is a random draw from `0.0..1.0`; never more than `backoff_cap`.
+/// The longest jitter before the first restart of a streak, which is otherwise immediate:
+/// enough to spread children that failed together, too little to notice.
+pub const FIRST_RESTART_JITTER: Duration = Duration::from_millis(50);
+
+/// The delay before restart number `attempt` (0-based) of a streak. The first is
+/// immediate but for `unit * jitter * FIRST_RESTART_JITTER / 0.1` (at most 50 ms at the
+/// default jitter of 0.1, never more than `backoff_base`); later ones grow from
+/// `backoff_base` by `backoff_factor`, stretched by `unit * jitter` where `unit` is a
+/// random draw from `0.0..1.0`, never more than `backoff_cap`.
 ///
 /// | attempt | base 5 s, factor 2, cap 60 s, unit 0 |
 /// |---------|--------------------------------------|
-/// | 0       | 5 s                                  |
-/// | 1       | 10 s                                 |
-/// | 3       | 40 s                                 |
-/// | 4+      | 60 s                                 |
+/// | 0       | 0 s                                  |
+/// | 1       | 5 s                                  |
+/// | 2       | 10 s                                 |
+/// | 4       | 40 s                                 |
+/// | 5+      | 60 s                                 |
 pub fn backoff(policy: &RestartPolicy, attempt: u32, unit: f64) -> Duration {
+    let unit = unit.clamp(0.0, 1.0);
+    if attempt == 0 {
+        let spread = FIRST_RESTART_JITTER.mul_f64(unit * (policy.jitter / 0.1).clamp(0.0, 1.0));
+        return spread.min(policy.backoff_base);
+    }
     let cap = policy.backoff_cap.as_secs_f64();
-    let grown =
-        policy.backoff_base.as_secs_f64() * policy.backoff_factor.powi(attempt.min(64) as i32);
-    let jittered = grown.min(cap) * (1.0 + policy.jitter * unit.clamp(0.0, 1.0));
+    let grown = policy.backoff_base.as_secs_f64()
+        * policy.backoff_factor.powi((attempt - 1).min(64) as i32);
+    let jittered = grown.min(cap) * (1.0 + policy.jitter * unit);
     Duration::from_secs_f64(jittered.min(cap))
 }
 
@@ -263,11 +277,12 @@ mod tests {
     fn backoff_grows_and_caps() {
         let p = policy();
         let cases = [
-            (0, 0.0, 5.0),
-            (1, 0.0, 10.0),
-            (2, 0.0, 20.0),
-            (3, 0.0, 40.0),
-            (4, 0.0, 60.0),
+            (0, 0.0, 0.0),
+            (1, 0.0, 5.0),
+            (2, 0.0, 10.0),
+            (3, 0.0, 20.0),
+            (4, 0.0, 40.0),
+            (5, 0.0, 60.0),
             (40, 0.0, 60.0),
         ];
         for (attempt, unit, want) in cases {
@@ -286,12 +301,12 @@ mod tests {
             ..policy()
         };
         let cases = [
-            (0, 0.0, 5.0),
-            (0, 1.0, 7.5),
-            (0, 0.5, 6.25),
-            (3, 1.0, 60.0),
-            (0, 7.0, 7.5),
-            (0, -1.0, 5.0),
+            (1, 0.0, 5.0),
+            (1, 1.0, 7.5),
+            (1, 0.5, 6.25),
+            (4, 1.0, 60.0),
+            (1, 7.0, 7.5),
+            (1, -1.0, 5.0),
         ];
         for (attempt, unit, want) in cases {
             assert_eq!(
@@ -299,6 +314,28 @@ mod tests {
                 want,
                 "attempt {attempt} unit {unit}"
             );
+        }
+    }
+
+    #[test]
+    fn the_first_restart_is_immediate_but_for_a_little_jitter() {
+        let base = |jitter: f64, backoff_base: Duration| RestartPolicy {
+            jitter,
+            backoff_base,
+            ..policy()
+        };
+        let ms = Duration::from_millis;
+        let cases = [
+            (base(0.0, secs(5)), 1.0, ms(0)),
+            (base(0.1, secs(5)), 0.0, ms(0)),
+            (base(0.1, secs(5)), 0.5, ms(25)),
+            (base(0.1, secs(5)), 1.0, ms(50)),
+            (base(0.05, secs(5)), 1.0, ms(25)),
+            (base(0.9, secs(5)), 1.0, ms(50)),
+            (base(0.1, ms(10)), 1.0, ms(10)),
+        ];
+        for (policy, unit, want) in cases {
+            assert_eq!(backoff(&policy, 0, unit), want, "{policy:?} unit {unit}");
         }
     }
 
@@ -322,14 +359,14 @@ mod tests {
         assert_eq!(
             b.on_failure(t0, 0.0),
             Decision::Restart {
-                delay: secs(5),
+                delay: secs(0),
                 attempt: 1
             }
         );
         assert_eq!(
             b.on_failure(t0 + secs(10), 0.0),
             Decision::Restart {
-                delay: secs(10),
+                delay: secs(5),
                 attempt: 2
             }
         );
@@ -393,7 +430,7 @@ mod tests {
         assert_eq!(
             d,
             Decision::Restart {
-                delay: secs(5),
+                delay: secs(0),
                 attempt: 1
             }
         );
@@ -418,7 +455,7 @@ mod tests {
         assert_eq!(
             b.on_failure(t0 + secs(70), 0.0),
             Decision::Restart {
-                delay: secs(5),
+                delay: secs(0),
                 attempt: 1
             }
         );
@@ -441,7 +478,7 @@ mod tests {
         assert_eq!(
             b.on_failure(t0 + secs(5), 0.0),
             Decision::Restart {
-                delay: secs(5),
+                delay: secs(0),
                 attempt: 1
             }
         );

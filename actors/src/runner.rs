@@ -1,10 +1,9 @@
-//! The `runner` actor: the agent's `codex app-server` child and its thread session, and the
-//! agent's turn loop (reference/codex-app-server.md, codexd-spec.md §7, §11, §14).
+//! The `runner` actor: the agent's conversation on its codex process (attached through
+//! its [`Slot`]: the process itself belongs to the `codex` service, [`crate::codex`]) and
+//! the agent's turn loop (reference/codex-app-server.md, codexd-spec.md §7, §11, §14).
 //!
 //! | part                   | module       | outlives a runner restart |
 //! |------------------------|--------------|---------------------------|
-//! | process: spawn, pipes, stop, reap | [`process`], `stdio` | no (killed and reaped)  |
-//! | JSON-RPC lines         | [`jsonrpc`]  | —                         |
 //! | protocol params        | [`session`]  | —                         |
 //! | one turn's notifications | `turn`     | no (its entry is replayed)|
 //! | journal, thread id     | [`journal`]  | yes (on disk)             |
@@ -14,20 +13,16 @@
 //! A mention is journaled by the intake, then run as one turn by the actor (one turn at a
 //! time, never while paused); each turn carries its own reply target, and its agent
 //! messages are relayed as they complete. The entry leaves the journal once its turn ended
-//! and its replies were handed to `irc`. Whatever is pending when codex crashes, the
-//! runner restarts or the daemon stops is replayed on the next start, on the same codex
-//! thread (`thread/resume`). Three failed turns in a row pause the agent and raise
+//! and its replies were handed to `irc`. Whatever is pending when codex dies, the runner
+//! restarts or the daemon stops is replayed on the same codex thread (`thread/resume`)
+//! once the process is back: a codex death is the process's failure, not the runner's. Three failed turns in a row pause the agent and raise
 //! `agent_spiraling`.
 
 mod actor;
 mod inbox;
 pub mod journal;
-pub mod jsonrpc;
-pub mod process;
 pub mod prompt;
 pub mod session;
-pub mod shared;
-mod stdio;
 mod turn;
 
 use std::path::PathBuf;
@@ -40,6 +35,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::child::{ChildFactory, ChildHandle, ControlMsg, spawn_linked};
+use crate::codex::{SessionEvent, Slot};
 use crate::irc::{IrcEvent, IrcMessage};
 use crate::link::Link;
 use crate::overseer::OverseerMessage;
@@ -48,7 +44,6 @@ use crate::trace::TraceCtx;
 use crate::webhook::WebhookMessage;
 pub use actor::{Runner, RunnerArgs, RunnerState};
 pub use inbox::{Inbox, InboxPeers, PollIntake};
-use process::{CodexCommand, Grace};
 use session::{Approvals, ThreadConfig};
 
 /// Consecutive failed turns that pause the agent (Culture's `MAX_CONSECUTIVE_TURN_FAILURES`).
@@ -59,8 +54,8 @@ pub const MAX_TURN_FAILURES: u32 = 3;
 pub struct RunnerSettings {
     /// The agent's nick.
     pub nick: String,
-    /// How to start `codex app-server` (cwd = the agent's directory, `CULTURE_NICK`, …).
-    pub command: CodexCommand,
+    /// Its place on a codex process (the `codex` service runs the process).
+    pub codex: Slot,
     /// What every thread start and resume carries.
     pub thread: ThreadConfig,
     /// How approval requests are answered.
@@ -75,34 +70,23 @@ pub struct RunnerSettings {
     pub interrupt_timeout: Duration,
     /// How long a `status` query waits for the agent's answer (Culture: 10 s).
     pub query_timeout: Duration,
-    /// The stop escalation.
-    pub grace: Grace,
     /// The agent's state directory (journal, thread id).
     pub state_dir: PathBuf,
-    /// The agent's slot on a shared codex process; `None`: a process of its own.
-    pub shared: Option<shared::SlotRef>,
 }
 
 impl RunnerSettings {
-    /// Culture's budgets around `command` and `thread`.
-    pub fn new(
-        nick: &str,
-        command: CodexCommand,
-        thread: ThreadConfig,
-        state_dir: PathBuf,
-    ) -> Self {
+    /// Culture's budgets around `codex` and `thread`.
+    pub fn new(nick: &str, codex: Slot, thread: ThreadConfig, state_dir: PathBuf) -> Self {
         Self {
             nick: nick.to_owned(),
-            command,
+            codex,
             thread,
             approvals: Approvals::default(),
             turn_timeout: Some(Duration::from_secs(600)),
             request_timeout: Duration::from_secs(30),
             interrupt_timeout: Duration::from_secs(10),
             query_timeout: Duration::from_secs(10),
-            grace: Grace::default(),
             state_dir,
-            shared: None,
         }
     }
 }
@@ -258,13 +242,15 @@ pub enum RunnerMessage {
     Control(ControlMsg),
     /// The journal has new entries, or the pause switch moved: start a turn if idle.
     Wake,
-    /// Something happened to the codex process of `generation`.
+    /// Something happened on the runner's session `generation` on its codex process.
     Process {
-        /// Which process (events of an older one are dropped).
+        /// Which session (events of an older one are dropped).
         generation: u64,
         /// The event.
-        event: process::ProcessEvent,
+        event: SessionEvent,
     },
+    /// The agent's codex process came up or went down ([`Slot::watch`]): attach if idle.
+    CodexChanged,
     /// A deadline may have passed (requests, turn timeout, interrupt, status query).
     Tick,
     /// Queue a slash command as the next prompt.

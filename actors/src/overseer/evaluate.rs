@@ -16,7 +16,7 @@ use std::time::Duration;
 use rustix::process::{Pid, Signal, kill_process_group};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use crate::runner::process::{self, CodexCommand, ExitStatus};
+use crate::codex::child::{self, CodexCommand, ExitStatus};
 
 /// The most stdout kept: a verdict is one line.
 const MAX_STDOUT: u64 = 1024 * 1024;
@@ -67,7 +67,7 @@ pub async fn run(
     prompt: String,
     timeout: Duration,
 ) -> Result<String, EvalError> {
-    let mut child = process::start(command).map_err(|error| EvalError::Spawn(error.to_string()))?;
+    let mut child = child::start(command).map_err(|error| EvalError::Spawn(error.to_string()))?;
     let group = GroupKill(child.id());
     let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
     let talk = async {

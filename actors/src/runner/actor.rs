@@ -1,17 +1,19 @@
-//! The runner actor: owns one codex process and its thread session, runs the journal's
-//! entries as turns one at a time, and fails (so its supervisor restarts it under the
-//! circuit breaker) when codex dies, the handshake fails or codex stops answering.
+//! The runner actor: the agent's session on its codex process and its thread, running the
+//! journal's entries as turns one at a time. The process belongs to the `codex` service:
+//! when it dies the runner does not fail; it waits for the next process, resumes its thread
+//! there and replays what is pending. It fails (so its supervisor restarts it under the
+//! circuit breaker) only on its own errors: a failed handshake, a journal it cannot use.
 //!
 //! | phase       | entered by                          | leaves on                                   |
 //! |-------------|-------------------------------------|---------------------------------------------|
-//! | `handshake` | start: `initialize` sent            | thread started or resumed → `ready`         |
-//! | `ready`     | a thread id                         | `/clear` (new thread) → `handshake`         |
-//! | (failed)    | codex exit, request timeout, a failed handshake, an unanswered interrupt | — |
+//! | `waiting`   | start, or its process is gone       | the process is up: attach, `initialize` → `handshake` |
+//! | `handshake` | attached                            | thread started or resumed → `ready`         |
+//! | `ready`     | a thread id                         | `/clear` (new thread) → `handshake`; process gone → `waiting` |
 //!
 //! codex is **wedged** when a request other than `thread/compact/start` goes unanswered for
 //! `request_timeout` (a `turn/start` included: its entry stays journaled, the attempt is
-//! counted, and it is replayed after the restart) or an interrupted turn does not end within
-//! `interrupt_timeout`; the runner fails, and a shared codex is killed for every agent on it.
+//! counted, and it is replayed on the next process) or an interrupted turn does not end
+//! within `interrupt_timeout`; the runner has the process killed for every agent on it.
 //! During a turn, every `request_timeout` after the last answer to one, the runner sends a
 //! probe (`thread/loaded/list`; any answer, an error included, will do), so a codex that
 //! stops mid-turn is found within two `request_timeout`s rather than at `turn_timeout`.
@@ -26,14 +28,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::inbox::Inbox;
-use super::jsonrpc::{Incoming, Outgoing, Outstanding, RequestId, RpcError};
-use super::process::{CodexProcess, ProcessEvent, ProcessExit};
-use super::shared::{Codex, SharedSession};
 use super::turn::{Outcome, Turn};
 use super::{
     RunnerMessage, RunnerPeers, RunnerSettings, RunnerStats, SlashCommand, TurnStatus, session,
 };
 use crate::child::{ControlError, ControlMsg, FaultKind, Report};
+use crate::codex::jsonrpc::{Incoming, Outgoing, Outstanding, RequestId, RpcError};
+use crate::codex::{Attached, Gone, SessionEvent, SessionSink};
 use crate::fault;
 use crate::trace::TraceCtx;
 use crate::webhook::{self, Alert, texts};
@@ -42,7 +43,6 @@ mod report;
 mod turns;
 mod watch;
 
-use report::last_lines;
 use turns::end_span;
 
 /// Turns of one journal entry that codex may die during before the entry is given up.
@@ -125,8 +125,11 @@ pub struct RunnerState {
     inbox: Arc<Inbox>,
     stats: Arc<Mutex<RunnerStats>>,
     myself: ActorRef<RunnerMessage>,
-    process: Option<Codex>,
+    process: Option<Attached>,
+    /// Bumped on every attach: events of an older session are dropped.
     generation: u64,
+    /// Why the last process went away, while waiting for the next one.
+    gone: Option<String>,
     requests: Outstanding<Waiter>,
     thread: Option<String>,
     active: Option<Active>,
@@ -135,11 +138,13 @@ pub struct RunnerState {
     dispatched: u64,
     was_paused: bool,
     watcher: JoinHandle<()>,
+    codex_watcher: JoinHandle<()>,
 }
 
 impl Drop for RunnerState {
     fn drop(&mut self) {
         self.watcher.abort();
+        self.codex_watcher.abort();
         self.peers.turn.clear();
     }
 }
@@ -161,6 +166,13 @@ impl Actor for Runner {
                 let _ = waker.cast(RunnerMessage::Wake);
             }
         });
+        let mut codex = args.settings.codex.watch();
+        let waker = myself.clone();
+        let codex_watcher = tokio::spawn(async move {
+            while codex.changed().await.is_ok() {
+                let _ = waker.cast(RunnerMessage::CodexChanged);
+            }
+        });
         let mut state = RunnerState {
             was_paused: args.peers.pause.is_paused(),
             settings: args.settings,
@@ -170,14 +182,16 @@ impl Actor for Runner {
             myself: myself.clone(),
             process: None,
             generation: 0,
+            gone: None,
             requests: Outstanding::new(),
             thread: None,
             active: None,
             jobs: VecDeque::new(),
             dispatched: 0,
             watcher,
+            codex_watcher,
         };
-        state.spawn_codex()?;
+        state.attach()?;
         state.peers.link.set(myself);
         Ok(state)
     }
@@ -197,6 +211,7 @@ impl Actor for Runner {
                 return state.on_process(event);
             }
             RunnerMessage::Process { .. } => {}
+            RunnerMessage::CodexChanged => return state.on_codex_changed(),
             RunnerMessage::Tick => return state.on_tick(),
         }
         Ok(())
@@ -213,35 +228,57 @@ impl Actor for Runner {
             state.interrupt(&active.turn);
             end_span(&active.turn, "stopped");
         }
-        if let Some(process) = state.process.take() {
-            if let Some(exit) = process.stop(state.settings.grace).await {
-                tracing::info!(agent.nick = %state.settings.nick, exit = %exit, "codex stopped");
-            }
-        }
+        // Leaving the process (dropping the session) tells it to forget this runner.
+        state.process = None;
         Ok(())
     }
 }
 
 impl RunnerState {
-    fn spawn_codex(&mut self) -> Result<(), ActorProcessingErr> {
+    /// Attaches to the agent's codex process if it runs (else waits for
+    /// [`RunnerMessage::CodexChanged`]) and starts the handshake.
+    fn attach(&mut self) -> Result<(), ActorProcessingErr> {
         self.generation += 1;
         let generation = self.generation;
         let myself = self.myself.clone();
-        let sink = move |event| {
+        let sink = SessionSink::new(move |event| {
             myself
                 .cast(RunnerMessage::Process { generation, event })
                 .is_ok()
+        });
+        let Some(process) = self.settings.codex.attach(sink) else {
+            return Ok(());
         };
-        let process = match &self.settings.shared {
-            Some(slot) => Codex::Shared(SharedSession::attach(slot, std::sync::Arc::new(sink))?),
-            None => Codex::Own(CodexProcess::spawn(&self.settings.command, sink)?),
-        };
+        tracing::info!(agent.nick = %self.settings.nick, codex.process = %self.settings.codex.name(), codex.pid = process.pid(), "attached to codex");
         self.process = Some(process);
+        self.gone = None;
         self.request(
             "initialize",
             Some(session::initialize()),
             Waiter::Initialize,
         )
+    }
+
+    /// The slot's process came up or went down: a runner waiting attaches; one attached to
+    /// a process that is no longer the slot's has lost it.
+    fn on_codex_changed(&mut self) -> Result<(), ActorProcessingErr> {
+        let now = self.settings.codex.pid();
+        match (&self.process, now) {
+            (None, Some(_)) => self.attach(),
+            (Some(attached), _) if now != Some(attached.pid()) => {
+                let why = self
+                    .settings
+                    .codex
+                    .down_reason()
+                    .unwrap_or_else(|| "replaced".to_owned());
+                self.lost_process(&why, true);
+                match now {
+                    Some(_) => self.attach(),
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Sends a request; an unwritable stdin is fatal (codex is gone or wedged).
@@ -257,13 +294,13 @@ impl RunnerState {
         self.send(&line)
     }
 
+    /// Sends a line on the session. A process that is gone is no error: its
+    /// [`SessionEvent::Gone`] is on the way, and the runner resumes on the next one.
     fn send(&self, line: &Outgoing) -> Result<(), ActorProcessingErr> {
-        let Some(process) = &self.process else {
-            return Err("codex is not running".into());
-        };
-        process
-            .send(line)
-            .map_err(|error| format!("cannot write to codex: {error}").into())
+        if let Some(process) = &self.process {
+            let _ = process.send(line.clone());
+        }
+        Ok(())
     }
 
     fn arm(&self, deadline: Instant) {
@@ -286,7 +323,7 @@ impl RunnerState {
                 let result = match &self.process {
                     Some(process) => {
                         tracing::warn!(agent.nick = %self.settings.nick, codex.pid = process.pid(), "fault injected: SIGKILL to codex");
-                        process.kill();
+                        process.kill(format!("fault injected by {}", self.settings.nick));
                         Ok(())
                     }
                     None => Err(ControlError::NotRunning {
@@ -334,10 +371,13 @@ impl RunnerState {
         self.next();
     }
 
-    fn on_process(&mut self, event: ProcessEvent) -> Result<(), ActorProcessingErr> {
+    fn on_process(&mut self, event: SessionEvent) -> Result<(), ActorProcessingErr> {
         match event {
-            ProcessEvent::Message(incoming) => self.on_incoming(incoming),
-            ProcessEvent::Exited(exit) => Err(self.on_exit(&exit).into()),
+            SessionEvent::Message(incoming) => self.on_incoming(incoming),
+            SessionEvent::Gone(gone) => {
+                self.on_gone(&gone);
+                self.on_codex_changed()
+            }
         }
     }
 
@@ -452,25 +492,35 @@ impl RunnerState {
         self.next();
     }
 
-    fn on_exit(&mut self, exit: &ProcessExit) -> String {
-        self.process = None;
-        let (event, message) = texts::exited(&self.settings.nick, &exit.status);
-        let alert = Alert {
-            event,
-            nick: self.settings.nick.clone(),
-            message,
-            trace: TraceCtx::current(),
-        };
-        webhook::raise(&self.peers.webhook, alert);
-        let stderr: String = last_lines(&exit.stderr, 5);
-        self.cut_off("crashed");
+    /// The process died or stopped under the runner: one alert per death (raised by the
+    /// session the process chose), the running turn cut off for a replay.
+    fn on_gone(&mut self, gone: &Gone) {
+        if gone.report {
+            let (event, message) = texts::process_exited(&gone.agents, &gone.process, gone.status.as_ref());
+            let alert = Alert {
+                event,
+                nick: self.settings.nick.clone(),
+                message,
+                trace: TraceCtx::current(),
+            };
+            webhook::raise(&self.peers.webhook, alert);
+        }
+        self.lost_process(&gone.why, gone.died);
+    }
+
+    /// Forgets the session on a process that is gone; the running turn is cut off (and
+    /// counted as an attempt when codex died under it) and replayed on the next process.
+    fn lost_process(&mut self, why: &str, died: bool) {
+        if self.process.take().is_none() {
+            return;
+        }
+        tracing::warn!(agent.nick = %self.settings.nick, codex.process = %self.settings.codex.name(), reason = %why, "codex process gone; waiting for the next one to resume the thread");
+        self.gone = Some(why.to_owned());
+        self.cut_off(if died { "crashed" } else { "stopped" }, died);
         for (_, pending) in self.requests.drain() {
             tracing::debug!(method = %pending.method, "request lost with codex");
         }
-        match stderr.is_empty() {
-            true => format!("codex {exit}"),
-            false => format!("codex {exit}; stderr: {stderr}"),
-        }
+        self.thread = None;
     }
 
     fn interrupt(&self, turn: &Turn) {

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use super::jsonrpc::{Outgoing, RequestId, RpcError};
+use crate::codex::jsonrpc::{Outgoing, RequestId, RpcError};
 
 /// `clientInfo.name`: the originator codex reports to the model provider.
 pub const CLIENT_NAME: &str = "codexd";
@@ -114,10 +114,7 @@ impl ThreadConfig {
 
 /// `initialize` params.
 pub fn initialize() -> Value {
-    json!({
-        "clientInfo": {"name": CLIENT_NAME, "title": "codexd", "version": env!("CARGO_PKG_VERSION")},
-        "capabilities": {"experimentalApi": false},
-    })
+    crate::codex::initialize_params()
 }
 
 /// `turn/start` params: one text input.

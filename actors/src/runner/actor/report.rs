@@ -10,12 +10,14 @@ use crate::runner::{RunnerStats, TurnStatus, prompt};
 #[derive(Debug, serde::Serialize)]
 pub(super) struct RunnerStatus {
     pid: Option<u32>,
-    /// The shared codex process it is on (`process-<n>`, as in the `codex` service).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    codex_process: Option<String>,
-    /// The agents on the same shared codex process (absent for a process of its own).
+    /// The codex process it is on (`process-<n>`, a child of the `codex` service).
+    codex_process: String,
+    /// The other agents on the same codex process.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     shared_with: Vec<String>,
+    /// While its process is down: which one it waits for, and why it went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiting_for: Option<String>,
     thread_id: Option<String>,
     phase: &'static str,
     turn: Option<Value>,
@@ -24,7 +26,6 @@ pub(super) struct RunnerStatus {
     paused: Option<PauseReason>,
     #[serde(flatten)]
     stats: RunnerStats,
-    stderr_tail: String,
     summary: String,
 }
 
@@ -46,10 +47,11 @@ impl RunnerState {
     }
 
     pub(super) fn status(&self) -> RunnerStatus {
-        let phase = match (&self.thread, &self.active) {
-            (None, _) => "handshake",
-            (Some(_), None) => "idle",
-            (Some(_), Some(_)) => "turn",
+        let phase = match (&self.process, &self.thread, &self.active) {
+            (None, _, _) => "waiting",
+            (Some(_), None, _) => "handshake",
+            (Some(_), Some(_), None) => "idle",
+            (Some(_), Some(_), Some(_)) => "turn",
         };
         let turn = self.active.as_ref().map(|active| {
             let reply_to = match &active.purpose {
@@ -67,23 +69,35 @@ impl RunnerState {
         let pending = self.inbox.journal.lock().pending().len();
         let stats = self.stats().clone();
         let pid = self.process.as_ref().map(|p| p.pid());
-        let codex_process = self.process.as_ref().and_then(|p| p.slot_name());
-        let summary = format!(
-            "codex pid {}{}, {phase}, {pending} pending, {} turn(s) answered",
-            pid.map_or("-".to_owned(), |p| p.to_string()),
-            codex_process
-                .as_ref()
-                .map_or(String::new(), |name| format!(" (shared {name})")),
-            stats.turn_count
-        );
+        let slot = &self.settings.codex;
+        let codex_process = slot.name().to_owned();
+        let waiting_for = match &self.process {
+            Some(_) => None,
+            None => Some(format!(
+                "codex {codex_process} ({})",
+                self.gone
+                    .clone()
+                    .or_else(|| slot.down_reason())
+                    .unwrap_or_else(|| "starting".to_owned())
+            )),
+        };
+        let summary = match &waiting_for {
+            Some(waiting) => format!(
+                "waiting for {waiting}, {pending} pending, {} turn(s) answered",
+                stats.turn_count
+            ),
+            None => format!(
+                "codex pid {} ({codex_process}), {phase}, {pending} pending, {} turn(s) answered",
+                pid.map_or("-".to_owned(), |p| p.to_string()),
+                stats.turn_count
+            ),
+        };
+        let nick = &self.settings.nick;
         RunnerStatus {
             pid,
             codex_process,
-            shared_with: self
-                .process
-                .as_ref()
-                .map(|p| p.shared_with())
-                .unwrap_or_default(),
+            shared_with: slot.agents().into_iter().filter(|a| a != nick).collect(),
+            waiting_for,
             thread_id: self.thread.clone(),
             phase,
             turn,
@@ -91,76 +105,7 @@ impl RunnerState {
             requests_in_flight: self.requests.len(),
             paused: self.peers.pause.reason(),
             stats,
-            stderr_tail: self
-                .process
-                .as_ref()
-                .map(|p| last_lines(&p.stderr_tail(), 5))
-                .unwrap_or_default(),
             summary,
-        }
-    }
-}
-
-/// The last `count` non-blank lines of codex's stderr, ` | `-joined, leaving out a Rust
-/// backtrace (`Stack backtrace:` and the frames after it, printed when `RUST_BACKTRACE` is
-/// set), so that the error codex died with is what status shows.
-pub(super) fn last_lines(text: &str, count: usize) -> String {
-    let text = match text.rfind("Stack backtrace:") {
-        Some(at) if !text[..at].trim_end().is_empty() => &text[..at],
-        _ => text,
-    };
-    let lines: Vec<String> = text
-        .lines()
-        .map(plain)
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    lines[lines.len().saturating_sub(count)..].join(" | ")
-}
-
-/// `line` without terminal escape sequences (codex colours its log lines: `ESC[2m…ESC[0m`).
-fn plain(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c != '\u{1b}' {
-            out.push(c);
-            continue;
-        }
-        // CSI: ESC [ parameters… final byte in @..~; any other escape: drop ESC and the next.
-        if chars.next() == Some('[') {
-            for c in chars.by_ref() {
-                if ('@'..='~').contains(&c) {
-                    break;
-                }
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::last_lines;
-
-    #[test]
-    fn test_last_lines_keep_the_error_and_drop_a_backtrace() {
-        let table = [
-            ("a\nb\n\nc\n", 2, "b | c"),
-            ("one\n", 5, "one"),
-            ("", 5, ""),
-            (
-                "warn\nError: config.toml:1:1: unknown configuration field `x`\n\nStack backtrace:\n   0: <unknown>\n   1: <unknown>\n",
-                5,
-                "warn | Error: config.toml:1:1: unknown configuration field `x`",
-            ),
-            (
-                "Stack backtrace:\n   0: main\n",
-                5,
-                "Stack backtrace: |    0: main",
-            ),
-        ];
-        for (stderr, count, want) in table {
-            assert_eq!(last_lines(stderr, count), want, "{stderr:?}");
         }
     }
 }

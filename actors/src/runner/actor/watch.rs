@@ -1,26 +1,27 @@
 //! Watching codex for silence: request timeouts, the interrupt deadline, the turn deadline
 //! and the liveness probe during a turn (the module table of [`super`]). A codex that stops
-//! answering is **wedged**: the runner fails, killing a shared process for every agent on it.
+//! answering is **wedged**: the runner has its process killed for every agent on it, and
+//! resumes on the next one like after any other death.
 
 use ractor::ActorProcessingErr;
 use serde_json::Value;
 use tokio::time::Instant;
 
 use super::turns::end_span;
-use super::{Codex, Purpose, RunnerState, Waiter};
+use super::{Purpose, RunnerState, Waiter};
 use crate::runner::session;
 use crate::runner::turn::Outcome;
 
 impl RunnerState {
-    /// codex stopped answering: the runner fails with `why`, and its restart starts a new
-    /// codex. A process of its own is stopped with the runner; a shared one is killed here,
-    /// since it is wedged for every agent on it (each resumes its thread on the next one).
-    pub(super) fn wedged(&self, why: String) -> ActorProcessingErr {
-        if let Some(codex @ Codex::Shared(_)) = &self.process {
-            tracing::warn!(agent.nick = %self.settings.nick, codex.pid = codex.pid(), shared_with = ?codex.shared_with(), reason = %why, "shared codex is wedged; killing it for every agent on it");
-            codex.kill();
+    /// codex stopped answering, because `why`: its process is killed for every agent on it
+    /// (each resumes its thread on the next one). The requests still waiting are dropped,
+    /// so the same silence is reported once.
+    pub(super) fn wedged(&mut self, why: String) {
+        if let Some(codex) = &self.process {
+            tracing::warn!(agent.nick = %self.settings.nick, codex.process = %self.settings.codex.name(), codex.pid = codex.pid(), reason = %why, "codex is wedged; killing its process for every agent on it");
+            codex.kill(format!("{}: {why}", self.settings.nick));
         }
-        why.into()
+        let _ = self.requests.drain();
     }
 
     pub(super) fn on_tick(&mut self) -> Result<(), ActorProcessingErr> {
@@ -30,13 +31,14 @@ impl RunnerState {
                 continue;
             }
             if let Waiter::TurnStart | Waiter::Probe = pending.waiter {
-                self.cut_off("wedged");
+                self.cut_off("wedged", true);
             }
-            return Err(self.wedged(format!(
+            self.wedged(format!(
                 "codex did not answer {} within {}",
                 pending.method,
                 humantime::format_duration(self.settings.request_timeout)
-            )));
+            ));
+            return Ok(());
         }
         self.expire_queries(now);
         let Some(active) = &mut self.active else {
@@ -45,10 +47,11 @@ impl RunnerState {
         if let Some(interrupted) = active.turn.interrupted {
             if now >= interrupted + self.settings.interrupt_timeout {
                 self.finish(Outcome::Timeout);
-                return Err(self.wedged(format!(
+                self.wedged(format!(
                     "codex did not end an interrupted turn within {}s",
                     self.settings.interrupt_timeout.as_secs()
-                )));
+                ));
+                return Ok(());
             }
         } else if active.deadline.is_some_and(|deadline| now >= deadline) {
             tracing::warn!(agent.nick = %self.settings.nick, timeout_s = ?self.settings.turn_timeout.map(|t| t.as_secs()), "turn timed out; interrupting it");
@@ -75,15 +78,15 @@ impl RunnerState {
         Ok(())
     }
 
-    /// Abandons the running turn because codex died or is wedged (`outcome` names which on
-    /// its span). Not finished: the entry stays journaled and is replayed after the restart;
-    /// the journal counts the attempts codex failed during (a graceful stop does not), so a
-    /// prompt that breaks codex every time is given up after [`MAX_ATTEMPTS`].
-    pub(super) fn cut_off(&mut self, outcome: &str) {
+    /// Abandons the running turn because codex died, is wedged or stopped (`outcome` names
+    /// which on its span). Not finished: the entry stays journaled and is replayed on the
+    /// next process; when `counted`, the journal counts the attempt (a graceful stop does
+    /// not), so a prompt that breaks codex every time is given up after [`MAX_ATTEMPTS`].
+    pub(super) fn cut_off(&mut self, outcome: &str, counted: bool) {
         let Some(active) = self.active.take() else {
             return;
         };
-        if let Purpose::Entry { id, .. } = &active.purpose {
+        if let (Purpose::Entry { id, .. }, true) = (&active.purpose, counted) {
             if let Err(error) = self.inbox.journal.lock().started(*id) {
                 tracing::warn!(agent.nick = %self.settings.nick, error = %error, "failed attempt not recorded");
             }

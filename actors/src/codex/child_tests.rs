@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::*;
-use crate::runner::jsonrpc::{INVALID_REQUEST, Malformed, Outstanding, RequestId, RpcError};
+use crate::codex::jsonrpc::{INVALID_REQUEST, Malformed, Outstanding, RequestId, RpcError};
 
 /// Scenarios, chosen by the first argument:
 ///
@@ -84,7 +84,7 @@ fn fake(scenario: &str) -> CodexCommand {
 }
 
 struct Fake {
-    process: Option<CodexProcess>,
+    process: Option<CodexChild>,
     events: mpsc::UnboundedReceiver<ProcessEvent>,
     outstanding: Outstanding<()>,
 }
@@ -92,7 +92,7 @@ struct Fake {
 impl Fake {
     fn spawn(command: &CodexCommand) -> Self {
         let (tx, events) = mpsc::unbounded_channel();
-        let process = CodexProcess::spawn(command, move |event| tx.send(event).is_ok())
+        let process = CodexChild::spawn(command, move |event| tx.send(event).is_ok())
             .expect("the fake starts");
         Self {
             process: Some(process),
@@ -101,7 +101,7 @@ impl Fake {
         }
     }
 
-    fn process(&self) -> &CodexProcess {
+    fn process(&self) -> &CodexChild {
         self.process.as_ref().expect("not stopped yet")
     }
 
@@ -409,7 +409,7 @@ async fn a_missing_binary_or_cwd_is_a_clear_error() {
     let (tx, _rx) = mpsc::unbounded_channel();
     let command = CodexCommand::new("/nonexistent/bin/codex", "spark-alpha");
     let sink = move |event| tx.send(event).is_ok();
-    let error = CodexProcess::spawn(&command, sink.clone()).expect_err("no such binary");
+    let error = CodexChild::spawn(&command, sink.clone()).expect_err("no such binary");
     assert!(
         matches!(&error, SpawnError::Program { source, .. } if source.kind() == io::ErrorKind::NotFound)
     );
@@ -418,7 +418,7 @@ async fn a_missing_binary_or_cwd_is_a_clear_error() {
 
     let mut command = fake("normal");
     command.cwd = Some("/nonexistent/work".into());
-    let error = CodexProcess::spawn(&command, sink).expect_err("no such directory");
+    let error = CodexChild::spawn(&command, sink).expect_err("no such directory");
     assert!(matches!(error, SpawnError::Cwd { .. }));
     assert!(error.to_string().contains("/nonexistent/work"), "{error}");
 }

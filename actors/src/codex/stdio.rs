@@ -19,7 +19,7 @@ use tokio::io::{
 use tokio::sync::mpsc;
 
 use super::jsonrpc::{Incoming, Malformed, classify};
-use super::process::{ProcessEvent, Sink};
+use super::child::{ProcessEvent, Sink};
 
 /// The stdout reader's buffer size; also what its line buffer shrinks back to.
 const READ_BUFFER: usize = 64 * 1024;

@@ -1,7 +1,7 @@
 //! The codex **process**: one `codex app-server` child with its pipes, and nothing about
 //! threads or turns (those belong to a thread session on top; DESIGN.md "Codex processes").
 //!
-//! [`CodexProcess::spawn`] starts the child in its own process group with all three pipes
+//! [`CodexChild::spawn`] starts the child in its own process group with all three pipes
 //! and four tasks; the handle only queues lines and asks for a stop, so an actor holding it
 //! never awaits I/O.
 //!
@@ -12,7 +12,7 @@
 //! | stderr | the pipe  | nothing; keeps its tail (`stderr_tail`) and logs it     |
 //! | reaper | the child | exactly one [`ProcessEvent::Exited`], after every line  |
 //!
-//! Stopping ([`CodexProcess::request_stop`], [`CodexProcess::stop`]) escalates, and the
+//! Stopping ([`CodexChild::request_stop`], [`CodexChild::stop`]) escalates, and the
 //! child is always reaped, whichever way it ends:
 //!
 //! | step | action                                   | ends as                 |
@@ -223,7 +223,7 @@ impl fmt::Display for ProcessExit {
 
 /// The actor's handle on a running codex process.
 #[derive(Debug)]
-pub struct CodexProcess {
+pub struct CodexChild {
     pid: u32,
     stdin: Option<mpsc::Sender<String>>,
     stop: Option<oneshot::Sender<Grace>>,
@@ -231,7 +231,7 @@ pub struct CodexProcess {
     stderr: StderrTail,
 }
 
-impl CodexProcess {
+impl CodexChild {
     /// Starts codex and its tasks (within a tokio runtime); events go to `sink`, tagged by
     /// nothing: the sink's closure adds whatever the actor needs (e.g. a generation).
     pub fn spawn(
@@ -316,6 +316,11 @@ impl CodexProcess {
     /// Stops the process (see the module table) and returns how it ended; returns at once
     /// if it had already exited.
     pub async fn stop(mut self, grace: Grace) -> ProcessExit {
+        self.stop_in_place(grace).await
+    }
+
+    /// [`CodexChild::stop`] for a handle that stays where it is (an actor's state).
+    pub async fn stop_in_place(&mut self, grace: Grace) -> ProcessExit {
         self.request_stop(grace);
         let exited = self.exit.wait_for(Option::is_some).await;
         match exited.as_deref() {
@@ -469,6 +474,70 @@ impl Reaper {
     }
 }
 
+/// The last `count` non-blank lines of codex's stderr, ` | `-joined, leaving out a Rust
+/// backtrace (`Stack backtrace:` and the frames after it, printed when `RUST_BACKTRACE` is
+/// set), so that the error codex died with is what status shows.
+pub fn stderr_summary(text: &str, count: usize) -> String {
+    let text = match text.rfind("Stack backtrace:") {
+        Some(at) if !text[..at].trim_end().is_empty() => &text[..at],
+        _ => text,
+    };
+    let lines: Vec<String> = text
+        .lines()
+        .map(plain)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(count)..].join(" | ")
+}
+
+/// `line` without terminal escape sequences (codex colours its log lines: `ESC[2m…ESC[0m`).
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        // CSI: ESC [ parameters… final byte in @..~; any other escape: drop ESC and the next.
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
-#[path = "process_tests.rs"]
+mod stderr_tests {
+    use super::stderr_summary;
+
+    #[test]
+    fn test_last_lines_keep_the_error_and_drop_a_backtrace() {
+        let table = [
+            ("a\nb\n\nc\n", 2, "b | c"),
+            ("one\n", 5, "one"),
+            ("", 5, ""),
+            (
+                "warn\nError: config.toml:1:1: unknown configuration field `x`\n\nStack backtrace:\n   0: <unknown>\n   1: <unknown>\n",
+                5,
+                "warn | Error: config.toml:1:1: unknown configuration field `x`",
+            ),
+            (
+                "Stack backtrace:\n   0: main\n",
+                5,
+                "Stack backtrace: |    0: main",
+            ),
+        ];
+        for (stderr, count, want) in table {
+            assert_eq!(stderr_summary(stderr, count), want, "{stderr:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "child_tests.rs"]
 mod tests;
