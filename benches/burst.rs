@@ -1,5 +1,5 @@
 //! `cargo bench --bench burst`: what the shared process's request window buys. One real
-//! `codex app-server` (offline, fake model) in a [`CodexPool`] slot; one session writes a
+//! `codex app-server` (offline, fake model) run by the `codex` service; one session writes a
 //! burst of N `thread/loaded/list` requests at once, and the bench counts, after all are
 //! answered or 60 s passed: answers, errors, requests never answered, `-32001` answers the
 //! pool retried, and the time to the last answer. Once with the default window
@@ -23,11 +23,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use codex_peer::{CodexConfig, CodexHome, codex_bin};
+use codexd_actors::codex::jsonrpc::{Incoming, Outgoing, RequestId};
+use codexd_actors::codex::{CodexCommand, CodexPool, REQUEST_WINDOW, SessionEvent, SessionSink};
+use codexd_actors::host::{Host, HostSpec};
 use codexd_actors::restart::RestartPolicy;
-use codexd_actors::runner::jsonrpc::{Incoming, Outgoing, RequestId};
-use codexd_actors::runner::process::{CodexCommand, ProcessEvent};
 use codexd_actors::runner::session;
-use codexd_actors::runner::shared::{CodexPool, REQUEST_WINDOW, SharedSession};
 use fake_model::FakeModel;
 use serde_json::json;
 
@@ -82,12 +82,20 @@ async fn run() -> Result<()> {
     );
     for burst in bursts {
         for window in [REQUEST_WINDOW, usize::MAX] {
-            let pool = CodexPool::new(1).with_window(window);
-            let slot = pool.place("bench", "bench", command.clone(), RestartPolicy::default());
+            let pool = CodexPool::new(1, RestartPolicy::default()).with_window(window);
+            let slot = pool.place("bench", "bench", command.clone());
+            let spec = HostSpec {
+                services: vec![pool.service(RestartPolicy::default(), Duration::from_secs(5))],
+                agents: Vec::new(),
+                stop_timeout: Duration::from_secs(5),
+            };
+            let (host, _) = Host::spawn(spec).await?;
+            let mut up = slot.watch();
+            up.wait_for(Option::is_some).await?;
             let tally = Arc::new(Mutex::new(Tally::default()));
             let seen = tally.clone();
-            let sink = Arc::new(move |event| {
-                if let ProcessEvent::Message(Incoming::Response { id, outcome }) = event {
+            let sink = SessionSink::new(move |event| {
+                if let SessionEvent::Message(Incoming::Response { id, outcome }) = event {
                     if id != RequestId::Str("init".into()) {
                         let mut tally = seen.lock().expect("tally");
                         match outcome {
@@ -99,15 +107,15 @@ async fn run() -> Result<()> {
                 }
                 true
             });
-            let session = SharedSession::attach(&slot, sink)?;
-            session.send(&Outgoing::Request {
+            let session = slot.attach(sink).ok_or("the codex process is not up")?;
+            session.send(Outgoing::Request {
                 id: RequestId::Str("init".into()),
                 method: "initialize".into(),
                 params: Some(session::initialize()),
             })?;
             let started = Instant::now();
             for n in 0..burst {
-                session.send(&Outgoing::Request {
+                session.send(Outgoing::Request {
                     id: RequestId::Int(n as i64),
                     method: "thread/loaded/list".into(),
                     params: Some(json!({})),
@@ -124,7 +132,15 @@ async fn run() -> Result<()> {
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            let retried = pool.status()[0].overloaded;
+            let status = host.status().await?;
+            let retried = status
+                .services
+                .iter()
+                .find(|s| s.name == "codex")
+                .and_then(|c| c.children.first())
+                .and_then(|p| p.detail.as_ref())
+                .and_then(|d| d["overloaded"].as_u64())
+                .unwrap_or_default();
             let (ok, errors, last) = {
                 let tally = tally.lock().expect("tally");
                 (tally.ok, tally.errors, tally.last)
@@ -141,9 +157,8 @@ async fn run() -> Result<()> {
                 "| {label} | {burst} | {answered} | {errors} | {} | {retried} | {took} |",
                 burst - answered
             );
-            if let Some(process) = session.detach() {
-                process.stop(Default::default()).await;
-            }
+            drop(session);
+            host.shutdown(Duration::from_secs(10)).await;
         }
     }
     Ok(())

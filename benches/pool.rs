@@ -8,12 +8,13 @@
 //! | memory   | N = 1, 5, 10, 20 agents, with 1 agent per process and with K per process:   |
 //! |          | every agent answers one mention, 2 s idle, then VmRSS and Pss of the daemon |
 //! |          | plus all its children (the codex processes and their helpers)               |
-//! | recovery | N = K = 20 on one process: `codexd fault <nick> runner kill`, then a mention |
-//! |          | to every agent at once; from the fault to the last agent's answer, split by |
-//! |          | `codexd status` polled meanwhile: new process up (the runners' restart      |
-//! |          | backoff), every runner has its thread back (resumed), last answer           |
+//! | recovery | N = K = 1, then 20, on one process: `codexd fault <nick> runner kill`, then |
+//! |          | a mention to every agent at once; from the fault to the last agent's answer, |
+//! |          | split by `codexd status` polled meanwhile: new process up, every runner has |
+//! |          | its thread back on it (resumed), last answer                                |
 //!
-//! `POOL_K=<k>` sets K (default 20); `POOL_RECOVERY_ONLY=1` measures recovery alone.
+//! `POOL_K=<k>` sets K (default 20); `POOL_RECOVERY_ONLY=1` measures recovery alone;
+//! `POOL_RECOVERY_RUNS=<n>` repeats each recovery n times.
 //!
 //! Every reply is checked (the fake model answers `ok`); a failure makes the bench exit
 //! non-zero. Nothing here asserts a speed or a size: the figures are printed.
@@ -90,13 +91,21 @@ async fn run() -> Result<()> {
             );
         }
     }
-    let recovery = recover(&codex, 20, &mut failures).await?;
-    println!(
-        "recovery: 20 agents on one process, SIGKILL → new process {} → all 20 resumed {} → all 20 answered again {:.2?}",
-        since(recovery.process_up),
-        since(recovery.resumed),
-        recovery.answered
-    );
+    let runs: usize = std::env::var("POOL_RECOVERY_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    for count in [1, 20] {
+        for _ in 0..runs {
+            let recovery = recover(&codex, count, &mut failures).await?;
+            println!(
+                "recovery: {count} agent(s) on one process, SIGKILL → new process {} → all {count} resumed {} → all {count} answered again {:.2?}",
+                since(recovery.process_up),
+                since(recovery.resumed),
+                recovery.answered
+            );
+        }
+    }
     if !failures.is_empty() {
         return Err(format!("{} check(s) failed: {failures:?}", failures.len()).into());
     }
@@ -144,8 +153,8 @@ fn since(at: Option<Duration>) -> String {
     at.map_or_else(|| "(not seen)".to_owned(), |d| format!("{d:.2?}"))
 }
 
-/// Polls `codexd status` on `socket` until a process other than `old` runs in the pool and
-/// then until `count` runners, each restarted once, have their thread back; the times of both.
+/// Polls `codexd status` on `socket` until a process other than `old` runs in the `codex`
+/// service and then until `count` runners have their thread back on it; the times of both.
 fn watch(
     socket: std::path::PathBuf,
     old: serde_json::Value,
@@ -168,7 +177,7 @@ fn watch(
         let pid = &status["services"]
             .as_array()
             .and_then(|s| s.iter().find(|s| s["name"] == "codex"))
-            .map(|c| c["detail"]["processes"][0]["pid"].clone())
+            .map(|c| c["children"][0]["detail"]["pid"].clone())
             .unwrap_or_default();
         if up.is_none() && pid.is_u64() && *pid != old {
             up = Some(started.elapsed());
@@ -182,7 +191,10 @@ fn watch(
                         .iter()
                         .find(|c| c["name"] == "runner")
                 })
-                .filter(|r| r["restarts"] == 1 && r["detail"]["phase"] != "handshake")
+                .filter(|r| {
+                    let phase = &r["detail"]["phase"];
+                    r["detail"]["pid"] == *pid && phase != "handshake" && phase != "waiting"
+                })
                 .count()
         });
         if up.is_some() && ready == count {

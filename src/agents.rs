@@ -138,16 +138,14 @@ pub fn spec(
             children.push(child(name, test_child(name)));
         }
     }
+    let observer = observe::observer(&agent.nick, webhook, agent.restart.window);
+    wiring.pool.report_to(&agent.nick, observer.clone());
     AgentSpec {
         nick: agent.nick.clone(),
         policy,
         children,
         stop_timeout,
-        observer: Some(observe::observer(
-            &agent.nick,
-            webhook,
-            agent.restart.window,
-        )),
+        observer: Some(observer),
     }
 }
 

@@ -1,8 +1,9 @@
 //! Shared codex processes (`codex.agents_per_process`) with the real `codex app-server`,
 //! offline against the in-repo fake model, on a real agentirc: five agents on one process
 //! answer concurrently in their own channels, each tool running with its own `CULTURE_NICK`
-//! and cwd; a SIGKILL of the shared process brings all five back on their own threads while
-//! an agent with a different `CODEX_HOME` (its own process) never notices.
+//! and cwd; a SIGKILL of the shared process is the process's failure: the `codex` service
+//! restarts it, all five resume their own threads on it (no runner restarts) and one alert
+//! names them, while an agent with a different `CODEX_HOME` (its own process) never notices.
 //!
 //! Peers: agentirc and codex from `scripts/install-peers`; a missing peer is a loud SKIP
 //! (a failure under `CI=true`).
@@ -91,7 +92,7 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
         other_home.codex_home().display()
     ));
     scratch.write_config(&format!(
-        "server:\n  name: spark\n  host: {host}\n  port: {port}\n  flood_rate: 0\nstate_dir: {{home}}/state\ncontrol_socket: {{socket}}\nshutdown_grace: 10s\nrestart:\n  backoff_base: 100ms\n  backoff_cap: 500ms\n  max_restarts: 5\n  window: 60s\ncodex:\n  binary: {bin}\n  agents_per_process: 5\n  sandbox: danger-full-access\n  env:\n    CODEX_HOME: {codex_home}\n    HOME: {home_dir}\n    FAKE_API_KEY: dummy\n    RUST_LOG: warn\nagents:\n{agents}",
+        "server:\n  name: spark\n  host: {host}\n  port: {port}\n  flood_rate: 0\nstate_dir: {{home}}/state\ncontrol_socket: {{socket}}\nshutdown_grace: 10s\nwebhooks:\n  join_channel: true\nrestart:\n  backoff_base: 100ms\n  backoff_cap: 500ms\n  max_restarts: 5\n  window: 60s\ncodex:\n  binary: {bin}\n  agents_per_process: 5\n  sandbox: danger-full-access\n  env:\n    CODEX_HOME: {codex_home}\n    HOME: {home_dir}\n    FAKE_API_KEY: dummy\n    RUST_LOG: warn\nagents:\n{agents}",
         host = ircd.host(),
         port = ircd.port(),
         bin = bin.display(),
@@ -146,6 +147,7 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
     for short in &all {
         ori.join(&format!("#{short}")).await;
     }
+    ori.join("#alerts").await;
     let replies = ask_all(&mut ori, &all).await;
     for short in &all {
         assert_eq!(
@@ -190,25 +192,36 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
             "spark-{short} resumed its own thread"
         );
     }
-    // `codexd status` lists the shared processes under the `codex` service.
+    for short in &all {
+        assert_eq!(
+            runner(&status, short).expect("runner")["restarts"],
+            0,
+            "a codex death is not spark-{short}'s runner's failure"
+        );
+    }
+    // `codexd status` lists the processes as children of the `codex` service.
     let service = status["services"]
         .as_array()
         .and_then(|s| s.iter().find(|s| s["name"] == "codex"))
-        .expect("the codex service")["detail"]
+        .expect("the codex service")
         .clone();
-    let processes = service["processes"].as_array().expect("processes").clone();
+    let processes = service["children"].as_array().expect("processes").clone();
     let pooled = processes
         .iter()
-        .find(|p| p["agents"].as_array().is_some_and(|a| a.len() == 5))
-        .expect("the shared slot");
-    assert_eq!(pooled["pid"], pid(&status, "a").expect("pid"), "{service}");
+        .find(|p| p["detail"]["agents"].as_array().is_some_and(|a| a.len() == 5))
+        .expect("the shared process");
+    assert_eq!(
+        pooled["detail"]["pid"],
+        pid(&status, "a").expect("pid"),
+        "{service}"
+    );
     assert_eq!(pooled["restarts"], 1, "{service}");
-    assert_eq!(pooled["attached"], 5, "{service}");
+    assert_eq!(pooled["detail"]["attached"], 5, "{service}");
     assert_eq!(
         pooled["circuit"], "closed",
         "one death is within the budget: {service}"
     );
-    assert_eq!(pooled["threads"], 5, "{service}");
+    assert_eq!(pooled["detail"]["threads"], 5, "{service}");
     // The human table has a row per shared process.
     let table = scratch.cli(&["status", "--socket", socket.to_str().expect("utf-8")]);
     let table = String::from_utf8_lossy(&table.stdout);
@@ -226,8 +239,8 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
     );
     let lone_slot = processes
         .iter()
-        .find(|p| p["agents"] == serde_json::json!(["spark-f"]))
-        .expect("the loner's slot");
+        .find(|p| p["detail"]["agents"] == serde_json::json!(["spark-f"]))
+        .expect("the loner's process");
     assert_eq!(lone_slot["restarts"], 0, "{service}");
     let lone = runner(&status, LONER).expect("loner");
     assert_eq!(
@@ -259,14 +272,37 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
         let slot = status["services"]
             .as_array()?
             .iter()
-            .find(|s| s["name"] == "codex")?["detail"]["processes"]
+            .find(|s| s["name"] == "codex")?["children"]
             .as_array()?
             .iter()
-            .find(|p| p["pid"] == before)?
+            .find(|p| p["detail"]["pid"] == before)?
             .clone();
-        let back = runner(&status, "d")?["restarts"] == 2 && ready(&status);
-        (back && slot["attached"] == 5).then_some(())
+        let back = runner(&status, "d")?["restarts"] == 1 && ready(&status);
+        (back && slot["detail"]["attached"] == 5).then_some(())
     });
+    // One alert for the one death, naming every agent on the process.
+    let alerts: Vec<String> = ori
+        .received()
+        .iter()
+        .filter(|line| {
+            let (command, params) = command_and_params(line);
+            command == "PRIVMSG"
+                && params.first().map(String::as_str) == Some("#alerts")
+                && params.get(1).is_some_and(|t| t.contains("crashed"))
+        })
+        .cloned()
+        .collect();
+    assert_eq!(
+        alerts.len(),
+        1,
+        "one alert for one process death: {alerts:?}"
+    );
+    assert!(
+        alerts[0].contains(
+            "Agents spark-a, spark-b, spark-c, spark-d, spark-e crashed (exit -9): their codex process-0 died"
+        ),
+        "{alerts:?}"
+    );
     daemon.signal("TERM");
     assert!(daemon.wait().success(), "{}", daemon.log_text());
 }

@@ -153,7 +153,12 @@ async fn killed_codex_mid_turn_replays_the_mention_on_the_resumed_thread() {
         runner["detail"]["thread_id"], thread,
         "same thread: {runner}"
     );
-    assert!(runner["restarts"].as_u64() >= Some(1), "{runner}");
+    assert_eq!(
+        runner["restarts"], 0,
+        "a codex death is not the runner's failure: {runner}"
+    );
+    let process = agent.codex_process().expect("the codex service");
+    assert_eq!(process["restarts"], 1, "{process}");
     assert!(
         !agent
             .ori
@@ -414,12 +419,20 @@ async fn an_unknown_config_toml_field_is_refused_and_named() {
     text.insert_str(0, "shell_enviroment_policy = {}\n");
     std::fs::write(&config, text).expect("config.toml");
     agent.fault("kill");
-    let error = eventually("the runner fails on the typo", || {
-        let runner = agent.runner()?;
-        runner["last_error"]
+    let error = eventually("the codex process fails on the typo", || {
+        let process = agent.codex_process()?;
+        process["last_error"]
             .as_str()
             .filter(|e| e.contains("unknown configuration field"))
             .map(str::to_owned)
     });
     assert!(error.contains("shell_enviroment_policy"), "{error}");
+    let waiting = eventually("the runner says what it waits for", || {
+        let runner = agent.runner()?;
+        runner["detail"]["waiting_for"]
+            .as_str()
+            .filter(|w| w.contains("unknown configuration field"))
+            .map(str::to_owned)
+    });
+    assert!(waiting.contains("process-0"), "{waiting}");
 }

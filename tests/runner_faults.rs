@@ -69,19 +69,31 @@ async fn garbage_a_10_mib_line_and_unknown_requests_are_survived() {
         "garbage is logged"
     );
     assert!(logged.contains("codex asked; answered"));
+    // The process is the `codex` service's, in `<state_dir>/codex-pool` with its XDG dirs
+    // there; the agent's cwd and CULTURE_NICK are its thread's.
     let start = &events(&log, "start")[0];
-    assert_eq!(start["env"]["CULTURE_NICK"], NICK, "{start}");
-    let state = agent.scratch.path(&format!("state/{NICK}/xdg"));
+    let pool = agent.scratch.path("state/codex-pool");
+    let pool = pool.to_str().expect("utf-8");
+    assert_eq!(start["cwd"], pool, "{start}");
     assert!(
         start["env"]["XDG_DATA_HOME"]
             .as_str()
-            .is_some_and(|p| p.starts_with(state.to_str().expect("utf-8"))),
-        "isolated XDG dirs: {start}"
+            .is_some_and(|p| p.starts_with(pool)),
+        "the service's XDG dirs: {start}"
+    );
+    let thread_start = events(&log, "recv")
+        .into_iter()
+        .find(|r| r["line"]["method"] == "thread/start")
+        .expect("thread/start was sent");
+    let params = &thread_start["line"]["params"];
+    assert_eq!(
+        params["cwd"],
+        agent.workdir.display().to_string(),
+        "cwd = directory: {params}"
     );
     assert_eq!(
-        start["cwd"],
-        agent.workdir.display().to_string(),
-        "cwd = directory"
+        params["config"]["shell_environment_policy"]["set"]["CULTURE_NICK"], NICK,
+        "{params}"
     );
 }
 
@@ -111,7 +123,9 @@ async fn a_crash_mid_turn_is_replayed_after_the_restart_and_the_dead_child_reape
         let runner = agent.runner()?;
         (runner["detail"]["pending"] == 0).then_some(runner)
     });
-    assert_eq!(runner["restarts"], 1, "{runner}");
+    assert_eq!(runner["restarts"], 0, "codex died, not the runner: {runner}");
+    let process = shared_process(&agent).expect("the codex service");
+    assert_eq!(process["restarts"], 1, "the process was restarted: {process}");
 }
 
 /// An agent with a 1 s turn timeout on a fake app-server in `modes`, whose mention `text`
@@ -168,8 +182,8 @@ async fn an_unanswered_interrupt_restarts_codex_without_replaying_the_turn() {
 }
 
 /// A stopped codex of its own (SIGSTOP) never answers `turn/start`: after
-/// `codex.request_timeout` the runner fails, its codex is killed and reaped, and the
-/// mention is replayed on the next codex.
+/// `codex.request_timeout` the runner has it killed (and it is reaped), and the mention is
+/// replayed on the next codex the `codex` service starts.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stopped_codex_is_replaced_and_the_mention_replayed() {
     let extra = Extra {
@@ -209,7 +223,9 @@ async fn a_stopped_codex_is_replaced_and_the_mention_replayed() {
         let runner = agent.runner()?;
         (runner["detail"]["pending"] == 0).then_some(runner)
     });
-    assert_eq!(runner["restarts"], 1, "{runner}");
+    assert_eq!(runner["restarts"], 0, "{runner}");
+    let process = shared_process(&agent).expect("the codex service");
+    assert_eq!(process["restarts"], 1, "{process}");
     assert!(
         agent
             .log()
@@ -287,8 +303,13 @@ async fn a_mention_that_wedges_codex_every_time_is_given_up_after_two_attempts()
         let runner = agent.runner()?;
         (runner["detail"]["phase"] == "idle" && runner["detail"]["pending"] == 0).then_some(runner)
     });
-    assert_eq!(runner["restarts"], 2, "{runner}");
-    assert_eq!(runner["circuit"], "closed", "{runner}");
+    assert_eq!(runner["restarts"], 0, "{runner}");
+    let process = shared_process(&agent).expect("the codex service");
+    assert_eq!(
+        (&process["restarts"], &process["circuit"]),
+        (&Value::from(2), &Value::from("closed")),
+        "{process}"
+    );
     assert!(agent.log().contains("giving up on a mention"));
     agent.say("#general", &format!("@{NICK} and now?")).await;
     agent.reply("#general", "fake reply to:").await;
@@ -303,15 +324,27 @@ async fn a_crash_loop_opens_the_circuit_and_keeps_the_mention() {
     agent
         .say("#general", &format!("@{NICK} are you alive?"))
         .await;
-    let runner = eventually("the runner's circuit opens", || {
-        let runner = agent.runner()?;
-        (runner["circuit"] == "open").then_some(runner)
+    let process = eventually("the codex process's circuit opens", || {
+        shared_process(&agent).filter(|p| p["circuit"] == "open")
     });
     assert!(
-        runner["last_error"]
+        process["last_error"]
             .as_str()
             .is_some_and(|e| e.contains("exited with code 4")),
-        "the exit is in status: {runner}"
+        "the exit is in status: {process}"
+    );
+    let runner = agent.runner().expect("status");
+    assert_eq!(
+        (&runner["restarts"], &runner["circuit"]),
+        (&Value::from(0), &Value::from("closed")),
+        "the runner waits, it did not fail: {runner}"
+    );
+    let waiting = runner["detail"]["waiting_for"].as_str().unwrap_or_default();
+    assert!(
+        waiting.contains("process-0")
+            && waiting.contains("exited with code 4")
+            && waiting.contains("codexd reset codex process-0"),
+        "the runner says what it waits for, why, and the remedy: {runner}"
     );
     let journal = agent.scratch.path(&format!("state/{NICK}/journal"));
     eventually("the mention is journaled, not lost", || {
@@ -471,14 +504,9 @@ async fn a_hung_turn_leaves_queries_busy_and_is_interrupted_at_shutdown() {
     assert_eq!(pending, 1, "the mention stays journaled for the next start");
 }
 
-/// The `codex` service's status of its first shared process.
+/// The `codex` service's first process, detail merged in.
 fn shared_process(agent: &CodexAgent) -> Option<Value> {
-    let status = agent.scratch.status()?;
-    let codex = status["services"]
-        .as_array()?
-        .iter()
-        .find(|s| s["name"] == "codex")?;
-    Some(codex["detail"]["processes"][0].clone())
+    agent.codex_process()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -509,8 +537,8 @@ async fn server_overloaded_answers_are_retried_and_the_mention_answered() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shared_codex_that_keeps_dying_opens_its_circuit_until_reset() {
-    // The harness's policy: 3 failures within 60 s open a circuit for 60 s. The agent's
-    // runner and its shared process count the same three deaths, so both open.
+    // The harness's policy: 3 failures within 60 s open a circuit for 60 s. The deaths are
+    // the process's: its circuit opens, the runner waits and says for what.
     let Some(mut agent) = CodexAgent::start(Codex::Fake(""), Extra::default()).await else {
         return;
     };
@@ -519,22 +547,35 @@ async fn a_shared_codex_that_keeps_dying_opens_its_circuit_until_reset() {
         assert_eq!(before["circuit"], "closed", "{before}");
         agent.fault("kill");
         if death < 3 {
-            eventually("a new shared process", || {
+            eventually("a new codex process", || {
                 let now = shared_process(&agent)?;
                 (now["pid"].is_u64() && now["pid"] != before["pid"]).then_some(())
             });
             agent.wait_ready();
         }
     }
-    let open = eventually("the shared process's circuit opens", || {
+    let open = eventually("the codex process's circuit opens", || {
         shared_process(&agent).filter(|p| p["circuit"] == "open")
     });
     assert!(open["pid"].is_null(), "no process while open: {open}");
     assert_eq!(open["restarts"], 2, "{open}");
-    eventually("the runner's own circuit opens with it", || {
-        (agent.runner()?["circuit"] == "open").then_some(())
-    });
     agent.say("#general", &format!("@{NICK} wait for me")).await;
+    let runner = eventually("the runner waits for its process", || {
+        let runner = agent.runner()?;
+        (runner["detail"]["pending"] == 1).then_some(runner)
+    });
+    assert_eq!(
+        (&runner["restarts"], &runner["circuit"]),
+        (&Value::from(0), &Value::from("closed")),
+        "{runner}"
+    );
+    let waiting = runner["detail"]["waiting_for"].as_str().unwrap_or_default();
+    assert!(
+        waiting.contains("process-0")
+            && waiting.contains("circuit open")
+            && waiting.contains("codexd reset codex process-0"),
+        "names the process, the open circuit and the remedy: {runner}"
+    );
     let socket = agent.scratch.socket();
     let socket = socket.to_str().expect("utf-8");
     let reset = |args: &[&str]| {
@@ -542,22 +583,6 @@ async fn a_shared_codex_that_keeps_dying_opens_its_circuit_until_reset() {
         all.extend_from_slice(args);
         agent.scratch.cli(&all)
     };
-    // The runner alone: its start is refused while the process's circuit is open, and the
-    // error says which process, whose, and what to do.
-    assert!(reset(&[NICK, "runner"]).status.success());
-    let refused = eventually("the runner is refused with the reason", || {
-        let runner = agent.runner()?;
-        runner["last_error"]
-            .as_str()
-            .filter(|e| e.contains("open circuit"))
-            .map(str::to_owned)
-    });
-    assert!(
-        refused.contains("process-0")
-            && refused.contains(NICK)
-            && refused.contains("codexd reset codex process-0"),
-        "names the process, its agents and the remedy: {refused}"
-    );
     let unknown = reset(&["codex", "process-9"]);
     assert!(!unknown.status.success(), "{unknown:?}");
     assert!(
@@ -565,7 +590,6 @@ async fn a_shared_codex_that_keeps_dying_opens_its_circuit_until_reset() {
         "lists the known ones: {unknown:?}"
     );
     assert!(reset(&["codex", "process-0"]).status.success());
-    assert!(reset(&[NICK, "runner"]).status.success());
     agent.reply("#general", "wait for me").await;
     let closed = shared_process(&agent).expect("status");
     assert_ne!(closed["circuit"], "open", "{closed}");

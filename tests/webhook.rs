@@ -1,7 +1,7 @@
 //! Alerts end to end: `codexd run` on a real agentirc with the scripted fake app-server, a
 //! loopback webhook receiver (tests/support/webhook_receiver.rs) and `spark-watch`, a raw
-//! client in `#alerts`. A runner crash loop raises exactly one `circuit_open` (HTTP and
-//! IRC) and, once the runner comes back, one `circuit_closed`; a hanging receiver and the
+//! client in `#alerts`. A codex crash loop raises exactly one `circuit_open` (HTTP and
+//! IRC) and, once its process comes back, one `circuit_closed`; a hanging receiver and the
 //! `blackhole` fault never delay the agent's replies; a turn timeout raises `agent_timeout`.
 
 #[path = "support/codex_agent.rs"]
@@ -78,7 +78,7 @@ async fn a_crash_loop_raises_one_circuit_open_and_one_circuit_closed() {
     let top = webhooks(&receiver, "2s");
     let extra = Extra {
         top: &top,
-        agent: "    restart: {backoff_base: 100ms, backoff_cap: 200ms, cooldown: 3s, cooldown_cap: 3s, stable_after: 2s}\n",
+        restart: "  backoff_base: 100ms\n  backoff_cap: 200ms\n  max_restarts: 3\n  window: 60s\n  cooldown: 3s\n  cooldown_cap: 3s\n  stable_after: 2s\n",
         ..Extra::default()
     };
     let Some(agent) = CodexAgent::start(Codex::Fake("sick_at_start"), extra).await else {
@@ -89,8 +89,8 @@ async fn a_crash_loop_raises_one_circuit_open_and_one_circuit_closed() {
     std::fs::create_dir_all(&state).expect("state dir");
     std::fs::write(state.join("sick"), "").expect("sick");
     fault(&agent, "runner", "kill");
-    eventually("the runner's circuit opens", || {
-        (agent.runner()?["circuit"] == "open").then_some(())
+    eventually("the codex process's circuit opens", || {
+        (agent.codex_process()?["circuit"] == "open").then_some(())
     });
     std::fs::remove_file(state.join("sick")).expect("healed");
     watch
@@ -101,7 +101,10 @@ async fn a_crash_loop_raises_one_circuit_open_and_one_circuit_closed() {
             alert_line(l, "circuit closed")
         })
         .await;
-    assert!(closed.contains("runner is stable again"), "{closed}");
+    assert!(
+        closed.contains("codex process-0 is stable again"),
+        "{closed}"
+    );
     eventually("the circuit_closed request arrives", || {
         (receiver.count_event("circuit_closed") == 1).then_some(())
     });
@@ -126,7 +129,7 @@ async fn a_crash_loop_raises_one_circuit_open_and_one_circuit_closed() {
     let message = body["message"].as_str().unwrap_or_default();
     assert!(
         message.starts_with(&format!(
-            "Agent {NICK}: runner failed 3 times; circuit open"
+            "Agent {NICK}: codex process-0 failed 3 times; circuit open"
         )),
         "{message}"
     );

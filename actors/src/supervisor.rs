@@ -28,7 +28,8 @@ pub struct Supervisor;
 pub enum ShutdownOrder {
     /// Last started first, one at a time (an agent: inputs before the runner before outputs).
     Reverse,
-    /// All at once (the Host: agents are independent).
+    /// All members at once, then all services at once (the Host: agents are independent,
+    /// and stop before the codex processes they use).
     Parallel,
 }
 
@@ -271,17 +272,23 @@ impl Actor for Supervisor {
         for child in state.children.iter_mut() {
             child.state = ChildState::Stopped;
             child.started_at = None;
-            handles.extend(child.handle.take());
+            let role = child.spec.role;
+            handles.extend(child.handle.take().map(|h| (role, h)));
         }
         match state.shutdown {
             ShutdownOrder::Reverse => {
-                for handle in handles.into_iter().rev() {
+                for (_, handle) in handles.into_iter().rev() {
                     stop_child(handle, timeout).await;
                 }
             }
             ShutdownOrder::Parallel => {
-                futures::future::join_all(handles.into_iter().map(|h| stop_child(h, timeout)))
-                    .await;
+                // Members (agents) first, then the services they use (the codex processes).
+                let (services, members): (Vec<_>, Vec<_>) =
+                    handles.into_iter().partition(|(role, _)| *role == ChildRole::Service);
+                for group in [members, services] {
+                    let stops = group.into_iter().map(|(_, h)| stop_child(h, timeout));
+                    futures::future::join_all(stops).await;
+                }
             }
         }
         Ok(())

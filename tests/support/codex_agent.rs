@@ -37,11 +37,15 @@ pub struct Extra<'a> {
     /// [`Codex::Fake`] only: the binary started instead of the fake (a wrapper around it);
     /// empty: the fake itself.
     pub fake_binary: &'a str,
+    /// The daemon's `restart:` mapping (2-space indent), instead of the harness's (100 ms
+    /// base backoff, 3 failures within 60 s open a circuit for 60 s).
+    pub restart: &'a str,
 }
 
 pub struct CodexAgent {
-    pub scratch: Scratch,
+    /// Before `scratch`: dropped first, while its log still exists.
     pub daemon: Option<Daemon>,
+    pub scratch: Scratch,
     pub ircd: Ircd,
     pub ori: RawClient,
     /// The fake model (real codex only).
@@ -97,8 +101,12 @@ impl CodexAgent {
             }
         };
         scratch.write_config(&format!(
-            "{top}server:\n  name: spark\n  host: {host}\n  port: {port}\n{server}state_dir: {{home}}/state\ncontrol_socket: {{socket}}\nshutdown_grace: 10s\nrestart:\n  backoff_base: 100ms\n  backoff_cap: 500ms\n  max_restarts: 3\n  window: 60s\n  cooldown: 60s\nagents:\n  - nick: {NICK}\n    channels: ['#general', '#ops']\n    directory: {work}\n    model: fake-model\n{agent}    codex:\n{codex_yaml}{codex}",
+            "{top}server:\n  name: spark\n  host: {host}\n  port: {port}\n{server}state_dir: {{home}}/state\ncontrol_socket: {{socket}}\nshutdown_grace: 10s\nrestart:\n{restart}agents:\n  - nick: {NICK}\n    channels: ['#general', '#ops']\n    directory: {work}\n    model: fake-model\n{agent}    codex:\n{codex_yaml}{codex}",
             top = extra.top,
+            restart = match extra.restart {
+                "" => "  backoff_base: 100ms\n  backoff_cap: 500ms\n  max_restarts: 3\n  window: 60s\n  cooldown: 60s\n",
+                restart => restart,
+            },
             server = extra.server,
             agent = extra.agent,
             codex = extra.codex,
@@ -141,6 +149,23 @@ impl CodexAgent {
     pub fn runner(&self) -> Option<serde_json::Value> {
         let status = self.scratch.status()?;
         child(&status, NICK, "runner").cloned()
+    }
+
+    /// The `codex` service's first process: its supervision (state, restarts, circuit,
+    /// last_error) with its detail (pid, attached, requests, …) merged in.
+    #[allow(dead_code)]
+    pub fn codex_process(&self) -> Option<serde_json::Value> {
+        let status = self.scratch.status()?;
+        let codex = status["services"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == "codex")?;
+        let mut process = codex["children"].as_array()?.first()?.clone();
+        let detail = process["detail"].take();
+        if let (Some(process), Some(detail)) = (process.as_object_mut(), detail.as_object()) {
+            process.extend(detail.clone());
+        }
+        Some(process)
     }
 
     /// `spark-ori` says `text` to `target` (a channel or the agent).

@@ -139,7 +139,14 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// Kills a daemon the test did not stop; a failing test gets the log's last lines.
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+            eprintln!("--- last lines of codexd's log ({}):\n{tail}", self.log.display());
+        }
         if let Some(child) = self.child.as_mut() {
             let _ = child.kill();
             let _ = child.wait();

@@ -9,6 +9,7 @@
 //! | [`CodexPool::place`]   | the agent's slot; a new slot's process starts (now, or with the service) |
 //! | [`CodexPool::release`] | the agent leaves its slot; the last one out stops its process |
 //! | [`CodexPool::service`] | the Host's `codex` child: a supervisor of every slot in use  |
+//! | [`CodexPool::report_to`] | where an agent's alerts go: a process's circuit opening and closing is reported once, by the first agent on it (as child `codex process-<n>`) |
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -20,6 +21,7 @@ use super::child::{CodexCommand, Grace};
 use super::process::{CodexProcessArgs, CodexProcessFactory};
 use super::{REQUEST_WINDOW, Slot};
 use crate::child::{ChildFactory, ChildHandle, ChildRole, ChildSpec};
+use crate::events::{Transition, TransitionEvent, TransitionObserver};
 use crate::restart::RestartPolicy;
 use crate::supervisor::{ShutdownOrder, Supervisor, SupervisorArgs, SupervisorMsg};
 
@@ -37,6 +39,8 @@ struct Inner {
     grace: Grace,
     /// The running `codex` supervisor, once the service started.
     supervisor: Option<ActorRef<SupervisorMsg>>,
+    /// Each agent's alerts (its supervisor's observer), by nick.
+    reporters: std::collections::BTreeMap<String, TransitionObserver>,
 }
 
 struct Entry {
@@ -84,6 +88,7 @@ impl CodexPool {
                 policy,
                 grace: Grace::default(),
                 supervisor: None,
+                reporters: Default::default(),
             })),
         }
     }
@@ -145,9 +150,54 @@ impl CodexPool {
         slot
     }
 
+    /// Where `nick`'s alerts go; the circuit of a process is reported by its first agent.
+    pub fn report_to(&self, nick: &str, observer: TransitionObserver) {
+        self.lock().reporters.insert(nick.to_owned(), observer);
+    }
+
+    /// The observer of the `codex` supervisor: a process's circuit opening or closing goes
+    /// to its first agent's alerts, as that agent's child `codex process-<n>`. Restarts are
+    /// not reported here: the process's sessions raise one alert per death.
+    fn observer(&self) -> TransitionObserver {
+        let pool = self.clone();
+        TransitionObserver::new(move |event, last_error| {
+            if let Transition::CircuitOpened { cooldown, .. } = event.transition {
+                let inner = pool.lock();
+                if let Some(entry) = inner.slots.iter().find(|e| e.slot.name() == event.child) {
+                    entry.slot.circuit_opened(cooldown);
+                }
+            }
+            if !matches!(
+                event.transition,
+                Transition::CircuitOpened { .. } | Transition::CircuitClosed
+            ) {
+                return;
+            }
+            let reporter = {
+                let inner = pool.lock();
+                let first = inner
+                    .slots
+                    .iter()
+                    .find(|e| e.slot.name() == event.child)
+                    .and_then(|e| e.slot.agents().first().cloned());
+                first.and_then(|nick| Some((inner.reporters.get(&nick)?.clone(), nick)))
+            };
+            if let Some((reporter, nick)) = reporter {
+                let child = format!("codex {}", event.child);
+                let as_agent = TransitionEvent {
+                    supervisor: &nick,
+                    child: &child,
+                    transition: event.transition.clone(),
+                };
+                reporter.observe(&as_agent, last_error);
+            }
+        })
+    }
+
     /// Frees `nick`'s place (the agent was removed); a slot left empty stops its process.
     pub fn release(&self, nick: &str) {
         let mut inner = self.lock();
+        inner.reporters.remove(nick);
         let supervisor = inner.supervisor.clone();
         for entry in inner.slots.iter_mut() {
             let had = entry.slot.agents().iter().any(|a| a == nick);
@@ -234,7 +284,7 @@ impl ChildFactory for ServiceFactory {
             children,
             shutdown: ShutdownOrder::Parallel,
             stop_timeout: self.stop_timeout,
-            observer: None,
+            observer: Some(pool.observer()),
         };
         let spawned = crate::child::spawn_linked(Supervisor, args, supervisor);
         Box::pin(async move {

@@ -10,6 +10,7 @@
 //! | `Kill`            | a runner (codex wedged, or `codexd fault <nick> runner kill`) | SIGKILL; the exit follows |
 //! | `Output`          | the child's tasks        | routed to sessions; the exit fails the actor  |
 //! | `Retry`           | its own timer            | a `-32001` request offered again              |
+//! | `Flush`           | a runner stopping        | answered once what it sent before is queued for codex |
 //! | `Control`         | supervisor, operator     | ping, status, `codexd fault codex process-<n> kill|panic|hang` |
 //!
 //! However the actor ends (codex exited, a panic, killed as hung, stopped), the state's
@@ -60,6 +61,9 @@ pub enum CodexProcessMessage {
     },
     /// A line from codex, or its exit.
     Output(ProcessEvent),
+    /// Answered once every message sent before it was handled (its lines are queued for
+    /// codex's stdin): a runner stopping makes sure its last words go out.
+    Flush(ractor::RpcReplyPort<()>),
     /// A request answered `-32001` is due to be offered again.
     Retry {
         /// Its process-wide id.
@@ -191,6 +195,9 @@ impl Actor for CodexProcess {
                 return Err(why.into());
             }
             CodexProcessMessage::Retry { global } => state.traffic.retry(global),
+            CodexProcessMessage::Flush(reply) => {
+                let _ = reply.send(());
+            }
         }
         Ok(())
     }

@@ -33,6 +33,8 @@ struct Inner {
     link: Link<CodexProcessMessage>,
     up: watch::Sender<Option<u32>>,
     down_reason: Mutex<Option<String>>,
+    /// While its circuit is open: when the next start is due.
+    open_until: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl std::fmt::Debug for Slot {
@@ -54,6 +56,7 @@ impl Slot {
                 link: Link::default(),
                 up: watch::Sender::new(None),
                 down_reason: Mutex::default(),
+                open_until: Mutex::default(),
             }),
         }
     }
@@ -92,12 +95,31 @@ impl Slot {
         self.inner.up.subscribe()
     }
 
-    /// Why the last process of this slot ended, while none runs.
+    /// Why the last process of this slot ended, while none runs; with an open circuit,
+    /// when the next start is due and how to start it now.
     pub fn down_reason(&self) -> Option<String> {
-        match self.pid() {
-            Some(_) => None,
-            None => lock(&self.inner.down_reason).clone(),
+        if self.pid().is_some() {
+            return None;
         }
+        let reason = lock(&self.inner.down_reason).clone();
+        let open = *lock(&self.inner.open_until);
+        match open {
+            None => reason,
+            Some(until) => {
+                let left = until.saturating_duration_since(tokio::time::Instant::now());
+                Some(format!(
+                    "{}; circuit open: it died too often, next start in {:.0}s, or `codexd reset codex {}`",
+                    reason.unwrap_or_else(|| "down".to_owned()),
+                    left.as_secs_f64(),
+                    self.name()
+                ))
+            }
+        }
+    }
+
+    /// Its circuit opened for `cooldown` (the `codex` supervisor's observer).
+    pub(super) fn circuit_opened(&self, cooldown: std::time::Duration) {
+        *lock(&self.inner.open_until) = Some(tokio::time::Instant::now() + cooldown);
     }
 
     /// A new session on the running process, its events going to `sink`; `None` while no
@@ -121,6 +143,7 @@ impl Slot {
     pub(super) fn up(&self, actor: ActorRef<CodexProcessMessage>, pid: u32) {
         self.inner.link.set(actor);
         *lock(&self.inner.down_reason) = None;
+        *lock(&self.inner.open_until) = None;
         self.inner.up.send_replace(Some(pid));
     }
 
@@ -183,6 +206,15 @@ impl Attached {
                 message,
             })
             .map_err(|_| ProcessGone)
+    }
+
+    /// Waits (at most `timeout`) until the process has queued everything sent before for
+    /// codex's stdin: a stopping runner's interrupt goes out before the process stops.
+    pub async fn flush(&self, timeout: std::time::Duration) {
+        let _ = self
+            .actor
+            .call(CodexProcessMessage::Flush, Some(timeout))
+            .await;
     }
 
     /// SIGKILLs the process for every agent on it, because `why` (it is wedged, or a

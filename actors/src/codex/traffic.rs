@@ -302,8 +302,9 @@ impl Traffic {
                     retry: None,
                 }
             }
-            Incoming::Garbage { ref line, .. } => {
-                tracing::warn!(codex.pid = self.child.pid(), line = %line.chars().take(200).collect::<String>(), "codex: garbage line skipped");
+            Incoming::Garbage { ref line, ref error } => {
+                let shown: String = line.chars().take(200).collect();
+                tracing::warn!(codex.pid = self.child.pid(), error = %error, line = %shown, bytes = line.len(), "codex wrote a line that is not a message; skipped");
                 Routing::default()
             }
         }

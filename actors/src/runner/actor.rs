@@ -50,6 +50,9 @@ use turns::end_span;
 /// circuit (3 crashes) opens. A turn cut off by a graceful stop does not count.
 const MAX_ATTEMPTS: u32 = 2;
 
+/// How long a stopping runner waits for its process to take its last lines.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Culture's meter for turn metrics.
 const METER: &str = "culture.harness";
 
@@ -228,8 +231,11 @@ impl Actor for Runner {
             state.interrupt(&active.turn);
             end_span(&active.turn, "stopped");
         }
-        // Leaving the process (dropping the session) tells it to forget this runner.
-        state.process = None;
+        // The interrupt is queued for codex's stdin before the runner leaves (dropping the
+        // session tells the process to forget it).
+        if let Some(process) = state.process.take() {
+            process.flush(FLUSH_TIMEOUT).await;
+        }
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 //! | transition       | event             | message                                                                               |
 //! |------------------|-------------------|---------------------------------------------------------------------------------------|
 //! | `circuit_opened` | `circuit_open`    | `Agent <nick>: <child> failed <n> time(s); circuit open, no restart for <s>s (last error: <e>).` |
-//! | `circuit_opened` of `runner` | `agent_spiraling` too | `Agent <nick> has crashed <n> times in <window>s — escalating, not restarting.` (Culture's) |
+//! | `circuit_opened` of `runner` or of its codex process (`codex process-<n>`) | `agent_spiraling` too | `Agent <nick> has crashed <n> times in <window>s — escalating, not restarting.` (Culture's) |
 //! | `circuit_closed` | `circuit_closed`  | `Agent <nick>: <child> is stable again; circuit closed.`                              |
 //! | `restarting`     | `agent_restarted` | `Agent <nick>: <child> restarting in <s>s (attempt <n>; last error: <e>).`            |
 //! | anything else    | —                 | —                                                                                     |
@@ -54,8 +54,8 @@ pub fn alerts_for(
     window: Duration,
 ) -> Vec<(AlertEvent, String)> {
     let mut alerts: Vec<_> = alert_for(nick, event, last_error).into_iter().collect();
-    if let (Transition::CircuitOpened { failures, .. }, "runner") = (&event.transition, event.child)
-    {
+    let codex = event.child == "runner" || event.child.starts_with("codex ");
+    if let (Transition::CircuitOpened { failures, .. }, true) = (&event.transition, codex) {
         alerts.push((
             AlertEvent::AgentSpiraling,
             format!(

@@ -12,7 +12,7 @@ pub(super) struct RunnerStatus {
     pid: Option<u32>,
     /// The codex process it is on (`process-<n>`, a child of the `codex` service).
     codex_process: String,
-    /// The other agents on the same codex process.
+    /// The agents on its codex process, itself included (absent when it is alone there).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     shared_with: Vec<String>,
     /// While its process is down: which one it waits for, and why it went.
@@ -75,9 +75,8 @@ impl RunnerState {
             Some(_) => None,
             None => Some(format!(
                 "codex {codex_process} ({})",
-                self.gone
-                    .clone()
-                    .or_else(|| slot.down_reason())
+                slot.down_reason()
+                    .or_else(|| self.gone.clone())
                     .unwrap_or_else(|| "starting".to_owned())
             )),
         };
@@ -92,11 +91,13 @@ impl RunnerState {
                 stats.turn_count
             ),
         };
-        let nick = &self.settings.nick;
         RunnerStatus {
             pid,
             codex_process,
-            shared_with: slot.agents().into_iter().filter(|a| a != nick).collect(),
+            shared_with: match slot.agents() {
+                agents if agents.len() > 1 => agents,
+                _ => Vec::new(),
+            },
             waiting_for,
             thread_id: self.thread.clone(),
             phase,

@@ -86,6 +86,10 @@ impl RunnerState {
         let Some(active) = self.active.take() else {
             return;
         };
+        if let Purpose::Entry { id, .. } = &active.purpose {
+            // Run it again on the next process (entries run in id order, one at a time).
+            self.dispatched = self.dispatched.min(id.saturating_sub(1));
+        }
         if let (Purpose::Entry { id, .. }, true) = (&active.purpose, counted) {
             if let Err(error) = self.inbox.journal.lock().started(*id) {
                 tracing::warn!(agent.nick = %self.settings.nick, error = %error, "failed attempt not recorded");
