@@ -8,6 +8,12 @@
 //! A tool call is one reply: codex runs the tool and asks again with its output, and that
 //! second request takes the next reply. Any other path gets a 404 (codex 0.169 sends none).
 //!
+//! The script is per request, in arrival order, not per turn: a turn whose codex is stopped
+//! or killed before its request arrives (codex answers `turn/start` and sends `turn/started`
+//! before the request goes out) leaves its reply to the next request, such as that turn's
+//! replay on the next codex. To cut a turn off in the middle of its reply, wait for
+//! [`FakeModel::deltas`] (its reply is streaming) before stopping codex.
+//!
 //! | reply         | what codex receives                                                     |
 //! |---------------|-------------------------------------------------------------------------|
 //! | `Text(t)`     | SSE: created, message added, one delta per word, message done, completed |
@@ -124,6 +130,8 @@ struct Shared {
     fallback: Option<Reply>,
     /// Numbers the ids of responses, items and calls.
     next_id: u64,
+    /// Text deltas written, every stream together.
+    deltas: usize,
 }
 
 impl FakeModel {
@@ -167,6 +175,12 @@ impl FakeModel {
             .filter(|request| request.is_responses())
             .map(|request| request.body.clone())
             .collect()
+    }
+
+    /// How many text deltas have been written so far, every stream together: one means a
+    /// reply is streaming, so the request it answers did arrive.
+    pub fn deltas(&self) -> usize {
+        self.lock().deltas
     }
 
     /// Every HTTP request so far, model or not, in order.
@@ -236,7 +250,7 @@ async fn serve(stream: TcpStream, shared: Arc<Mutex<Shared>>) {
     let stream = stream.get_mut();
     let _ = match reply {
         None => write_status(stream, 404).await,
-        Some(reply) => answer(stream, reply, &request.body, ids).await,
+        Some(reply) => answer(stream, reply, &request.body, ids, &shared).await,
     };
     let _ = stream.shutdown().await;
 }
@@ -297,11 +311,12 @@ async fn answer(
     reply: Reply,
     request: &Value,
     ids: Ids,
+    shared: &Mutex<Shared>,
 ) -> std::io::Result<()> {
     match reply {
-        Reply::Text(text) => stream_text(stream, &ids, &text, Duration::ZERO, true).await,
-        Reply::Slow { text, delay } => stream_text(stream, &ids, &text, delay, true).await,
-        Reply::Cut(text) => stream_text(stream, &ids, &text, Duration::ZERO, false).await,
+        Reply::Text(text) => stream_text(stream, shared, &ids, &text, Duration::ZERO, true).await,
+        Reply::Slow { text, delay } => stream_text(stream, shared, &ids, &text, delay, true).await,
+        Reply::Cut(text) => stream_text(stream, shared, &ids, &text, Duration::ZERO, false).await,
         Reply::Exec { cmd, escalate } => {
             let mut arguments = json!({"cmd": cmd, "yield_time_ms": 10_000});
             if let Some(justification) = escalate {
@@ -321,7 +336,7 @@ async fn answer(
                 Some(output) => Reply::Text(format!("tool said: {output}")),
                 None => Reply::exec(&cmd),
             };
-            Box::pin(answer(stream, reply, request, ids)).await
+            Box::pin(answer(stream, reply, request, ids, shared)).await
         }
     }
 }
@@ -410,10 +425,12 @@ impl Ids {
     }
 }
 
-/// One assistant message, streamed word by word (`"say hi"` → deltas `"say "`, `"hi"`);
-/// `complete: false` cuts the stream before `response.completed`.
+/// One assistant message, streamed word by word (`"say hi"` → deltas `"say "`, `"hi"`),
+/// each delta counted in `shared` once written; `complete: false` cuts the stream before
+/// `response.completed`.
 async fn stream_text(
     stream: &mut TcpStream,
+    shared: &Mutex<Shared>,
     ids: &Ids,
     text: &str,
     delay: Duration,
@@ -433,6 +450,7 @@ async fn stream_text(
             "item_id": item, "output_index": 0, "content_index": 0, "delta": delta,
         });
         send_event(stream, delta).await?;
+        shared.lock().expect("fake model lock").deltas += 1;
     }
     let full = message(
         &item,
