@@ -1,28 +1,22 @@
-//! From configuration to the supervision tree: each configured agent becomes an
-//! [`AgentSpec`] whose children follow the agent's restart policy.
+//! From configuration to typed settings: each configured agent becomes the [`AgentParts`]
+//! that [`AgentSpec::assemble`] wires into its tree (the wiring belongs to the actors crate).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use codexd_actors::agent::{AgentSpec, CHILD_NAMES};
+use codexd_actors::agent::{AgentParts, AgentSpec, AgentWiring};
 use codexd_actors::attention::policy::{BandSpec, Policy};
 use codexd_actors::attention::sleep::LocalClock;
-use codexd_actors::attention::{AttentionFactory, AttentionPeers, AttentionSettings, Mode};
-use codexd_actors::child::{ChildFactory, ChildRole, ChildSpec};
-use codexd_actors::irc::{FloodSettings, IrcFactory, IrcSettings, TlsSettings, TraceTagMode};
-use codexd_actors::link::Link;
-use codexd_actors::overseer::prompt::Template;
-use codexd_actors::overseer::{OverseerFactory, OverseerPeers, OverseerSettings};
-use codexd_actors::pause::PauseSwitch;
+use codexd_actors::attention::{AttentionSettings, Mode};
 use codexd_actors::codex::{CodexCommand, CodexPool, Slot};
+use codexd_actors::irc::{FloodSettings, IrcSettings, TlsSettings, TraceTagMode};
+use codexd_actors::overseer::OverseerSettings;
+use codexd_actors::overseer::prompt::Template;
 use codexd_actors::runner::session::ThreadConfig;
-use codexd_actors::runner::{CurrentTurn, RunnerFactory, RunnerPeers, RunnerSettings, prompt};
-use codexd_actors::socket::{AgentSocket, BindError, SocketFactory, SocketPeers, StopRequest};
-use codexd_actors::test_child::{Script, TestChildFactory};
-use codexd_actors::webhook::{
-    AlertEvent, Endpoint, WebhookFactory, WebhookPeers, WebhookSettings, observe,
-};
-use tokio::sync::{broadcast, mpsc};
+use codexd_actors::runner::{RunnerSettings, prompt};
+use codexd_actors::socket::{AgentSocket, BindError, StopRequest};
+use codexd_actors::webhook::{AlertEvent, Endpoint, WebhookSettings};
+use tokio::sync::mpsc;
 
 use crate::config::{AgentConfig, Config};
 
@@ -49,111 +43,39 @@ pub fn bind_socket(config: &Config, agent: &AgentConfig) -> Result<Option<AgentS
     AgentSocket::bind(&dir.path, &agent.nick, dir.private).map(Some)
 }
 
-/// The tree for one agent: the real children that exist so far (`webhook`, `runner`,
-/// `attention`, `socket`, `irc`, and `overseer` when `supervisor.enabled`), in
-/// [`CHILD_NAMES`] order, except those named in `test_children`, which run as inert,
-/// fault-injectable test actors instead. The children share late-bound links to each
-/// other, the pause switch and the current turn, which outlive any child's restart.
+/// The tree for one agent: each part's settings from the config (the runner placed on a
+/// codex process unless it is a test child; the overseer when `supervisor.enabled`), wired
+/// by [`AgentSpec::assemble`].
 pub fn spec(
     config: &Config,
     agent: &AgentConfig,
     stop_timeout: Duration,
     wiring: Wiring,
 ) -> AgentSpec {
-    let policy = agent.restart;
-    let child = |name: &str, factory: Arc<dyn ChildFactory>| ChildSpec {
-        name: name.to_owned(),
-        role: ChildRole::Member,
-        policy,
-        factory,
-    };
-    let irc = Link::default();
-    let webhook = Link::default();
-    let (events, _) = broadcast::channel(EVENT_CAPACITY);
-    let peers = SocketPeers {
+    let testing = |name: &str| agent.test_children.iter().any(|t| t == name);
+    let runner = (!testing("runner"))
+        .then(|| runner_settings(config, agent, place(&wiring.pool, config, agent)));
+    let parts = AgentParts {
         nick: agent.nick.clone(),
-        irc: irc.clone(),
-        runner: Link::default(),
-        webhook: webhook.clone(),
-        pause: PauseSwitch::default(),
-        turn: CurrentTurn::default(),
-        stop: wiring.stop,
-    };
-    let socket_link = Link::default();
-    let overseer_peers = OverseerPeers {
-        socket: socket_link.clone(),
-        webhook: peers.webhook.clone(),
-        pause: peers.pause.clone(),
-        link: Link::default(),
-    };
-    let runner_peers = RunnerPeers {
-        irc: irc.clone(),
-        webhook: peers.webhook.clone(),
-        overseer: overseer_peers.link.clone(),
-        pause: peers.pause.clone(),
-        turn: peers.turn.clone(),
-        link: peers.runner.clone(),
-    };
-    let mut children = Vec::new();
-    let mut polls = None;
-    for name in CHILD_NAMES {
-        if agent.test_children.iter().any(|t| t == name) {
-            children.push(child(name, test_child(name)));
-        } else if name == "webhook" {
-            let peers = WebhookPeers {
-                irc: irc.clone(),
-                link: webhook.clone(),
-            };
-            let factory = WebhookFactory::new(webhook_settings(config, agent), peers);
-            children.push(child(name, Arc::new(factory)));
-        } else if name == "runner" {
-            let settings = runner_settings(config, agent, place(&wiring.pool, config, agent));
-            let factory = RunnerFactory::new(settings, runner_peers.clone(), &events);
-            polls = factory.polls();
-            children.push(child(name, Arc::new(factory)));
-        } else if name == "attention" {
-            let peers = AttentionPeers {
-                irc: irc.clone(),
-                polls: polls.clone(),
-                pause: peers.pause.clone(),
-                clock: local_clock(),
-            };
-            let settings = attention_settings(config, agent);
-            let factory = AttentionFactory::new(settings, peers, &events);
-            children.push(child(name, Arc::new(factory)));
-        } else if name == "irc" {
-            let factory = IrcFactory::new(irc_settings(config, agent), events.clone(), irc.clone());
-            children.push(child(name, Arc::new(factory)));
-        } else if let ("socket", Some(socket)) = (name, wiring.socket.clone()) {
-            let factory = SocketFactory::new(socket, peers.clone(), socket_link.clone());
-            children.push(child(name, Arc::new(factory)));
-        } else if name == "overseer" && config.overseer.enabled {
-            let settings = overseer_settings(config, agent);
-            let factory = OverseerFactory::new(settings, overseer_peers.clone());
-            children.push(child(name, Arc::new(factory)));
-        }
-    }
-    for name in &agent.test_children {
-        if !CHILD_NAMES.contains(&name.as_str()) {
-            children.push(child(name, test_child(name)));
-        }
-    }
-    let observer = observe::observer(&agent.nick, webhook, agent.restart.window);
-    wiring.pool.report_to(&agent.nick, observer.clone());
-    AgentSpec {
-        nick: agent.nick.clone(),
-        policy,
-        children,
+        policy: agent.restart,
         stop_timeout,
-        observer: Some(observer),
-    }
-}
-
-/// Events an agent's `irc` actor may buffer for slow subscribers.
-const EVENT_CAPACITY: usize = 1024;
-
-fn test_child(name: &str) -> Arc<dyn ChildFactory> {
-    Arc::new(TestChildFactory::new(name, Script::Healthy))
+        webhook: webhook_settings(config, agent),
+        runner,
+        attention: attention_settings(config, agent),
+        clock: local_clock(),
+        irc: irc_settings(config, agent),
+        socket: wiring.socket,
+        overseer: config
+            .overseer
+            .enabled
+            .then(|| overseer_settings(config, agent)),
+        test_children: agent.test_children.clone(),
+    };
+    let outside = AgentWiring {
+        stop: wiring.stop,
+        codex: wiring.pool,
+    };
+    AgentSpec::assemble(parts, outside)
 }
 
 /// The webhook's settings: `webhooks:` for this agent. Unknown event names were warned

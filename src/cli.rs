@@ -66,21 +66,22 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
-    /// Close the circuit of an agent's child (or of the agent and all its children).
+    /// Close the circuit of an agent's child (or of the agent and all its children), or of a
+    /// codex process (`codexd reset codex process-<n>`).
     Reset {
-        /// The agent's nick.
+        /// The agent's nick, or `codex` for the codex service.
         nick: String,
-        /// The child (irc, socket, runner, …); omit to reset them all.
+        /// The child (irc, socket, runner, …, or process-<n>); omit to reset them all.
         child: Option<String>,
         #[command(flatten)]
         target: Target,
     },
     /// Break a child on purpose: panic, error, hang, hang:<seconds>, or a child's own fault
-    /// (irc disconnect, runner kill, webhook blackhole).
+    /// (irc disconnect, runner kill, webhook blackhole, codex process-<n> kill).
     Fault {
-        /// The agent's nick.
+        /// The agent's nick, or `codex` for the codex service.
         nick: String,
-        /// The child (irc, socket, runner, …).
+        /// The child (irc, socket, runner, …, or process-<n>).
         child: String,
         /// panic | error | hang | hang:<seconds> | disconnect | kill | blackhole
         kind: String,

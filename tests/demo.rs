@@ -1,6 +1,7 @@
 //! `scripts/demo`, README's first command, run end to end so it cannot rot: two agents on a
 //! real agentirc, each with the real codex offline against the fake model
-//! (`examples/fake_model.rs`), answer a mention in `#demo` and a DM, and the demo exits 0.
+//! (`examples/fake_model.rs`) and sharing one codex process, answer a mention in `#demo` and
+//! a DM, answer again after `codexd fault codex process-0 kill`, and the demo exits 0.
 //!
 //! The demo runs the `codexd` this test run built (`--codexd`) and the fake model `cargo test`
 //! built beside it (`--fake-model`, from `target/<profile>/examples/`), so it builds nothing.
@@ -90,12 +91,22 @@ fn the_demo_gets_both_agents_to_answer_offline() {
     let report = outputs(&stdout_path, &stderr_path);
     eprintln!("{report}");
     assert!(status.success(), "scripts/demo failed: {status}\n{report}");
-    for expected in [OFFLINE_NOTICE, ALPHA_REPLY, BETA_REPLY] {
-        assert!(
-            stdout.contains(expected),
-            "stdout lacks {expected:?}\n{report}"
+    assert!(
+        stdout.contains(OFFLINE_NOTICE),
+        "stdout lacks {OFFLINE_NOTICE:?}\n{report}"
+    );
+    // Each agent answers twice: before and after their shared codex process is killed.
+    for expected in [ALPHA_REPLY, BETA_REPLY] {
+        assert_eq!(
+            stdout.matches(expected).count(),
+            2,
+            "stdout has {expected:?} twice\n{report}"
         );
     }
+    assert!(
+        stdout.contains("both answered again on the restarted process"),
+        "{report}"
+    );
 }
 
 /// `target/<profile>/examples/fake_model` beside this test's `deps/`, if it is at least as

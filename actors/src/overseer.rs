@@ -9,8 +9,9 @@
 //! | verdict parsing                       | [`verdict`]  |
 //! | one `codex exec` run                  | [`evaluate`] |
 //!
-//! The runner casts [`OverseerMessage::Observe`] for each agent message of a journaled turn
-//! (mentions, DMs, channel polls; a status query's answer is not agent activity). An evaluation runs in a task that casts the
+//! The overseer listens to the runner's events: each [`RunnerEvent::AgentMessage`] (an agent
+//! message of a journaled turn: mentions, DMs, channel polls; a status query's answer is not
+//! agent activity) becomes an [`OverseerMessage::Observe`]; the runner never waits on it. An evaluation runs in a task that casts the
 //! result back ([`OverseerMessage::Evaluated`]), one at a time: an evaluation that falls
 //! due while one runs is coalesced into one more run, over the newest window, when it ends.
 //! A failed or timed-out evaluation is logged and counted; it yields no verdict.
@@ -42,6 +43,7 @@ use crate::child::{ChildFactory, ChildHandle, ControlMsg, Report, spawn_linked};
 use crate::fault;
 use crate::link::Link;
 use crate::pause::{PauseReason, PauseSwitch};
+use crate::runner::RunnerEvent;
 use crate::codex::child::CodexCommand;
 use crate::socket::{SocketMessage, Whisper};
 use crate::trace::TraceCtx;
@@ -99,8 +101,8 @@ pub struct OverseerPeers {
     pub webhook: Link<WebhookMessage>,
     /// The agent's pause switch.
     pub pause: PauseSwitch,
-    /// Where each overseer instance registers itself (the runner observes through it).
-    pub link: Link<OverseerMessage>,
+    /// The runner's events (each instance subscribes when it starts).
+    pub runner: tokio::sync::broadcast::Sender<RunnerEvent>,
 }
 
 /// What outlives the actor's restarts.
@@ -166,7 +168,7 @@ pub struct OverseerArgs {
 pub enum OverseerMessage {
     /// Supervisor and operator requests (status; faults `panic`, `error`, `hang`).
     Control(ControlMsg),
-    /// The agent completed a message in a turn (sent by the runner).
+    /// The agent completed a message in a turn (the runner's [`RunnerEvent::AgentMessage`]).
     Observe {
         /// The message's text.
         text: String,
@@ -200,10 +202,13 @@ pub struct OverseerState {
     running: Option<JoinHandle<()>>,
     /// An evaluation fell due while one ran: the trace of the message that made it due.
     pending: Option<TraceCtx>,
+    /// The task forwarding the runner's events.
+    listener: JoinHandle<()>,
 }
 
 impl Drop for OverseerState {
     fn drop(&mut self) {
+        self.listener.abort();
         if let Some(task) = self.running.take() {
             task.abort();
         }
@@ -238,7 +243,7 @@ impl Actor for Overseer {
         myself: ActorRef<OverseerMessage>,
         args: OverseerArgs,
     ) -> Result<OverseerState, ActorProcessingErr> {
-        args.peers.link.set(myself.clone());
+        let listener = tokio::spawn(listen(args.peers.runner.subscribe(), myself.clone()));
         Ok(OverseerState {
             settings: args.settings,
             peers: args.peers,
@@ -246,6 +251,7 @@ impl Actor for Overseer {
             myself,
             running: None,
             pending: None,
+            listener,
         })
     }
 
@@ -263,13 +269,29 @@ impl Actor for Overseer {
         Ok(())
     }
 
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<OverseerMessage>,
-        state: &mut OverseerState,
-    ) -> Result<(), ActorProcessingErr> {
-        state.peers.link.clear(&state.myself);
-        Ok(())
+}
+
+/// Forwards the runner's agent messages to the overseer as [`OverseerMessage::Observe`].
+async fn listen(
+    mut events: tokio::sync::broadcast::Receiver<RunnerEvent>,
+    overseer: ActorRef<OverseerMessage>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(RunnerEvent::AgentMessage { text, trace }) => {
+                if overseer
+                    .cast(OverseerMessage::Observe { text, trace })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "the overseer fell behind the runner's messages");
+            }
+            Err(RecvError::Closed) => return,
+        }
     }
 }
 

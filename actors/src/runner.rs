@@ -38,7 +38,6 @@ use crate::child::{ChildFactory, ChildHandle, ControlMsg, spawn_linked};
 use crate::codex::{SessionEvent, Slot};
 use crate::irc::{IrcEvent, IrcMessage};
 use crate::link::Link;
-use crate::overseer::OverseerMessage;
 use crate::pause::PauseSwitch;
 use crate::trace::TraceCtx;
 use crate::webhook::WebhookMessage;
@@ -98,8 +97,8 @@ pub struct RunnerPeers {
     pub irc: Link<IrcMessage>,
     /// Its webhook (alerts).
     pub webhook: Link<WebhookMessage>,
-    /// Its overseer, which observes every agent message of a turn (not of a status query).
-    pub overseer: Link<OverseerMessage>,
+    /// Where it publishes its events (the overseer listens).
+    pub events: broadcast::Sender<RunnerEvent>,
     /// Its pause switch: no turn starts while paused.
     pub pause: PauseSwitch,
     /// The turn in progress, for the `socket` actor.
@@ -202,6 +201,22 @@ impl ChildFactory for RunnerFactory {
         spawn_linked(Runner, args, supervisor)
     }
 }
+
+/// What the runner publishes for the actors that listen (an event, not a command: the
+/// runner neither knows nor waits for its listeners).
+#[derive(Debug, Clone)]
+pub enum RunnerEvent {
+    /// The agent completed a message in a journaled turn (not a status query's answer).
+    AgentMessage {
+        /// The message's text.
+        text: String,
+        /// The turn it belongs to.
+        trace: TraceCtx,
+    },
+}
+
+/// Events a listener may fall behind by before it misses some.
+pub const RUNNER_EVENTS: usize = 256;
 
 /// A Culture slash command the agent can be told to run between turns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

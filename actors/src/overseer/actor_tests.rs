@@ -54,6 +54,7 @@ struct Fixture {
     whispers: mpsc::UnboundedReceiver<SocketMessage>,
     alerts: mpsc::UnboundedReceiver<WebhookMessage>,
     pause: PauseSwitch,
+    runner: tokio::sync::broadcast::Sender<RunnerEvent>,
 }
 
 /// An overseer whose codex is a script with `body` (after recording argv, stdin and its pid).
@@ -74,11 +75,12 @@ async fn start(body: &str, tune: impl FnOnce(&mut OverseerSettings)) -> Fixture 
     let (socket, whispers) = recorder().await;
     let (webhook, alerts) = recorder().await;
     let pause = PauseSwitch::default();
+    let (runner, _) = tokio::sync::broadcast::channel(16);
     let peers = OverseerPeers {
         socket,
         webhook,
         pause: pause.clone(),
-        link: Link::default(),
+        runner: runner.clone(),
     };
     let factory = OverseerFactory::new(settings, peers.clone());
     let args = OverseerArgs {
@@ -93,10 +95,20 @@ async fn start(body: &str, tune: impl FnOnce(&mut OverseerSettings)) -> Fixture 
         whispers,
         alerts,
         pause,
+        runner,
     }
 }
 
 impl Fixture {
+    /// The runner publishes an agent message (the overseer's listener forwards it).
+    fn publish(&self, text: &str) {
+        let event = RunnerEvent::AgentMessage {
+            text: text.to_owned(),
+            trace: TraceCtx::default(),
+        };
+        self.runner.send(event).expect("the overseer listens");
+    }
+
     fn observe(&self, text: &str) {
         let trace = TraceCtx::default();
         let text = text.to_owned();
@@ -168,7 +180,8 @@ fn gone(pid: u32) -> bool {
 #[tokio::test]
 async fn a_correction_is_whispered_with_the_prompt_on_stdin_and_the_exec_args() {
     let mut fx = start("echo 'CORRECTION  focus on the failing test'", |_| {}).await;
-    fx.observe("I am refactoring everything");
+    // Through the runner's event, as in the agent.
+    fx.publish("I am refactoring everything");
     let Some(SocketMessage::Whisper(whisper)) = fx.whispers.recv().await else {
         panic!("no whisper");
     };

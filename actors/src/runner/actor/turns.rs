@@ -9,12 +9,11 @@ use tokio::time::Instant;
 
 use super::{Active, Job, MAX_ATTEMPTS, METER, Purpose, RunnerState, Waiter};
 use crate::irc::{IrcMessage, Presence};
-use crate::overseer::OverseerMessage;
 use crate::pause::PauseReason;
 use crate::runner::inbox::RelayJob;
 use crate::runner::journal::EntryKind;
 use crate::runner::turn::{Outcome, Step, Turn};
-use crate::runner::{MAX_TURN_FAILURES, TurnScope, TurnStatus, prompt, session};
+use crate::runner::{MAX_TURN_FAILURES, RunnerEvent, TurnScope, TurnStatus, prompt, session};
 use crate::trace::TraceCtx;
 use crate::webhook::{self, Alert, AlertEvent, WebhookMessage, texts};
 
@@ -48,11 +47,12 @@ impl RunnerState {
                         trace: active.trace.clone(),
                     });
                 }
-                if let Some(overseer) = self.peers.overseer.get() {
-                    let text = text.clone();
-                    let trace = active.trace.clone();
-                    let _ = overseer.cast(OverseerMessage::Observe { text, trace });
-                }
+                let event = RunnerEvent::AgentMessage {
+                    text: text.clone(),
+                    trace: active.trace.clone(),
+                };
+                // No listener (no overseer) is no error.
+                let _ = self.peers.events.send(event);
             }
             Purpose::Query { reply, .. } => {
                 if let Some(reply) = reply.take() {
