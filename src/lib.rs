@@ -133,11 +133,7 @@ pub async fn run(
 
 /// The Host's services (control socket, codex pool), under the daemon's `restart:` policy,
 /// so `restart: {health_interval: …}` paces their health pings too.
-fn services(
-    config: &Config,
-    socket: &ControlSocket,
-    pool: &CodexPool,
-) -> Vec<ChildSpec> {
+fn services(config: &Config, socket: &ControlSocket, pool: &CodexPool) -> Vec<ChildSpec> {
     let service =
         |name: &str, factory: std::sync::Arc<dyn codexd_actors::child::ChildFactory>| ChildSpec {
             name: name.to_owned(),

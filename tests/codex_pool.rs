@@ -208,7 +208,11 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
     let processes = service["children"].as_array().expect("processes").clone();
     let pooled = processes
         .iter()
-        .find(|p| p["detail"]["agents"].as_array().is_some_and(|a| a.len() == 5))
+        .find(|p| {
+            p["detail"]["agents"]
+                .as_array()
+                .is_some_and(|a| a.len() == 5)
+        })
         .expect("the shared process");
     assert_eq!(
         pooled["detail"]["pid"],

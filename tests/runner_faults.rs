@@ -123,9 +123,15 @@ async fn a_crash_mid_turn_is_replayed_after_the_restart_and_the_dead_child_reape
         let runner = agent.runner()?;
         (runner["detail"]["pending"] == 0).then_some(runner)
     });
-    assert_eq!(runner["restarts"], 0, "codex died, not the runner: {runner}");
+    assert_eq!(
+        runner["restarts"], 0,
+        "codex died, not the runner: {runner}"
+    );
     let process = shared_process(&agent).expect("the codex service");
-    assert_eq!(process["restarts"], 1, "the process was restarted: {process}");
+    assert_eq!(
+        process["restarts"], 1,
+        "the process was restarted: {process}"
+    );
 }
 
 /// An agent with a 1 s turn timeout on a fake app-server in `modes`, whose mention `text`

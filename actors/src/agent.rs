@@ -184,7 +184,11 @@ impl AgentSpec {
                         clock: parts.clock.clone(),
                     };
                     let settings = parts.attention.clone();
-                    Some(Arc::new(AttentionFactory::new(settings, peers, &irc_events)))
+                    Some(Arc::new(AttentionFactory::new(
+                        settings,
+                        peers,
+                        &irc_events,
+                    )))
                 }
                 "irc" => {
                     let settings = parts.irc.clone();

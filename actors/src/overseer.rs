@@ -40,11 +40,11 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::child::{ChildFactory, ChildHandle, ControlMsg, Report, spawn_linked};
+use crate::codex::child::CodexCommand;
 use crate::fault;
 use crate::link::Link;
 use crate::pause::{PauseReason, PauseSwitch};
 use crate::runner::RunnerEvent;
-use crate::codex::child::CodexCommand;
 use crate::socket::{SocketMessage, Whisper};
 use crate::trace::TraceCtx;
 use crate::webhook::{Alert, AlertEvent, WebhookMessage};
@@ -268,7 +268,6 @@ impl Actor for Overseer {
         }
         Ok(())
     }
-
 }
 
 /// Forwards the runner's agent messages to the overseer as [`OverseerMessage::Observe`].

@@ -283,8 +283,9 @@ impl Actor for Supervisor {
             }
             ShutdownOrder::Parallel => {
                 // Members (agents) first, then the services they use (the codex processes).
-                let (services, members): (Vec<_>, Vec<_>) =
-                    handles.into_iter().partition(|(role, _)| *role == ChildRole::Service);
+                let (services, members): (Vec<_>, Vec<_>) = handles
+                    .into_iter()
+                    .partition(|(role, _)| *role == ChildRole::Service);
                 for group in [members, services] {
                     let stops = group.into_iter().map(|(_, h)| stop_child(h, timeout));
                     futures::future::join_all(stops).await;

@@ -145,7 +145,10 @@ impl Drop for Daemon {
             let log = self.log_text();
             let lines: Vec<&str> = log.lines().collect();
             let tail = lines[lines.len().saturating_sub(80)..].join("\n");
-            eprintln!("--- last lines of codexd's log ({}):\n{tail}", self.log.display());
+            eprintln!(
+                "--- last lines of codexd's log ({}):\n{tail}",
+                self.log.display()
+            );
         }
         if let Some(child) = self.child.as_mut() {
             let _ = child.kill();

@@ -20,11 +20,14 @@
 use futures::future::BoxFuture;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 
-use super::child::{CodexChild, CodexCommand, ExitStatus, Grace, ProcessEvent, stderr_summary};
+use super::child::{CodexChild, CodexCommand, ExitStatus, Grace, ProcessEvent};
 use super::jsonrpc::Outgoing;
+use super::stdio::stderr_summary;
 use super::traffic::{Deliveries, Traffic};
 use super::{Gone, SessionEvent, SessionSink, Slot};
-use crate::child::{ChildFactory, ChildHandle, ControlError, ControlMsg, FaultKind, Report, spawn_linked};
+use crate::child::{
+    ChildFactory, ChildHandle, ControlError, ControlMsg, FaultKind, Report, spawn_linked,
+};
 use crate::fault;
 
 /// The actor.
@@ -279,7 +282,10 @@ impl CodexProcessState {
         let (why, status) = match (&self.ended, self.stopping) {
             (Some((why, status)), _) => (why.clone(), status.clone()),
             (None, true) => ("codex process stopped".to_owned(), None),
-            (None, false) => ("the codex process actor ended (panic or hang)".to_owned(), None),
+            (None, false) => (
+                "the codex process actor ended (panic or hang)".to_owned(),
+                None,
+            ),
         };
         let gone = Gone {
             process: self.slot.name().to_owned(),

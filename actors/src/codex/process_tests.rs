@@ -101,7 +101,10 @@ async fn test_requests_beyond_the_window_wait_and_go_out_as_answers_come() {
         };
         session.send(request).expect("queued");
     }
-    let detail = process_status(&host, "process-0").await.detail.expect("detail");
+    let detail = process_status(&host, "process-0")
+        .await
+        .detail
+        .expect("detail");
     assert_eq!(
         (&detail["requests_in_flight"], &detail["requests_waiting"]),
         (&2.into(), &3.into()),
@@ -110,15 +113,17 @@ async fn test_requests_beyond_the_window_wait_and_go_out_as_answers_come() {
     signal(pid, "CONT");
     let mut answered = Vec::new();
     while answered.len() < 5 {
-        if let SessionEvent::Message(Incoming::Response { id, outcome }) = next(&mut events).await
-        {
+        if let SessionEvent::Message(Incoming::Response { id, outcome }) = next(&mut events).await {
             assert!(outcome.is_err(), "the fake knows no such method");
             answered.push(id);
         }
     }
     let ids: Vec<RequestId> = (0..5).map(RequestId::Int).collect();
     assert_eq!(answered, ids, "every request answered once, in order");
-    let detail = process_status(&host, "process-0").await.detail.expect("detail");
+    let detail = process_status(&host, "process-0")
+        .await
+        .detail
+        .expect("detail");
     assert_eq!(
         (&detail["requests_in_flight"], &detail["requests_waiting"]),
         (&0.into(), &0.into()),

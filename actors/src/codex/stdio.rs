@@ -18,8 +18,8 @@ use tokio::io::{
 };
 use tokio::sync::mpsc;
 
-use super::jsonrpc::{Incoming, Malformed, classify};
 use super::child::{ProcessEvent, Sink};
+use super::jsonrpc::{Incoming, Malformed, classify};
 
 /// The stdout reader's buffer size; also what its line buffer shrinks back to.
 const READ_BUFFER: usize = 64 * 1024;
@@ -228,6 +228,43 @@ fn excerpt(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+/// The last `count` non-blank lines of codex's stderr, ` | `-joined, leaving out a Rust
+/// backtrace (`Stack backtrace:` and the frames after it, printed when `RUST_BACKTRACE` is
+/// set), so that the error codex died with is what status shows.
+pub(super) fn stderr_summary(text: &str, count: usize) -> String {
+    let text = match text.rfind("Stack backtrace:") {
+        Some(at) if !text[..at].trim_end().is_empty() => &text[..at],
+        _ => text,
+    };
+    let lines: Vec<String> = text
+        .lines()
+        .map(plain)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    lines[lines.len().saturating_sub(count)..].join(" | ")
+}
+
+/// `line` without terminal escape sequences (codex colours its log lines: `ESC[2m…ESC[0m`).
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        // CSI: ESC [ parameters… final byte in @..~; any other escape: drop ESC and the next.
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,5 +329,32 @@ mod tests {
     fn excerpts_cut_at_char_boundaries() {
         assert_eq!(excerpt("héllo", 2), "h");
         assert_eq!(excerpt("abc", 10), "abc");
+    }
+}
+
+#[cfg(test)]
+mod stderr_tests {
+    use super::stderr_summary;
+
+    #[test]
+    fn test_last_lines_keep_the_error_and_drop_a_backtrace() {
+        let table = [
+            ("a\nb\n\nc\n", 2, "b | c"),
+            ("one\n", 5, "one"),
+            ("", 5, ""),
+            (
+                "warn\nError: config.toml:1:1: unknown configuration field `x`\n\nStack backtrace:\n   0: <unknown>\n   1: <unknown>\n",
+                5,
+                "warn | Error: config.toml:1:1: unknown configuration field `x`",
+            ),
+            (
+                "Stack backtrace:\n   0: main\n",
+                5,
+                "Stack backtrace: |    0: main",
+            ),
+        ];
+        for (stderr, count, want) in table {
+            assert_eq!(stderr_summary(stderr, count), want, "{stderr:?}");
+        }
     }
 }

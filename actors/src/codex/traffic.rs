@@ -156,20 +156,21 @@ impl Traffic {
         message: Outgoing,
     ) -> Result<Deliveries, SendError> {
         match message {
-            Outgoing::Request { id, method, .. } if method == "initialize" => match &mut self.init
-            {
-                Init::Done(result) => {
-                    let answer = Incoming::Response {
-                        id,
-                        outcome: Ok(result.clone()),
-                    };
-                    Ok(self.to(session, answer))
+            Outgoing::Request { id, method, .. } if method == "initialize" => {
+                match &mut self.init {
+                    Init::Done(result) => {
+                        let answer = Incoming::Response {
+                            id,
+                            outcome: Ok(result.clone()),
+                        };
+                        Ok(self.to(session, answer))
+                    }
+                    Init::Waiting { queued, .. } => {
+                        queued.push((session, id));
+                        Ok(Vec::new())
+                    }
                 }
-                Init::Waiting { queued, .. } => {
-                    queued.push((session, id));
-                    Ok(Vec::new())
-                }
-            },
+            }
             Outgoing::Request { id, method, params } => {
                 self.request(session, id, method, params)?;
                 Ok(Vec::new())
@@ -302,7 +303,10 @@ impl Traffic {
                     retry: None,
                 }
             }
-            Incoming::Garbage { ref line, ref error } => {
+            Incoming::Garbage {
+                ref line,
+                ref error,
+            } => {
                 let shown: String = line.chars().take(200).collect();
                 tracing::warn!(codex.pid = self.child.pid(), error = %error, line = %shown, bytes = line.len(), "codex wrote a line that is not a message; skipped");
                 Routing::default()

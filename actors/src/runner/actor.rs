@@ -34,11 +34,11 @@ use super::{
 };
 use crate::child::{ControlError, ControlMsg, FaultKind, Report};
 use crate::codex::jsonrpc::{Incoming, Outgoing, Outstanding, RequestId, RpcError};
-use crate::codex::{Attached, Gone, SessionEvent, SessionSink};
+use crate::codex::{Attached, SessionEvent};
 use crate::fault;
 use crate::trace::TraceCtx;
-use crate::webhook::{self, Alert, texts};
 
+mod attach;
 mod report;
 mod turns;
 mod watch;
@@ -241,52 +241,6 @@ impl Actor for Runner {
 }
 
 impl RunnerState {
-    /// Attaches to the agent's codex process if it runs (else waits for
-    /// [`RunnerMessage::CodexChanged`]) and starts the handshake.
-    fn attach(&mut self) -> Result<(), ActorProcessingErr> {
-        self.generation += 1;
-        let generation = self.generation;
-        let myself = self.myself.clone();
-        let sink = SessionSink::new(move |event| {
-            myself
-                .cast(RunnerMessage::Process { generation, event })
-                .is_ok()
-        });
-        let Some(process) = self.settings.codex.attach(sink) else {
-            return Ok(());
-        };
-        tracing::info!(agent.nick = %self.settings.nick, codex.process = %self.settings.codex.name(), codex.pid = process.pid(), "attached to codex");
-        self.process = Some(process);
-        self.gone = None;
-        self.request(
-            "initialize",
-            Some(session::initialize()),
-            Waiter::Initialize,
-        )
-    }
-
-    /// The slot's process came up or went down: a runner waiting attaches; one attached to
-    /// a process that is no longer the slot's has lost it.
-    fn on_codex_changed(&mut self) -> Result<(), ActorProcessingErr> {
-        let now = self.settings.codex.pid();
-        match (&self.process, now) {
-            (None, Some(_)) => self.attach(),
-            (Some(attached), _) if now != Some(attached.pid()) => {
-                let why = self
-                    .settings
-                    .codex
-                    .down_reason()
-                    .unwrap_or_else(|| "replaced".to_owned());
-                self.lost_process(&why, true);
-                match now {
-                    Some(_) => self.attach(),
-                    None => Ok(()),
-                }
-            }
-            _ => Ok(()),
-        }
-    }
-
     /// Sends a request; an unwritable stdin is fatal (codex is gone or wedged).
     fn request(
         &mut self,
@@ -496,37 +450,6 @@ impl RunnerState {
     fn ready(&mut self, thread: String) {
         self.thread = Some(thread);
         self.next();
-    }
-
-    /// The process died or stopped under the runner: one alert per death (raised by the
-    /// session the process chose), the running turn cut off for a replay.
-    fn on_gone(&mut self, gone: &Gone) {
-        if gone.report {
-            let (event, message) = texts::process_exited(&gone.agents, &gone.process, gone.status.as_ref());
-            let alert = Alert {
-                event,
-                nick: self.settings.nick.clone(),
-                message,
-                trace: TraceCtx::current(),
-            };
-            webhook::raise(&self.peers.webhook, alert);
-        }
-        self.lost_process(&gone.why, gone.died);
-    }
-
-    /// Forgets the session on a process that is gone; the running turn is cut off (and
-    /// counted as an attempt when codex died under it) and replayed on the next process.
-    fn lost_process(&mut self, why: &str, died: bool) {
-        if self.process.take().is_none() {
-            return;
-        }
-        tracing::warn!(agent.nick = %self.settings.nick, codex.process = %self.settings.codex.name(), reason = %why, "codex process gone; waiting for the next one to resume the thread");
-        self.gone = Some(why.to_owned());
-        self.cut_off(if died { "crashed" } else { "stopped" }, died);
-        for (_, pending) in self.requests.drain() {
-            tracing::debug!(method = %pending.method, "request lost with codex");
-        }
-        self.thread = None;
     }
 
     fn interrupt(&self, turn: &Turn) {
