@@ -92,7 +92,7 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
         other_home.codex_home().display()
     ));
     scratch.write_config(&format!(
-        "server:\n  name: spark\n  host: {host}\n  port: {port}\n  flood_rate: 0\nstate_dir: {{home}}/state\ncontrol_socket: {{socket}}\nshutdown_grace: 10s\nwebhooks:\n  join_channel: true\nrestart:\n  backoff_base: 100ms\n  backoff_cap: 500ms\n  max_restarts: 5\n  window: 60s\ncodex:\n  binary: {bin}\n  agents_per_process: 5\n  sandbox: danger-full-access\n  env:\n    CODEX_HOME: {codex_home}\n    HOME: {home_dir}\n    FAKE_API_KEY: dummy\n    RUST_LOG: warn\nagents:\n{agents}",
+        "server:\n  name: spark\n  host: {host}\n  port: {port}\n  flood_rate: 0\nstate_dir: {{home}}/state\ncontrol_socket: {{socket}}\nshutdown_grace: 10s\nwebhooks:\n  join_channel: true\nrestart:\n  backoff_base: 100ms\n  backoff_cap: 500ms\n  max_restarts: 5\n  window: 60s\n  cooldown: 2s\n  cooldown_cap: 2s\n  stable_after: 2s\ncodex:\n  binary: {bin}\n  agents_per_process: 5\n  sandbox: danger-full-access\n  env:\n    CODEX_HOME: {codex_home}\n    HOME: {home_dir}\n    FAKE_API_KEY: dummy\n    RUST_LOG: warn\nagents:\n{agents}",
         host = ircd.host(),
         port = ircd.port(),
         bin = bin.display(),
@@ -307,6 +307,78 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
         ),
         "{alerts:?}"
     );
+
+    // The loner's process crash-loops (codex refuses a typo in its config.toml at start):
+    // its circuit opens, its runner waits and says why, the five never notice; healed, the
+    // circuit closes by itself and the loner answers again.
+    let config = other_home.codex_home().join("config.toml");
+    let good = std::fs::read_to_string(&config).expect("config.toml");
+    std::fs::write(&config, format!("shell_enviroment_policy = {{}}\n{good}")).expect("typo");
+    let name = |short: &str| {
+        runner(&status, short).expect("runner")["detail"]["codex_process"]
+            .as_str()
+            .expect("its process")
+            .to_owned()
+    };
+    let (five, lonely) = (name("a"), name(LONER));
+    let process_of = |status: &Value, name: &str| process_named(status, name);
+    let pooled_restarts = process_of(&status, &five).expect("the five's process")["restarts"].clone();
+    let out = scratch.cli(&[
+        "fault",
+        "--socket",
+        socket.to_str().expect("utf-8"),
+        "spark-f",
+        "runner",
+        "kill",
+    ]);
+    assert!(out.status.success(), "fault: {out:?}");
+    let status = eventually("the loner's process circuit opens", || {
+        let status = scratch.status()?;
+        (process_of(&status, &lonely)?["circuit"] == "open").then_some(status)
+    });
+    let lone = process_of(&status, &lonely).expect("the loner's process");
+    assert!(
+        lone["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("shell_enviroment_policy")),
+        "the process says why: {lone}"
+    );
+    let waiting = runner(&status, LONER).expect("runner")["detail"]["waiting_for"].clone();
+    assert!(
+        waiting.as_str().is_some_and(|w| w.contains("circuit open")),
+        "the loner's runner says what it waits for: {waiting}"
+    );
+    assert_eq!(
+        process_of(&status, &five).expect("the five's process")["restarts"],
+        pooled_restarts,
+        "the five's process is untouched"
+    );
+    let pooled: Vec<&str> = POOLED.to_vec();
+    assert_eq!(ask_all(&mut ori, &pooled).await.len(), 5, "the five answer");
+    std::fs::write(&config, good).expect("healed");
+    eventually("the loner's circuit closes by itself", || {
+        let status = scratch.status()?;
+        let process = process_of(&status, &lonely)?;
+        (process["circuit"] == "closed" && process["state"] == "running").then_some(())
+    });
+    assert_eq!(
+        ask_all(&mut ori, &[LONER]).await.len(),
+        1,
+        "the loner answers again"
+    );
     daemon.signal("TERM");
     assert!(daemon.wait().success(), "{}", daemon.log_text());
+}
+
+/// The `codex` service's child `name` (`process-<n>`): its supervision and, while it runs,
+/// its detail.
+fn process_named(status: &Value, name: &str) -> Option<Value> {
+    status["services"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == "codex")?["children"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name)
+        .cloned()
 }

@@ -340,18 +340,7 @@ async fn a_crash_loop_opens_the_circuit_and_keeps_the_mention() {
         "the exit is in status: {process}"
     );
     let runner = agent.runner().expect("status");
-    assert_eq!(
-        (&runner["restarts"], &runner["circuit"]),
-        (&Value::from(0), &Value::from("closed")),
-        "the runner waits, it did not fail: {runner}"
-    );
-    let waiting = runner["detail"]["waiting_for"].as_str().unwrap_or_default();
-    assert!(
-        waiting.contains("process-0")
-            && waiting.contains("exited with code 4")
-            && waiting.contains("codexd reset codex process-0"),
-        "the runner says what it waits for, why, and the remedy: {runner}"
-    );
+    assert_waits(&runner, "exited with code 4");
     let journal = agent.scratch.path(&format!("state/{NICK}/journal"));
     eventually("the mention is journaled, not lost", || {
         (std::fs::read_dir(&journal).ok()?.count() == 1).then_some(())
@@ -510,6 +499,23 @@ async fn a_hung_turn_leaves_queries_busy_and_is_interrupted_at_shutdown() {
     assert_eq!(pending, 1, "the mention stays journaled for the next start");
 }
 
+/// A runner that did not fail but waits for its process, and says for which one, `why` and
+/// the remedy (its circuit is open).
+fn assert_waits(runner: &Value, why: &str) {
+    assert_eq!(
+        (&runner["restarts"], &runner["circuit"]),
+        (&Value::from(0), &Value::from("closed")),
+        "the runner waits, it did not fail: {runner}"
+    );
+    let waiting = runner["detail"]["waiting_for"].as_str().unwrap_or_default();
+    assert!(
+        waiting.contains("process-0")
+            && waiting.contains(why)
+            && waiting.contains("codexd reset codex process-0"),
+        "names the process, {why:?} and the remedy: {runner}"
+    );
+}
+
 /// The `codex` service's first process, detail merged in.
 fn shared_process(agent: &CodexAgent) -> Option<Value> {
     agent.codex_process()
@@ -570,18 +576,7 @@ async fn a_shared_codex_that_keeps_dying_opens_its_circuit_until_reset() {
         let runner = agent.runner()?;
         (runner["detail"]["pending"] == 1).then_some(runner)
     });
-    assert_eq!(
-        (&runner["restarts"], &runner["circuit"]),
-        (&Value::from(0), &Value::from("closed")),
-        "{runner}"
-    );
-    let waiting = runner["detail"]["waiting_for"].as_str().unwrap_or_default();
-    assert!(
-        waiting.contains("process-0")
-            && waiting.contains("circuit open")
-            && waiting.contains("codexd reset codex process-0"),
-        "names the process, the open circuit and the remedy: {runner}"
-    );
+    assert_waits(&runner, "circuit open");
     let socket = agent.scratch.socket();
     let socket = socket.to_str().expect("utf-8");
     let reset = |args: &[&str]| {

@@ -512,9 +512,11 @@ impl IrcState {
         }
     }
 
-    /// How often the keepalive check runs: often enough to notice both deadlines.
+    /// How often the keepalive check runs: often enough to notice both deadlines (within a
+    /// third of the shorter). At the defaults (90 s, 60 s) that is 20 s, the period of the
+    /// default health pings: both fall on the same grid points, one wake-up for both.
     fn keepalive_tick(&self) -> Duration {
-        (self.settings.keepalive.min(self.settings.keepalive_timeout) / 4)
+        (self.settings.keepalive.min(self.settings.keepalive_timeout) / 3)
             .max(Duration::from_millis(50))
     }
 

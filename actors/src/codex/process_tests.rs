@@ -71,6 +71,16 @@ async fn process_status(host: &Host, name: &str) -> ChildStatus {
         .expect("the process")
 }
 
+/// `process-0`'s requests in flight and waiting.
+async fn window(host: &Host) -> (u64, u64) {
+    let detail = process_status(host, "process-0")
+        .await
+        .detail
+        .expect("detail");
+    let count = |key: &str| detail[key].as_u64().expect("a count");
+    (count("requests_in_flight"), count("requests_waiting"))
+}
+
 fn sink() -> (SessionSink, mpsc::UnboundedReceiver<SessionEvent>) {
     let (tx, rx) = mpsc::unbounded_channel();
     (SessionSink::new(move |event| tx.send(event).is_ok()), rx)
@@ -101,15 +111,7 @@ async fn test_requests_beyond_the_window_wait_and_go_out_as_answers_come() {
         };
         session.send(request).expect("queued");
     }
-    let detail = process_status(&host, "process-0")
-        .await
-        .detail
-        .expect("detail");
-    assert_eq!(
-        (&detail["requests_in_flight"], &detail["requests_waiting"]),
-        (&2.into(), &3.into()),
-        "{detail}"
-    );
+    assert_eq!(window(&host).await, (2, 3), "2 out, 3 waiting");
     signal(pid, "CONT");
     let mut answered = Vec::new();
     while answered.len() < 5 {
@@ -120,15 +122,7 @@ async fn test_requests_beyond_the_window_wait_and_go_out_as_answers_come() {
     }
     let ids: Vec<RequestId> = (0..5).map(RequestId::Int).collect();
     assert_eq!(answered, ids, "every request answered once, in order");
-    let detail = process_status(&host, "process-0")
-        .await
-        .detail
-        .expect("detail");
-    assert_eq!(
-        (&detail["requests_in_flight"], &detail["requests_waiting"]),
-        (&0.into(), &0.into()),
-        "{detail}"
-    );
+    assert_eq!(window(&host).await, (0, 0), "the window is empty");
     host.shutdown(Duration::from_secs(5)).await;
 }
 
