@@ -341,6 +341,12 @@ async fn a_crash_loop_opens_the_circuit_and_keeps_the_mention() {
     );
     let runner = agent.runner().expect("status");
     assert_waits(&runner, "exited with code 4");
+    // Culture's skill client sees the crash loop as it did with Culture's daemon.
+    let answer = agent
+        .ipc(serde_json::json!({"type": "status", "id": "1"}))
+        .expect("ipc answer");
+    assert_eq!(answer["data"]["circuit_open"], true, "{answer}");
+    assert_eq!(answer["data"]["running"], false, "{answer}");
     let journal = agent.scratch.path(&format!("state/{NICK}/journal"));
     eventually("the mention is journaled, not lost", || {
         (std::fs::read_dir(&journal).ok()?.count() == 1).then_some(())

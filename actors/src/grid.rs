@@ -20,6 +20,12 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+/// The period of an idle daemon's housekeeping: the default `health_interval` and, where the
+/// keepalive deadlines allow, the irc keepalive check, so both fall on the same grid points:
+/// one round of wake-ups per 25 s. With the default 5 s `health_timeout` a hung child is
+/// found within 30 s.
+pub const IDLE_ROUND: Duration = Duration::from_secs(25);
+
 use ractor::ActorRef;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};

@@ -512,12 +512,16 @@ impl IrcState {
         }
     }
 
-    /// How often the keepalive check runs: often enough to notice both deadlines (within a
-    /// third of the shorter). At the defaults (90 s, 60 s) that is 20 s, the period of the
-    /// default health pings: both fall on the same grid points, one wake-up for both.
+    /// How often the keepalive check runs: often enough to notice both deadlines. With the
+    /// defaults (90 s, 60 s) that is [`crate::grid::IDLE_ROUND`] (25 s), the period of the
+    /// default health pings, so both fall on the same grid points: one wake-up for both.
+    /// Shorter deadlines get a check every quarter of the shorter one.
     fn keepalive_tick(&self) -> Duration {
-        (self.settings.keepalive.min(self.settings.keepalive_timeout) / 3)
-            .max(Duration::from_millis(50))
+        let shorter = self.settings.keepalive.min(self.settings.keepalive_timeout);
+        match shorter / 2 >= crate::grid::IDLE_ROUND {
+            true => crate::grid::IDLE_ROUND,
+            false => (shorter / 4).max(Duration::from_millis(50)),
+        }
     }
 
     /// The link is gone: fail pending queries, tell the others, schedule a reconnect.

@@ -59,9 +59,9 @@ impl Default for RestartPolicy {
             cooldown: Duration::from_secs(60),
             cooldown_cap: Duration::from_secs(30 * 60),
             stable_after: Duration::from_secs(60),
-            // A hung child is found within 25 s (a ping every 20 s, 5 s to answer), and an
-            // idle daemon wakes for pings 180 times an hour, however many agents it hosts.
-            health_interval: Duration::from_secs(20),
+            // A hung child is found within 30 s (a ping every 25 s, 5 s to answer), and an
+            // idle daemon wakes for pings 144 times an hour, however many agents it hosts.
+            health_interval: crate::grid::IDLE_ROUND,
             health_timeout: Duration::from_secs(5),
         }
     }

@@ -248,6 +248,9 @@ pub struct TurnStatus {
     pub last_activation: Option<f64>,
     /// First line of the last assistant text (≤ 120 chars), or `nothing`.
     pub description: String,
+    /// The runner waits for its codex process, whose circuit is open (Culture's
+    /// `circuit_open` after a codex crash loop).
+    pub codex_circuit_open: bool,
 }
 
 /// Messages of the runner actor.

@@ -189,10 +189,13 @@ impl Actor for CodexProcess {
             }
             CodexProcessMessage::Output(ProcessEvent::Exited(exit)) => {
                 let stderr = stderr_summary(&exit.stderr, 5);
-                let why = match stderr.is_empty() {
-                    true => format!("codex {exit}"),
-                    false => format!("codex {exit}; stderr: {stderr}"),
-                };
+                let mut why = format!("codex {exit}");
+                if let Some(because) = &state.killed_because {
+                    why.push_str(&format!(" (killed: {because})"));
+                }
+                if !stderr.is_empty() {
+                    why.push_str(&format!("; stderr: {stderr}"));
+                }
                 state.ended = Some((why.clone(), Some(exit.status.clone())));
                 tracing::warn!(codex.process = %state.slot.name(), codex.pid = state.traffic.child.pid(), exit = %exit, killed_because = ?state.killed_because, agents = ?state.slot.agents(), "codex process exited; its supervisor starts the next one");
                 return Err(why.into());

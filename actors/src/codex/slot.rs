@@ -117,6 +117,11 @@ impl Slot {
         }
     }
 
+    /// No process runs because its circuit is open.
+    pub fn circuit_open(&self) -> bool {
+        self.pid().is_none() && lock(&self.inner.open_until).is_some()
+    }
+
     /// Its circuit opened for `cooldown` (the `codex` supervisor's observer).
     pub(super) fn circuit_opened(&self, cooldown: std::time::Duration) {
         *lock(&self.inner.open_until) = Some(tokio::time::Instant::now() + cooldown);

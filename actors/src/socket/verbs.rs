@@ -329,6 +329,7 @@ async fn status(agent: &Agent, query: bool, trace: TraceCtx) -> Value {
         turn_count: 0,
         last_activation: None,
         description: "nothing".to_owned(),
+        codex_circuit_open: false,
     });
     let activity = match (paused, turn.running) {
         (true, _) => "paused",
@@ -343,7 +344,7 @@ async fn status(agent: &Agent, query: bool, trace: TraceCtx) -> Value {
     json!({
         "running": turn.running,
         "paused": paused,
-        "circuit_open": runner_circuit_open(agent).await,
+        "circuit_open": turn.codex_circuit_open || runner_circuit_open(agent).await,
         "turn_count": turn.turn_count,
         "last_activation": turn.last_activation,
         "activity": activity,

@@ -43,6 +43,7 @@ impl RunnerState {
             turn_count: stats.turn_count,
             last_activation: stats.last_activation,
             description: prompt::describe(answer.unwrap_or(&stats.last_text)),
+            codex_circuit_open: self.settings.codex.circuit_open(),
         }
     }
 
