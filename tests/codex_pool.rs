@@ -322,7 +322,8 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
     };
     let (five, lonely) = (name("a"), name(LONER));
     let process_of = |status: &Value, name: &str| process_named(status, name);
-    let pooled_restarts = process_of(&status, &five).expect("the five's process")["restarts"].clone();
+    let pooled_restarts =
+        process_of(&status, &five).expect("the five's process")["restarts"].clone();
     let out = scratch.cli(&[
         "fault",
         "--socket",
