@@ -54,7 +54,7 @@ const DRAIN: Duration = Duration::from_secs(2);
 
 /// Where the process's events go: a non-blocking hand-off (an actor `cast`, an unbounded
 /// channel send) that returns false once nobody listens.
-pub(super) type Sink = Arc<dyn Fn(ProcessEvent) -> bool + Send + Sync>;
+type Sink = Arc<dyn Fn(ProcessEvent) -> bool + Send + Sync>;
 
 /// How to start codex.
 #[derive(Debug, Clone)]
@@ -262,8 +262,11 @@ impl CodexChild {
         let reader_sink = sink.clone();
         let readers = [
             tokio::spawn(
-                async move { read_stdout(stdout, max_line, pid, &reader_sink).await }
-                    .instrument(span.clone()),
+                async move {
+                    let deliver = |incoming| reader_sink(ProcessEvent::Message(incoming));
+                    read_stdout(stdout, max_line, pid, deliver).await
+                }
+                .instrument(span.clone()),
             ),
             tokio::spawn(read_stderr(stderr, tail.clone(), pid).instrument(span.clone())),
         ];

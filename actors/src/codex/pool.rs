@@ -19,7 +19,8 @@ use ractor::{ActorCell, ActorRef, SpawnErr};
 
 use super::child::{CodexCommand, Grace};
 use super::process::{CodexProcessArgs, CodexProcessFactory};
-use super::{REQUEST_WINDOW, Slot};
+use super::slot::Slot;
+use super::window::REQUEST_WINDOW;
 use crate::child::{ChildFactory, ChildHandle, ChildRole, ChildSpec};
 use crate::events::{Transition, TransitionEvent, TransitionObserver};
 use crate::restart::RestartPolicy;

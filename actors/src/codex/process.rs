@@ -22,9 +22,10 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 
 use super::child::{CodexChild, CodexCommand, ExitStatus, Grace, ProcessEvent};
 use super::jsonrpc::Outgoing;
+use super::session::{Gone, SessionEvent, SessionSink};
+use super::slot::Slot;
 use super::stdio::stderr_summary;
 use super::traffic::{Deliveries, Traffic};
-use super::{Gone, SessionEvent, SessionSink, Slot};
 use crate::child::{
     ChildFactory, ChildHandle, ControlError, ControlMsg, FaultKind, Report, spawn_linked,
 };
@@ -155,7 +156,7 @@ impl Actor for CodexProcess {
         let pid = child.pid();
         tracing::info!(codex.process = %args.slot.name(), codex.pid = pid, agents = ?args.slot.agents(), "codex process started");
         let traffic = Traffic::new(child, args.window);
-        args.slot.up(myself.clone(), pid);
+        args.slot.up(myself.get_cell(), pid);
         Ok(CodexProcessState {
             slot: args.slot,
             myself,
@@ -305,7 +306,7 @@ impl CodexProcessState {
             };
             sink.send(SessionEvent::Gone(gone));
         }
-        self.slot.down(&self.myself, &gone.why);
+        self.slot.down(&self.myself.get_cell(), &gone.why);
     }
 }
 

@@ -4,21 +4,13 @@
 //! | the runner asks            | the slot answers                                        |
 //! |----------------------------|---------------------------------------------------------|
 //! | [`Slot::watch`]            | the running process's pid, `None` while it is down      |
-//! | [`Slot::attach`]           | a session on the running process, or `None`             |
+//! | [`Slot::attach`] (`attached`) | a session on the running process, or `None`          |
 //! | [`Slot::down_reason`]      | why the last process ended (status while it is down)    |
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
-use ractor::ActorRef;
+use ractor::ActorCell;
 use tokio::sync::watch;
-
-use super::jsonrpc::Outgoing;
-use super::process::CodexProcessMessage;
-use super::{SessionEvent, SessionSink};
-use crate::link::Link;
-
-static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
 /// One place for a codex process: `process-<n>`, the agents placed on it, and the process
 /// running there now, if any.
@@ -30,7 +22,8 @@ pub struct Slot {
 struct Inner {
     name: String,
     agents: Mutex<Vec<String>>,
-    link: Link<CodexProcessMessage>,
+    /// The running process actor, if any.
+    actor: RwLock<Option<ActorCell>>,
     up: watch::Sender<Option<u32>>,
     down_reason: Mutex<Option<String>>,
     /// While its circuit is open: when the next start is due.
@@ -53,7 +46,7 @@ impl Slot {
             inner: Arc::new(Inner {
                 name,
                 agents: Mutex::default(),
-                link: Link::default(),
+                actor: RwLock::default(),
                 up: watch::Sender::new(None),
                 down_reason: Mutex::default(),
                 open_until: Mutex::default(),
@@ -127,26 +120,14 @@ impl Slot {
         *lock(&self.inner.open_until) = Some(tokio::time::Instant::now() + cooldown);
     }
 
-    /// A new session on the running process, its events going to `sink`; `None` while no
-    /// process runs (the runner waits for [`Slot::watch`]).
-    pub fn attach(&self, sink: SessionSink) -> Option<Attached> {
-        let pid = self.pid()?;
-        let actor = self.inner.link.get()?;
-        let session = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
-        actor
-            .cast(CodexProcessMessage::Attach { session, sink })
-            .ok()?;
-        Some(Attached {
-            slot: self.clone(),
-            actor,
-            session,
-            pid,
-        })
+    /// The running process actor (its messages are the process's; see `attached`).
+    pub(super) fn actor(&self) -> Option<ActorCell> {
+        read(&self.inner.actor).clone()
     }
 
     /// The process actor is up with `pid` (its `pre_start`).
-    pub(super) fn up(&self, actor: ActorRef<CodexProcessMessage>, pid: u32) {
-        self.inner.link.set(actor);
+    pub(super) fn up(&self, actor: ActorCell, pid: u32) {
+        *write(&self.inner.actor) = Some(actor);
         *lock(&self.inner.down_reason) = None;
         *lock(&self.inner.open_until) = None;
         self.inner.up.send_replace(Some(pid));
@@ -154,94 +135,30 @@ impl Slot {
 
     /// The process actor `actor` is gone, because `why` (nothing changes when a newer
     /// one already took the slot).
-    pub(super) fn down(&self, actor: &ActorRef<CodexProcessMessage>, why: &str) {
-        self.inner.link.clear(actor);
-        if self.inner.link.get().is_some() {
-            return;
+    pub(super) fn down(&self, actor: &ActorCell, why: &str) {
+        {
+            let mut current = write(&self.inner.actor);
+            match current.as_ref() {
+                Some(now) if now.get_id() != actor.get_id() => return,
+                _ => *current = None,
+            }
         }
         *lock(&self.inner.down_reason) = Some(why.to_owned());
         self.inner.up.send_replace(None);
     }
 }
 
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A runner's session on one process (one instance of the process actor: messages never
-/// reach its successor). Dropping it leaves the process.
-pub struct Attached {
-    slot: Slot,
-    actor: ActorRef<CodexProcessMessage>,
-    session: u64,
-    pid: u32,
-}
-
-impl std::fmt::Debug for Attached {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Attached")
-            .field("slot", &self.slot.name())
-            .field("session", &self.session)
-            .field("pid", &self.pid)
-            .finish()
-    }
-}
-
-/// The process this session was on is gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("codex process is gone")]
-pub struct ProcessGone;
-
-impl Attached {
-    /// The process's pid.
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
-    /// Its slot.
-    pub fn slot(&self) -> &Slot {
-        &self.slot
-    }
-
-    /// Sends one of the runner's messages (requests go out under process-wide ids).
-    pub fn send(&self, message: Outgoing) -> Result<(), ProcessGone> {
-        self.actor
-            .cast(CodexProcessMessage::Send {
-                session: self.session,
-                message,
-            })
-            .map_err(|_| ProcessGone)
-    }
-
-    /// Waits (at most `timeout`) until the process has queued everything sent before for
-    /// codex's stdin: a stopping runner's interrupt goes out before the process stops.
-    pub async fn flush(&self, timeout: std::time::Duration) {
-        let _ = self
-            .actor
-            .call(CodexProcessMessage::Flush, Some(timeout))
-            .await;
-    }
-
-    /// SIGKILLs the process for every agent on it, because `why` (it is wedged, or a
-    /// fault was injected); each session then hears [`SessionEvent::Gone`].
-    pub fn kill(&self, why: String) {
-        let _ = self.actor.cast(CodexProcessMessage::Kill { why });
-    }
-}
-
-impl Drop for Attached {
-    fn drop(&mut self) {
-        let _ = self.actor.cast(CodexProcessMessage::Detach {
-            session: self.session,
-        });
-    }
-}
-
-impl SessionEvent {
-    /// True for [`SessionEvent::Gone`].
-    pub fn is_gone(&self) -> bool {
-        matches!(self, SessionEvent::Gone(_))
-    }
 }

@@ -6,7 +6,7 @@
 //! | stdin  | [`write_stdin`]   | writes queued lines; closing the queue closes the pipe     |
 //! | stderr | [`read_stderr`]   | keeps the last bytes in a [`StderrTail`], logs each line   |
 //!
-//! None of them ever waits on a consumer: the reader's only hand-off is the sink, a
+//! None of them ever waits on a consumer: the reader's only hand-off is `deliver`, a
 //! non-blocking call (an actor `cast`, an unbounded channel send).
 
 use std::collections::VecDeque;
@@ -18,7 +18,6 @@ use tokio::io::{
 };
 use tokio::sync::mpsc;
 
-use super::child::{ProcessEvent, Sink};
 use super::jsonrpc::{Incoming, Malformed, classify};
 
 /// The stdout reader's buffer size; also what its line buffer shrinks back to.
@@ -28,15 +27,15 @@ const GARBAGE_EXCERPT: usize = 1024;
 /// stderr lines are logged up to this length.
 const STDERR_LOG_LINE: usize = 4096;
 
-/// Reads stdout to its end, handing each non-blank line to `sink` as a classified message.
+/// Reads stdout to its end, handing each non-blank line to `deliver`, classified.
 /// A line may be up to `max_line` bytes (without its `\n`); a longer one is skipped as it
 /// streams by (never held whole) and reported as `Garbage` with its first bytes. Returns
-/// when stdout ends, a read fails, or the sink is gone.
+/// when stdout ends, a read fails, or `deliver` says nobody listens.
 pub(super) async fn read_stdout<R: AsyncRead + Unpin>(
     stdout: R,
     max_line: usize,
     pid: u32,
-    sink: &Sink,
+    deliver: impl Fn(Incoming) -> bool,
 ) {
     let mut reader = BufReader::with_capacity(READ_BUFFER, stdout);
     let mut line = Vec::with_capacity(READ_BUFFER);
@@ -66,7 +65,7 @@ pub(super) async fn read_stdout<R: AsyncRead + Unpin>(
             let excerpt = excerpt(line, 200);
             tracing::warn!(codex.pid = pid, bytes = line.len(), line = %excerpt, error = %error, "codex wrote a line that is not JSON-RPC");
         }
-        if !sink(ProcessEvent::Message(incoming)) {
+        if !deliver(incoming) {
             return;
         }
         if line.capacity() > 16 * READ_BUFFER {

@@ -24,8 +24,8 @@ use serde_json::Value;
 
 use super::child::{CodexChild, SendError};
 use super::jsonrpc::{Incoming, Outgoing, RequestId};
+use super::session::{SessionEvent, SessionSink};
 use super::window::{OVERLOADED, Window, overload_delay};
-use super::{SessionEvent, SessionSink};
 
 /// A running process's sessions and everything in flight on it.
 pub(super) struct Traffic {
@@ -113,7 +113,7 @@ impl Traffic {
         let line = Outgoing::Request {
             id: RequestId::Int(id),
             method: "initialize".to_owned(),
-            params: Some(super::initialize_params()),
+            params: Some(super::session::initialize_params()),
         };
         if let Err(error) = traffic.child.send(&line) {
             tracing::warn!(codex.pid = traffic.child.pid(), error = %error, "codex: initialize not sent");
