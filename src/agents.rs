@@ -182,10 +182,20 @@ fn place(pool: &CodexPool, config: &Config, agent: &AgentConfig) -> Slot {
     command
         .env
         .extend(codex.env.iter().map(|(k, v)| (k.into(), v.into())));
-    if let Err(error) = std::fs::create_dir_all(&dir) {
+    if let Err(error) = create_private_dir(&dir) {
         tracing::warn!(dir = %dir.display(), error = %error, "codex pool directory not created");
     }
     pool.place(&agent.nick, &key, command)
+}
+
+/// `mkdir -p` with mode 0700 for every directory it creates, whatever the umask lets through
+/// beyond that (the codex processes' home for their XDG data and state).
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// The agent's shell environment beyond codex's `core` variables: `CULTURE_NICK` and, unless
@@ -397,6 +407,21 @@ mod tests {
             }
         );
         assert!(ReloadPlan::between(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn the_codex_pool_directory_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let dir = scratch.path().join("state/codex-pool");
+        create_private_dir(&dir).expect("created");
+        for made in [dir.parent().expect("state"), dir.as_path()] {
+            let mode = std::fs::metadata(made)
+                .expect("exists")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", made.display());
+        }
     }
 
     #[test]

@@ -162,3 +162,36 @@ async fn test_a_killed_process_is_restarted_at_once_and_each_session_hears_it_on
     assert_eq!((status.restarts, status.circuit.as_str()), (1, "closed"));
     host.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn test_a_slot_placed_at_run_time_gets_a_process_and_the_last_agent_out_stops_it() {
+    let pool = CodexPool::new(1, RestartPolicy::default());
+    let first = pool.place("spark-a", "fake", CodexCommand::new(FAKE, ""));
+    let host = host(&pool).await;
+    up(&first, None).await;
+    // SIGHUP adds an agent; one agent per process: a new slot, started by the running service.
+    let added = pool.place("spark-b", "fake", CodexCommand::new(FAKE, ""));
+    assert_eq!(added.name(), "process-1");
+    let pid = up(&added, None).await;
+    // SIGHUP removes it: its process stops and is reaped; the other one runs on.
+    pool.release("spark-b");
+    let mut watch = added.watch();
+    let down = watch.wait_for(Option::is_none);
+    tokio::time::timeout(Duration::from_secs(20), down)
+        .await
+        .expect("stopped within 20 s")
+        .expect("the slot lives");
+    // The supervisor answers after its removal of the child, which waits for the stop.
+    let status = host.status().await.expect("status");
+    let codex = status.services.iter().find(|s| s.name == "codex");
+    let names: Vec<&str> = codex
+        .map(|c| c.children.iter().map(|p| p.name.as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["process-0"], "process-1 is removed");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "pid {pid} was stopped and reaped"
+    );
+    assert!(first.pid().is_some(), "process-0 runs on");
+    host.shutdown(Duration::from_secs(5)).await;
+}
