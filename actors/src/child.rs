@@ -76,6 +76,9 @@ pub enum FaultKind {
     },
 }
 
+/// The longest `hang:<seconds>` fault: a day.
+pub const MAX_HANG: Duration = Duration::from_secs(24 * 3600);
+
 impl FaultKind {
     /// Parses the CLI form: `panic`, `error`, `disconnect`, `kill`, `blackhole`, `hang` (for
     /// `default_hang`) or `hang:<secs>`.
@@ -90,10 +93,11 @@ impl FaultKind {
                 duration: default_hang,
             }),
             Some(("hang", secs)) => match secs.parse::<f64>() {
-                Ok(s) if s.is_finite() && s > 0.0 => Ok(Self::Hang {
+                Ok(s) if s > 0.0 && s <= MAX_HANG.as_secs_f64() => Ok(Self::Hang {
                     duration: Duration::from_secs_f64(s),
                 }),
-                _ => Err(ControlError::UnknownFault(text.to_owned())),
+                Ok(_) => Err(ControlError::HangOutOfRange(secs.to_owned())),
+                Err(_) => Err(ControlError::UnknownFault(text.to_owned())),
             },
             _ => Err(ControlError::UnknownFault(text.to_owned())),
         }
@@ -152,6 +156,9 @@ pub enum ControlError {
         "unknown fault {0:?}: expected panic, error, hang, hang:<seconds>, disconnect, kill or blackhole"
     )]
     UnknownFault(String),
+    /// `hang:<seconds>` outside `0 < seconds <= 86400` (`1e300` would overflow a duration).
+    #[error("hang:{0} is out of range: a hang lasts more than 0 and at most 86400 seconds")]
+    HangOutOfRange(String),
     /// The child does not support that fault (e.g. `disconnect` on anything but `irc`).
     #[error("{child} does not support the {fault} fault")]
     UnsupportedFault {
@@ -323,4 +330,39 @@ pub struct ChildStatus {
     /// The subtree below (agents only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<ChildStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{ControlError, FaultKind};
+
+    #[test]
+    fn fault_names_parse_and_hang_durations_stay_in_range() {
+        let default = Duration::from_secs(30);
+        let table: [(&str, Result<FaultKind, ControlError>); 8] = [
+            ("kill", Ok(FaultKind::Kill)),
+            ("hang", Ok(FaultKind::Hang { duration: default })),
+            (
+                "hang:1.5",
+                Ok(FaultKind::Hang {
+                    duration: Duration::from_millis(1500),
+                }),
+            ),
+            (
+                "hang:86400",
+                Ok(FaultKind::Hang {
+                    duration: Duration::from_secs(86400),
+                }),
+            ),
+            ("hang:1e300", Err(ControlError::HangOutOfRange("1e300".into()))),
+            ("hang:0", Err(ControlError::HangOutOfRange("0".into()))),
+            ("hang:NaN", Err(ControlError::HangOutOfRange("NaN".into()))),
+            ("hang:soon", Err(ControlError::UnknownFault("hang:soon".into()))),
+        ];
+        for (text, want) in table {
+            assert_eq!(FaultKind::parse(text, default), want, "{text}");
+        }
+    }
 }

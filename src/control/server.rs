@@ -235,7 +235,9 @@ fn code_of(error: &HostError) -> ErrorCode {
         HostError::Refused(ControlError::NoSuchChild { .. }) => ErrorCode::NoSuchChild,
         HostError::Refused(ControlError::NotRunning { .. }) => ErrorCode::NotRunning,
         HostError::Refused(
-            ControlError::UnknownFault(_) | ControlError::UnsupportedFault { .. },
+            ControlError::UnknownFault(_)
+            | ControlError::HangOutOfRange(_)
+            | ControlError::UnsupportedFault { .. },
         ) => ErrorCode::UnknownFault,
         HostError::Refused(ControlError::Unreachable(_)) | HostError::Unresponsive(_) => {
             ErrorCode::Unresponsive
