@@ -169,6 +169,7 @@ pub fn describe(text: &str) -> String {
 /// | `"actual direct message"`                               | `actual direct message` |
 /// | `"a\r\n\n  b  "`                                        | `a`, `b`                |
 /// | `"I would say:"`, `" > "`, `" \t\n"`                    | (none)                  |
+/// | `"\x01DCC SEND x 1 2 3\x01"`                             | `DCC SEND x 1 2 3` (no control characters: no CTCP, no formatting) |
 pub fn relay_lines(text: &str) -> Vec<String> {
     text::lines(text)
         .filter_map(|line| relay_line(&line))
@@ -177,6 +178,7 @@ pub fn relay_lines(text: &str) -> Vec<String> {
 
 /// One line of [`relay_lines`]; `None` when nothing is left to send.
 fn relay_line(line: &str) -> Option<String> {
+    let line = without_controls(line);
     let line = line.trim();
     let rest = META_RESPONSE
         .find(line)
@@ -184,6 +186,15 @@ fn relay_line(line: &str) -> Option<String> {
         .trim();
     let rest = rest.strip_prefix("> ").unwrap_or(rest);
     (!rest.is_empty() && rest != ">").then(|| rest.to_owned())
+}
+
+/// `line` with every control character removed (a tab becomes a space): CTCP's `\x01`, IRC
+/// formatting codes, escapes, DEL and C1. The model writes text, nothing IRC acts on.
+fn without_controls(line: &str) -> String {
+    line.chars()
+        .map(|c| if c == '\t' { ' ' } else { c })
+        .filter(|c| !c.is_control())
+        .collect()
 }
 
 /// `(nick, text)` pairs as prompt lines `  <nick> text`, joined by `\n`.

@@ -221,6 +221,12 @@ fn relay_lines_edge_cases() {
         ("I think so", &["I think so"]),
         ("a\rPRIVMSG #x :injected", &["a", "PRIVMSG #x :injected"]),
         ("nul\0here", &["nulhere"]),
+        // No CTCP (a DCC offer, a VERSION request) and no other control character reaches
+        // IRC from the model; a tab is a space.
+        ("\u{1}DCC SEND x 1 2 3\u{1}", &["DCC SEND x 1 2 3"]),
+        ("see \u{1}VERSION\u{1} here", &["see VERSION here"]),
+        ("\u{2}bold\u{f} and\tcolour\u{3}4", &["bold and colour4"]),
+        ("esc\u{1b}[31m\u{7f}\u{85}", &["esc[31m"]),
     ];
     for (text, expected) in cases {
         assert_eq!(&relay_lines(text), expected, "text {text:?}");
