@@ -13,6 +13,7 @@ use codexd::{ConfigSource, signal, telemetry};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = Env::from_process();
+    codexd_actors::grid::anchor();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -200,7 +200,10 @@ fn bad_targets_are_clear_errors_and_the_daemon_lives_on() {
         (&["fault", "spark-a", "nope", "panic"], "nope"),
         (&["fault", "spark-a", "irc", "explode"], "explode"),
         // Would overflow a duration: refused, the control task lives on (asked again below).
-        (&["fault", "spark-a", "irc", "hang:1e300"], "hang:1e300 is out of range"),
+        (
+            &["fault", "spark-a", "irc", "hang:1e300"],
+            "hang:1e300 is out of range",
+        ),
     ];
     for (args, named) in cases {
         let out = scratch.cli(&[args, &["--socket", socket]].concat());

@@ -356,10 +356,16 @@ mod tests {
                     duration: Duration::from_secs(86400),
                 }),
             ),
-            ("hang:1e300", Err(ControlError::HangOutOfRange("1e300".into()))),
+            (
+                "hang:1e300",
+                Err(ControlError::HangOutOfRange("1e300".into())),
+            ),
             ("hang:0", Err(ControlError::HangOutOfRange("0".into()))),
             ("hang:NaN", Err(ControlError::HangOutOfRange("NaN".into()))),
-            ("hang:soon", Err(ControlError::UnknownFault("hang:soon".into()))),
+            (
+                "hang:soon",
+                Err(ControlError::UnknownFault("hang:soon".into())),
+            ),
         ];
         for (text, want) in table {
             assert_eq!(FaultKind::parse(text, default), want, "{text}");

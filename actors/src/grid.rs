@@ -22,18 +22,32 @@ use std::time::Duration;
 
 /// The period of an idle daemon's housekeeping: the default `health_interval` and, where the
 /// keepalive deadlines allow, the irc keepalive check, so both fall on the same grid points:
-/// one round of wake-ups per 25 s. With the default 5 s `health_timeout` a hung child is
-/// found within 30 s.
-pub const IDLE_ROUND: Duration = Duration::from_secs(25);
+/// one round of wake-ups every 24.576 s. With the default 5 s `health_timeout` a hung child
+/// is found within 30 s.
+///
+/// Why 24.576 s: it is 6 × 4.096 s, the slot of the third level of tokio's timer wheel
+/// (64 × 64 ms). With the grid's origin [`anchor`]ed within a millisecond before the
+/// runtime's clock starts, every round falls on a slot boundary of that level, and the
+/// wheel fires it in the one wake-up that would otherwise only move it down a level (a
+/// timer 25 s away costs three: two of those moves, then the firing). Measured with
+/// `bench/idle-wakeups`: 800 instead of 1,100 wake-ups an hour for an idle agent.
+pub const IDLE_ROUND: Duration = Duration::from_millis(24_576);
 
 use ractor::ActorRef;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-/// The grid's origin: the first time anything in this process asked for it.
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// The grid's origin: set by [`anchor`], else the first time anything asked for it.
 fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
     *EPOCH.get_or_init(Instant::now)
+}
+
+/// Sets the grid's origin to now: called just before the daemon's runtime is built, so the
+/// origin is within a millisecond before the runtime's timer starts counting.
+pub fn anchor() {
+    let _ = EPOCH.set(Instant::now());
 }
 
 /// The next grid point as an offset from the origin: the first multiple of `period` at

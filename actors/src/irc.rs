@@ -513,7 +513,7 @@ impl IrcState {
     }
 
     /// How often the keepalive check runs: often enough to notice both deadlines. With the
-    /// defaults (90 s, 60 s) that is [`crate::grid::IDLE_ROUND`] (25 s), the period of the
+    /// defaults (90 s, 60 s) that is [`crate::grid::IDLE_ROUND`] (24.576 s), the period of the
     /// default health pings, so both fall on the same grid points: one wake-up for both.
     /// Shorter deadlines get a check every quarter of the shorter one.
     fn keepalive_tick(&self) -> Duration {

@@ -59,8 +59,8 @@ impl Default for RestartPolicy {
             cooldown: Duration::from_secs(60),
             cooldown_cap: Duration::from_secs(30 * 60),
             stable_after: Duration::from_secs(60),
-            // A hung child is found within 30 s (a ping every 25 s, 5 s to answer), and an
-            // idle daemon wakes for pings 144 times an hour, however many agents it hosts.
+            // A hung child is found within 30 s (a ping every 24.576 s, 5 s to answer), and an
+            // idle daemon wakes for pings 146 times an hour, however many agents it hosts.
             health_interval: crate::grid::IDLE_ROUND,
             health_timeout: Duration::from_secs(5),
         }

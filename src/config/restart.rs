@@ -12,7 +12,7 @@
 //! | `cooldown`        | `60s`   | duration > 0                   |
 //! | `cooldown_cap`    | `30m`   | duration > 0, >= cooldown      |
 //! | `stable_after`    | `60s`   | duration > 0                   |
-//! | `health_interval` | `25s`   | duration > 0                   |
+//! | `health_interval` | `24.576s` | duration > 0                 |
 //! | `health_timeout`  | `5s`    | duration > 0                   |
 //!
 //! Durations are humantime strings (`"300s"`, `"5m"`, `"1m 30s"`), at most 30 days.
