@@ -321,9 +321,8 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
             .to_owned()
     };
     let (five, lonely) = (name("a"), name(LONER));
-    let process_of = |status: &Value, name: &str| process_named(status, name);
     let pooled_restarts =
-        process_of(&status, &five).expect("the five's process")["restarts"].clone();
+        process_named(&status, &five).expect("the five's process")["restarts"].clone();
     let out = scratch.cli(&[
         "fault",
         "--socket",
@@ -335,9 +334,9 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
     assert!(out.status.success(), "fault: {out:?}");
     let status = eventually("the loner's process circuit opens", || {
         let status = scratch.status()?;
-        (process_of(&status, &lonely)?["circuit"] == "open").then_some(status)
+        (process_named(&status, &lonely)?["circuit"] == "open").then_some(status)
     });
-    let lone = process_of(&status, &lonely).expect("the loner's process");
+    let lone = process_named(&status, &lonely).expect("the loner's process");
     assert!(
         lone["last_error"]
             .as_str()
@@ -350,7 +349,7 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
         "the loner's runner says what it waits for: {waiting}"
     );
     assert_eq!(
-        process_of(&status, &five).expect("the five's process")["restarts"],
+        process_named(&status, &five).expect("the five's process")["restarts"],
         pooled_restarts,
         "the five's process is untouched"
     );
@@ -359,7 +358,7 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
     std::fs::write(&config, good).expect("healed");
     eventually("the loner's circuit closes by itself", || {
         let status = scratch.status()?;
-        let process = process_of(&status, &lonely)?;
+        let process = process_named(&status, &lonely)?;
         (process["circuit"] == "closed" && process["state"] == "running").then_some(())
     });
     assert_eq!(

@@ -127,7 +127,7 @@ async fn a_crash_mid_turn_is_replayed_after_the_restart_and_the_dead_child_reape
         runner["restarts"], 0,
         "codex died, not the runner: {runner}"
     );
-    let process = shared_process(&agent).expect("the codex service");
+    let process = agent.codex_process().expect("the codex service");
     assert_eq!(
         process["restarts"], 1,
         "the process was restarted: {process}"
@@ -230,7 +230,7 @@ async fn a_stopped_codex_is_replaced_and_the_mention_replayed() {
         (runner["detail"]["pending"] == 0).then_some(runner)
     });
     assert_eq!(runner["restarts"], 0, "{runner}");
-    let process = shared_process(&agent).expect("the codex service");
+    let process = agent.codex_process().expect("the codex service");
     assert_eq!(process["restarts"], 1, "{process}");
     assert!(
         agent
@@ -310,7 +310,7 @@ async fn a_mention_that_wedges_codex_every_time_is_given_up_after_two_attempts()
         (runner["detail"]["phase"] == "idle" && runner["detail"]["pending"] == 0).then_some(runner)
     });
     assert_eq!(runner["restarts"], 0, "{runner}");
-    let process = shared_process(&agent).expect("the codex service");
+    let process = agent.codex_process().expect("the codex service");
     assert_eq!(
         (&process["restarts"], &process["circuit"]),
         (&Value::from(2), &Value::from("closed")),
@@ -331,7 +331,7 @@ async fn a_crash_loop_opens_the_circuit_and_keeps_the_mention() {
         .say("#general", &format!("@{NICK} are you alive?"))
         .await;
     let process = eventually("the codex process's circuit opens", || {
-        shared_process(&agent).filter(|p| p["circuit"] == "open")
+        agent.codex_process().filter(|p| p["circuit"] == "open")
     });
     assert!(
         process["last_error"]
@@ -522,11 +522,6 @@ fn assert_waits(runner: &Value, why: &str) {
     );
 }
 
-/// The `codex` service's first process, detail merged in.
-fn shared_process(agent: &CodexAgent) -> Option<Value> {
-    agent.codex_process()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn server_overloaded_answers_are_retried_and_the_mention_answered() {
     let Some(mut agent) = CodexAgent::start(Codex::Fake("overloaded:3"), Extra::default()).await
@@ -548,7 +543,7 @@ async fn server_overloaded_answers_are_retried_and_the_mention_answered() {
     assert_eq!(events(&log, "thread/start").len(), 1, "{log:?}");
     let runner = agent.runner().expect("status");
     assert_eq!(runner["restarts"], 0, "{runner}");
-    let process = shared_process(&agent).expect("the codex service");
+    let process = agent.codex_process().expect("the codex service");
     assert_eq!(process["overloaded"], 3, "{process}");
     assert_eq!(process["requests_in_flight"], 0, "{process}");
 }
@@ -561,19 +556,19 @@ async fn a_shared_codex_that_keeps_dying_opens_its_circuit_until_reset() {
         return;
     };
     for death in 1..=3 {
-        let before = shared_process(&agent).expect("the codex service");
+        let before = agent.codex_process().expect("the codex service");
         assert_eq!(before["circuit"], "closed", "{before}");
         agent.fault("kill");
         if death < 3 {
             eventually("a new codex process", || {
-                let now = shared_process(&agent)?;
+                let now = agent.codex_process()?;
                 (now["pid"].is_u64() && now["pid"] != before["pid"]).then_some(())
             });
             agent.wait_ready();
         }
     }
     let open = eventually("the codex process's circuit opens", || {
-        shared_process(&agent).filter(|p| p["circuit"] == "open")
+        agent.codex_process().filter(|p| p["circuit"] == "open")
     });
     assert!(open["pid"].is_null(), "no process while open: {open}");
     assert_eq!(open["restarts"], 2, "{open}");
@@ -598,7 +593,7 @@ async fn a_shared_codex_that_keeps_dying_opens_its_circuit_until_reset() {
     );
     assert!(reset(&["codex", "process-0"]).status.success());
     agent.reply("#general", "wait for me").await;
-    let closed = shared_process(&agent).expect("status");
+    let closed = agent.codex_process().expect("status");
     assert_ne!(closed["circuit"], "open", "{closed}");
     assert!(closed["pid"].is_u64(), "{closed}");
 }

@@ -34,6 +34,6 @@ pub use attached::Attached;
 pub use child::{CodexCommand, ExitStatus, Grace};
 pub use pool::CodexPool;
 pub use process::{CodexProcess, CodexProcessMessage};
-pub use session::{Gone, SessionEvent, SessionSink, initialize_params};
+pub use session::{CLIENT_NAME, Gone, SessionEvent, SessionSink, initialize_params};
 pub use slot::Slot;
 pub use window::REQUEST_WINDOW;

@@ -162,27 +162,21 @@ impl CodexPool {
     fn observer(&self) -> TransitionObserver {
         let pool = self.clone();
         TransitionObserver::new(move |event, last_error| {
-            if let Transition::CircuitOpened { cooldown, .. } = event.transition {
+            let (slot, reporter) = {
                 let inner = pool.lock();
-                if let Some(entry) = inner.slots.iter().find(|e| e.slot.name() == event.child) {
-                    entry.slot.circuit_opened(cooldown);
-                }
-            }
-            if !matches!(
-                event.transition,
-                Transition::CircuitOpened { .. } | Transition::CircuitClosed
-            ) {
-                return;
-            }
-            let reporter = {
-                let inner = pool.lock();
-                let first = inner
-                    .slots
-                    .iter()
-                    .find(|e| e.slot.name() == event.child)
-                    .and_then(|e| e.slot.agents().first().cloned());
-                first.and_then(|nick| Some((inner.reporters.get(&nick)?.clone(), nick)))
+                let Some(entry) = inner.slots.iter().find(|e| e.slot.name() == event.child) else {
+                    return;
+                };
+                let first = entry.slot.agents().first().cloned();
+                let reporter =
+                    first.and_then(|nick| Some((inner.reporters.get(&nick)?.clone(), nick)));
+                (entry.slot.clone(), reporter)
             };
+            match event.transition {
+                Transition::CircuitOpened { cooldown, .. } => slot.circuit_opened(cooldown),
+                Transition::CircuitClosed => {}
+                _ => return,
+            }
             if let Some((reporter, nick)) = reporter {
                 let child = format!("codex {}", event.child);
                 let as_agent = TransitionEvent {

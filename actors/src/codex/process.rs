@@ -20,8 +20,8 @@
 use futures::future::BoxFuture;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 
-use super::child::{CodexChild, CodexCommand, ExitStatus, Grace, ProcessEvent};
-use super::jsonrpc::Outgoing;
+use super::child::{CodexChild, CodexCommand, ExitStatus, Grace, ProcessEvent, ProcessExit};
+use super::jsonrpc::{Incoming, Outgoing};
 use super::session::{Gone, SessionEvent, SessionSink};
 use super::slot::Slot;
 use super::stdio::stderr_summary;
@@ -171,7 +171,7 @@ impl Actor for CodexProcess {
 
     async fn handle(
         &self,
-        myself: ActorRef<CodexProcessMessage>,
+        _myself: ActorRef<CodexProcessMessage>,
         message: CodexProcessMessage,
         state: &mut CodexProcessState,
     ) -> Result<(), ActorProcessingErr> {
@@ -182,24 +182,10 @@ impl Actor for CodexProcess {
             CodexProcessMessage::Send { session, message } => state.on_send(session, message),
             CodexProcessMessage::Kill { why } => state.kill(why),
             CodexProcessMessage::Output(ProcessEvent::Message(incoming)) => {
-                let routing = state.traffic.route(incoming);
-                if let Some((global, delay)) = routing.retry {
-                    myself.send_after(delay, move || CodexProcessMessage::Retry { global });
-                }
-                deliver(routing.deliveries);
+                state.on_output(incoming)
             }
             CodexProcessMessage::Output(ProcessEvent::Exited(exit)) => {
-                let stderr = stderr_summary(&exit.stderr, 5);
-                let mut why = format!("codex {exit}");
-                if let Some(because) = &state.killed_because {
-                    why.push_str(&format!(" (killed: {because})"));
-                }
-                if !stderr.is_empty() {
-                    why.push_str(&format!("; stderr: {stderr}"));
-                }
-                state.ended = Some((why.clone(), Some(exit.status.clone())));
-                tracing::warn!(codex.process = %state.slot.name(), codex.pid = state.traffic.child.pid(), exit = %exit, killed_because = ?state.killed_because, agents = ?state.slot.agents(), "codex process exited; its supervisor starts the next one");
-                return Err(why.into());
+                return Err(state.on_exit(&exit).into());
             }
             CodexProcessMessage::Retry { global } => state.traffic.retry(global),
             CodexProcessMessage::Flush(reply) => {
@@ -259,6 +245,31 @@ impl CodexProcessState {
             }
             other => fault::handle_leaf(other, self.slot.name()).await,
         }
+    }
+
+    /// A line from codex: routed to its sessions; a `-32001` answer is offered again later.
+    fn on_output(&mut self, incoming: Incoming) {
+        let routing = self.traffic.route(incoming);
+        if let Some((global, delay)) = routing.retry {
+            self.myself
+                .send_after(delay, move || CodexProcessMessage::Retry { global });
+        }
+        deliver(routing.deliveries);
+    }
+
+    /// codex exited: how, for the log, the sessions and the supervisor (the actor fails).
+    fn on_exit(&mut self, exit: &ProcessExit) -> String {
+        let stderr = stderr_summary(&exit.stderr, 5);
+        let mut why = format!("codex {exit}");
+        if let Some(because) = &self.killed_because {
+            why.push_str(&format!(" (killed: {because})"));
+        }
+        if !stderr.is_empty() {
+            why.push_str(&format!("; stderr: {stderr}"));
+        }
+        self.ended = Some((why.clone(), Some(exit.status.clone())));
+        tracing::warn!(codex.process = %self.slot.name(), codex.pid = self.traffic.child.pid(), exit = %exit, agents = ?self.slot.agents(), "codex process exited; its supervisor starts the next one");
+        why
     }
 
     fn on_send(&mut self, session: u64, message: Outgoing) {

@@ -152,6 +152,10 @@ async fn test_a_killed_process_is_restarted_at_once_and_each_session_hears_it_on
         assert_eq!(gone.process, "process-0");
         assert_eq!(gone.agents, ["spark-a", "spark-b"]);
         assert!(gone.why.contains("signal 9"), "{gone:?}");
+        assert!(
+            gone.why.contains("(killed: test)"),
+            "says why it was killed: {gone:?}"
+        );
         reports += usize::from(gone.report);
     }
     assert_eq!(reports, 1, "one alert per death");

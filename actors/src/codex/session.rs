@@ -55,10 +55,13 @@ impl std::fmt::Debug for SessionSink {
     }
 }
 
+/// `clientInfo.name`: the originator codex reports to the model provider.
+pub const CLIENT_NAME: &str = "codexd";
+
 /// The `initialize` params the process sends once, for every session on it.
 pub fn initialize_params() -> serde_json::Value {
     serde_json::json!({
-        "clientInfo": {"name": "codexd", "title": "codexd", "version": env!("CARGO_PKG_VERSION")},
+        "clientInfo": {"name": CLIENT_NAME, "title": "codexd", "version": env!("CARGO_PKG_VERSION")},
         "capabilities": {"experimentalApi": false},
     })
 }

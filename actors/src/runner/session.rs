@@ -21,9 +21,6 @@ use serde_json::{Value, json};
 
 use crate::codex::jsonrpc::{Outgoing, RequestId, RpcError};
 
-/// `clientInfo.name`: the originator codex reports to the model provider.
-pub const CLIENT_NAME: &str = "codexd";
-
 /// How codexd answers codex's approval requests (`approvals:` in `codex:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Approvals {
