@@ -22,10 +22,19 @@
 //! |----------------------------------------------|--------------------------------------------|
 //! | `<id>.json` holding entry `<id>`             | pending                                    |
 //! | `<id>.json` whose msgid is in `done-msgids`  | completed just before a crash: removed     |
-//! | `<id>.json` unparsable, or holding another id | renamed `<id>.json.corrupt`, warned, skipped |
+//! | `<id>.json` unreadable, unparsable, or holding another id | renamed `<id>.json.corrupt`, warned, skipped |
 //! | `<id>.json.corrupt`                          | kept; its id is never reused               |
 //! | `*.tmp`                                      | an interrupted write: removed              |
 //! | anything else                                | ignored                                    |
+//!
+//! `done-msgids` or `thread-id` that cannot be read as text (invalid UTF-8, not a file) is
+//! renamed `<name>.corrupt` the same way and counts as empty: the agent keeps taking
+//! mentions. Whatever was set aside is listed once by [`Journal::take_set_aside`] (the
+//! runner raises an alert).
+//!
+//! Bursts are committed in groups: [`Journal::prepare`] gives ids, [`Batch::write`] writes
+//! every entry file with one sync for the group (off the async workers, without the
+//! journal's lock), [`Journal::commit`] makes them pending.
 //!
 //! New ids continue after the highest id on disk (`.corrupt` files included); once every
 //! entry is completed and the daemon restarts, ids start again at 1.
@@ -46,6 +55,7 @@ use serde::{Deserialize, Serialize};
 
 use self::durable::{
     TMP_SUFFIX, append_line, create_dir, read_optional, remove_durably, sync_dir, write_atomic,
+    write_group,
 };
 use crate::trace::TraceCtx;
 
@@ -159,6 +169,8 @@ pub struct Journal {
     next_id: u64,
     /// The codex thread id (also on disk).
     thread_id: Option<String>,
+    /// Files `open` set aside, for [`Journal::take_set_aside`].
+    set_aside: Vec<String>,
 }
 
 impl Journal {
@@ -177,14 +189,18 @@ impl Journal {
         create_dir(dir).map_err(io_error("create directory", dir))?;
         create_dir(&entries_dir).map_err(io_error("create directory", &entries_dir))?;
         let done_limit = done_limit.max(1);
-        let scan = scan_entries(&entries_dir)?;
+        let mut set_aside = Vec::new();
+        let scan = scan_entries(&entries_dir, &mut set_aside)?;
+        let done = readable(dir, DONE_FILE, &mut set_aside)?;
+        let thread_id = readable(dir, THREAD_ID_FILE, &mut set_aside)?;
         let mut journal = Journal {
             dir: dir.to_owned(),
             pending: BTreeMap::new(),
-            done: read_done(&dir.join(DONE_FILE), done_limit)?,
+            done: done_msgids(done.as_deref(), done_limit),
             done_limit,
             next_id: scan.max_id + 1,
-            thread_id: read_thread_id(&dir.join(THREAD_ID_FILE))?,
+            thread_id: first_line(thread_id.as_deref()),
+            set_aside,
         };
         for entry in scan.entries {
             if journal.is_done(&entry.entry) {
@@ -200,29 +216,62 @@ impl Journal {
     /// Journals a new entry durably before returning it; `Ok(None)` when its msgid is a
     /// duplicate of a pending or recently completed entry's (module documentation).
     pub fn append(&mut self, new: NewEntry) -> Result<Option<Entry>, JournalError> {
-        if let Some(msgid) = new.dedup_key() {
-            if self.knows(msgid) {
-                tracing::debug!(msgid, key = %new.key, "duplicate message not journaled");
-                return Ok(None);
+        let batch = self.prepare(vec![new]);
+        batch.write()?;
+        Ok(self.commit(batch).pop().flatten())
+    }
+
+    /// The first step of a group commit: gives each new entry its id, or `None` when its
+    /// msgid is a duplicate (of a pending, recently completed or earlier entry of the same
+    /// group). Nothing is written: [`Batch::write`] does that without the journal (so without
+    /// its lock), then [`Journal::commit`] makes the entries pending. A batch that fails to
+    /// write is dropped: its ids are not reused.
+    pub fn prepare(&mut self, news: Vec<NewEntry>) -> Batch {
+        let mut entries: Vec<Option<Entry>> = Vec::with_capacity(news.len());
+        for new in news {
+            if let Some(msgid) = new.dedup_key() {
+                let in_batch = entries
+                    .iter()
+                    .flatten()
+                    .any(|e| e.entry.dedup_key() == Some(msgid));
+                if in_batch || self.knows(msgid) {
+                    tracing::debug!(msgid, key = %new.key, "duplicate message not journaled");
+                    entries.push(None);
+                    continue;
+                }
             }
+            let id = self.next_id;
+            self.next_id += 1;
+            entries.push(Some(Entry {
+                id,
+                accepted_at: epoch_seconds(),
+                attempts: 0,
+                entry: new,
+            }));
         }
-        // Advance first: after a failed write the file may exist all the same.
-        let id = self.next_id;
-        self.next_id += 1;
-        let entry = Entry {
-            id,
-            accepted_at: epoch_seconds(),
-            attempts: 0,
-            entry: new,
-        };
-        self.write_entry(&entry)?;
-        self.pending.insert(id, entry.clone());
-        Ok(Some(entry))
+        Batch {
+            entries_dir: self.entries_dir(),
+            entries,
+        }
+    }
+
+    /// The last step of a group commit: the written entries are pending. Returns them in
+    /// the order they were prepared (`None` for a duplicate).
+    pub fn commit(&mut self, batch: Batch) -> Vec<Option<Entry>> {
+        for entry in batch.entries.iter().flatten() {
+            self.pending.insert(entry.id, entry.clone());
+        }
+        batch.entries
     }
 
     /// The pending entries, oldest first.
     pub fn pending(&self) -> Vec<Entry> {
         self.pending.values().cloned().collect()
+    }
+
+    /// How many entries are pending.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
     }
 
     /// True while a poll of `key` waits or runs.
@@ -248,16 +297,24 @@ impl Journal {
 
     /// Removes entry `id` (its turn ended and its replies were handed to IRC) after
     /// remembering its msgid in `done-msgids`. An unknown id is fine (idempotent).
+    ///
+    /// The entry stops being pending even when this fails (a full disk): it is not run again
+    /// by this process, but its file may still be on disk and be replayed after a restart
+    /// (at least once, never lost).
     pub fn complete(&mut self, id: u64) -> Result<(), JournalError> {
-        let Some(entry) = self.pending.get(&id) else {
+        let Some(entry) = self.pending.remove(&id) else {
             return Ok(());
         };
         if let Some(msgid) = entry.entry.dedup_key().map(str::to_owned) {
             self.remember_done(msgid)?;
         }
-        self.remove_entry_file(id)?;
-        self.pending.remove(&id);
-        Ok(())
+        self.remove_entry_file(id)
+    }
+
+    /// What [`Journal::open`] had to set aside (files it could not read), one sentence
+    /// each; taken once, for an alert.
+    pub fn take_set_aside(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.set_aside)
     }
 
     /// The persisted codex thread id, if any.
@@ -308,10 +365,7 @@ impl Journal {
 
     /// Writes `entry` to its file, atomically and durably.
     fn write_entry(&self, entry: &Entry) -> Result<(), JournalError> {
-        let json = serde_json::to_vec(entry).map_err(|source| JournalError::Encode {
-            id: entry.id,
-            source,
-        })?;
+        let json = encode(entry)?;
         let entries_dir = self.entries_dir();
         let name = entry_file_name(entry.id);
         write_atomic(&entries_dir, &name, &json)
@@ -344,6 +398,47 @@ impl Journal {
         self.done = kept;
         Ok(())
     }
+}
+
+/// Entries prepared for a group commit ([`Journal::prepare`]).
+#[derive(Debug)]
+pub struct Batch {
+    entries_dir: PathBuf,
+    entries: Vec<Option<Entry>>,
+}
+
+impl Batch {
+    /// How many entries it journals (duplicates not counted).
+    pub fn len(&self) -> usize {
+        self.entries.iter().flatten().count()
+    }
+
+    /// True when it journals nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes every entry's file with one sync for all (blocking: call it off the async
+    /// workers). After an error none of them counts as journaled.
+    pub fn write(&self) -> Result<(), JournalError> {
+        let mut files = Vec::with_capacity(self.entries.len());
+        for entry in self.entries.iter().flatten() {
+            files.push((entry_file_name(entry.id), encode(entry)?));
+        }
+        if files.is_empty() {
+            return Ok(());
+        }
+        let first = self.entries_dir.join(&files[0].0);
+        write_group(&self.entries_dir, &files).map_err(io_error("write journal entry", &first))
+    }
+}
+
+/// An entry's file content.
+fn encode(entry: &Entry) -> Result<Vec<u8>, JournalError> {
+    serde_json::to_vec(entry).map_err(|source| JournalError::Encode {
+        id: entry.id,
+        source,
+    })
 }
 
 /// What a file in the entries directory is, by its name.
@@ -409,7 +504,7 @@ struct Scan {
 
 /// Reads the entries directory, setting aside corrupt entries and removing interrupted
 /// writes (module table).
-fn scan_entries(entries_dir: &Path) -> Result<Scan, JournalError> {
+fn scan_entries(entries_dir: &Path, set_aside: &mut Vec<String>) -> Result<Scan, JournalError> {
     let mut scan = Scan {
         entries: Vec::new(),
         max_id: 0,
@@ -422,9 +517,12 @@ fn scan_entries(entries_dir: &Path) -> Result<Scan, JournalError> {
         match classify(&name.to_string_lossy()) {
             FileName::Entry(id) => {
                 scan.max_id = scan.max_id.max(id);
-                match read_entry(&path, id)? {
+                match read_entry(&path, id) {
                     Ok(entry) => scan.entries.push(entry),
-                    Err(reason) => set_aside(entries_dir, &path, &reason)?,
+                    Err(reason) => {
+                        let corrupt = set_aside_file(entries_dir, &path, &reason)?;
+                        notes_push(set_aside, &corrupt, &reason);
+                    }
                 }
             }
             FileName::Corrupt(id) => scan.max_id = scan.max_id.max(id),
@@ -439,19 +537,20 @@ fn scan_entries(entries_dir: &Path) -> Result<Scan, JournalError> {
     Ok(scan)
 }
 
-/// Reads entry file `path`, named for `id`: `Ok(Err(reason))` when its content is not entry
-/// `id`; `Err` when it cannot be read at all.
-fn read_entry(path: &Path, id: u64) -> Result<Result<Entry, String>, JournalError> {
-    let bytes = fs::read(path).map_err(io_error("read journal entry", path))?;
-    Ok(match serde_json::from_slice::<Entry>(&bytes) {
+/// Reads entry file `path`, named for `id`; `Err(reason)` when it cannot be read or its
+/// content is not entry `id`.
+fn read_entry(path: &Path, id: u64) -> Result<Entry, String> {
+    let bytes = fs::read(path).map_err(|error| error.to_string())?;
+    match serde_json::from_slice::<Entry>(&bytes) {
         Ok(entry) if entry.id == id => Ok(entry),
         Ok(entry) => Err(format!("the file holds entry {}", entry.id)),
         Err(error) => Err(error.to_string()),
-    })
+    }
 }
 
-/// Renames a corrupt entry file to `<file>.corrupt`, durably, with a warning.
-fn set_aside(entries_dir: &Path, path: &Path, reason: &str) -> Result<(), JournalError> {
+/// Renames a file that cannot be read back to `<file>.corrupt`, durably, with a warning;
+/// returns the new path.
+fn set_aside_file(dir: &Path, path: &Path, reason: &str) -> Result<PathBuf, JournalError> {
     let mut corrupt = path.as_os_str().to_owned();
     corrupt.push(CORRUPT_SUFFIX);
     let corrupt = PathBuf::from(corrupt);
@@ -459,19 +558,42 @@ fn set_aside(entries_dir: &Path, path: &Path, reason: &str) -> Result<(), Journa
         file = %path.display(),
         renamed_to = %corrupt.display(),
         error = %reason,
-        "corrupt journal entry set aside"
+        "unreadable journal file set aside"
     );
     fs::rename(path, &corrupt)
-        .and_then(|()| sync_dir(entries_dir))
-        .map_err(io_error("set aside corrupt journal entry", path))
+        .and_then(|()| sync_dir(dir))
+        .map_err(io_error("set aside unreadable journal file", path))?;
+    Ok(corrupt)
 }
 
-/// The last `limit` msgids of `done-msgids` (a missing file holds none).
-fn read_done(path: &Path, limit: usize) -> Result<VecDeque<String>, JournalError> {
-    let Some(text) = read_optional(path).map_err(io_error("read done msgids", path))? else {
-        return Ok(VecDeque::new());
-    };
+/// Records a set-aside file for the alert.
+fn notes_push(notes: &mut Vec<String>, corrupt: &Path, reason: &str) {
+    notes.push(format!("{} ({reason})", corrupt.display()));
+}
+
+/// The text of `dir/name` (`None` when it does not exist); a file that cannot be read as
+/// text is set aside like a corrupt entry and counts as absent.
+fn readable(
+    dir: &Path,
+    name: &str,
+    notes: &mut Vec<String>,
+) -> Result<Option<String>, JournalError> {
+    let path = dir.join(name);
+    match read_optional(&path) {
+        Ok(text) => Ok(text),
+        Err(error) => {
+            let reason = error.to_string();
+            let corrupt = set_aside_file(dir, &path, &reason)?;
+            notes_push(notes, &corrupt, &reason);
+            Ok(None)
+        }
+    }
+}
+
+/// The last `limit` msgids of `done-msgids`' text.
+fn done_msgids(text: Option<&str>, limit: usize) -> VecDeque<String> {
     let mut done: VecDeque<String> = text
+        .unwrap_or_default()
         .lines()
         .map(str::trim)
         .filter(|msgid| !msgid.is_empty())
@@ -479,18 +601,15 @@ fn read_done(path: &Path, limit: usize) -> Result<VecDeque<String>, JournalError
         .collect();
     let overflow = done.len().saturating_sub(limit);
     done.drain(..overflow);
-    Ok(done)
+    done
 }
 
-/// The first line of `thread-id`, trimmed; `None` when missing or blank.
-fn read_thread_id(path: &Path) -> Result<Option<String>, JournalError> {
-    let text = read_optional(path).map_err(io_error("read thread id", path))?;
-    Ok(text
-        .as_deref()
-        .and_then(|text| text.lines().next())
+/// The first line of `thread-id`'s text, trimmed; `None` when missing or blank.
+fn first_line(text: Option<&str>) -> Option<String> {
+    text.and_then(|text| text.lines().next())
         .map(str::trim)
         .filter(|id| !id.is_empty())
-        .map(str::to_owned))
+        .map(str::to_owned)
 }
 
 /// Wraps an I/O error with what was being done to which path.

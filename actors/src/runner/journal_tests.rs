@@ -462,3 +462,122 @@ fn file_names_table() {
     }
     assert_eq!(entry_file_name(7), "00000000000000000007.json");
 }
+
+#[test]
+fn a_group_commit_journals_every_entry_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, _) = open(tmp.path());
+    journal.append(new_entry("pending", Some("m0"))).unwrap();
+    let news = vec![
+        new_entry("a", Some("m1")),
+        new_entry("b", None),
+        new_entry("dup of a", Some("m1")),
+        new_entry("dup of pending", Some("m0")),
+        new_entry("c", Some("m2")),
+    ];
+    let batch = journal.prepare(news);
+    assert_eq!(batch.len(), 3);
+    batch.write().expect("group write");
+    let committed = journal.commit(batch);
+    let ids: Vec<Option<u64>> = committed.iter().map(|e| e.as_ref().map(|e| e.id)).collect();
+    assert_eq!(ids, [Some(2), Some(3), None, None, Some(4)]);
+    assert_eq!(journal.pending_count(), 4);
+    let leftovers: Vec<_> = fs::read_dir(tmp.path().join(ENTRIES_DIR))
+        .unwrap()
+        .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(TMP_SUFFIX))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    for id in 2..=4 {
+        assert_eq!(mode(&entry_path(tmp.path(), id)), 0o600);
+    }
+    drop(journal);
+
+    let (_, pending) = open(tmp.path());
+    assert_eq!(texts(&pending), ["pending", "a", "b", "c"]);
+}
+
+#[test]
+fn a_group_that_cannot_be_written_is_not_pending_and_its_ids_are_not_reused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, _) = open(tmp.path());
+    let batch = journal.prepare(vec![new_entry("a", None), new_entry("b", None)]);
+    let entries = tmp.path().join(ENTRIES_DIR);
+    fs::remove_dir(&entries).unwrap();
+    fs::write(&entries, b"in the way").unwrap();
+    let error = batch.write().unwrap_err().to_string();
+    assert!(error.contains("cannot write journal entry"), "{error}");
+    assert!(error.contains(&entries.display().to_string()), "{error}");
+    assert_eq!(journal.pending_count(), 0);
+    fs::remove_file(&entries).unwrap();
+    fs::create_dir(&entries).unwrap();
+    let next = journal.append(new_entry("c", None)).unwrap().unwrap();
+    assert_eq!(next.id, 3);
+}
+
+#[test]
+fn unreadable_done_msgids_and_thread_id_are_set_aside() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, _) = open(tmp.path());
+    journal.append(new_entry("waiting", Some("m1"))).unwrap();
+    drop(journal);
+    fs::write(tmp.path().join(DONE_FILE), b"m0\n\xff\xfe\n").unwrap();
+    fs::create_dir(tmp.path().join(THREAD_ID_FILE)).unwrap();
+
+    let (mut journal, pending) = open(tmp.path());
+    assert_eq!(texts(&pending), ["waiting"]);
+    assert_eq!(journal.thread_id(), None);
+    let notes = journal.take_set_aside();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    for name in [DONE_FILE, THREAD_ID_FILE] {
+        let corrupt = tmp.path().join(format!("{name}{CORRUPT_SUFFIX}"));
+        assert!(corrupt.exists(), "{name} not set aside");
+        assert!(!tmp.path().join(name).exists());
+        assert!(notes.iter().any(|n| n.contains(&corrupt.display().to_string())));
+    }
+    assert!(journal.take_set_aside().is_empty(), "taken once");
+    // The agent keeps taking mentions, and completing them.
+    let entry = journal.append(new_entry("new", Some("m2"))).unwrap().unwrap();
+    journal.complete(entry.id).unwrap();
+    journal.set_thread_id(Some("thr-1")).unwrap();
+    drop(journal);
+    let (journal, pending) = open(tmp.path());
+    assert_eq!(texts(&pending), ["waiting"]);
+    assert_eq!(journal.thread_id().as_deref(), Some("thr-1"));
+}
+
+#[test]
+fn a_completion_that_cannot_be_recorded_is_replayed_after_a_restart_not_before() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, _) = open(tmp.path());
+    let entry = journal.append(new_entry("hi", Some("m1"))).unwrap().unwrap();
+    fs::create_dir(tmp.path().join(DONE_FILE)).unwrap(); // appending to it fails
+    let error = journal.complete(entry.id).unwrap_err().to_string();
+    assert!(error.contains("done msgids"), "{error}");
+    assert_eq!(journal.pending_count(), 0, "not run again by this process");
+    drop(journal);
+    fs::remove_dir(tmp.path().join(DONE_FILE)).unwrap();
+    let (_, pending) = open(tmp.path());
+    assert_eq!(texts(&pending), ["hi"], "at least once: replayed after a restart");
+}
+
+#[test]
+fn an_entry_in_the_first_release_format_replays() {
+    // Written by codexd before group commits; kept byte for byte.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let entries = tmp.path().join(ENTRIES_DIR);
+    fs::create_dir_all(&entries).unwrap();
+    let old = r##"{"id":7,"accepted_at":1764950400.123456,"attempts":1,"kind":"direct","key":"DM:spark-ori","reply_to":"spark-ori","sender":"spark-ori","text":"hi","thread":null,"msgid":"m7","prompt":"[IRC DM] <spark-ori> hi","trace":{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}"##;
+    fs::write(entries.join("00000000000000000007.json"), old).unwrap();
+    fs::write(tmp.path().join(DONE_FILE), "m1\nm2\n").unwrap();
+    fs::write(tmp.path().join(THREAD_ID_FILE), "thr-9\n").unwrap();
+    let (mut journal, pending) = open(tmp.path());
+    assert_eq!(pending.len(), 1);
+    let entry = &pending[0];
+    assert_eq!((entry.id, entry.attempts, entry.entry.kind), (7, 1, EntryKind::Direct));
+    assert_eq!(entry.accepted_at, 1764950400.123456);
+    assert_eq!(entry.entry.reply_to, "spark-ori");
+    assert_eq!(journal.thread_id().as_deref(), Some("thr-9"));
+    assert!(journal.append(new_entry("dup", Some("m2"))).unwrap().is_none());
+    assert_eq!(journal.append(new_entry("new", None)).unwrap().unwrap().id, 8);
+}
