@@ -249,6 +249,7 @@ impl Agent {
             settings,
             events: tx,
             link: Link::default(),
+            intake: drained_intake(),
         };
         let (actor, join) = Actor::spawn(None, Irc, args).await?;
         Ok(Agent {
@@ -290,4 +291,12 @@ impl Agent {
         self.actor.stop(None);
         let _ = tokio::time::timeout(PATIENCE, self.join).await;
     }
+}
+
+/// An intake path whose mentions and DMs are taken and dropped (no runner here).
+pub fn drained_intake() -> codexd_actors::irc::IntakePath {
+    let (intake, mut queue) =
+        codexd_actors::irc::IntakePath::new(codexd_actors::irc::INBOUND_WINDOW);
+    tokio::spawn(async move { while queue.recv().await.is_some() {} });
+    intake
 }

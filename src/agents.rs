@@ -142,6 +142,7 @@ pub fn runner_settings(config: &Config, agent: &AgentConfig, slot: Slot) -> Runn
     settings.turn_timeout = agent.turn_timeout;
     settings.request_timeout = codex.request_timeout;
     settings.interrupt_timeout = codex.interrupt_timeout;
+    settings.admission = agent.admission;
     settings
 }
 

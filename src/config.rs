@@ -6,6 +6,7 @@
 //! Unknown keys are errors (with a did-you-mean); Culture keys that codexd deliberately does not
 //! use come back as warnings. docs/config.md is the reference for every key.
 
+mod admission;
 mod agents;
 mod attention;
 mod codex;

@@ -16,7 +16,8 @@
 //! | `Link<WebhookMessage>`   | runner, socket, overseer → webhook             |
 //! | `Link<RunnerMessage>`    | intake, attention polls, socket → runner       |
 //! | `Link<SocketMessage>`    | overseer → socket (whispers)                   |
-//! | `IrcEvent` broadcast     | irc → runner intake, attention                 |
+//! | `IntakePath` (bounded, lossless) | irc → runner intake: mentions and DMs  |
+//! | `IrcEvent` broadcast     | irc → attention (may lag: never the journal's path) |
 //! | `RunnerEvent` broadcast  | runner → overseer                              |
 //! | `PauseSwitch`, `CurrentTurn` | shared state of the agent                  |
 //! | [`Slot`](crate::codex::Slot) | runner → its codex process (the `codex` service) |
@@ -33,7 +34,7 @@ use crate::attention::{AttentionFactory, AttentionPeers, AttentionSettings};
 use crate::child::{ChildFactory, ChildHandle, ChildRole, ChildSpec, spawn_linked};
 use crate::codex::CodexPool;
 use crate::events::TransitionObserver;
-use crate::irc::{IrcFactory, IrcSettings};
+use crate::irc::{INBOUND_WINDOW, IntakePath, IrcFactory, IrcSettings};
 use crate::link::Link;
 use crate::overseer::{OverseerFactory, OverseerPeers, OverseerSettings};
 use crate::pause::PauseSwitch;
@@ -140,6 +141,8 @@ impl AgentSpec {
         let irc = Link::default();
         let webhook = Link::default();
         let (irc_events, _) = broadcast::channel(IRC_EVENTS);
+        let (intake, intake_queue) = IntakePath::new(INBOUND_WINDOW);
+        let mut intake_queue = Some(intake_queue);
         let (runner_events, _) = broadcast::channel(RUNNER_EVENTS);
         let socket_peers = SocketPeers {
             nick: parts.nick.clone(),
@@ -172,7 +175,8 @@ impl AgentSpec {
                         turn: socket_peers.turn.clone(),
                         link: socket_peers.runner.clone(),
                     };
-                    let factory = RunnerFactory::new(settings, peers, &irc_events);
+                    let queue = intake_queue.take().expect("one runner per agent");
+                    let factory = RunnerFactory::new(settings, peers, queue);
                     polls = factory.polls();
                     Arc::new(factory) as Arc<dyn ChildFactory>
                 }),
@@ -193,7 +197,8 @@ impl AgentSpec {
                 "irc" => {
                     let settings = parts.irc.clone();
                     let events = irc_events.clone();
-                    Some(Arc::new(IrcFactory::new(settings, events, irc.clone())))
+                    let factory = IrcFactory::new(settings, events, intake.clone(), irc.clone());
+                    Some(Arc::new(factory))
                 }
                 "socket" => parts.socket.clone().map(|socket| {
                     let factory =

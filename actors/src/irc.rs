@@ -21,6 +21,7 @@ pub mod buffer;
 mod conn;
 pub mod flood;
 mod inbound;
+pub mod intake;
 pub mod mention;
 mod outbound;
 mod query;
@@ -41,6 +42,7 @@ pub use api::{
 };
 pub use buffer::BufferedMessage;
 pub use conn::ConnEvent;
+pub use intake::{Addressed, INBOUND_WINDOW, IntakePath};
 pub use settings::{FloodSettings, IrcSettings, SaslPlain, TlsSettings, TraceTagMode};
 
 use crate::child::{
@@ -245,6 +247,8 @@ pub struct IrcArgs {
     pub events: broadcast::Sender<IrcEvent>,
     /// Set to this instance while it runs, so other actors reach the current one.
     pub link: Link<IrcMessage>,
+    /// Where mentions and DMs go, losslessly (the reader's window bounds the way there).
+    pub intake: IntakePath,
 }
 
 /// Where the connection stands.
@@ -277,6 +281,9 @@ struct Registration {
 pub struct IrcState {
     settings: IrcSettings,
     events: broadcast::Sender<IrcEvent>,
+    intake: IntakePath,
+    /// The window place of the line being handled (taken by a mention or DM).
+    holding: Option<intake::Hold>,
     link: Link<IrcMessage>,
     myself: ActorRef<IrcMessage>,
     phase: Phase,
@@ -320,6 +327,8 @@ impl Actor for Irc {
             nick: settings.nick.clone(),
             channels: settings.channels.clone(),
             events: args.events,
+            intake: args.intake,
+            holding: None,
             link: args.link,
             myself,
             phase: Phase::Waiting,
@@ -459,7 +468,7 @@ impl IrcState {
         self.ping_sent = None;
         self.last_rx = Instant::now();
         self.phase = Phase::Connecting;
-        let conn = Connection::open(id, &self.settings, self.myself.clone());
+        let conn = Connection::open(id, &self.settings, &self.intake, self.myself.clone());
         conn.send_urgent("CAP LS 302".to_owned());
         conn.send_urgent(format!("NICK {}", self.nick));
         conn.send_urgent(format!("USER {} 0 * :{}", self.user(), self.nick));
@@ -506,7 +515,11 @@ impl IrcState {
                     c.add_timer(handle);
                 }
             }
-            ConnEvent::Line { conn, line } if self.current_conn(conn) => self.on_line(&line),
+            ConnEvent::Line { conn, line, hold } if self.current_conn(conn) => {
+                self.holding = hold;
+                self.on_line(&line);
+                self.holding = None;
+            }
             ConnEvent::Down { conn, reason } if self.current_conn(conn) => self.link_down(reason),
             _ => {}
         }
@@ -698,10 +711,12 @@ pub struct IrcFactory {
 }
 
 impl IrcFactory {
-    /// A factory for `settings`, publishing on `events` and registering in `link`.
+    /// A factory for `settings`, publishing on `events`, handing mentions and DMs to
+    /// `intake` and registering in `link`.
     pub fn new(
         settings: IrcSettings,
         events: broadcast::Sender<IrcEvent>,
+        intake: IntakePath,
         link: Link<IrcMessage>,
     ) -> Self {
         Self {
@@ -709,6 +724,7 @@ impl IrcFactory {
                 settings,
                 events,
                 link,
+                intake,
             },
         }
     }

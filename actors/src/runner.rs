@@ -19,7 +19,9 @@
 //! `agent_spiraling`.
 
 mod actor;
+pub mod admission;
 mod inbox;
+mod intake;
 pub mod journal;
 pub mod prompt;
 pub mod session;
@@ -32,17 +34,19 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use ractor::{ActorCell, RpcReplyPort, SpawnErr};
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::child::{ChildFactory, ChildHandle, ControlMsg, spawn_linked};
 use crate::codex::{SessionEvent, Slot};
-use crate::irc::{IrcEvent, IrcMessage};
+use crate::irc::{Addressed, IrcMessage};
 use crate::link::Link;
 use crate::pause::PauseSwitch;
 use crate::trace::TraceCtx;
 use crate::webhook::WebhookMessage;
 pub use actor::{Runner, RunnerArgs, RunnerState};
 pub use inbox::{Inbox, InboxPeers, PollIntake};
+pub use intake::IntakeStats;
+use admission::AdmissionSettings;
 use session::{Approvals, ThreadConfig};
 
 /// Consecutive failed turns that pause the agent (Culture's `MAX_CONSECUTIVE_TURN_FAILURES`).
@@ -71,6 +75,8 @@ pub struct RunnerSettings {
     pub query_timeout: Duration,
     /// The agent's state directory (journal, thread id).
     pub state_dir: PathBuf,
+    /// What a mention or DM must pass to be journaled (`admission:`).
+    pub admission: AdmissionSettings,
 }
 
 impl RunnerSettings {
@@ -86,6 +92,7 @@ impl RunnerSettings {
             interrupt_timeout: Duration::from_secs(10),
             query_timeout: Duration::from_secs(10),
             state_dir,
+            admission: AdmissionSettings::default(),
         }
     }
 }
@@ -141,13 +148,13 @@ pub struct RunnerFactory {
 }
 
 impl RunnerFactory {
-    /// Opens the journal in `settings.state_dir` and starts the intake on `events` and the
-    /// relay (within a tokio runtime, before the `irc` actor starts). A journal that
-    /// cannot be opened makes every start fail with the reason.
+    /// Opens the journal in `settings.state_dir` and starts the intake on what the `irc`
+    /// actor hands to the agent's intake path (`intake`) and the relay (within a tokio
+    /// runtime). A journal that cannot be opened makes every start fail with the reason.
     pub fn new(
         settings: RunnerSettings,
         peers: RunnerPeers,
-        events: &broadcast::Sender<IrcEvent>,
+        intake: mpsc::UnboundedReceiver<Addressed>,
     ) -> Self {
         let inbox = journal::Journal::open(&settings.state_dir)
             .map(|(journal, pending)| {
@@ -158,8 +165,10 @@ impl RunnerFactory {
                     nick: settings.nick.clone(),
                     irc: peers.irc.clone(),
                     runner: peers.link.clone(),
+                    webhook: peers.webhook.clone(),
                 };
-                Arc::new(Inbox::start(journal, events.subscribe(), inbox_peers))
+                let admission = settings.admission;
+                Arc::new(Inbox::start(journal, intake, admission, inbox_peers))
             })
             .map_err(|error| error.to_string());
         if let Err(error) = &inbox {

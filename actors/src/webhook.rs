@@ -26,6 +26,7 @@
 //! | `circuit_open`    | a child's circuit opened                     | yes                |
 //! | `circuit_closed`  | a child's circuit closed again               | yes                |
 //! | `agent_restarted` | a child's restart was scheduled              | no (noisy)         |
+//! | `journal_error`   | the journal cannot write (mentions refused, a finished turn not recorded) or set a file aside | yes |
 //!
 //! Faults: `panic`, `error`, `hang` as every child; `blackhole` toggles a mode in which
 //! every HTTP attempt waits out the request timeout and counts as a timeout (a restart

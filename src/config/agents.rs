@@ -22,10 +22,11 @@ use serde_yaml_ng::Value;
 
 use super::reader::{At, Fields, Ignored, Keys, Node, Report, did_you_mean, quote};
 use super::{
-    AgentConfig, AttentionConfig, CodexConfig, RestartConfig, attention, codex, names, paths,
-    restart,
+    AgentConfig, AttentionConfig, CodexConfig, RestartConfig, admission, attention, codex, names,
+    paths, restart,
 };
 use crate::env::Env;
+use codexd_actors::runner::admission::AdmissionSettings;
 
 const KEYS: Keys = Keys {
     known: &[
@@ -42,6 +43,7 @@ const KEYS: Keys = Keys {
         "attention_overrides",
         "restart",
         "codex",
+        "admission",
         "test_children",
     ],
     ignored: &[
@@ -97,6 +99,7 @@ pub(super) struct Inherited<'c> {
     pub(super) attention_valid: bool,
     pub(super) restart: &'c RestartConfig,
     pub(super) codex: &'c CodexConfig,
+    pub(super) admission: &'c AdmissionSettings,
 }
 
 /// Reads `agents:`. Absent means no agents; null or a mapping is an error with a hint.
@@ -175,6 +178,7 @@ fn agent(
         ),
         restart: restart::section(&fields.get("restart"), inherited.restart, report),
         codex: codex::section(&fields.get("codex"), inherited.codex, env, false, report),
+        admission: admission::section(&fields.get("admission"), inherited.admission, report),
         test_children: test_children(&fields.get("test_children"), report),
     };
     Some((agent, nick.at().clone()))

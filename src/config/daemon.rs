@@ -21,11 +21,13 @@ use std::time::Duration;
 
 use serde_yaml_ng::Value;
 
+use codexd_actors::runner::admission::AdmissionSettings;
+
 use super::agents::{self, Inherited};
 use super::reader::{Keys, MAX_DURATION, Node, Report};
 use super::{
-    CodexConfig, Config, RestartConfig, SleepWindow, attention, codex, paths, restart, sections,
-    server, telemetry,
+    CodexConfig, Config, RestartConfig, SleepWindow, admission, attention, codex, paths, restart,
+    sections, server, telemetry,
 };
 use crate::env::Env;
 
@@ -43,6 +45,7 @@ const KEYS: Keys = Keys {
         "agents",
         "restart",
         "codex",
+        "admission",
         "state_dir",
         "control_socket",
         "ipc_dir",
@@ -89,8 +92,14 @@ pub(super) fn config(root: &Node<'_>, env: &Env, report: &mut Report) -> Config 
         true,
         report,
     );
+    let admission = admission::section(
+        &top.get("admission"),
+        &AdmissionSettings::default(),
+        report,
+    );
     let inherited = Inherited {
         server_name: &server.name,
+        admission: &admission,
         attention: &attention,
         attention_valid,
         restart: &restart,
@@ -115,6 +124,7 @@ pub(super) fn config(root: &Node<'_>, env: &Env, report: &mut Report) -> Config 
         attention,
         restart,
         codex,
+        admission,
         agents,
     }
 }

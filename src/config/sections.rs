@@ -79,6 +79,7 @@ pub(super) const EVENTS: &[&str] = &[
     "circuit_open",
     "circuit_closed",
     "agent_restarted",
+    "journal_error",
 ];
 
 /// How long an evaluation may run unless `supervisor.timeout` says otherwise.

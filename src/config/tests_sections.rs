@@ -506,3 +506,41 @@ fn overseer_codexd_keys() {
     assert_eq!(config.overseer.prompt_override, "{{ {transcript} }}");
     assert_eq!(OverseerConfig::default().timeout, Duration::from_secs(60));
 }
+
+#[test]
+fn admission_overlays_per_agent_and_names_bad_keys() {
+    let loaded = ok(
+        "server: {name: spark}\nadmission: {per_sender: 3, window: 2m}\nagents:\n  - nick: spark-a\n  - nick: spark-b\n    admission: {max_pending: 0, per_sender: 0}\n",
+    );
+    let limits: Vec<_> = loaded
+        .config
+        .agents
+        .iter()
+        .map(|a| (a.admission.per_sender, a.admission.window, a.admission.max_pending))
+        .collect();
+    assert_eq!(limits, [(3, secs(120), 100), (0, secs(120), 0)]);
+    assert_eq!(loaded.config.admission.per_sender, 3);
+    let defaults = ok("server: {name: spark}\n").config.admission;
+    assert_eq!((defaults.per_sender, defaults.window, defaults.max_pending), (10, secs(60), 100));
+    let cases = [
+        (
+            "admission: {per_sender: -1}",
+            "admission.per_sender: expected an integer from 0 (no limit) to 100000, got -1",
+        ),
+        (
+            "admission: {window: 0s}",
+            "admission.window: must be greater than 0",
+        ),
+        (
+            "admission: {max_pending: lots}",
+            "admission.max_pending: expected an integer from 0 (no limit) to 100000, got \"lots\"",
+        ),
+    ];
+    for (yaml, want) in cases {
+        assert_eq!(errors(&format!("server: {{name: spark}}\n{yaml}\n")), [want], "{yaml}");
+    }
+    assert_eq!(
+        agent_errors("    admission: {per_sendr: 3}\n"),
+        ["agents[0].admission.per_sendr: unknown key; did you mean \"per_sender\"?"]
+    );
+}

@@ -1,6 +1,7 @@
 //! The typed, validated configuration. Raw YAML never leaves `config::parse`: everything
 //! after it works on these types, whose values are already checked and defaulted.
 
+use codexd_actors::runner::admission::AdmissionSettings;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,6 +29,8 @@ pub struct Config {
     pub restart: RestartConfig,
     /// `codex:` — how to start `codex app-server` (codexd).
     pub codex: CodexConfig,
+    /// `admission:` — per-sender rate and pending cap of every agent's intake (codexd).
+    pub admission: AdmissionSettings,
     /// `state_dir:` — journals and persisted thread ids (codexd).
     pub state_dir: PathBuf,
     /// `control_socket:` — where `codexd status|reset|fault` reach the daemon (codexd).
@@ -275,6 +278,8 @@ pub struct AgentConfig {
     pub restart: RestartConfig,
     /// `codex` merged over the daemon's `codex:` (env maps are merged key by key).
     pub codex: CodexConfig,
+    /// `admission` merged over the daemon's `admission:`, key by key.
+    pub admission: AdmissionSettings,
     /// `test_children` (codexd, for drills and tests): child names to run as inert,
     /// fault-injectable test actors instead of the real children.
     pub test_children: Vec<String>,

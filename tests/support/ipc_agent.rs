@@ -90,7 +90,12 @@ impl IpcAgent {
             ),
             child(
                 "irc",
-                Arc::new(IrcFactory::new(irc, events, irc_link.clone())),
+                Arc::new(IrcFactory::new(
+                    irc,
+                    events,
+                    discarding_intake(),
+                    irc_link.clone(),
+                )),
             ),
         ];
         let spec = AgentSpec {
@@ -241,4 +246,11 @@ impl IpcClient {
         let raw = self.request_raw(kind, fields).await;
         serde_json::from_str(&raw).expect("json")
     }
+}
+
+/// No runner here: what `irc` hands to the intake is taken and dropped.
+fn discarding_intake() -> codexd_actors::irc::IntakePath {
+    let (intake, mut queue) = codexd_actors::irc::IntakePath::new(64);
+    tokio::spawn(async move { while queue.recv().await.is_some() {} });
+    intake
 }

@@ -43,6 +43,7 @@ impl Agent {
             settings,
             events: tx,
             link: link.clone(),
+            intake: drained_intake(),
         };
         let (actor, _join) = Actor::spawn(None, Irc, args).await.expect("spawn irc");
         Agent {
@@ -133,4 +134,12 @@ impl Agent {
     pub fn stop(self) {
         self.actor.stop(None);
     }
+}
+
+/// An intake path whose mentions and DMs are taken and dropped (no runner here).
+pub fn drained_intake() -> codexd_actors::irc::IntakePath {
+    let (intake, mut queue) =
+        codexd_actors::irc::IntakePath::new(codexd_actors::irc::INBOUND_WINDOW);
+    tokio::spawn(async move { while queue.recv().await.is_some() {} });
+    intake
 }

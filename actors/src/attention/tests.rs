@@ -116,8 +116,10 @@ async fn rig(mode: Mode, sleep: Option<SleepWindow>, clock_at: u32) -> Rig {
         nick: NICK.into(),
         irc: irc_link.clone(),
         runner: runner_link.clone(),
+        webhook: Link::default(),
     };
-    let inbox = Inbox::start(journal, events.subscribe(), inbox_peers);
+    let (_intake, queue) = crate::irc::IntakePath::new(16);
+    let inbox = Inbox::start(journal, queue, Default::default(), inbox_peers);
     let pause = PauseSwitch::default();
     let clock_base = Arc::new(AtomicU32::new(clock_at));
     let started = Instant::now();

@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 use super::IrcMessage;
 use super::flood::TokenBucket;
+use super::intake::IntakePath;
 use super::settings::{IrcSettings, TlsSettings};
 
 /// Inbound lines longer than this (tags included) are discarded, not fatal. IRCv3 allows
@@ -43,6 +44,8 @@ pub enum ConnEvent {
         conn: u64,
         /// The line.
         line: String,
+        /// Its place in the inbound window ([`super::intake`]).
+        hold: Option<super::intake::Hold>,
     },
     /// The connection is gone (or never came up).
     Down {
@@ -73,7 +76,13 @@ pub(super) struct Connection {
 
 impl Connection {
     /// Starts connecting; lines can be queued at once and go out once the link is up.
-    pub(super) fn open(id: u64, settings: &IrcSettings, actor: ActorRef<IrcMessage>) -> Self {
+    pub(super) fn open(
+        id: u64,
+        settings: &IrcSettings,
+        intake: &IntakePath,
+        actor: ActorRef<IrcMessage>,
+    ) -> Self {
+        let intake = intake.clone();
         let (lines, lines_rx) = mpsc::channel(WRITER_QUEUE);
         let (urgent, urgent_rx) = mpsc::unbounded_channel();
         let (kill, kill_rx) = oneshot::channel();
@@ -113,7 +122,7 @@ impl Connection {
                 write, lines_rx, urgent_rx, bucket,
             )));
             let reason = tokio::select! {
-                reason = read_lines(BufReader::new(read), id, &actor) => reason,
+                reason = read_lines(BufReader::new(read), id, &intake, &actor) => reason,
                 Ok(reason) = &mut writer.0 => reason,
                 _ = kill_rx => "connection dropped (fault injected)".to_owned(),
             };
@@ -263,15 +272,19 @@ fn client_config(tls: &TlsSettings) -> io::Result<ClientConfig> {
     Ok(config)
 }
 
-/// Reads lines until EOF or an error, forwarding each to the actor; returns why it ended.
+/// Reads lines until EOF or an error, forwarding each to the actor with its place in the
+/// inbound window (waiting for one first: a full window stops the reading); returns why
+/// it ended.
 async fn read_lines<R: AsyncBufRead + Unpin>(
     mut reader: R,
     conn: u64,
+    intake: &IntakePath,
     actor: &ActorRef<IrcMessage>,
 ) -> String {
     let mut buf = Vec::with_capacity(1024);
     loop {
         buf.clear();
+        let hold = intake.hold().await;
         match read_line_capped(&mut reader, &mut buf, MAX_INBOUND_LINE).await {
             Ok(LineRead::Eof) => return "server closed the connection".to_owned(),
             Ok(LineRead::TooLong(len)) => {
@@ -285,7 +298,11 @@ async fn read_lines<R: AsyncBufRead + Unpin>(
                 }
                 let line = line.to_owned();
                 if actor
-                    .cast(IrcMessage::Conn(ConnEvent::Line { conn, line }))
+                    .cast(IrcMessage::Conn(ConnEvent::Line {
+                        conn,
+                        line,
+                        hold: Some(hold),
+                    }))
                     .is_err()
                 {
                     return "irc actor stopped".to_owned();

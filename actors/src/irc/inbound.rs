@@ -439,7 +439,7 @@ impl IrcState {
                 msgid: msgid.clone(),
             },
         );
-        let _ = self.events.send(IrcEvent::Message(InboundMessage {
+        let message = InboundMessage {
             key,
             reply_to,
             sender: sender.to_owned(),
@@ -448,7 +448,14 @@ impl IrcState {
             thread,
             msgid,
             trace: TraceCtx::current(),
-        }));
+        };
+        if matches!(kind, MessageKind::Mention | MessageKind::Direct) {
+            let hold = self.holding.take();
+            if !self.intake.send(message.clone(), hold) {
+                tracing::error!(from = %message.sender, to = %message.reply_to, "mention NOT accepted: the agent has no runner intake (no runner, or its journal could not be opened)");
+            }
+        }
+        let _ = self.events.send(IrcEvent::Message(message));
     }
 
     fn on_topic(&mut self, line: &Line) {

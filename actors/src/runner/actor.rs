@@ -196,6 +196,7 @@ impl Actor for Runner {
         };
         state.attach()?;
         state.peers.link.set(myself);
+        state.report_set_aside();
         Ok(state)
     }
 

@@ -3,8 +3,8 @@
 //!
 //! | task   | reads                      | does                                                     |
 //! |--------|----------------------------|----------------------------------------------------------|
-//! | intake | the `irc` actor's events   | mention/DM → prompt → **journaled** → wakes the runner   |
-//! | relay  | [`Outbox`] jobs, in order  | hands reply lines to `irc`; then removes finished entries |
+//! | intake | the `irc` actor's [`IntakePath`] | admission → prompt → **journaled** in groups → wakes the runner ([`super::intake`]) |
+//! | relay  | [`Outbox`] jobs, in order  | hands reply lines to `irc`; then removes finished entries (off the async workers) |
 //!
 //! Channel polls come from the `attention` actor through a [`PollIntake`]: journaled the
 //! same way, one pending poll per channel at most.
@@ -18,15 +18,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ractor::RpcReplyPort;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::RunnerMessage;
+use super::admission::AdmissionSettings;
+use super::intake::{self, SharedStats};
 use super::journal::{EntryKind, Journal, NewEntry};
-use super::prompt;
-use crate::irc::{InboundMessage, IrcError, IrcEvent, IrcMessage, MessageKind};
+use crate::irc::{Addressed, IrcError, IrcMessage};
 use crate::link::Link;
 use crate::trace::TraceCtx;
+use crate::webhook::{self, Alert, AlertEvent, WebhookMessage};
 
 /// How long the relay keeps retrying a line while the `irc` actor is down.
 const RELAY_PATIENCE: Duration = Duration::from_secs(120);
@@ -34,8 +36,6 @@ const RELAY_PATIENCE: Duration = Duration::from_secs(120);
 const RELAY_RETRY: Duration = Duration::from_millis(500);
 /// How long one call to the `irc` actor may take.
 const IRC_TIMEOUT: Duration = Duration::from_secs(10);
-/// Thread history lines put into a thread mention's prompt (Culture: 50).
-const THREAD_HISTORY: usize = 50;
 
 /// The journal, shared by the intake, the relay and the runner.
 #[derive(Debug, Clone)]
@@ -144,6 +144,8 @@ pub struct Inbox {
     pub outbox: Outbox,
     /// The journal.
     pub journal: SharedJournal,
+    /// What the intake counted.
+    pub stats: SharedStats,
     tasks: [JoinHandle<()>; 2],
 }
 
@@ -164,6 +166,8 @@ pub struct InboxPeers {
     pub irc: Link<IrcMessage>,
     /// Its runner, woken when an entry is journaled.
     pub runner: Link<RunnerMessage>,
+    /// Its webhook (`journal_error` alerts).
+    pub webhook: Link<WebhookMessage>,
 }
 
 impl Inbox {
@@ -176,104 +180,39 @@ impl Inbox {
         }
     }
 
-    /// Starts both tasks (within a tokio runtime); `events` must be subscribed before any
-    /// line can arrive (i.e. before the `irc` actor starts).
+    /// Starts both tasks (within a tokio runtime): the intake takes what `irc` hands to
+    /// the agent's intake path (`intake`), under `admission`.
     pub fn start(
         journal: Journal,
-        events: broadcast::Receiver<IrcEvent>,
+        intake: mpsc::UnboundedReceiver<Addressed>,
+        admission: AdmissionSettings,
         peers: InboxPeers,
     ) -> Self {
         let journal = SharedJournal::new(journal);
+        let stats = SharedStats::default();
         let (jobs, queue) = mpsc::unbounded_channel();
-        let intake = tokio::spawn(intake(events, peers.clone(), journal.clone()));
-        let relay = tokio::spawn(relay(queue, peers, journal.clone()));
+        let taking = intake::run(
+            intake,
+            peers.clone(),
+            journal.clone(),
+            admission,
+            stats.clone(),
+        );
+        let relay = relay(queue, peers, journal.clone(), stats.clone());
         Self {
             outbox: Outbox { jobs },
             journal,
-            tasks: [intake, relay],
+            stats,
+            tasks: [tokio::spawn(taking), tokio::spawn(relay)],
         }
     }
-}
-
-async fn intake(
-    mut events: broadcast::Receiver<IrcEvent>,
-    peers: InboxPeers,
-    journal: SharedJournal,
-) {
-    loop {
-        let message = match events.recv().await {
-            Ok(IrcEvent::Message(message)) => message,
-            Ok(_) => continue,
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::error!(agent.nick = %peers.nick, missed, "the runner's intake fell behind the irc events; mentions among them were not journaled");
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        let kind = match message.kind {
-            MessageKind::Mention => EntryKind::Mention,
-            MessageKind::Direct => EntryKind::Direct,
-            MessageKind::Ambient | MessageKind::Notice => continue,
-        };
-        if message.sender.eq_ignore_ascii_case(&peers.nick) {
-            continue; // never the agent's own lines
-        }
-        let prompt = build_prompt(&peers, &message).await;
-        let new = NewEntry {
-            kind,
-            key: message.key.clone(),
-            reply_to: message.reply_to.clone(),
-            sender: message.sender.clone(),
-            text: message.text.clone(),
-            thread: message.thread.clone(),
-            msgid: message.msgid.clone(),
-            prompt,
-            trace: message.trace.clone(),
-        };
-        let appended = journal.lock().append(new);
-        match appended {
-            Ok(Some(entry)) => {
-                tracing::info!(agent.nick = %peers.nick, entry = entry.id, from = %message.sender, to = %message.reply_to, "mention accepted (journaled)");
-                if let Some(runner) = peers.runner.get() {
-                    let _ = runner.cast(RunnerMessage::Wake);
-                }
-            }
-            Ok(None) => {
-                tracing::info!(agent.nick = %peers.nick, msgid = ?message.msgid, "duplicate mention ignored (same msgid)")
-            }
-            Err(error) => {
-                tracing::error!(agent.nick = %peers.nick, error = %error, from = %message.sender, "mention NOT accepted: it could not be journaled")
-            }
-        }
-    }
-}
-
-/// Culture's prompt for a mention or DM; a thread mention carries the thread's history.
-async fn build_prompt(peers: &InboxPeers, message: &InboundMessage) -> String {
-    let (Some(thread), true) = (&message.thread, message.reply_to.starts_with('#')) else {
-        return prompt::mention(&message.reply_to, &message.sender, &message.text);
-    };
-    let make = |reply| IrcMessage::ReadThread {
-        key: message.key.clone(),
-        thread: thread.clone(),
-        limit: THREAD_HISTORY,
-        reply,
-    };
-    let history = peers.irc.call(make, IRC_TIMEOUT).await.unwrap_or_default();
-    let history: Vec<(String, String)> = history.into_iter().map(|m| (m.nick, m.text)).collect();
-    prompt::thread_mention(
-        &message.reply_to,
-        thread,
-        &history,
-        &message.sender,
-        &message.text,
-    )
 }
 
 async fn relay(
     mut queue: mpsc::UnboundedReceiver<RelayJob>,
     peers: InboxPeers,
     journal: SharedJournal,
+    stats: SharedStats,
 ) {
     while let Some(job) = queue.recv().await {
         match job {
@@ -286,12 +225,40 @@ async fn relay(
                     say(&peers, &target, line, &trace).await;
                 }
             }
-            RelayJob::Complete { entry } => {
-                if let Err(error) = journal.lock().complete(entry) {
-                    tracing::error!(agent.nick = %peers.nick, entry, error = %error, "journal entry could not be removed; it will be replayed");
-                }
-            }
+            RelayJob::Complete { entry } => complete(&peers, &journal, &stats, entry).await,
         }
+    }
+}
+
+/// Removes a finished entry from the journal on the blocking pool. One that cannot be
+/// removed (a full disk) is not run again now but may be after a restart (at least once):
+/// counted, and the first failure of a spell raises `journal_error` saying so.
+async fn complete(peers: &InboxPeers, journal: &SharedJournal, stats: &SharedStats, entry: u64) {
+    let shared = journal.clone();
+    let done = tokio::task::spawn_blocking(move || shared.lock().complete(entry)).await;
+    let error = match done {
+        Ok(Ok(())) => return stats.journal_ok(),
+        Ok(Err(error)) => error,
+        Err(join) => {
+            tracing::error!(agent.nick = %peers.nick, entry, error = %join, "journal completion task failed");
+            return;
+        }
+    };
+    let nick = &peers.nick;
+    tracing::error!(agent.nick = %nick, entry, error = %error, "journal entry completion not recorded; it may be answered again after a restart");
+    stats.lock().completions_unrecorded += 1;
+    if stats.journal_failed(&error) {
+        let message = format!(
+            "Agent {nick}: the journal cannot record finished turns ({}); the mentions they answered may be answered again after a restart (at least once, never lost).",
+            error.summary()
+        );
+        let alert = Alert {
+            event: AlertEvent::JournalError,
+            nick: nick.clone(),
+            message,
+            trace: TraceCtx::current(),
+        };
+        webhook::raise(&peers.webhook, alert);
     }
 }
 

@@ -154,6 +154,22 @@ pub enum JournalError {
     },
 }
 
+impl JournalError {
+    /// What went wrong in a few words without paths (for a sender's notice and alerts).
+    pub fn summary(&self) -> &'static str {
+        match self {
+            JournalError::Io { source, .. } => match source.kind() {
+                io::ErrorKind::StorageFull => "disk full",
+                io::ErrorKind::QuotaExceeded => "disk quota exceeded",
+                io::ErrorKind::ReadOnlyFilesystem => "read-only file system",
+                io::ErrorKind::PermissionDenied => "permission denied",
+                _ => "a storage error",
+            },
+            JournalError::Encode { .. } => "an encoding error",
+        }
+    }
+}
+
 /// The durable inbox of one agent; see the module documentation.
 #[derive(Debug)]
 pub struct Journal {

@@ -23,11 +23,14 @@ pub enum AlertEvent {
     CircuitClosed,
     /// A child failed and its restart is scheduled.
     AgentRestarted,
+    /// The agent's journal could not write (mentions refused, or a finished turn not
+    /// recorded) or had to set aside a file it could not read.
+    JournalError,
 }
 
 impl AlertEvent {
     /// Every event, in documentation order.
-    pub const ALL: [AlertEvent; 8] = [
+    pub const ALL: [AlertEvent; 9] = [
         AlertEvent::AgentSpiraling,
         AlertEvent::AgentError,
         AlertEvent::AgentQuestion,
@@ -36,11 +39,12 @@ impl AlertEvent {
         AlertEvent::CircuitOpen,
         AlertEvent::CircuitClosed,
         AlertEvent::AgentRestarted,
+        AlertEvent::JournalError,
     ];
 
-    /// The default allow-list: Culture's five plus `circuit_open` and `circuit_closed`
-    /// (`agent_restarted` is opt-in: a crash loop raises one per restart).
-    pub const DEFAULTS: [AlertEvent; 7] = [
+    /// The default allow-list: Culture's five plus `circuit_open`, `circuit_closed` and
+    /// `journal_error` (`agent_restarted` is opt-in: a crash loop raises one per restart).
+    pub const DEFAULTS: [AlertEvent; 8] = [
         AlertEvent::AgentSpiraling,
         AlertEvent::AgentError,
         AlertEvent::AgentQuestion,
@@ -48,6 +52,7 @@ impl AlertEvent {
         AlertEvent::AgentComplete,
         AlertEvent::CircuitOpen,
         AlertEvent::CircuitClosed,
+        AlertEvent::JournalError,
     ];
 
     /// The event's name (`agent_error`, `circuit_open`, …).
@@ -61,6 +66,7 @@ impl AlertEvent {
             AlertEvent::CircuitOpen => "circuit_open",
             AlertEvent::CircuitClosed => "circuit_closed",
             AlertEvent::AgentRestarted => "agent_restarted",
+            AlertEvent::JournalError => "journal_error",
         }
     }
 

@@ -4,7 +4,9 @@ use serde_json::{Value, json};
 
 use super::{Purpose, RunnerState};
 use crate::pause::PauseReason;
-use crate::runner::{RunnerStats, TurnStatus, prompt};
+use crate::trace::TraceCtx;
+use crate::webhook::{self, Alert, AlertEvent};
+use crate::runner::{IntakeStats, RunnerStats, TurnStatus, prompt};
 
 /// `codexd status` detail of the runner.
 #[derive(Debug, serde::Serialize)]
@@ -22,6 +24,8 @@ pub(super) struct RunnerStatus {
     phase: &'static str,
     turn: Option<Value>,
     pending: usize,
+    /// What the intake journaled and refused (admission control, journal errors).
+    intake: IntakeStats,
     requests_in_flight: usize,
     paused: Option<PauseReason>,
     #[serde(flatten)]
@@ -30,6 +34,28 @@ pub(super) struct RunnerStatus {
 }
 
 impl RunnerState {
+    /// Raises `journal_error` once for the files the journal set aside when it was opened
+    /// (they could not be read; the agent goes on without them).
+    pub(super) fn report_set_aside(&self) {
+        let files = self.inbox.journal.lock().take_set_aside();
+        if files.is_empty() {
+            return;
+        }
+        let nick = &self.settings.nick;
+        let message = format!(
+            "Agent {nick}: the journal set aside {} file(s) it could not read and goes on without them: {}.",
+            files.len(),
+            files.join("; ")
+        );
+        let alert = Alert {
+            event: AlertEvent::JournalError,
+            nick: nick.clone(),
+            message,
+            trace: TraceCtx::current(),
+        };
+        webhook::raise(&self.peers.webhook, alert);
+    }
+
     pub(super) fn stats(&self) -> std::sync::MutexGuard<'_, RunnerStats> {
         self.stats
             .lock()
@@ -67,7 +93,8 @@ impl RunnerState {
                 "interrupted": active.turn.interrupted.is_some(),
             })
         });
-        let pending = self.inbox.journal.lock().pending().len();
+        let pending = self.inbox.journal.lock().pending_count();
+        let intake = self.inbox.stats.lock().clone();
         let stats = self.stats().clone();
         let pid = self.process.as_ref().map(|p| p.pid());
         let slot = &self.settings.codex;
@@ -81,7 +108,7 @@ impl RunnerState {
                     .unwrap_or_else(|| "starting".to_owned())
             )),
         };
-        let summary = match &waiting_for {
+        let mut summary = match &waiting_for {
             Some(waiting) => format!(
                 "waiting for {waiting}, {pending} pending, {} turn(s) answered",
                 stats.turn_count
@@ -92,6 +119,13 @@ impl RunnerState {
                 stats.turn_count
             ),
         };
+        let refused = intake.refused_rate + intake.refused_pending + intake.refused_journal;
+        if refused > 0 {
+            summary.push_str(&format!(", {refused} refused"));
+        }
+        if let Some(error) = &intake.journal_error {
+            summary.push_str(&format!(", journal failing ({error})"));
+        }
         RunnerStatus {
             pid,
             codex_process,
@@ -104,6 +138,7 @@ impl RunnerState {
             phase,
             turn,
             pending,
+            intake,
             requests_in_flight: self.requests.len(),
             paused: self.peers.pause.reason(),
             stats,
