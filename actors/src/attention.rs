@@ -176,6 +176,21 @@ struct Shared {
     asleep: Option<bool>,
 }
 
+impl Shared {
+    /// The agent spoke or was addressed in `target` at `now`. Only channels are kept (ambient
+    /// lines, the only ones it matters for, are channel lines), and only while within
+    /// `window`: a DM peer or a long-quiet channel is forgotten, so the map stays as small as
+    /// the set of recently engaged channels.
+    fn engage(&mut self, target: String, now: Duration, window: Duration) {
+        if !crate::irc::text::is_channel(&target) {
+            return;
+        }
+        self.engaged
+            .retain(|_, at| now.checked_sub(*at).is_some_and(|ago| ago <= window));
+        self.engaged.insert(target, now);
+    }
+}
+
 /// What an instance starts with.
 #[derive(Clone)]
 pub struct AttentionArgs {
@@ -355,9 +370,10 @@ impl AttentionState {
         match event {
             IrcEvent::Message(message) => self.on_message(&message),
             IrcEvent::Sent { target } => {
+                let window = self.args.settings.thread_window;
                 let mut shared = self.shared();
                 let now = shared.origin.elapsed();
-                shared.engaged.insert(target, now);
+                shared.engage(target, now, window);
             }
             _ => return,
         }
@@ -373,7 +389,7 @@ impl AttentionState {
         let now = shared.origin.elapsed();
         let change = match message.kind {
             MessageKind::Mention => {
-                shared.engaged.insert(message.key.clone(), now);
+                shared.engage(message.key.clone(), now, settings.thread_window);
                 shared.tracker.on_direct(&message.key, now)
             }
             MessageKind::Direct => shared.tracker.on_direct(&settings.nick, now),

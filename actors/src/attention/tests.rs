@@ -465,3 +465,27 @@ async fn the_alerts_channel_is_never_polled() {
         Value::Null
     );
 }
+
+#[test]
+fn engaged_keeps_recent_channels_only() {
+    let mut shared = Shared {
+        tracker: Tracker::new(quick_policy()),
+        engaged: HashMap::new(),
+        unread: BTreeSet::new(),
+        origin: Instant::now(),
+        polls: 0,
+        wakeups: 0,
+        asleep: None,
+    };
+    let window = secs(60);
+    for i in 0..10_000u64 {
+        shared.engage(format!("peer{i}"), secs(i), window); // DM peers: never kept
+    }
+    assert!(shared.engaged.is_empty());
+    shared.engage("#general".into(), secs(0), window);
+    shared.engage("#ops".into(), secs(30), window);
+    shared.engage("#dev".into(), secs(61), window);
+    let mut kept: Vec<&str> = shared.engaged.keys().map(String::as_str).collect();
+    kept.sort();
+    assert_eq!(kept, ["#dev", "#ops"], "#general fell out of the window");
+}

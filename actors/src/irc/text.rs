@@ -145,7 +145,7 @@ pub fn check_trailing(field: &'static str, value: &str) -> Result<(), FieldError
 }
 
 /// Whether `target` names a channel (`#` or `&` prefix).
-fn is_channel(target: &str) -> bool {
+pub fn is_channel(target: &str) -> bool {
     target.starts_with('#') || target.starts_with('&')
 }
 

@@ -81,7 +81,7 @@ pub fn system_prompt(nick: &str, directory: &Path) -> String {
 /// | `#general`    | `spark-ori` | `@spark-codex hi`  | `[IRC @mention in #general] <spark-ori> @spark-codex hi` |
 /// | `spark-codex` | `spark-ori` | `hi`               | `[IRC DM] <spark-ori> hi`                                |
 pub fn mention(target: &str, sender: &str, text: &str) -> String {
-    if is_channel(target) {
+    if text::is_channel(target) {
         format!("[IRC @mention in {target}] <{sender}> {text}")
     } else {
         format!("[IRC DM] <{sender}> {text}")
@@ -204,11 +204,6 @@ fn quoted<'a>(messages: impl IntoIterator<Item = &'a (String, String)>) -> Strin
         .map(|(nick, text)| format!("  <{nick}> {text}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Whether `target` names a channel (`#` or `&` prefix), as the `irc` actor decides.
-fn is_channel(target: &str) -> bool {
-    target.starts_with('#') || target.starts_with('&')
 }
 
 #[cfg(test)]
