@@ -35,10 +35,16 @@ fn count(intake: &Value, key: &str) -> u64 {
 
 /// Journaled + duplicates + every kind of refusal: what the intake took.
 fn taken(intake: &Value) -> u64 {
-    ["journaled", "duplicates", "refused_rate", "refused_pending", "refused_journal"]
-        .iter()
-        .map(|key| count(intake, key))
-        .sum()
+    [
+        "journaled",
+        "duplicates",
+        "refused_rate",
+        "refused_pending",
+        "refused_journal",
+    ]
+    .iter()
+    .map(|key| count(intake, key))
+    .sum()
 }
 
 /// Whether `line` is `NOTICE <to>` from the agent saying a message was not accepted.
@@ -62,7 +68,10 @@ fn is_answer(line: &str, to: &str) -> bool {
 /// How many DMs from each sender the daemon's log says were journaled.
 fn journaled_by_sender(log: &str) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
-    for line in log.lines().filter(|l| l.contains("mention accepted (journaled)")) {
+    for line in log
+        .lines()
+        .filter(|l| l.contains("mention accepted (journaled)"))
+    {
         let from = line
             .split_whitespace()
             .find_map(|field| field.strip_prefix("from="))
@@ -113,16 +122,27 @@ async fn a_burst_of_3000_dms_is_journaled_whole() {
         return;
     };
     let paused = agent.ipc(json!({"type": "pause", "id": "p1"}));
-    assert_eq!(paused.as_ref().map(|a| a["ok"].clone()), Some(json!(true)), "{paused:?}");
+    assert_eq!(
+        paused.as_ref().map(|a| a["ok"].clone()),
+        Some(json!(true)),
+        "{paused:?}"
+    );
     burst(&mut agent.ori, SENT as usize).await;
     let counts = eventually("all 3000 DMs taken by the intake", || {
         let counts = intake(&agent)?;
         (taken(&counts) == SENT).then_some(counts)
     });
     assert_eq!(count(&counts, "journaled"), SENT, "{counts}");
-    assert_eq!(count(&counts, "refused_rate") + count(&counts, "refused_pending"), 0);
+    assert_eq!(
+        count(&counts, "refused_rate") + count(&counts, "refused_pending"),
+        0
+    );
     let runner = agent.runner().expect("status");
-    assert_eq!(runner["detail"]["pending"], json!(SENT), "all waiting: the agent is paused");
+    assert_eq!(
+        runner["detail"]["pending"],
+        json!(SENT),
+        "all waiting: the agent is paused"
+    );
     let files = std::fs::read_dir(agent.scratch.path(&format!("state/{NICK}/journal")))
         .expect("journal dir")
         .count();
@@ -152,7 +172,11 @@ async fn one_client_over_its_rate_is_refused_once_and_counted() {
     });
     assert_eq!(count(&counts, "journaled"), 10, "{counts}");
     assert_eq!(count(&counts, "refused_rate"), SENT - 10, "{counts}");
-    assert_eq!(count(&counts, "notices"), 1, "one notice per window: {counts}");
+    assert_eq!(
+        count(&counts, "notices"),
+        1,
+        "one notice per window: {counts}"
+    );
     expect_told(&mut agent.ori, 10).await;
     assert_eq!(notices(&agent.ori), 1);
     let notice = agent
@@ -168,7 +192,10 @@ async fn one_client_over_its_rate_is_refused_once_and_counted() {
     );
     let runner = agent.runner().expect("status");
     assert!(
-        runner["detail"]["summary"].as_str().unwrap_or("").contains("2990 refused"),
+        runner["detail"]["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("2990 refused"),
         "{runner}"
     );
 }
@@ -212,7 +239,10 @@ async fn fifty_senders_of_100_each_are_answered_or_told() {
         sent,
         "0 silent drops: {counts}"
     );
-    assert!(count(&counts, "refused_pending") > 0, "the cap refused some: {counts}");
+    assert!(
+        count(&counts, "refused_pending") > 0,
+        "the cap refused some: {counts}"
+    );
     assert_eq!(count(&counts, "notices"), SENDERS as u64, "{counts}");
     eventually("every journaled DM answered", || {
         let runner = agent.runner()?;

@@ -44,9 +44,9 @@ use crate::pause::PauseSwitch;
 use crate::trace::TraceCtx;
 use crate::webhook::WebhookMessage;
 pub use actor::{Runner, RunnerArgs, RunnerState};
+use admission::AdmissionSettings;
 pub use inbox::{Inbox, InboxPeers, PollIntake};
 pub use intake::IntakeStats;
-use admission::AdmissionSettings;
 use session::{Approvals, ThreadConfig};
 
 /// Consecutive failed turns that pause the agent (Culture's `MAX_CONSECUTIVE_TURN_FAILURES`).

@@ -30,18 +30,18 @@ pub(super) fn section(
 ) -> AdmissionSettings {
     let fields = node.mapping(report, &KEYS);
     let limit = |key: &str, report: &mut Report| {
-        fields
-            .get(key)
-            .integer(report, 0, MAX_LIMIT, "an integer from 0 (no limit) to 100000")
+        fields.get(key).integer(
+            report,
+            0,
+            MAX_LIMIT,
+            "an integer from 0 (no limit) to 100000",
+        )
     };
     AdmissionSettings {
         per_sender: limit("per_sender", report)
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(base.per_sender),
-        window: fields
-            .get("window")
-            .duration(report)
-            .unwrap_or(base.window),
+        window: fields.get("window").duration(report).unwrap_or(base.window),
         max_pending: limit("max_pending", report)
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(base.max_pending),

@@ -92,11 +92,8 @@ pub(super) fn config(root: &Node<'_>, env: &Env, report: &mut Report) -> Config 
         true,
         report,
     );
-    let admission = admission::section(
-        &top.get("admission"),
-        &AdmissionSettings::default(),
-        report,
-    );
+    let admission =
+        admission::section(&top.get("admission"), &AdmissionSettings::default(), report);
     let inherited = Inherited {
         server_name: &server.name,
         admission: &admission,

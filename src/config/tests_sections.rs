@@ -516,12 +516,21 @@ fn admission_overlays_per_agent_and_names_bad_keys() {
         .config
         .agents
         .iter()
-        .map(|a| (a.admission.per_sender, a.admission.window, a.admission.max_pending))
+        .map(|a| {
+            (
+                a.admission.per_sender,
+                a.admission.window,
+                a.admission.max_pending,
+            )
+        })
         .collect();
     assert_eq!(limits, [(3, secs(120), 100), (0, secs(120), 0)]);
     assert_eq!(loaded.config.admission.per_sender, 3);
     let defaults = ok("server: {name: spark}\n").config.admission;
-    assert_eq!((defaults.per_sender, defaults.window, defaults.max_pending), (10, secs(60), 100));
+    assert_eq!(
+        (defaults.per_sender, defaults.window, defaults.max_pending),
+        (10, secs(60), 100)
+    );
     let cases = [
         (
             "admission: {per_sender: -1}",
@@ -537,7 +546,11 @@ fn admission_overlays_per_agent_and_names_bad_keys() {
         ),
     ];
     for (yaml, want) in cases {
-        assert_eq!(errors(&format!("server: {{name: spark}}\n{yaml}\n")), [want], "{yaml}");
+        assert_eq!(
+            errors(&format!("server: {{name: spark}}\n{yaml}\n")),
+            [want],
+            "{yaml}"
+        );
     }
     assert_eq!(
         agent_errors("    admission: {per_sendr: 3}\n"),

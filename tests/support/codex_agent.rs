@@ -40,6 +40,8 @@ pub struct Extra<'a> {
     /// The daemon's `restart:` mapping (2-space indent), instead of the harness's (100 ms
     /// base backoff, 3 failures within 60 s open a circuit for 60 s, a hang found in 4 s).
     pub restart: &'a str,
+    /// `state_dir`, instead of `<scratch>/state`.
+    pub state_dir: &'a str,
 }
 
 pub struct CodexAgent {
@@ -101,13 +103,17 @@ impl CodexAgent {
             }
         };
         scratch.write_config(&format!(
-            "{top}server:\n  name: spark\n  host: {host}\n  port: {port}\n{server}state_dir: {{home}}/state\ncontrol_socket: {{socket}}\nshutdown_grace: 10s\nrestart:\n{restart}agents:\n  - nick: {NICK}\n    channels: ['#general', '#ops']\n    directory: {work}\n    model: fake-model\n{agent}    codex:\n{codex_yaml}{codex}",
+            "{top}server:\n  name: spark\n  host: {host}\n  port: {port}\n{server}state_dir: {state_dir}\ncontrol_socket: {{socket}}\nshutdown_grace: 10s\nrestart:\n{restart}agents:\n  - nick: {NICK}\n    channels: ['#general', '#ops']\n    directory: {work}\n    model: fake-model\n{agent}    codex:\n{codex_yaml}{codex}",
             top = extra.top,
             restart = match extra.restart {
                 "" => "  backoff_base: 100ms\n  backoff_cap: 500ms\n  max_restarts: 3\n  window: 60s\n  cooldown: 60s\n  health_interval: 2s\n  health_timeout: 2s\n",
                 restart => restart,
             },
             server = extra.server,
+            state_dir = match extra.state_dir {
+                "" => "{home}/state",
+                dir => dir,
+            },
             agent = extra.agent,
             codex = extra.codex,
             host = ircd.host(),

@@ -239,8 +239,15 @@ mod tests {
             admission.admit("ori", 5, now),
             Err(Refusal::Pending { max: 5 })
         );
-        assert_eq!(admission.admit("ada", 9, now), Err(Refusal::Pending { max: 5 }));
-        assert_eq!(admission.admit("ori", 0, now), Ok(()), "the refusal spent nothing");
+        assert_eq!(
+            admission.admit("ada", 9, now),
+            Err(Refusal::Pending { max: 5 })
+        );
+        assert_eq!(
+            admission.admit("ori", 0, now),
+            Ok(()),
+            "the refusal spent nothing"
+        );
     }
 
     #[test]
@@ -281,7 +288,10 @@ mod tests {
             retry_in: Duration::from_millis(5_200),
         }
         .notice("spark-a", &settings);
-        assert!(rate.contains("more than 10 messages from you within 1m"), "{rate}");
+        assert!(
+            rate.contains("more than 10 messages from you within 1m"),
+            "{rate}"
+        );
         assert!(rate.contains("retry in 6s"), "{rate}");
         let pending = Refusal::Pending { max: 100 }.notice("spark-a", &settings);
         assert!(pending.contains("100 messages already wait"), "{pending}");

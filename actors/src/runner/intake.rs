@@ -130,7 +130,9 @@ impl Intake {
         let mut holds = Vec::with_capacity(group.len());
         for Addressed { message, hold } in group {
             holds.push(hold);
-            let kind = self.admission.admit(&message.sender, pending + admitted.len(), now);
+            let kind = self
+                .admission
+                .admit(&message.sender, pending + admitted.len(), now);
             match kind {
                 Ok(()) => admitted.push(message),
                 Err(refusal) => self.refuse(&message, &refusal, now),

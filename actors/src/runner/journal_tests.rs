@@ -533,11 +533,18 @@ fn unreadable_done_msgids_and_thread_id_are_set_aside() {
         let corrupt = tmp.path().join(format!("{name}{CORRUPT_SUFFIX}"));
         assert!(corrupt.exists(), "{name} not set aside");
         assert!(!tmp.path().join(name).exists());
-        assert!(notes.iter().any(|n| n.contains(&corrupt.display().to_string())));
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains(&corrupt.display().to_string()))
+        );
     }
     assert!(journal.take_set_aside().is_empty(), "taken once");
     // The agent keeps taking mentions, and completing them.
-    let entry = journal.append(new_entry("new", Some("m2"))).unwrap().unwrap();
+    let entry = journal
+        .append(new_entry("new", Some("m2")))
+        .unwrap()
+        .unwrap();
     journal.complete(entry.id).unwrap();
     journal.set_thread_id(Some("thr-1")).unwrap();
     drop(journal);
@@ -550,7 +557,10 @@ fn unreadable_done_msgids_and_thread_id_are_set_aside() {
 fn a_completion_that_cannot_be_recorded_is_replayed_after_a_restart_not_before() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (mut journal, _) = open(tmp.path());
-    let entry = journal.append(new_entry("hi", Some("m1"))).unwrap().unwrap();
+    let entry = journal
+        .append(new_entry("hi", Some("m1")))
+        .unwrap()
+        .unwrap();
     fs::create_dir(tmp.path().join(DONE_FILE)).unwrap(); // appending to it fails
     let error = journal.complete(entry.id).unwrap_err().to_string();
     assert!(error.contains("done msgids"), "{error}");
@@ -558,7 +568,11 @@ fn a_completion_that_cannot_be_recorded_is_replayed_after_a_restart_not_before()
     drop(journal);
     fs::remove_dir(tmp.path().join(DONE_FILE)).unwrap();
     let (_, pending) = open(tmp.path());
-    assert_eq!(texts(&pending), ["hi"], "at least once: replayed after a restart");
+    assert_eq!(
+        texts(&pending),
+        ["hi"],
+        "at least once: replayed after a restart"
+    );
 }
 
 #[test]
@@ -574,10 +588,21 @@ fn an_entry_in_the_first_release_format_replays() {
     let (mut journal, pending) = open(tmp.path());
     assert_eq!(pending.len(), 1);
     let entry = &pending[0];
-    assert_eq!((entry.id, entry.attempts, entry.entry.kind), (7, 1, EntryKind::Direct));
+    assert_eq!(
+        (entry.id, entry.attempts, entry.entry.kind),
+        (7, 1, EntryKind::Direct)
+    );
     assert_eq!(entry.accepted_at, 1764950400.123456);
     assert_eq!(entry.entry.reply_to, "spark-ori");
     assert_eq!(journal.thread_id().as_deref(), Some("thr-9"));
-    assert!(journal.append(new_entry("dup", Some("m2"))).unwrap().is_none());
-    assert_eq!(journal.append(new_entry("new", None)).unwrap().unwrap().id, 8);
+    assert!(
+        journal
+            .append(new_entry("dup", Some("m2")))
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        journal.append(new_entry("new", None)).unwrap().unwrap().id,
+        8
+    );
 }

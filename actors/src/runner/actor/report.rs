@@ -4,9 +4,9 @@ use serde_json::{Value, json};
 
 use super::{Purpose, RunnerState};
 use crate::pause::PauseReason;
+use crate::runner::{IntakeStats, RunnerStats, TurnStatus, prompt};
 use crate::trace::TraceCtx;
 use crate::webhook::{self, Alert, AlertEvent};
-use crate::runner::{IntakeStats, RunnerStats, TurnStatus, prompt};
 
 /// `codexd status` detail of the runner.
 #[derive(Debug, serde::Serialize)]
