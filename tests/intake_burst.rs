@@ -233,7 +233,7 @@ async fn fifty_senders_of_100_each_are_answered_or_told() {
         (taken(&counts) == sent).then_some(counts)
     });
     let journaled = count(&counts, "journaled");
-    assert!(journaled >= 20 && journaled <= 100, "{counts}");
+    assert!((20..=100).contains(&journaled), "{counts}");
     assert_eq!(
         journaled + count(&counts, "refused_rate") + count(&counts, "refused_pending"),
         sent,

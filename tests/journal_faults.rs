@@ -25,7 +25,6 @@ mod ircd;
 mod otlp;
 mod support;
 #[path = "support/webhook_receiver.rs"]
-#[allow(dead_code)]
 mod webhook_receiver;
 
 use std::io::Write;
