@@ -267,3 +267,59 @@ async fn an_unreadable_done_msgids_is_set_aside_and_the_agent_keeps_answering() 
         "{alerts:?}"
     );
 }
+
+/// Every directory codexd creates under `state_dir` is 0700 and every file 0600, even when
+/// the daemon runs under umask 000 with agents sharing a codex process.
+#[test]
+fn state_is_private_whatever_the_umask() {
+    let scratch = support::Scratch::new();
+    let fake = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/fake_app_server.py");
+    scratch.write_config(&format!(
+        "server: {{name: spark, host: 127.0.0.1, port: 1}}\nstate_dir: {{home}}/state\ncontrol_socket: {{socket}}\ncodex: {{agents_per_process: 2, binary: {fake}}}\nagents:\n  - nick: spark-a\n    directory: {{home}}\n  - nick: spark-b\n    directory: {{home}}\n"
+    ));
+    let template = scratch.codexd();
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", "umask 000; exec \"$0\" run --config \"$1\""])
+        .arg(template.get_program())
+        .arg(scratch.config())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (key, value) in template.get_envs() {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    let mut daemon = command.spawn().expect("spawn codexd under umask 000");
+    let state = scratch.path("state");
+    eventually("both agents' threads started", || {
+        ["spark-a", "spark-b"]
+            .iter()
+            .all(|nick| state.join(nick).join("thread-id").exists())
+            .then_some(())
+    });
+    let mut seen = Vec::new();
+    let mut dirs = vec![state.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read state") {
+            let entry = entry.expect("entry");
+            let meta = entry.metadata().expect("metadata");
+            let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
+            let want = if meta.is_dir() { 0o700 } else { 0o600 };
+            seen.push((entry.path(), mode, want));
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            }
+        }
+    }
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let state_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&state).expect("state").permissions(),
+    ) & 0o777;
+    assert_eq!(state_mode, 0o700, "state_dir itself");
+    assert!(seen.iter().any(|(p, _, _)| p.ends_with("codex-pool")), "{seen:?}");
+    let wrong: Vec<_> = seen.iter().filter(|(_, mode, want)| mode != want).collect();
+    assert!(wrong.is_empty(), "not private: {wrong:?}");
+}
