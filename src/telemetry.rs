@@ -189,7 +189,7 @@ fn log_started(settings: &Settings) {
         return;
     };
     let endpoint =
-        |e: &Option<Exporter>| e.as_ref().map_or("off".to_owned(), |e| e.endpoint.clone());
+        |e: &Option<Exporter>| e.as_ref().map_or("off".to_owned(), Exporter::shown_endpoint);
     tracing::info!(
         service = otlp.service_name(),
         instance = otlp.resource.get("service.instance.id").map_or("", String::as_str),

@@ -3,7 +3,8 @@
 //! duplicates, and sends it to two sinks: a PRIVMSG to `webhooks.irc_channel` through the
 //! `irc` actor, and (when `webhooks.url` is set) an HTTP POST in the configured [`Format`].
 //! Nothing here ever blocks the sender or the agent: HTTP deliveries run one at a time in
-//! a spawned task, from a bounded queue that drops its oldest alert when full.
+//! a spawned task, from a bounded queue that drops its oldest alert when full. Every text
+//! is [redacted](crate::redact::text) before it reaches the log or either sink.
 //!
 //! | part                                   | module        |
 //! |----------------------------------------|---------------|
@@ -62,6 +63,7 @@ use crate::child::{
 use crate::fault;
 use crate::irc::IrcMessage;
 use crate::link::Link;
+use crate::redact;
 use crate::trace::TraceCtx;
 
 /// One alert.
@@ -377,7 +379,8 @@ impl WebhookState {
         Ok(())
     }
 
-    fn on_alert(&mut self, alert: Alert) {
+    fn on_alert(&mut self, mut alert: Alert) {
+        alert.message = redact::text(&alert.message);
         let event = alert.event.name();
         self.stats().raised += 1;
         if !self.settings.events.contains(&alert.event) {
