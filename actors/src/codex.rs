@@ -35,6 +35,6 @@ pub use child::{CodexCommand, ExitStatus, Grace};
 pub use pool::CodexPool;
 pub use process::{CodexProcess, CodexProcessMessage};
 pub use session::{CLIENT_NAME, Gone, SessionEvent, SessionSink, initialize_params};
-pub(crate) use stdio::stderr_summary;
 pub use slot::Slot;
+pub(crate) use stdio::stderr_summary;
 pub use window::REQUEST_WINDOW;

@@ -71,7 +71,9 @@ fn parts(url: &str) -> (&str, &str, &str) {
         None => ("", url),
     };
     let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     let path = &tail[..tail.find(['?', '#']).unwrap_or(tail.len())];
     (scheme, host, path)
 }
@@ -95,7 +97,11 @@ mod tests {
             ),
             ("user:pw@example.test", "example.test", "example.test"),
             ("localhost:4317", "localhost:4317", "localhost:4317"),
-            ("http://[::1]:9/x#frag", "http://[::1]:9/x", "http://[::1]:9"),
+            (
+                "http://[::1]:9/x#frag",
+                "http://[::1]:9/x",
+                "http://[::1]:9",
+            ),
             ("https://h?q=1", "https://h", "https://h"),
             ("https://a@b@h/p@q", "https://h/p@q", "https://h"),
             ("", "", ""),
@@ -144,7 +150,10 @@ mod tests {
                 "max_tokens=5 spark-codex task-abcdefghijklmnopqrstuv token: expired",
                 "max_tokens=5 spark-codex task-abcdefghijklmnopqrstuv token: expired",
             ),
-            ("Agent spark-a crashed (exit 4).", "Agent spark-a crashed (exit 4)."),
+            (
+                "Agent spark-a crashed (exit 4).",
+                "Agent spark-a crashed (exit 4).",
+            ),
         ];
         for (input, want) in table {
             assert_eq!(text(input), want, "text({input:?})");

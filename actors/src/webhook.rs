@@ -281,17 +281,21 @@ impl Actor for Webhook {
     ) -> Result<WebhookState, ActorProcessingErr> {
         let settings = args.settings;
         let blackhole = Arc::new(AtomicBool::new(false));
-        let courier = settings.url.clone().zip(args.client).map(|(endpoint, client)| {
-            Arc::new(Courier {
-                endpoint,
-                client,
-                timeout: settings.timeout,
-                attempts: settings.attempts.max(1),
-                backoff_base: settings.backoff_base,
-                backoff_cap: settings.backoff_cap,
-                blackhole: blackhole.clone(),
-            })
-        });
+        let courier = settings
+            .url
+            .clone()
+            .zip(args.client)
+            .map(|(endpoint, client)| {
+                Arc::new(Courier {
+                    endpoint,
+                    client,
+                    timeout: settings.timeout,
+                    attempts: settings.attempts.max(1),
+                    backoff_base: settings.backoff_base,
+                    backoff_cap: settings.backoff_cap,
+                    blackhole: blackhole.clone(),
+                })
+            });
         if let Ok(mut stats) = args.stats.lock() {
             stats.blackhole = false;
             stats.queued = 0;

@@ -40,6 +40,8 @@ pub struct Extra<'a> {
     /// The daemon's `restart:` mapping (2-space indent), instead of the harness's (100 ms
     /// base backoff, 3 failures within 60 s open a circuit for 60 s, a hang found in 4 s).
     pub restart: &'a str,
+    /// Variables added to `codexd run`'s environment, e.g. `HTTP_PROXY`.
+    pub env: &'a [(String, String)],
 }
 
 pub struct CodexAgent {
@@ -54,6 +56,8 @@ pub struct CodexAgent {
     pub home: Option<CodexHome>,
     /// The agent's directory (the thread's cwd).
     pub workdir: PathBuf,
+    /// [`Extra::env`], for restarts.
+    env: Vec<(String, String)>,
 }
 
 impl CodexAgent {
@@ -114,7 +118,7 @@ impl CodexAgent {
             port = ircd.port(),
             work = workdir.display(),
         ));
-        let daemon = scratch.run(&[]);
+        let daemon = scratch.run_with_env(&[], extra.env);
         eventually("the agent's irc link is up", || {
             let status = scratch.status()?;
             (child(&status, NICK, "irc")?["detail"]["state"] == "connected").then_some(())
@@ -131,6 +135,7 @@ impl CodexAgent {
             model,
             home,
             workdir,
+            env: extra.env.to_vec(),
         })
     }
 
@@ -222,7 +227,7 @@ impl CodexAgent {
     /// Starts the daemon again on the same config and state.
     pub fn restart_daemon(&mut self) {
         assert!(self.daemon.is_none(), "stop it first");
-        self.daemon = Some(self.scratch.run(&[]));
+        self.daemon = Some(self.scratch.run_with_env(&[], &self.env));
         self.wait_ready();
     }
 

@@ -222,8 +222,7 @@ async fn garbage_output_counts_as_ok_and_a_failing_codex_as_failed() {
         .await;
     assert_eq!(status["last_verdict"], serde_json::Value::Null);
     assert_eq!(
-        status["last_error"],
-        "codex exec exited with code 3: no auth for https://h/x",
+        status["last_error"], "codex exec exited with code 3: no auth for https://h/x",
         "stderr is summarised and redacted"
     );
     assert!(fx.whispers.try_recv().is_err());

@@ -146,9 +146,7 @@ async fn skimming_stops_within_a_chunk_of_the_cap() {
         .send()
         .await
         .expect("response");
-    let read = skim(&mut response, MAX_RESPONSE_BYTES)
-        .await
-        .expect("body");
+    let read = skim(&mut response, MAX_RESPONSE_BYTES).await.expect("body");
     assert!(
         (MAX_RESPONSE_BYTES..MAX_RESPONSE_BYTES + HYPER_MAX_CHUNK).contains(&read),
         "read {read} bytes"
@@ -173,6 +171,9 @@ async fn connection_errors_do_not_quote_the_url() {
     let Attempt::Connect(error) = &attempt else {
         panic!("{attempt:?}");
     };
-    assert!(!error.contains("s3cr3t") && !error.contains("k3y"), "{error}");
+    assert!(
+        !error.contains("s3cr3t") && !error.contains("k3y"),
+        "{error}"
+    );
     assert!(error.contains("onnect"), "says what failed: {error}");
 }

@@ -543,9 +543,12 @@ fn bad_values_name_their_source() {
 #[test]
 fn endpoints_are_shown_without_credentials_or_query() {
     let secret = "https://user:s3cret@collector:4318/?api_key=k3y";
-    let exporter = otlp(&enabled(), &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", secret)])
-        .traces
-        .expect("traces");
+    let exporter = otlp(
+        &enabled(),
+        &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", secret)],
+    )
+    .traces
+    .expect("traces");
     assert_eq!(exporter.endpoint, secret, "used as given");
     assert_eq!(exporter.shown_endpoint(), "https://collector:4318/");
     let bad = "user:s3cret@collector:4318/?api_key=k3y";
