@@ -188,8 +188,10 @@ fn log_started(settings: &Settings) {
         tracing::debug!("telemetry export disabled");
         return;
     };
-    let endpoint =
-        |e: &Option<Exporter>| e.as_ref().map_or("off".to_owned(), |e| e.endpoint.clone());
+    let endpoint = |e: &Option<Exporter>| {
+        e.as_ref()
+            .map_or("off".to_owned(), Exporter::shown_endpoint)
+    };
     tracing::info!(
         service = otlp.service_name(),
         instance = otlp.resource.get("service.instance.id").map_or("", String::as_str),

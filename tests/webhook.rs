@@ -3,6 +3,8 @@
 //! client in `#alerts`. A codex crash loop raises exactly one `circuit_open` (HTTP and
 //! IRC) and, once its process comes back, one `circuit_closed`; a hanging receiver and the
 //! `blackhole` fault never delay the agent's replies; a turn timeout raises `agent_timeout`.
+//! With `HTTP_PROXY` set, deliveries go through that proxy (tests/support/http_proxy.rs);
+//! secrets in an alert's text or in codex's stderr reach no alert, status or log line.
 
 #[path = "support/codex_agent.rs"]
 mod codex_agent;
@@ -10,6 +12,8 @@ mod codex_agent;
 mod codex_peer;
 #[path = "support/fake_model.rs"]
 mod fake_model;
+#[path = "support/http_proxy.rs"]
+mod http_proxy;
 #[path = "support/irc_client.rs"]
 mod irc_client;
 #[path = "support/ircd.rs"]
@@ -22,6 +26,7 @@ mod support;
 mod webhook_receiver;
 
 use codex_agent::{Codex, CodexAgent, Extra, NICK};
+use http_proxy::HttpProxy;
 use irc_client::{RawClient, command_and_params};
 use serde_json::json;
 use support::{child, eventually};
@@ -256,4 +261,105 @@ async fn a_turn_timeout_raises_agent_timeout() {
         .find(|r| r.event().as_deref() == Some("agent_timeout"))
         .expect("request");
     assert_eq!(request.json()["message"], text);
+}
+
+/// What must never show: tests/support/fake_app_server.py's `stderr_leak` line and the
+/// question below carry these (a URL's password and query, an API key).
+const SECRETS: [&str; 3] = ["secret", "token=abc", "sk-proj-"];
+
+fn assert_no_secrets(what: &str, text: &str) {
+    for secret in SECRETS {
+        assert!(!text.contains(secret), "{secret:?} in {what}: {text}");
+    }
+}
+
+/// The first request for `event` the receiver got.
+fn request_for(receiver: &WebhookReceiver, event: &str) -> webhook_receiver::Request {
+    eventually(&format!("the {event} request arrives"), || {
+        receiver
+            .requests()
+            .into_iter()
+            .find(|r| r.event().as_deref() == Some(event))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_go_through_the_environments_proxy_with_their_secrets_masked() {
+    let receiver = WebhookReceiver::start().await;
+    let proxy = HttpProxy::start().await;
+    let top = webhooks(&receiver, "5s");
+    let env = [("HTTP_PROXY".to_owned(), proxy.url())];
+    let extra = Extra {
+        top: &top,
+        env: &env,
+        ..Extra::default()
+    };
+    let Some(agent) = CodexAgent::start(Codex::Fake(""), extra).await else {
+        return;
+    };
+    let question = "may I use https://user:secret@host.test/x?token=abc with sk-proj-abcdefghijklmnopqrstuvwx?";
+    let ask = json!({"type": "irc_ask", "id": "q1", "channel": "#ops", "message": question, "timeout": 5});
+    let answer = agent.ipc(ask).expect("ipc answers");
+    assert_eq!(answer["ok"], true, "{answer}");
+    let request = request_for(&receiver, "agent_question");
+    assert!(
+        proxy.targets().contains(&receiver.url()),
+        "the POST went through the proxy, in absolute form: {:?}",
+        proxy.targets()
+    );
+    let message = request.json()["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("may I use https://host.test/x with sk-[redacted]?"),
+        "{message}"
+    );
+    assert_no_secrets("the alert", &message);
+    assert_no_secrets("the daemon's log", &agent.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn codex_stderr_reaches_status_alerts_and_logs_summarised_and_redacted() {
+    let receiver = WebhookReceiver::start().await;
+    let top = webhooks(&receiver, "5s");
+    let extra = Extra {
+        top: &top,
+        ..Extra::default()
+    };
+    let Some(agent) = CodexAgent::start(Codex::Fake("stderr_leak,sick_at_start"), extra).await
+    else {
+        return;
+    };
+    let mut watch = watcher(&agent).await;
+    let tail = eventually("codex's stderr in status", || {
+        let process = agent.codex_process()?;
+        let tail = process["stderr_tail"].as_str()?;
+        tail.contains("fake: ERROR").then(|| tail.to_owned())
+    });
+    let redacted =
+        "fake: ERROR request to https://host.test/x failed; OPENAI_API_KEY sk-[redacted]";
+    assert_eq!(tail, redacted);
+    // A crash loop: the circuit_open alert quotes the last exit with its stderr.
+    let state = agent.scratch.path("fake-app-server-state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    std::fs::write(state.join("sick"), "").expect("sick");
+    fault(&agent, "runner", "kill");
+    let line = watch
+        .expect("circuit_open in #alerts", |l| alert_line(l, "circuit open"))
+        .await;
+    let message = request_for(&receiver, "circuit_open").json()["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains(&format!("exited with code 4; stderr: {redacted}")),
+        "{message}"
+    );
+    assert_no_secrets("status's stderr_tail", &tail);
+    assert_no_secrets("the #alerts line", &line);
+    assert_no_secrets("the webhook alert", &message);
+    let log = agent.log();
+    assert!(log.contains("codex stderr"), "stderr lines are logged");
+    assert_no_secrets("the daemon's log", &log);
 }

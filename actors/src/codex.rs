@@ -36,4 +36,5 @@ pub use pool::CodexPool;
 pub use process::{CodexProcess, CodexProcessMessage};
 pub use session::{CLIENT_NAME, Gone, SessionEvent, SessionSink, initialize_params};
 pub use slot::Slot;
+pub(crate) use stdio::stderr_summary;
 pub use window::REQUEST_WINDOW;

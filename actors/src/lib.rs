@@ -14,6 +14,7 @@ pub mod irc;
 pub mod link;
 pub mod overseer;
 pub mod pause;
+pub mod redact;
 pub mod restart;
 pub mod runner;
 pub mod socket;

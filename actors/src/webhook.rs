@@ -3,7 +3,8 @@
 //! duplicates, and sends it to two sinks: a PRIVMSG to `webhooks.irc_channel` through the
 //! `irc` actor, and (when `webhooks.url` is set) an HTTP POST in the configured [`Format`].
 //! Nothing here ever blocks the sender or the agent: HTTP deliveries run one at a time in
-//! a spawned task, from a bounded queue that drops its oldest alert when full.
+//! a spawned task, from a bounded queue that drops its oldest alert when full. Every text
+//! is [redacted](crate::redact::text) before it reaches the log or either sink.
 //!
 //! | part                                   | module        |
 //! |----------------------------------------|---------------|
@@ -11,7 +12,7 @@
 //! | event names, default allow-list        | `event`       |
 //! | body formats (byte-exact)              | [`payload`]   |
 //! | retry verdicts, backoff, dedup, queue  | [`policy`]    |
-//! | one POST (hyper + rustls/ring)         | [`http`]      |
+//! | one POST (reqwest + rustls/ring)       | [`http`]      |
 //! | one delivery with retries, its span    | [`deliver`]   |
 //! | supervision transitions → alerts       | [`observe`]   |
 //! | the runner's alert texts               | [`texts`]     |
@@ -49,7 +50,6 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_rustls::TlsConnector;
 
 pub use deliver::Delivery;
 use deliver::{Courier, Job};
@@ -64,6 +64,7 @@ use crate::child::{
 use crate::fault;
 use crate::irc::IrcMessage;
 use crate::link::Link;
+use crate::redact;
 use crate::trace::TraceCtx;
 
 /// One alert.
@@ -200,23 +201,21 @@ pub struct WebhookPeers {
     pub link: Link<WebhookMessage>,
 }
 
-/// Starts the webhook; holds the stats and the TLS config, which outlive its restarts.
+/// Starts the webhook; holds the stats and the HTTP client, which outlive its restarts.
 pub struct WebhookFactory {
     settings: Arc<WebhookSettings>,
     peers: WebhookPeers,
     stats: Arc<Mutex<WebhookStats>>,
-    tls: Option<TlsConnector>,
+    client: Option<Result<reqwest::Client, String>>,
 }
 
 impl WebhookFactory {
-    /// A factory for `settings`; an `https://` URL loads the system's roots once, here.
+    /// A factory for `settings`; a URL builds the HTTP client (the system's roots, the
+    /// environment's proxy) once, here.
     pub fn new(settings: WebhookSettings, peers: WebhookPeers) -> Self {
-        let tls = match settings.url.as_ref().filter(|u| u.is_tls()) {
-            Some(_) => http::tls_connector()
-                .inspect_err(|error| tracing::error!(agent.nick = %settings.nick, error = %error, "webhook TLS setup failed"))
-                .ok(),
-            None => None,
-        };
+        let client = settings.url.as_ref().map(|_| {
+            http::client().inspect_err(|error| tracing::error!(agent.nick = %settings.nick, error = %error, "webhook HTTP client setup failed"))
+        });
         let stats = WebhookStats {
             url: settings.url.as_ref().map(|u| u.redacted().to_owned()),
             ..WebhookStats::default()
@@ -225,7 +224,7 @@ impl WebhookFactory {
             settings: Arc::new(settings),
             peers,
             stats: Arc::new(Mutex::new(stats)),
-            tls,
+            client,
         }
     }
 
@@ -241,7 +240,7 @@ impl ChildFactory for WebhookFactory {
             settings: self.settings.clone(),
             peers: self.peers.clone(),
             stats: self.stats.clone(),
-            tls: self.tls.clone(),
+            client: self.client.clone(),
         };
         spawn_linked(Webhook, args, supervisor)
     }
@@ -255,7 +254,7 @@ pub struct WebhookArgs {
     settings: Arc<WebhookSettings>,
     peers: WebhookPeers,
     stats: Arc<Mutex<WebhookStats>>,
-    tls: Option<TlsConnector>,
+    client: Option<Result<reqwest::Client, String>>,
 }
 
 /// One instance's state: the dedup memory, the queue and the delivery in flight.
@@ -283,17 +282,21 @@ impl Actor for Webhook {
     ) -> Result<WebhookState, ActorProcessingErr> {
         let settings = args.settings;
         let blackhole = Arc::new(AtomicBool::new(false));
-        let courier = settings.url.clone().map(|endpoint| {
-            Arc::new(Courier {
-                endpoint,
-                tls: args.tls.clone(),
-                timeout: settings.timeout,
-                attempts: settings.attempts.max(1),
-                backoff_base: settings.backoff_base,
-                backoff_cap: settings.backoff_cap,
-                blackhole: blackhole.clone(),
-            })
-        });
+        let courier = settings
+            .url
+            .clone()
+            .zip(args.client)
+            .map(|(endpoint, client)| {
+                Arc::new(Courier {
+                    endpoint,
+                    client,
+                    timeout: settings.timeout,
+                    attempts: settings.attempts.max(1),
+                    backoff_base: settings.backoff_base,
+                    backoff_cap: settings.backoff_cap,
+                    blackhole: blackhole.clone(),
+                })
+            });
         if let Ok(mut stats) = args.stats.lock() {
             stats.blackhole = false;
             stats.queued = 0;
@@ -381,7 +384,8 @@ impl WebhookState {
         Ok(())
     }
 
-    fn on_alert(&mut self, alert: Alert) {
+    fn on_alert(&mut self, mut alert: Alert) {
+        alert.message = redact::text(&alert.message);
         let event = alert.event.name();
         self.stats().raised += 1;
         if !self.settings.events.contains(&alert.event) {

@@ -1,8 +1,9 @@
 //! The webhook actor against the loopback receiver (tests/support/webhook_receiver.rs), in
 //! real time with short timeouts: retries on 5xx, none on 4xx, timeouts on a hanging
 //! server that block nothing, a bounded queue, dedup and the allow-list, the blackhole
-//! fault, circuit transitions of a sibling turned into alerts by the observer, and the
-//! delivery span (child of the alert's trace, no URL secrets).
+//! fault, circuit transitions of a sibling turned into alerts by the observer, secrets
+//! masked in alert texts, and the delivery span (child of the alert's trace, no URL
+//! secrets).
 
 #[path = "../../tests/support/webhook_receiver.rs"]
 mod webhook_receiver;
@@ -271,6 +272,19 @@ async fn allow_list_and_dedup_window() {
         .map(|r| r.json()["message"].clone())
         .collect();
     assert_eq!(messages, ["same", "other"]);
+}
+
+#[tokio::test]
+async fn alert_texts_are_redacted_before_they_are_sent() {
+    let receiver = WebhookReceiver::start().await;
+    let rig = Rig::start(settings(&receiver.url()), vec![]).await;
+    let leaky = "[QUESTION] [spark-a] asked in #ops: use https://u:secret@h.test/x?token=abc or OPENAI_API_KEY=sk-proj-abcdefghijklmnopqrstuvwx";
+    rig.alert(AlertEvent::AgentQuestion, leaky);
+    rig.wait("delivered", |s| s.delivered == 1).await;
+    assert_eq!(
+        receiver.requests()[0].json()["message"],
+        "[QUESTION] [spark-a] asked in #ops: use https://h.test/x or OPENAI_API_KEY=[redacted]"
+    );
 }
 
 #[tokio::test]

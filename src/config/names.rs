@@ -12,6 +12,8 @@
 //! | environment name      | `[A-Za-z_][A-Za-z0-9_]*`                                               |
 //! | http URL              | starts with `http://` or `https://`; no whitespace or NUL              |
 
+use codexd_actors::redact;
+
 /// The longest nick codexd accepts (agentirc and most IRCv3 servers allow at least 30).
 pub(super) const NICK_MAX_LEN: usize = 32;
 
@@ -110,7 +112,8 @@ pub(super) fn tag(tag: &str) -> Option<String> {
     Some(format!("must not contain {}", char_name(bad)))
 }
 
-/// An `http://` or `https://` URL without whitespace (webhook and OTLP endpoints).
+/// An `http://` or `https://` URL without whitespace (webhook and OTLP endpoints). The
+/// problem quotes only the URL's origin: a webhook's path and query carry its token.
 pub(super) fn http_url(url: &str) -> Option<String> {
     let has_scheme = url.starts_with("http://") || url.starts_with("https://");
     match (
@@ -119,10 +122,19 @@ pub(super) fn http_url(url: &str) -> Option<String> {
     ) {
         (false, _) => Some(format!(
             "must be an http:// or https:// URL, got {}",
-            super::reader::quote(url)
+            super::reader::quote(&shown_url(url))
         )),
         (true, true) => Some("must not contain whitespace or NUL".to_owned()),
         (true, false) => None,
+    }
+}
+
+/// `url`'s origin, `…` marking that more was left out.
+fn shown_url(url: &str) -> String {
+    let origin = redact::origin(url);
+    match origin.len() < url.len() {
+        true => format!("{origin}…"),
+        false => origin,
     }
 }
 
@@ -261,6 +273,10 @@ mod tests {
         assert_eq!(fold_nick("Spark-A[x]\\"), "spark-a{x}|");
         assert_eq!(http_url("https://example.test/hook"), None);
         assert!(http_url("example.test").is_some());
+        assert_eq!(
+            http_url("user:pw@hooks.example.com/abc?token=1").as_deref(),
+            Some("must be an http:// or https:// URL, got \"hooks.example.com…\"")
+        );
         assert!(http_url("http://a b").is_some());
         assert_eq!(line("").as_deref(), Some("must not be empty"));
         assert!(server_name("my server").is_some());

@@ -245,6 +245,10 @@ fn type_and_range_errors_name_the_key_and_the_expectation() {
             "webhooks.url: must be an http:// or https:// URL, got \"example.test\"",
         ),
         (
+            "webhooks: {url: 'discord.com/api/webhooks/1/t0ken?wait=true'}",
+            "webhooks.url: must be an http:// or https:// URL, got \"discord.com…\"",
+        ),
+        (
             "webhooks: {irc_channel: alerts}",
             "webhooks.irc_channel: must start with \"#\"",
         ),

@@ -20,6 +20,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use codexd_actors::redact;
+
 use crate::config::{OtlpCompression, OtlpProtocol, Sampler, TelemetryConfig};
 use crate::env::Env;
 
@@ -66,6 +68,13 @@ pub struct Exporter {
     pub timeout: Duration,
     /// Payload compression.
     pub compression: OtlpCompression,
+}
+
+impl Exporter {
+    /// The endpoint as logs may show it: without userinfo, query or fragment.
+    pub fn shown_endpoint(&self) -> String {
+        redact::url(&self.endpoint)
+    }
 }
 
 impl OtlpSettings {
@@ -185,16 +194,17 @@ fn exporter(cfg: &TelemetryConfig, env: &Env, signal: Signal) -> Result<Exporter
     };
     let [signal_endpoint, generic_endpoint] = signal.variables("ENDPOINT");
     let endpoint = if let Some(value) = env.var(&signal_endpoint) {
-        checked_endpoint(value).map_err(|reason| invalid_env(&signal_endpoint, value, reason))?
+        checked_endpoint(value)
+            .map_err(|reason| invalid_env(&signal_endpoint, &redact::url(value), reason))?
     } else {
         let base = match env.var(&generic_endpoint) {
             Some(value) => checked_endpoint(value)
-                .map_err(|reason| invalid_env(&generic_endpoint, value, reason))?,
+                .map_err(|reason| invalid_env(&generic_endpoint, &redact::url(value), reason))?,
             None => match &cfg.otlp_endpoint {
                 Some(value) => {
                     checked_endpoint(value).map_err(|reason| TelemetryError::InvalidConfig {
                         key: "telemetry.otlp_endpoint",
-                        reason: format!("{value:?}: {reason}"),
+                        reason: format!("{:?}: {reason}", redact::url(value)),
                     })?
                 }
                 None => default_endpoint(protocol).to_owned(),

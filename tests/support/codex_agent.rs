@@ -42,6 +42,8 @@ pub struct Extra<'a> {
     pub restart: &'a str,
     /// `state_dir`, instead of `<scratch>/state`.
     pub state_dir: &'a str,
+    /// Variables added to `codexd run`'s environment, e.g. `HTTP_PROXY`.
+    pub env: &'a [(String, String)],
 }
 
 pub struct CodexAgent {
@@ -56,6 +58,8 @@ pub struct CodexAgent {
     pub home: Option<CodexHome>,
     /// The agent's directory (the thread's cwd).
     pub workdir: PathBuf,
+    /// [`Extra::env`], for restarts.
+    env: Vec<(String, String)>,
 }
 
 impl CodexAgent {
@@ -120,7 +124,7 @@ impl CodexAgent {
             port = ircd.port(),
             work = workdir.display(),
         ));
-        let daemon = scratch.run(&[]);
+        let daemon = scratch.run_with_env(&[], extra.env);
         eventually("the agent's irc link is up", || {
             let status = scratch.status()?;
             (child(&status, NICK, "irc")?["detail"]["state"] == "connected").then_some(())
@@ -137,6 +141,7 @@ impl CodexAgent {
             model,
             home,
             workdir,
+            env: extra.env.to_vec(),
         })
     }
 
@@ -228,7 +233,7 @@ impl CodexAgent {
     /// Starts the daemon again on the same config and state.
     pub fn restart_daemon(&mut self) {
         assert!(self.daemon.is_none(), "stop it first");
-        self.daemon = Some(self.scratch.run(&[]));
+        self.daemon = Some(self.scratch.run_with_env(&[], &self.env));
         self.wait_ready();
     }
 

@@ -39,6 +39,8 @@ Environment:
     multi_message     agentMessage "first part" before the normal reply
     no_reply          turns complete without an agentMessage
     stderr_noise      a few lines on stderr at startup
+    stderr_leak       at startup, a stderr line with a URL's credentials and query and an
+                      API key in it (LEAKED_STDERR), as a failing HTTP client might print
     overloaded:<n>    the first n requests after initialize (in this process) get codex's
                       -32001 "Server overloaded; retry later." (logged as overloaded {id, method})
 """
@@ -54,7 +56,7 @@ import uuid
 
 MODES = {"crash_once", "crash_always", "crash_at_start", "sick_at_start", "hang",
          "ignore_interrupt", "slow", "garbage", "big_line", "server_request", "fail_turn",
-         "retry_error", "multi_message", "no_reply", "stderr_noise", "overloaded"}
+         "retry_error", "multi_message", "no_reply", "stderr_noise", "stderr_leak", "overloaded"}
 GARBAGE = [b"not json at all", b"[1,2,3]", b'{"id":"dangling"}', b'{"method":5}', b"{}", b""]
 SANDBOXES = {"read-only": "readOnly", "workspace-write": "workspaceWrite",
              "danger-full-access": "dangerFullAccess"}
@@ -65,6 +67,8 @@ RETRY = {"message": "Reconnecting... 1/2", "additionalDetails": "fake retry", "m
 USAGE = {"totalTokens": 15, "inputTokens": 10, "cachedInputTokens": 0, "cacheWriteInputTokens": 0,
          "outputTokens": 5, "reasoningOutputTokens": 0}
 COMMAND = "/bin/bash -lc 'echo hi'"
+LEAKED_STDERR = ("fake: ERROR request to https://user:secret@host.test/x?token=abc failed; "
+                 "OPENAI_API_KEY sk-proj-abcdefghijklmnopqrstuvwx")
 DECISIONS = ["accept", "acceptForSession", "decline", "cancel"]
 ANSWER_WAIT = 30.0
 
@@ -488,6 +492,8 @@ class Server:
         if "stderr_noise" in self.modes:
             print("fake: starting up\n2026-11-21T12:00:00.000000Z  WARN codex_core: fake noise\n"
                   "fake: bubblewrap not found, using the bundled one", file=sys.stderr)
+        if "stderr_leak" in self.modes:
+            print(LEAKED_STDERR, file=sys.stderr, flush=True)
         signal.signal(signal.SIGTERM, lambda *_: self.exit(0))
         threading.Thread(target=self.worker, daemon=True).start()
         while True:

@@ -55,11 +55,13 @@ impl Scratch {
     }
 
     /// A `codexd` command with HOME and XDG_RUNTIME_DIR inside the scratch dir and no
-    /// OTEL_* or CODEXD_* leaking in from the caller.
+    /// OTEL_*, CODEXD_* or proxy variables leaking in from the caller (a proxy would carry
+    /// the webhook's loopback requests away).
     pub fn codexd(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_codexd"));
         for (key, _) in std::env::vars() {
-            if key.starts_with("OTEL_") || key.starts_with("CODEXD_") {
+            let proxy = key.to_ascii_uppercase().ends_with("_PROXY");
+            if key.starts_with("OTEL_") || key.starts_with("CODEXD_") || proxy {
                 cmd.env_remove(key);
             }
         }
@@ -85,10 +87,16 @@ impl Scratch {
 
     /// Starts `codexd run` on this scratch's config.
     pub fn run(&self, extra: &[&str]) -> Daemon {
+        self.run_with_env(extra, &[])
+    }
+
+    /// Starts `codexd run` on this scratch's config with `env` added to its environment.
+    pub fn run_with_env(&self, extra: &[&str], env: &[(String, String)]) -> Daemon {
         let log = self.path("daemon.log");
         let stderr = std::fs::File::create(&log).expect("log file");
         let child = self
             .codexd()
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .arg("run")
             .arg("--config")
             .arg(self.config())

@@ -19,6 +19,7 @@ use tokio::io::{
 use tokio::sync::mpsc;
 
 use super::jsonrpc::{Incoming, Malformed, classify};
+use crate::redact;
 
 /// The stdout reader's buffer size; also what its line buffer shrinks back to.
 const READ_BUFFER: usize = 64 * 1024;
@@ -26,6 +27,8 @@ const READ_BUFFER: usize = 64 * 1024;
 const GARBAGE_EXCERPT: usize = 1024;
 /// stderr lines are logged up to this length.
 const STDERR_LOG_LINE: usize = 4096;
+/// The longest [`stderr_summary`], in characters (its end is kept).
+const STDERR_SUMMARY_CHARS: usize = 300;
 
 /// Reads stdout to its end, handing each non-blank line to `deliver`, classified.
 /// A line may be up to `max_line` bytes (without its `\n`); a longer one is skipped as it
@@ -214,7 +217,7 @@ fn log_stderr_line(line: &[u8], pid: u32) {
     let text = String::from_utf8_lossy(line);
     let text = text.trim_end();
     if !text.is_empty() {
-        tracing::info!(codex.pid = pid, line = %text, "codex stderr");
+        tracing::info!(codex.pid = pid, line = %redact::text(text), "codex stderr");
     }
 }
 
@@ -227,20 +230,27 @@ fn excerpt(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// The last `count` non-blank lines of codex's stderr, ` | `-joined, leaving out a Rust
-/// backtrace (`Stack backtrace:` and the frames after it, printed when `RUST_BACKTRACE` is
-/// set), so that the error codex died with is what status shows.
-pub(super) fn stderr_summary(text: &str, count: usize) -> String {
+/// The last `count` non-blank lines of codex's stderr, [redacted](redact::text), ` | `-joined
+/// and cut to their last [`STDERR_SUMMARY_CHARS`] characters, leaving out a Rust backtrace
+/// (`Stack backtrace:` and the frames after it, printed when `RUST_BACKTRACE` is set), so
+/// that the error codex died with is what status, logs and alerts show, without secrets.
+pub(crate) fn stderr_summary(text: &str, count: usize) -> String {
     let text = match text.rfind("Stack backtrace:") {
         Some(at) if !text[..at].trim_end().is_empty() => &text[..at],
         _ => text,
     };
     let lines: Vec<String> = text
         .lines()
-        .map(plain)
+        .map(|line| redact::text(&plain(line)))
         .filter(|l| !l.trim().is_empty())
         .collect();
-    lines[lines.len().saturating_sub(count)..].join(" | ")
+    let summary = lines[lines.len().saturating_sub(count)..].join(" | ");
+    let chars = summary.chars().count();
+    if chars <= STDERR_SUMMARY_CHARS {
+        return summary;
+    }
+    let tail: String = summary.chars().skip(chars - STDERR_SUMMARY_CHARS).collect();
+    format!("…{tail}")
 }
 
 /// `line` without terminal escape sequences (codex colours its log lines: `ESC[2m…ESC[0m`).
@@ -333,7 +343,7 @@ mod tests {
 
 #[cfg(test)]
 mod stderr_tests {
-    use super::stderr_summary;
+    use super::{STDERR_SUMMARY_CHARS, stderr_summary};
 
     #[test]
     fn test_last_lines_keep_the_error_and_drop_a_backtrace() {
@@ -351,9 +361,23 @@ mod stderr_tests {
                 5,
                 "Stack backtrace: |    0: main",
             ),
+            (
+                "Error: POST https://user:secret@host/x?token=abc failed\nkey sk-proj-abcdefghijklmnopqrstuv\n",
+                5,
+                "Error: POST https://host/x failed | key sk-[redacted]",
+            ),
         ];
         for (stderr, count, want) in table {
             assert_eq!(stderr_summary(stderr, count), want, "{stderr:?}");
         }
+    }
+
+    #[test]
+    fn a_long_summary_keeps_its_end() {
+        let stderr = format!("{}\nError: the last words\n", "x".repeat(1000));
+        let summary = stderr_summary(&stderr, 5);
+        assert_eq!(summary.chars().count(), STDERR_SUMMARY_CHARS + 1);
+        assert!(summary.starts_with("…x"), "{summary}");
+        assert!(summary.ends_with("x | Error: the last words"), "{summary}");
     }
 }

@@ -211,15 +211,19 @@ async fn garbage_output_counts_as_ok_and_a_failing_codex_as_failed() {
     assert_eq!(status["last_verdict"], "OK");
     assert_eq!(status["evaluations_failed"], 0);
 
-    let mut fx = start("echo 'no auth' >&2; exit 3", |_| {}).await;
+    let mut fx = start(
+        "echo 'no auth for https://u:secret@h/x?token=abc' >&2; exit 3",
+        |_| {},
+    )
+    .await;
     fx.observe("hello");
     let status = fx
         .wait_status("failure counted", |s| s["evaluations_failed"] == 1)
         .await;
     assert_eq!(status["last_verdict"], serde_json::Value::Null);
     assert_eq!(
-        status["last_error"],
-        "codex exec exited with code 3: no auth"
+        status["last_error"], "codex exec exited with code 3: no auth for https://h/x",
+        "stderr is summarised and redacted"
     );
     assert!(fx.whispers.try_recv().is_err());
 }

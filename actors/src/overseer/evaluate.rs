@@ -4,7 +4,7 @@
 //! |------|-----------------------------------------------------------------------------|
 //! | 1    | start the agent's codex binary (its cwd and environment) in its own group   |
 //! | 2    | write the prompt to stdin, close it; read stdout (≤ 1 MiB) and stderr's tail |
-//! | 3    | exit 0 → stdout; another exit → [`EvalError::Failed`] with stderr's tail    |
+//! | 3    | exit 0 → stdout; another exit → [`EvalError::Failed`] with stderr's summary |
 //! | 4    | past `timeout`: SIGKILL to the group, reap → [`EvalError::TimedOut`]        |
 //!
 //! Dropping the future (the overseer stopped mid-evaluation) SIGKILLs the group too; the
@@ -17,6 +17,7 @@ use rustix::process::{Pid, Signal, kill_process_group};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::codex::child::{self, CodexCommand, ExitStatus};
+use crate::codex::stderr_summary;
 
 /// The most stdout kept: a verdict is one line.
 const MAX_STDOUT: u64 = 1024 * 1024;
@@ -37,7 +38,7 @@ pub enum EvalError {
     Failed {
         /// How it ended.
         status: String,
-        /// The last of its stderr.
+        /// Its stderr's last lines, redacted ([`stderr_summary`]).
         stderr: String,
     },
 }
@@ -94,7 +95,7 @@ pub async fn run(
         ExitStatus::Code(0) => Ok(out),
         status => Err(EvalError::Failed {
             status: describe(&status),
-            stderr: err,
+            stderr: stderr_summary(&err, 5),
         }),
     }
 }

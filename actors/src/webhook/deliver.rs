@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio_rustls::TlsConnector;
 use tracing::Instrument;
 
 use super::http::{self, Endpoint};
@@ -32,8 +31,8 @@ use crate::trace::TraceCtx;
 pub(super) struct Courier {
     /// Where alerts go.
     pub(super) endpoint: Endpoint,
-    /// For `https://` endpoints.
-    pub(super) tls: Option<TlsConnector>,
+    /// The HTTP client, or why it could not be built (every attempt then fails with it).
+    pub(super) client: Result<reqwest::Client, String>,
     /// Bound on one attempt.
     pub(super) timeout: Duration,
     /// Attempts per alert (at least 1).
@@ -134,6 +133,9 @@ impl Courier {
             tokio::time::sleep(self.timeout).await;
             return Attempt::Timeout;
         }
-        http::post(&self.endpoint, self.tls.as_ref(), body, self.timeout).await
+        match &self.client {
+            Ok(client) => http::post(client, &self.endpoint, body, self.timeout).await,
+            Err(problem) => Attempt::Invalid(problem.clone()),
+        }
     }
 }

@@ -9,14 +9,16 @@
 //! | `restarting`     | `agent_restarted` | `Agent <nick>: <child> restarting in <s>s (attempt <n>; last error: <e>).`            |
 //! | anything else    | —                 | —                                                                                     |
 //!
-//! The last error is put on one line (control characters become spaces) and cut to
-//! [`MAX_ERROR_CHARS`] characters, so the alert is one IRC line.
+//! The last error is [redacted](crate::redact::text) (before it is cut, so no secret is
+//! cut in half and left unmasked), put on one line (control characters become spaces)
+//! and cut to [`MAX_ERROR_CHARS`] characters, so the alert is one IRC line.
 
 use std::time::Duration;
 
 use super::{Alert, AlertEvent, WebhookMessage};
 use crate::events::{Transition, TransitionEvent, TransitionObserver};
 use crate::link::Link;
+use crate::redact;
 use crate::trace::TraceCtx;
 
 /// The longest last-error text an alert quotes.
@@ -100,7 +102,7 @@ pub fn alert_for(
 }
 
 fn one_line(text: &str) -> String {
-    let flat: String = text
+    let flat: String = redact::text(text)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
@@ -129,6 +131,11 @@ mod tests {
     fn transitions_become_alerts() {
         let long = "x".repeat(300);
         let cut = format!("{}…", "x".repeat(MAX_ERROR_CHARS));
+        // Redacted, then cut: the raw text is over the limit, the redacted one is not.
+        let secret = format!(
+            "{} https://user:secret@host/x?token=abc failed",
+            "x".repeat(170)
+        );
         type Want = Option<(AlertEvent, String)>;
         let table: Vec<(Transition, Option<&str>, Want)> = vec![
             (
@@ -159,6 +166,17 @@ mod tests {
                 Some((
                     AlertEvent::AgentRestarted,
                     format!("Agent spark-a: runner restarting in 1.5s (attempt 2; last error: {cut})."),
+                )),
+            ),
+            (
+                Transition::CircuitOpened {
+                    cooldown: Duration::from_secs(30),
+                    failures: 3,
+                },
+                Some(&secret),
+                Some((
+                    AlertEvent::CircuitOpen,
+                    format!("Agent spark-a: runner failed 3 times; circuit open, no restart for 30s (last error: {} https://host/x failed).", "x".repeat(170)),
                 )),
             ),
             (Transition::Started, None, None),

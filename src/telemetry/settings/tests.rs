@@ -539,3 +539,31 @@ fn bad_values_name_their_source() {
         assert!(error.to_string().starts_with(source), "{name}: {error}");
     }
 }
+
+#[test]
+fn endpoints_are_shown_without_credentials_or_query() {
+    let secret = "https://user:s3cret@collector:4318/?api_key=k3y";
+    let exporter = otlp(
+        &enabled(),
+        &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", secret)],
+    )
+    .traces
+    .expect("traces");
+    assert_eq!(exporter.endpoint, secret, "used as given");
+    assert_eq!(exporter.shown_endpoint(), "https://collector:4318/");
+    let bad = "user:s3cret@collector:4318/?api_key=k3y";
+    let from_file = TelemetryConfig {
+        otlp_endpoint: Some(bad.into()),
+        ..enabled()
+    };
+    let errors = [
+        resolve(&enabled(), &[("OTEL_EXPORTER_OTLP_ENDPOINT", bad)]),
+        resolve(&enabled(), &[("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", bad)]),
+        resolve(&from_file, &[]),
+    ];
+    for error in errors {
+        let text = error.expect_err("not an http URL").to_string();
+        assert!(text.contains("collector:4318/"), "{text}");
+        assert!(!text.contains("s3cret") && !text.contains("k3y"), "{text}");
+    }
+}
