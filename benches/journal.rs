@@ -60,7 +60,9 @@ fn main() {
             let end = (next + group).min(entries);
             let news: Vec<NewEntry> = (next..end).map(entry).collect();
             if group == 1 {
-                journal.append(news.into_iter().next().expect("one")).expect("append");
+                journal
+                    .append(news.into_iter().next().expect("one"))
+                    .expect("append");
             } else {
                 let batch = journal.prepare(news);
                 batch.write().expect("group write");
@@ -70,7 +72,11 @@ fn main() {
         }
         let elapsed = started.elapsed().as_secs_f64();
         assert_eq!(journal.pending_count(), entries);
-        let how = if group == 1 { "one at a time" } else { "grouped" };
+        let how = if group == 1 {
+            "one at a time"
+        } else {
+            "grouped"
+        };
         println!(
             "  group {group:>4} ({how:>13}): {:>8.0} entries/s, {:>7.1} ms per commit",
             entries as f64 / elapsed,

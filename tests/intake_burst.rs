@@ -17,9 +17,10 @@ mod ircd;
 mod otlp;
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use codex_agent::{Codex, CodexAgent, Extra, NICK};
+use codexd_actors::runner::journal::Journal;
 use irc_client::{RawClient, command_and_params, source_nick};
 use serde_json::{Value, json};
 use support::eventually;
@@ -143,10 +144,12 @@ async fn a_burst_of_3000_dms_is_journaled_whole() {
         json!(SENT),
         "all waiting: the agent is paused"
     );
-    let files = std::fs::read_dir(agent.scratch.path(&format!("state/{NICK}/journal")))
-        .expect("journal dir")
-        .count();
-    assert_eq!(files as u64, SENT, "one durable entry per DM");
+    agent.stop_daemon();
+    let state = agent.scratch.path(&format!("state/{NICK}"));
+    let (_, pending) = Journal::open(&state).expect("the journal reopens");
+    let texts: BTreeSet<String> = pending.into_iter().map(|e| e.entry.text).collect();
+    let sent: BTreeSet<String> = (0..SENT).map(|i| format!("spark-ori #{i}")).collect();
+    assert_eq!(texts, sent, "every DM durable, once");
     assert!(
         count(&counts, "largest_group") > 1,
         "a burst is committed in groups: {counts}"

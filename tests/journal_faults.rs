@@ -273,7 +273,10 @@ async fn an_unreadable_done_msgids_is_set_aside_and_the_agent_keeps_answering() 
 #[test]
 fn state_is_private_whatever_the_umask() {
     let scratch = support::Scratch::new();
-    let fake = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/fake_app_server.py");
+    let fake = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/fake_app_server.py"
+    );
     scratch.write_config(&format!(
         "server: {{name: spark, host: 127.0.0.1, port: 1}}\nstate_dir: {{home}}/state\ncontrol_socket: {{socket}}\ncodex: {{agents_per_process: 2, binary: {fake}}}\nagents:\n  - nick: spark-a\n    directory: {{home}}\n  - nick: spark-b\n    directory: {{home}}\n"
     ));
@@ -319,7 +322,10 @@ fn state_is_private_whatever_the_umask() {
         &std::fs::metadata(&state).expect("state").permissions(),
     ) & 0o777;
     assert_eq!(state_mode, 0o700, "state_dir itself");
-    assert!(seen.iter().any(|(p, _, _)| p.ends_with("codex-pool")), "{seen:?}");
+    assert!(
+        seen.iter().any(|(p, _, _)| p.ends_with("codex-pool")),
+        "{seen:?}"
+    );
     let wrong: Vec<_> = seen.iter().filter(|(_, mode, want)| mode != want).collect();
     assert!(wrong.is_empty(), "not private: {wrong:?}");
 }

@@ -9,6 +9,8 @@
 //! | path                          | holds                                  | written by                        |
 //! |-------------------------------|----------------------------------------|-----------------------------------|
 //! | `<dir>/journal/<id:020>.json` | one pending [`Entry`]                  | `append`, `started`; removed by `complete` |
+//! | `<dir>/journal/<first:020>.group` | the entries of one group commit, one JSON line each | [`Batch::write`]; removed when all are complete |
+//! | `<dir>/journal/<first:020>.group.done` | the ids completed from that group, one per line | `complete` (fsynced appends) |
 //! | `<dir>/thread-id`             | the codex thread id, one line          | `set_thread_id`                   |
 //! | `<dir>/done-msgids`           | msgids of the last 4096 completed entries, one per line | `complete` |
 //!
@@ -24,6 +26,9 @@
 //! | `<id>.json` whose msgid is in `done-msgids`  | completed just before a crash: removed     |
 //! | `<id>.json` unreadable, unparsable, or holding another id | renamed `<id>.json.corrupt`, warned, skipped |
 //! | `<id>.json.corrupt`                          | kept; its id is never reused               |
+//! | `<first>.group`                              | its entries not in `<first>.group.done` are pending (an entry file of the same id is newer: `started`) |
+//! | `<first>.group` with an unreadable line      | its readable pending entries saved as `<id>.json`, the file renamed `.group.corrupt` |
+//! | `<first>.group.done` without its group       | removed                                    |
 //! | `*.tmp`                                      | an interrupted write: removed              |
 //! | anything else                                | ignored                                    |
 //!
@@ -33,8 +38,9 @@
 //! runner raises an alert).
 //!
 //! Bursts are committed in groups: [`Journal::prepare`] gives ids, [`Batch::write`] writes
-//! every entry file with one sync for the group (off the async workers, without the
-//! journal's lock), [`Journal::commit`] makes them pending.
+//! them as one group file, atomically and durably like any other file (one fsync for the
+//! group, off the async workers, without the journal's lock), [`Journal::commit`] makes them
+//! pending. A group of one is an entry file: the format every journal had before groups.
 //!
 //! New ids continue after the highest id on disk (`.corrupt` files included); once every
 //! entry is completed and the daemon restarts, ids start again at 1.
@@ -44,18 +50,18 @@
 //! completed entries; any other msgid, like none, is never deduplicated.
 
 mod durable;
+mod scan;
 
-use std::collections::{BTreeMap, VecDeque};
-use std::fs;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use self::durable::{
-    TMP_SUFFIX, append_line, create_dir, read_optional, remove_durably, sync_dir, write_atomic,
-    write_group,
+use self::durable::{append_line, create_dir, read_optional, remove_durably, write_atomic};
+use self::scan::{
+    encode_group, entry_file_name, group_done_name, group_file_name, scan_entries, set_aside,
 };
 use crate::trace::TraceCtx;
 
@@ -67,10 +73,6 @@ const THREAD_ID_FILE: &str = "thread-id";
 const DONE_FILE: &str = "done-msgids";
 /// How many completed msgids are remembered.
 const DONE_LIMIT: usize = 4096;
-/// Suffix of an entry file.
-const ENTRY_SUFFIX: &str = ".json";
-/// Suffix added to an entry file that cannot be read back.
-const CORRUPT_SUFFIX: &str = ".corrupt";
 
 /// What an inbound line was for the agent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +189,10 @@ pub struct Journal {
     thread_id: Option<String>,
     /// Files `open` set aside, for [`Journal::take_set_aside`].
     set_aside: Vec<String>,
+    /// Each group file's pending members, by the group's first id.
+    groups: BTreeMap<u64, BTreeSet<u64>>,
+    /// The group file of each pending entry written in a group.
+    group_of: BTreeMap<u64, u64>,
 }
 
 impl Journal {
@@ -217,13 +223,39 @@ impl Journal {
             next_id: scan.max_id + 1,
             thread_id: first_line(thread_id.as_deref()),
             set_aside,
+            groups: BTreeMap::new(),
+            group_of: BTreeMap::new(),
         };
-        for entry in scan.entries {
-            if journal.is_done(&entry.entry) {
-                journal.remove_entry_file(entry.id)?;
-            } else {
+        for (first, entries) in scan.groups {
+            journal.groups.insert(first, BTreeSet::new());
+            for entry in entries {
+                journal.group_of.insert(entry.id, first);
+                journal.groups.entry(first).or_default().insert(entry.id);
                 journal.pending.insert(entry.id, entry);
             }
+        }
+        // An entry file is newer than its group's copy (`started` wrote it).
+        for entry in scan.own {
+            journal.pending.insert(entry.id, entry);
+        }
+        let completed: Vec<u64> = journal
+            .pending
+            .values()
+            .filter(|entry| journal.is_done(&entry.entry))
+            .map(|entry| entry.id)
+            .collect();
+        for id in completed {
+            journal.pending.remove(&id);
+            journal.forget(id)?;
+        }
+        let empty: Vec<u64> = journal
+            .groups
+            .iter()
+            .filter(|(_, members)| members.is_empty())
+            .map(|(first, _)| *first)
+            .collect();
+        for first in empty {
+            journal.remove_group(first)?;
         }
         let pending = journal.pending();
         Ok((journal, pending))
@@ -274,8 +306,13 @@ impl Journal {
     /// The last step of a group commit: the written entries are pending. Returns them in
     /// the order they were prepared (`None` for a duplicate).
     pub fn commit(&mut self, batch: Batch) -> Vec<Option<Entry>> {
+        let group = batch.group();
         for entry in batch.entries.iter().flatten() {
             self.pending.insert(entry.id, entry.clone());
+            if let Some(first) = group {
+                self.group_of.insert(entry.id, first);
+                self.groups.entry(first).or_default().insert(entry.id);
+            }
         }
         batch.entries
     }
@@ -324,7 +361,7 @@ impl Journal {
         if let Some(msgid) = entry.entry.dedup_key().map(str::to_owned) {
             self.remember_done(msgid)?;
         }
-        self.remove_entry_file(id)
+        self.forget(id)
     }
 
     /// What [`Journal::open`] had to set aside (files it could not read), one sentence
@@ -395,6 +432,39 @@ impl Journal {
         remove_durably(&entries_dir, &path).map_err(io_error("remove journal entry", &path))
     }
 
+    /// Makes entry `id` gone from disk, durably: its own file is removed; an entry of a
+    /// group has its id appended to the group's `.group.done` first, and the group's files
+    /// are removed once every member is done.
+    fn forget(&mut self, id: u64) -> Result<(), JournalError> {
+        let Some(first) = self.group_of.remove(&id) else {
+            return self.remove_entry_file(id);
+        };
+        let entries_dir = self.entries_dir();
+        let done = group_done_name(first);
+        append_line(&entries_dir, &done, &id.to_string()).map_err(io_error(
+            "record a completed journal entry",
+            &entries_dir.join(&done),
+        ))?;
+        self.remove_entry_file(id)?;
+        let members = self.groups.entry(first).or_default();
+        members.remove(&id);
+        if members.is_empty() {
+            self.remove_group(first)?;
+        }
+        Ok(())
+    }
+
+    /// Removes group `first`'s files (every member is done), durably.
+    fn remove_group(&mut self, first: u64) -> Result<(), JournalError> {
+        self.groups.remove(&first);
+        let entries_dir = self.entries_dir();
+        for name in [group_file_name(first), group_done_name(first)] {
+            let path = entries_dir.join(name);
+            remove_durably(&entries_dir, &path).map_err(io_error("remove journal group", &path))?;
+        }
+        Ok(())
+    }
+
     /// Adds `msgid` to the completed msgids: appended to `done-msgids`, or the file is
     /// rewritten with the last `done_limit` msgids once it is full.
     fn remember_done(&mut self, msgid: String) -> Result<(), JournalError> {
@@ -434,18 +504,28 @@ impl Batch {
         self.len() == 0
     }
 
-    /// Writes every entry's file with one sync for all (blocking: call it off the async
-    /// workers). After an error none of them counts as journaled.
+    /// The group file's first id, when it writes more than one entry (one entry is written
+    /// as an entry file, as [`Journal::append`] does).
+    fn group(&self) -> Option<u64> {
+        let mut ids = self.entries.iter().flatten().map(|e| e.id);
+        let first = ids.next()?;
+        ids.next().map(|_| first)
+    }
+
+    /// Writes the entries durably with one sync for all: one group file (one entry per
+    /// line), or one entry file for a single entry (blocking: call it off the async workers,
+    /// without the journal's lock). After an error none of them counts as journaled.
     pub fn write(&self) -> Result<(), JournalError> {
-        let mut files = Vec::with_capacity(self.entries.len());
-        for entry in self.entries.iter().flatten() {
-            files.push((entry_file_name(entry.id), encode(entry)?));
-        }
-        if files.is_empty() {
-            return Ok(());
-        }
-        let first = self.entries_dir.join(&files[0].0);
-        write_group(&self.entries_dir, &files).map_err(io_error("write journal entry", &first))
+        let entries: Vec<&Entry> = self.entries.iter().flatten().collect();
+        let (name, bytes) = match (self.group(), entries.as_slice()) {
+            (_, []) => return Ok(()),
+            (Some(first), _) => (group_file_name(first), encode_group(&entries)?),
+            (None, [entry, ..]) => (entry_file_name(entry.id), encode(entry)?),
+        };
+        write_atomic(&self.entries_dir, &name, &bytes).map_err(io_error(
+            "write journal entry",
+            &self.entries_dir.join(&name),
+        ))
     }
 }
 
@@ -455,136 +535,6 @@ fn encode(entry: &Entry) -> Result<Vec<u8>, JournalError> {
         id: entry.id,
         source,
     })
-}
-
-/// What a file in the entries directory is, by its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FileName {
-    /// `<id>.json`.
-    Entry(u64),
-    /// `<id>.json.corrupt`.
-    Corrupt(u64),
-    /// `*.tmp`: a write that never finished.
-    Interrupted,
-    /// Not the journal's.
-    Other,
-}
-
-/// Classifies a file name of the entries directory (`<id>` is decimal digits).
-///
-/// | name                              | kind          |
-/// |-----------------------------------|---------------|
-/// | `00000000000000000007.json`       | `Entry(7)`    |
-/// | `7.json`                          | `Entry(7)`    |
-/// | `00000000000000000007.json.corrupt` | `Corrupt(7)` |
-/// | `00000000000000000007.json.tmp`   | `Interrupted` |
-/// | `x.json`, `.json`, `7.txt`, `-1.json` | `Other`   |
-fn classify(name: &str) -> FileName {
-    if name.ends_with(TMP_SUFFIX) {
-        return FileName::Interrupted;
-    }
-    let (stem, corrupt) = match name.strip_suffix(CORRUPT_SUFFIX) {
-        Some(stem) => (stem, true),
-        None => (name, false),
-    };
-    let Some(id) = stem.strip_suffix(ENTRY_SUFFIX).and_then(parse_id) else {
-        return FileName::Other;
-    };
-    if corrupt {
-        FileName::Corrupt(id)
-    } else {
-        FileName::Entry(id)
-    }
-}
-
-/// A non-empty run of ASCII digits as an id.
-fn parse_id(digits: &str) -> Option<u64> {
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// The file name of entry `id`: 20 digits, so names sort like ids.
-fn entry_file_name(id: u64) -> String {
-    format!("{id:020}{ENTRY_SUFFIX}")
-}
-
-/// What [`scan_entries`] found.
-struct Scan {
-    /// Readable entries, in no particular order.
-    entries: Vec<Entry>,
-    /// The highest id of any entry file, corrupt ones included; 0 when there is none.
-    max_id: u64,
-}
-
-/// Reads the entries directory, setting aside corrupt entries and removing interrupted
-/// writes (module table).
-fn scan_entries(entries_dir: &Path, set_aside: &mut Vec<String>) -> Result<Scan, JournalError> {
-    let mut scan = Scan {
-        entries: Vec::new(),
-        max_id: 0,
-    };
-    let listing = fs::read_dir(entries_dir).map_err(io_error("list journal", entries_dir))?;
-    for dirent in listing {
-        let dirent = dirent.map_err(io_error("list journal", entries_dir))?;
-        let path = dirent.path();
-        let name = dirent.file_name();
-        match classify(&name.to_string_lossy()) {
-            FileName::Entry(id) => {
-                scan.max_id = scan.max_id.max(id);
-                match read_entry(&path, id) {
-                    Ok(entry) => scan.entries.push(entry),
-                    Err(reason) => {
-                        let corrupt = set_aside_file(entries_dir, &path, &reason)?;
-                        notes_push(set_aside, &corrupt, &reason);
-                    }
-                }
-            }
-            FileName::Corrupt(id) => scan.max_id = scan.max_id.max(id),
-            FileName::Interrupted => {
-                tracing::debug!(file = %path.display(), "removing interrupted journal write");
-                remove_durably(entries_dir, &path)
-                    .map_err(io_error("remove interrupted write", &path))?;
-            }
-            FileName::Other => {}
-        }
-    }
-    Ok(scan)
-}
-
-/// Reads entry file `path`, named for `id`; `Err(reason)` when it cannot be read or its
-/// content is not entry `id`.
-fn read_entry(path: &Path, id: u64) -> Result<Entry, String> {
-    let bytes = fs::read(path).map_err(|error| error.to_string())?;
-    match serde_json::from_slice::<Entry>(&bytes) {
-        Ok(entry) if entry.id == id => Ok(entry),
-        Ok(entry) => Err(format!("the file holds entry {}", entry.id)),
-        Err(error) => Err(error.to_string()),
-    }
-}
-
-/// Renames a file that cannot be read back to `<file>.corrupt`, durably, with a warning;
-/// returns the new path.
-fn set_aside_file(dir: &Path, path: &Path, reason: &str) -> Result<PathBuf, JournalError> {
-    let mut corrupt = path.as_os_str().to_owned();
-    corrupt.push(CORRUPT_SUFFIX);
-    let corrupt = PathBuf::from(corrupt);
-    tracing::warn!(
-        file = %path.display(),
-        renamed_to = %corrupt.display(),
-        error = %reason,
-        "unreadable journal file set aside"
-    );
-    fs::rename(path, &corrupt)
-        .and_then(|()| sync_dir(dir))
-        .map_err(io_error("set aside unreadable journal file", path))?;
-    Ok(corrupt)
-}
-
-/// Records a set-aside file for the alert.
-fn notes_push(notes: &mut Vec<String>, corrupt: &Path, reason: &str) {
-    notes.push(format!("{} ({reason})", corrupt.display()));
 }
 
 /// The text of `dir/name` (`None` when it does not exist); a file that cannot be read as
@@ -598,9 +548,7 @@ fn readable(
     match read_optional(&path) {
         Ok(text) => Ok(text),
         Err(error) => {
-            let reason = error.to_string();
-            let corrupt = set_aside_file(dir, &path, &reason)?;
-            notes_push(notes, &corrupt, &reason);
+            set_aside(dir, &path, &error.to_string(), notes)?;
             Ok(None)
         }
     }

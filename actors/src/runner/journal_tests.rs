@@ -1,5 +1,8 @@
+use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
+use super::durable::TMP_SUFFIX;
+use super::scan::{CORRUPT_SUFFIX, FileName, classify, group_done_name, group_file_name};
 use super::*;
 
 fn new_entry(text: &str, msgid: Option<&str>) -> NewEntry {
@@ -456,11 +459,19 @@ fn file_names_table() {
         ("+1.json", FileName::Other),
         ("18446744073709551616.json", FileName::Other),
         ("7.corrupt", FileName::Other),
+        ("00000000000000000007.group", FileName::Group(7)),
+        ("00000000000000000007.group.done", FileName::GroupDone(7)),
+        ("00000000000000000007.group.corrupt", FileName::Corrupt(7)),
+        ("00000000000000000007.group.tmp", FileName::Interrupted),
+        ("x.group", FileName::Other),
+        (".group.done", FileName::Other),
     ];
     for (name, expected) in cases {
         assert_eq!(classify(name), expected, "{name}");
     }
     assert_eq!(entry_file_name(7), "00000000000000000007.json");
+    assert_eq!(group_file_name(7), "00000000000000000007.group");
+    assert_eq!(group_done_name(7), "00000000000000000007.group.done");
 }
 
 #[test]
@@ -488,8 +499,16 @@ fn a_group_commit_journals_every_entry_once() {
         .filter(|name| name.ends_with(TMP_SUFFIX))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    let group = tmp.path().join(ENTRIES_DIR).join(group_file_name(2));
+    assert_eq!(mode(&group), 0o600);
+    let lines = fs::read_to_string(&group).unwrap();
+    assert_eq!(
+        lines.lines().count(),
+        3,
+        "one file, one line per entry: {lines}"
+    );
     for id in 2..=4 {
-        assert_eq!(mode(&entry_path(tmp.path(), id)), 0o600);
+        assert!(!entry_path(tmp.path(), id).exists());
     }
     drop(journal);
 
@@ -605,4 +624,117 @@ fn an_entry_in_the_first_release_format_replays() {
         journal.append(new_entry("new", None)).unwrap().unwrap().id,
         8
     );
+}
+
+/// A group of `n` DMs without msgids, committed; the journal and the group's first id.
+fn group_of(dir: &Path, n: usize) -> (Journal, u64) {
+    let (mut journal, _) = open(dir);
+    let news = (0..n).map(|i| new_entry(&format!("g{i}"), None)).collect();
+    let batch = journal.prepare(news);
+    batch.write().unwrap();
+    let first = journal.commit(batch)[0].as_ref().unwrap().id;
+    (journal, first)
+}
+
+fn group_files(dir: &Path, first: u64) -> [PathBuf; 2] {
+    let entries = dir.join(ENTRIES_DIR);
+    [
+        entries.join(group_file_name(first)),
+        entries.join(group_done_name(first)),
+    ]
+}
+
+#[test]
+fn a_group_is_completed_member_by_member_across_reopens() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, first) = group_of(tmp.path(), 3);
+    journal.complete(first).unwrap();
+    journal.complete(first + 2).unwrap();
+    drop(journal);
+
+    let (mut journal, pending) = open(tmp.path());
+    assert_eq!(texts(&pending), ["g1"]);
+    let [group, done] = group_files(tmp.path(), first);
+    assert!(group.exists() && done.exists());
+    journal.complete(first + 1).unwrap();
+    assert!(
+        !group.exists() && !done.exists(),
+        "the last member takes the files along"
+    );
+    drop(journal);
+    let (mut journal, pending) = open(tmp.path());
+    assert!(pending.is_empty());
+    assert_eq!(
+        journal.append(new_entry("next", None)).unwrap().unwrap().id,
+        1
+    );
+}
+
+#[test]
+fn an_attempt_on_a_group_member_is_kept_in_its_own_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, first) = group_of(tmp.path(), 2);
+    assert_eq!(journal.started(first).unwrap(), 1);
+    drop(journal);
+
+    let (mut journal, pending) = open(tmp.path());
+    let attempts: Vec<u32> = pending.iter().map(|e| e.attempts).collect();
+    assert_eq!(
+        attempts,
+        [1, 0],
+        "the entry file wins over the group's copy"
+    );
+    journal.complete(first).unwrap();
+    assert!(!entry_path(tmp.path(), first).exists());
+    journal.complete(first + 1).unwrap();
+    drop(journal);
+    let (_, pending) = open(tmp.path());
+    assert!(pending.is_empty(), "{pending:?}");
+    assert!(group_files(tmp.path(), first).iter().all(|f| !f.exists()));
+}
+
+#[test]
+fn a_group_member_completed_just_before_a_crash_is_not_replayed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, _) = open(tmp.path());
+    let news = vec![
+        new_entry("done", Some("m1")),
+        new_entry("waiting", Some("m2")),
+    ];
+    let batch = journal.prepare(news);
+    batch.write().unwrap();
+    journal.commit(batch);
+    drop(journal);
+    // `complete` recorded the msgid, then the process died before the group's `.done`.
+    fs::write(tmp.path().join(DONE_FILE), "m1\n").unwrap();
+    let (_, pending) = open(tmp.path());
+    assert_eq!(texts(&pending), ["waiting"]);
+    let (_, pending) = open(tmp.path());
+    assert_eq!(texts(&pending), ["waiting"], "recorded at the first reopen");
+}
+
+#[test]
+fn a_group_with_a_torn_line_keeps_its_readable_entries() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut journal, first) = group_of(tmp.path(), 3);
+    journal.complete(first).unwrap();
+    drop(journal);
+    let [group, _] = group_files(tmp.path(), first);
+    let mut text = fs::read_to_string(&group).unwrap();
+    text.push_str("{\"id\": 99, torn");
+    fs::write(&group, text).unwrap();
+
+    let (mut journal, pending) = open(tmp.path());
+    assert_eq!(texts(&pending), ["g1", "g2"]);
+    let notes = journal.take_set_aside();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains(".group.corrupt"), "{notes:?}");
+    assert!(!group.exists());
+    for id in [first + 1, first + 2] {
+        assert!(entry_path(tmp.path(), id).exists(), "saved as its own file");
+    }
+    journal.complete(first + 1).unwrap();
+    drop(journal);
+    let (_, pending) = open(tmp.path());
+    assert_eq!(texts(&pending), ["g2"]);
 }

@@ -4,7 +4,6 @@
 //! |--------------------|---------------------------------------------------------------|
 //! | [`create_dir`]     | `mkdir -p`, mode 0700                                         |
 //! | [`write_atomic`]   | write `<name>.tmp` (0600), fsync, rename over `<name>`, fsync dir |
-//! | [`write_group`]    | write every `<name>.tmp` (0600), **one** sync for all, rename each, fsync dir once |
 //! | [`append_line`]    | append `<line>\n` (created 0600), fsync; fsync dir if new      |
 //! | [`remove_durably`] | unlink (absent is fine), fsync dir                            |
 //! | [`read_optional`]  | read to a string; absent is `None`                            |
@@ -53,66 +52,6 @@ pub(super) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<(
     drop(file);
     fs::rename(&tmp, &path)?;
     sync_dir(dir)
-}
-
-/// Writes every `(name, bytes)` of `files` into `dir` the way [`write_atomic`] writes one,
-/// with one sync for the whole group (a group commit): each `<name>.tmp` is written, then
-/// the file system holding `dir` is synced once (`syncfs`; one file is fsynced instead),
-/// each is renamed over its `<name>`, and `dir` is fsynced once. After an error no `.tmp`
-/// file is left behind, but some of the group may have been renamed: the caller must treat
-/// the whole group as not written (and may find any of its files again on reopen).
-pub(super) fn write_group(dir: &Path, files: &[(String, Vec<u8>)]) -> io::Result<()> {
-    let written = write_tmp_files(dir, files).and_then(|tmps| {
-        sync_group(dir, &tmps)?;
-        Ok(tmps)
-    });
-    let tmps = match written {
-        Ok(tmps) => tmps,
-        Err(error) => {
-            for (name, _) in files {
-                let _ = fs::remove_file(dir.join(format!("{name}{TMP_SUFFIX}")));
-            }
-            return Err(error);
-        }
-    };
-    for ((name, _), (tmp, _)) in files.iter().zip(&tmps) {
-        fs::rename(tmp, dir.join(name))?;
-    }
-    sync_dir(dir)
-}
-
-/// Writes each file's `<name>.tmp` (0600), unsynced; returns the paths with their open files.
-fn write_tmp_files(
-    dir: &Path,
-    files: &[(String, Vec<u8>)],
-) -> io::Result<Vec<(std::path::PathBuf, File)>> {
-    let mut tmps = Vec::with_capacity(files.len());
-    for (name, bytes) in files {
-        let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(FILE_MODE)
-            .open(&tmp)?;
-        file.set_permissions(Permissions::from_mode(FILE_MODE))?;
-        file.write_all(bytes)?;
-        tmps.push((tmp, file));
-    }
-    Ok(tmps)
-}
-
-/// Makes the written files' data durable: one fsync for a single file, one `syncfs` for a
-/// group (on Linux; elsewhere each file is fsynced).
-fn sync_group(dir: &Path, tmps: &[(std::path::PathBuf, File)]) -> io::Result<()> {
-    match tmps {
-        [] => Ok(()),
-        [(_, file)] => file.sync_all(),
-        #[cfg(target_os = "linux")]
-        _ => rustix::fs::syncfs(File::open(dir)?).map_err(io::Error::from),
-        #[cfg(not(target_os = "linux"))]
-        _ => tmps.iter().try_for_each(|(_, file)| file.sync_all()),
-    }
 }
 
 /// Appends `line` and a newline to `dir/name` (created 0600), fsynced; `dir` is fsynced
