@@ -136,6 +136,9 @@ pub enum ShutdownOutcome {
 /// `settings.otlp` is set — the OTLP tracer and meter providers (also as the OTel globals).
 /// Call once, inside a multi-thread tokio runtime when any signal uses gRPC.
 pub fn init(settings: &Settings, log_format: LogFormat) -> Result<Telemetry, TelemetryError> {
+    // The OTLP HTTP exporter's reqwest client takes rustls's process default: ring, the
+    // only provider in the build (no aws-lc). Already installed (a second init) is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let providers = match &settings.otlp {
         Some(otlp) => pipeline::build(otlp)?,
         None => pipeline::Providers::default(),
