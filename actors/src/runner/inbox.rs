@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use super::RunnerMessage;
 use super::journal::{EntryKind, Journal, NewEntry};
 use super::prompt;
-use crate::irc::{InboundMessage, IrcError, IrcEvent, IrcMessage, MessageKind};
+use crate::irc::{InboundMessage, IrcError, IrcEvent, IrcMessage, MessageKind, SendPriority};
 use crate::link::Link;
 use crate::trace::TraceCtx;
 
@@ -328,6 +328,7 @@ async fn send(
         text: line.to_owned(),
         notice: false,
         require_joined: false,
+        priority: SendPriority::Normal,
         trace: trace.clone(),
         reply,
     };
