@@ -133,6 +133,12 @@ impl Connection {
         self.outbox.normal(lines)
     }
 
+    /// Queues normal lines accepted before this connection existed (rejoins, what waited
+    /// in the send queue): bounded where they were accepted, never refused here.
+    pub(super) fn send_accepted(&self, lines: Vec<String>) {
+        self.outbox.accepted(lines);
+    }
+
     /// Queues a line ahead of everything else (PONG, PING, registration, QUIT).
     pub(super) fn send_urgent(&self, line: String) {
         self.outbox.urgent(line);

@@ -219,9 +219,7 @@ impl IrcState {
                     .map(|(line, trace)| self.tagged(line, &trace)),
             )
             .collect();
-        if !lines.is_empty() && !conn.send_all(lines) {
-            tracing::warn!("rejoins and queued irc lines dropped: the writer is backed up");
-        }
+        conn.send_accepted(lines);
         if self.flavor == Flavor::Agentirc {
             let line = self.presence_line(self.presence, self.presence_task.clone());
             self.send_presence(line);

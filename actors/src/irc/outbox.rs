@@ -98,6 +98,14 @@ impl Outbox {
         true
     }
 
+    /// Normal lines accepted earlier (rejoins, the send queue flushed after a welcome):
+    /// bounded where they were accepted, so never refused here.
+    fn push_accepted(&mut self, lines: Vec<String>) {
+        if !self.closed {
+            self.normal.extend(lines);
+        }
+    }
+
     /// Replaces an unsent presence line, if any.
     fn push_presence(&mut self, line: String) {
         if !self.closed {
@@ -190,6 +198,11 @@ impl Shared {
     /// Chat and commands, paced; false (nothing queued) when the outbox is backed up.
     pub(super) fn normal(&self, lines: Vec<String>) -> bool {
         self.with(|outbox| outbox.push_normal(lines))
+    }
+
+    /// Normal lines that were accepted before this connection (rejoins, the send queue).
+    pub(super) fn accepted(&self, lines: Vec<String>) {
+        self.with(|outbox| outbox.push_accepted(lines));
     }
 
     /// The agent's latest presence; replaces one not yet sent.

@@ -211,6 +211,12 @@ fn the_normal_queue_is_bounded_all_or_nothing() {
     assert!(outbox.push_normal(numbered("l", 0..NORMAL_QUEUE - 1)));
     assert!(!outbox.push_normal(numbered("m", 0..2)), "two do not fit");
     assert!(outbox.push_normal(numbered("m", 0..1)), "one does");
+    outbox.push_accepted(numbered("rejoin", 0..2));
+    assert_eq!(
+        outbox.normal.len(),
+        NORMAL_QUEUE + 2,
+        "accepted lines are never refused"
+    );
     outbox.closed = true;
     assert!(!outbox.push_normal(Vec::new()), "closed");
 }
