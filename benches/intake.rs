@@ -86,7 +86,9 @@ async fn run() {
             ..Extra::default()
         };
         let Some(agent) = CodexAgent::start(Codex::Real(Vec::new()), extra).await else {
-            eprintln!("intake: agentirc or codex missing (scripts/install-peers); nothing measured");
+            eprintln!(
+                "intake: agentirc or codex missing (scripts/install-peers); nothing measured"
+            );
             return;
         };
         if scenario.pause {

@@ -3,8 +3,11 @@
 //! It owns the connection ([`conn`]), registers (CAP LS 302, optional SASL PLAIN, NICK/USER,
 //! a registration deadline, 433/432 handling), keeps the link alive with its own PINGs
 //! (a missing PONG means a dead link), reconnects with jittered exponential backoff and
-//! rejoins every channel it was in. Sends are validated, split to fit 512 bytes and paced by
-//! a token bucket; while the link is down they wait in a bounded queue. Inbound lines fill
+//! rejoins every channel it was in (at most [`channels::MAX_CHANNELS`]). Sends are
+//! validated, split to fit 512 bytes and queued by priority in the connection's [`outbox`]:
+//! urgent lines first, replies paced by a token bucket, presence and courtesy notices only
+//! when no reply waits and never on the replies' budget; while the link is down sends wait
+//! in a bounded queue. Inbound lines fill
 //! Culture's per-target buffer and become [`IrcEvent`]s for the agent's other actors.
 //!
 //! Connection states:
@@ -18,12 +21,14 @@
 
 mod api;
 pub mod buffer;
+mod channels;
 mod conn;
 pub mod flood;
 mod inbound;
 pub mod intake;
 pub mod mention;
 mod outbound;
+mod outbox;
 mod query;
 mod settings;
 pub mod text;
@@ -38,7 +43,7 @@ use tokio::time::Instant;
 
 pub use api::{
     InboundMessage, IrcError, IrcEvent, IrcStatus, MessageKind, Presence, Query, ReplyLine,
-    SendReport,
+    SendPriority, SendReport,
 };
 pub use buffer::BufferedMessage;
 pub use conn::ConnEvent;
@@ -52,6 +57,7 @@ use crate::fault;
 use crate::link::Link;
 use crate::restart::{self, RestartPolicy};
 use buffer::MessageBuffer;
+use channels::Channels;
 use conn::Connection;
 use mention::Mentions;
 use query::Queries;
@@ -136,12 +142,14 @@ pub enum IrcMessage {
         notice: bool,
         /// Require the channel to be joined (Culture's `irc_send`; `irc_ask` does not).
         require_joined: bool,
+        /// `Normal` for replies and sends; `Low` for courtesy notices (see [`SendPriority`]).
+        priority: SendPriority,
         /// The work this continues.
         trace: crate::trace::TraceCtx,
         /// How many lines, and whether they are queued.
         reply: RpcReplyPort<Result<SendReport, IrcError>>,
     },
-    /// Join a channel (kept across reconnects).
+    /// Join a channel (kept across reconnects; refused beyond [`channels::MAX_CHANNELS`]).
     Join {
         /// The channel.
         channel: String,
@@ -275,6 +283,8 @@ struct Registration {
     acked: BTreeSet<String>,
     cap_ended: bool,
     nick_attempt: u32,
+    /// A JOIN echo beyond the channel cap was ignored (warned once per connection).
+    over_cap_warned: bool,
 }
 
 /// The actor's state.
@@ -295,7 +305,7 @@ pub struct IrcState {
     flavor: Flavor,
     nick: String,
     mask_len: Option<usize>,
-    channels: Vec<String>,
+    channels: Channels,
     pending: VecDeque<(String, crate::trace::TraceCtx)>,
     buffer: MessageBuffer,
     mentions: Mentions,
@@ -307,6 +317,7 @@ pub struct IrcState {
     connects: u64,
     last_error: Option<String>,
     nick_rejected: bool,
+    notices_dropped: u64,
 }
 
 impl Actor for Irc {
@@ -325,7 +336,7 @@ impl Actor for Irc {
             buffer: MessageBuffer::new(settings.buffer_size, MAX_BUFFER_KEYS),
             mentions: Mentions::new(&settings.nick),
             nick: settings.nick.clone(),
-            channels: settings.channels.clone(),
+            channels: configured_channels(&settings.channels),
             events: args.events,
             intake: args.intake,
             holding: None,
@@ -348,6 +359,7 @@ impl Actor for Irc {
             connects: 0,
             last_error: None,
             nick_rejected: false,
+            notices_dropped: 0,
             settings,
         })
     }
@@ -380,11 +392,16 @@ impl Actor for Irc {
                 text,
                 notice,
                 require_joined,
+                priority,
                 trace,
                 reply,
             } => {
-                let result = state.send_text(&target, &text, notice, require_joined, &trace);
-                let _ = reply.send(result);
+                let how = outbound::How {
+                    notice,
+                    require_joined,
+                    priority,
+                };
+                let _ = reply.send(state.send_text(&target, &text, how, &trace));
             }
             IrcMessage::Join {
                 channel,
@@ -428,7 +445,7 @@ impl Actor for Irc {
                 let _ = reply.send(state.buffer.read_thread(&key, &thread, limit));
             }
             IrcMessage::Channels { reply } => {
-                let _ = reply.send(state.channels.clone());
+                let _ = reply.send(state.channels.to_vec());
             }
             IrcMessage::KnownNicks { reply } => {
                 let _ = reply.send(state.buffer.known_nicks());
@@ -664,7 +681,8 @@ impl IrcState {
         let state = self.phase_name().to_owned();
         let mut summary = format!("{state} {} as {}", self.settings.server(), self.nick);
         if !self.channels.is_empty() {
-            summary.push_str(&format!(" in {}", self.channels.join(",")));
+            let names: Vec<&str> = self.channels.iter().map(String::as_str).collect();
+            summary.push_str(&format!(" in {}", names.join(",")));
         }
         if let Some(error) = self
             .last_error
@@ -683,10 +701,11 @@ impl IrcState {
             }
             .to_owned(),
             nick: self.nick.clone(),
-            channels: self.channels.clone(),
+            channels: self.channels.to_vec(),
             caps: self.reg.acked.iter().cloned().collect(),
             connects: self.connects,
             queued: self.pending.len(),
+            notices_dropped: self.notices_dropped,
             last_error: self.last_error.clone(),
             summary,
         }
@@ -703,6 +722,24 @@ impl IrcState {
         conn.close(format!("QUIT :{reason}"), Duration::from_secs(2))
             .await;
     }
+}
+
+/// The configured channels, at most [`channels::MAX_CHANNELS`] (the rest are left out,
+/// with a warning).
+fn configured_channels(configured: &[String]) -> Channels {
+    let mut channels = Channels::new(channels::MAX_CHANNELS);
+    let left_out = configured
+        .iter()
+        .filter(|name| channels.insert(name).is_err())
+        .count();
+    if left_out > 0 {
+        tracing::warn!(
+            left_out,
+            limit = channels::MAX_CHANNELS,
+            "more channels configured than an agent may be in; the last ones are not joined"
+        );
+    }
+    channels
 }
 
 /// Spawns [`Irc`] instances for an agent; the event channel and link outlive restarts.

@@ -62,7 +62,7 @@ use crate::child::{
     ChildFactory, ChildHandle, ControlError, ControlMsg, FaultKind, Report, spawn_linked,
 };
 use crate::fault;
-use crate::irc::IrcMessage;
+use crate::irc::{IrcMessage, SendPriority};
 use crate::link::Link;
 use crate::redact;
 use crate::trace::TraceCtx;
@@ -436,6 +436,7 @@ impl WebhookState {
                 text,
                 notice: false,
                 require_joined: false,
+                priority: SendPriority::Normal,
                 trace,
                 reply,
             };

@@ -87,6 +87,7 @@ struct Connection {
 /// What a test asks of one connection's task; the reply fires once it is done.
 enum Control {
     Send(String, oneshot::Sender<()>),
+    SendMany(Vec<String>, oneshot::Sender<()>),
     Drop(oneshot::Sender<()>),
     Stall(oneshot::Sender<()>),
 }
@@ -142,6 +143,13 @@ impl FakeIrcd {
     /// stalled.
     pub async fn send(&self, conn: usize, line: &str) {
         self.control(conn, |done| Control::Send(line.to_owned(), done))
+            .await;
+    }
+
+    /// Writes `lines` to connection `conn` as fast as the socket takes them (one buffer),
+    /// e.g. a flood no real server would send; returns once all are written.
+    pub async fn send_many(&self, conn: usize, lines: Vec<String>) {
+        self.control(conn, |done| Control::SendMany(lines, done))
             .await;
     }
 
@@ -281,6 +289,11 @@ async fn serve(
                     let _ = write_lines(&mut write, &[line]).await;
                     let _ = done.send(());
                 }
+                Some(Control::SendMany(many, done)) => {
+                    let bytes: String = many.iter().map(|l| format!("{l}\r\n")).collect();
+                    let _ = write.write_all(bytes.as_bytes()).await;
+                    let _ = done.send(());
+                }
                 Some(Control::Drop(done)) => {
                     let _ = write.shutdown().await;
                     drop((lines, write));
@@ -301,7 +314,7 @@ async fn serve(
 async fn stalled<T>(mut commands: mpsc::UnboundedReceiver<Control>, socket: T) {
     while let Some(command) = commands.recv().await {
         match command {
-            Control::Send(_, done) | Control::Stall(done) => {
+            Control::Send(_, done) | Control::SendMany(_, done) | Control::Stall(done) => {
                 let _ = done.send(());
             }
             Control::Drop(done) => {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use codexd_actors::irc::{
     BufferedMessage, Irc, IrcArgs, IrcError, IrcEvent, IrcMessage, IrcSettings, IrcStatus,
-    SendReport,
+    SendPriority, SendReport,
 };
 use codexd_actors::link::Link;
 use codexd_actors::trace::TraceCtx;
@@ -107,6 +107,7 @@ impl Agent {
             text: text.to_owned(),
             notice: false,
             require_joined: false,
+            priority: SendPriority::Normal,
             trace,
             reply,
         })

@@ -39,6 +39,23 @@ pub enum IrcError {
     /// A query needs a live connection.
     #[error("not connected to IRC")]
     NotConnected,
+    /// A join beyond the most channels an agent may be in.
+    #[error(
+        "cannot join {channel}: already in {limit} channels, the most an agent may be in; part one first"
+    )]
+    TooManyChannels {
+        /// The channel refused.
+        channel: String,
+        /// The cap.
+        limit: usize,
+    },
+    /// A [`SendPriority::Low`] notice was dropped: the link is down or its small queue is
+    /// full. Counted in the status as `notices_dropped`.
+    #[error("courtesy notice dropped: the link is down or {limit} notices already wait")]
+    NoticeDropped {
+        /// The low-priority queue's capacity.
+        limit: usize,
+    },
     /// The server did not finish answering a query in time.
     #[error("the IRC server did not answer {what} in time")]
     Timeout {
@@ -56,6 +73,25 @@ pub enum IrcError {
     /// The `irc` actor is not running (restarting, circuit open).
     #[error("the irc actor is not running")]
     Unavailable,
+}
+
+/// How a [`Send`](super::IrcMessage::Send) competes with the agent's other lines.
+///
+/// | priority | goes out                                  | paced by                      | when it cannot go      |
+/// |----------|-------------------------------------------|-------------------------------|------------------------|
+/// | `Normal` | in order with replies and commands        | the flood bucket (`flood_*`)  | queued while down; `Backlogged` when the writer is full |
+/// | `Low`    | only while no normal line waits           | its own small bucket          | dropped (`NoticeDropped`, counted) |
+///
+/// `Low` is for courtesy notices such as a refused mention's: they never delay a reply nor
+/// spend its budget, and are not recorded in the buffer (so a flood of refusals to many
+/// nicks cannot evict real conversations).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SendPriority {
+    /// Replies, IPC and tool sends.
+    #[default]
+    Normal,
+    /// Courtesy notices.
+    Low,
 }
 
 /// What happened to an accepted send.
@@ -232,6 +268,9 @@ pub struct IrcStatus {
     pub connects: u64,
     /// Lines waiting for the link to come back.
     pub queued: usize,
+    /// [`SendPriority::Low`] notices dropped since the actor started (link down or their
+    /// queue full).
+    pub notices_dropped: u64,
     /// The last connection problem, if any.
     pub last_error: Option<String>,
     /// One line for the status table.

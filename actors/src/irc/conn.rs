@@ -1,16 +1,17 @@
 //! One TCP (or TLS) connection: a task that connects and then reads lines, and a writer
-//! task that sends queued lines through the flood-control bucket. Both report back to the
-//! `irc` actor as messages tagged with the connection's id; the actor never awaits I/O.
-//! Dropping a [`Connection`] aborts both tasks, which closes the socket.
+//! task that sends the lines of the connection's [`outbox`](super::outbox) in priority
+//! order. Both report back to the `irc` actor as messages tagged with the connection's id;
+//! the actor never awaits I/O. Dropping a [`Connection`] aborts both tasks, which closes the
+//! socket.
 
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::ActorRef;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
@@ -20,15 +21,13 @@ use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use tracing::Instrument;
 
 use super::IrcMessage;
-use super::flood::TokenBucket;
 use super::intake::IntakePath;
+use super::outbox::{self, Outbox};
 use super::settings::{IrcSettings, TlsSettings};
 
 /// Inbound lines longer than this (tags included) are discarded, not fatal. IRCv3 allows
 /// 4096 bytes of tags plus 512 of message; agentirc caps input at 8192.
 pub(super) const MAX_INBOUND_LINE: usize = 16 * 1024;
-/// Lines the writer may hold before the actor treats the link as backed up.
-pub(super) const WRITER_QUEUE: usize = 1024;
 
 /// What a connection's tasks tell the actor.
 #[derive(Debug)]
@@ -44,7 +43,9 @@ pub enum ConnEvent {
         conn: u64,
         /// The line.
         line: String,
-        /// Its place in the inbound window ([`super::intake`]).
+        /// Its place in the inbound window ([`super::intake`]): the reader holds at most
+        /// [`super::INBOUND_WINDOW`] lines between the socket and the journal, so a server's
+        /// flood fills the TCP buffers (and stalls the server), not the actor's mailbox.
         hold: Option<super::intake::Hold>,
     },
     /// The connection is gone (or never came up).
@@ -56,19 +57,10 @@ pub enum ConnEvent {
     },
 }
 
-/// An outbound line and whether it may jump the flood-control queue.
-#[derive(Debug)]
-pub(super) struct Outbound {
-    pub(super) line: String,
-    /// PONG, PING, QUIT and registration: sent before waiting chat lines.
-    pub(super) urgent: bool,
-}
-
 /// The actor's handle on a live connection.
 pub(super) struct Connection {
     pub(super) id: u64,
-    lines: Option<mpsc::Sender<Outbound>>,
-    urgent: Option<mpsc::UnboundedSender<Outbound>>,
+    outbox: outbox::Shared,
     kill: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
     timers: Vec<JoinHandle<()>>,
@@ -83,8 +75,7 @@ impl Connection {
         actor: ActorRef<IrcMessage>,
     ) -> Self {
         let intake = intake.clone();
-        let (lines, lines_rx) = mpsc::channel(WRITER_QUEUE);
-        let (urgent, urgent_rx) = mpsc::unbounded_channel();
+        let outbox = outbox::Shared::new(Outbox::new(settings.flood, Instant::now()));
         let (kill, kill_rx) = oneshot::channel();
         let span = tracing::info_span!(
             parent: None,
@@ -102,7 +93,7 @@ impl Connection {
             tls: settings.tls.clone(),
             timeout: settings.registration_timeout,
         };
-        let flood = settings.flood;
+        let lines = outbox.clone();
         let task = tokio::spawn(async move {
             let connected = target.connect().instrument(span.clone()).await;
             let stream = match connected {
@@ -117,10 +108,7 @@ impl Connection {
             drop(span);
             let _ = actor.cast(IrcMessage::Conn(ConnEvent::Up { conn: id }));
             let (read, write) = tokio::io::split(stream);
-            let bucket = TokenBucket::new(flood.burst, flood.per_second, Instant::now());
-            let mut writer = AbortOnDrop(tokio::spawn(write_lines(
-                write, lines_rx, urgent_rx, bucket,
-            )));
+            let mut writer = AbortOnDrop(tokio::spawn(outbox::write_lines(write, lines)));
             let reason = tokio::select! {
                 reason = read_lines(BufReader::new(read), id, &intake, &actor) => reason,
                 Ok(reason) = &mut writer.0 => reason,
@@ -131,37 +119,39 @@ impl Connection {
         });
         Self {
             id,
-            lines: Some(lines),
-            urgent: Some(urgent),
+            outbox,
             kill: Some(kill),
             task,
             timers: Vec::new(),
         }
     }
 
-    /// Queues chat lines; false when the writer is backed up (nothing was queued).
+    /// Queues normal lines (chat, commands), paced by flood control; false when the
+    /// outbox is backed up (nothing was queued).
     pub(super) fn send_all(&self, lines: Vec<String>) -> bool {
-        let Some(sender) = &self.lines else {
-            return false;
-        };
-        if sender.capacity() < lines.len() {
-            return false;
-        }
-        lines.into_iter().all(|line| {
-            sender
-                .try_send(Outbound {
-                    line,
-                    urgent: false,
-                })
-                .is_ok()
-        })
+        self.outbox.normal(lines)
     }
 
-    /// Queues a line ahead of chat traffic (PONG, PING, registration, QUIT).
+    /// Queues normal lines accepted before this connection existed (rejoins, what waited
+    /// in the send queue): bounded where they were accepted, never refused here.
+    pub(super) fn send_accepted(&self, lines: Vec<String>) {
+        self.outbox.accepted(lines);
+    }
+
+    /// Queues a line ahead of everything else (PONG, PING, registration, QUIT).
     pub(super) fn send_urgent(&self, line: String) {
-        if let Some(urgent) = &self.urgent {
-            let _ = urgent.send(Outbound { line, urgent: true });
-        }
+        self.outbox.urgent(line);
+    }
+
+    /// Sets the presence line to send when no normal line waits (replacing an unsent one).
+    pub(super) fn send_presence(&self, line: String) {
+        self.outbox.presence(line);
+    }
+
+    /// Queues courtesy lines sent when no normal line waits; false when their small queue
+    /// is full (nothing was queued).
+    pub(super) fn send_low(&self, lines: Vec<String>) -> bool {
+        self.outbox.low(lines)
     }
 
     /// Ties a timer (keepalive, heartbeat) to this connection's life.
@@ -173,8 +163,7 @@ impl Connection {
     /// to close; the tasks are aborted after that.
     pub(super) async fn close(mut self, last: String, grace: Duration) {
         self.send_urgent(last);
-        self.lines = None;
-        self.urgent = None;
+        self.outbox.close();
         let _ = tokio::time::timeout(grace, &mut self.task).await;
     }
 
@@ -358,38 +347,6 @@ async fn read_line_capped<R: AsyncBufRead + Unpin>(
             } else {
                 LineRead::TooLong(skipped)
             });
-        }
-    }
-}
-
-/// Writes queued lines; urgent ones first and without waiting for flood tokens.
-async fn write_lines<W: AsyncWrite + Unpin>(
-    mut write: W,
-    mut lines: mpsc::Receiver<Outbound>,
-    mut urgent: mpsc::UnboundedReceiver<Outbound>,
-    mut bucket: TokenBucket,
-) -> String {
-    loop {
-        let next = tokio::select! {
-            biased;
-            Some(line) = urgent.recv() => line,
-            Some(line) = lines.recv() => line,
-            else => return "writer closed".to_owned(),
-        };
-        if !next.urgent {
-            while let Err(wait) = bucket.take(Instant::now()) {
-                tokio::time::sleep(wait).await;
-            }
-        } else {
-            let _ = bucket.take(Instant::now());
-        }
-        let mut bytes = next.line.into_bytes();
-        bytes.extend_from_slice(b"\r\n");
-        if let Err(error) = write.write_all(&bytes).await {
-            return format!("write error: {error}");
-        }
-        if let Err(error) = write.flush().await {
-            return format!("write error: {error}");
         }
     }
 }

@@ -352,7 +352,9 @@ impl IrcState {
         }
     }
 
-    /// Our own JOIN echo tells us the exact prefix the server puts on our lines.
+    /// Our own JOIN echo tells us the exact prefix the server puts on our lines. A channel
+    /// the server put us in (a forced join) is kept and rejoined like our own, up to the
+    /// channel cap; echoes beyond it are ignored, with one warning per connection.
     fn on_join(&mut self, line: &Line) {
         if !self.is_me(line.sender.as_deref()) {
             return;
@@ -360,21 +362,25 @@ impl IrcState {
         if let Some(prefix) = &line.prefix {
             self.mask_len = Some(prefix.len());
         }
-        let channel = line.param(0).to_owned();
-        if !self
-            .channels
-            .iter()
-            .any(|c| c.eq_ignore_ascii_case(&channel))
-        {
-            self.channels.push(channel);
+        let channel = line.param(0);
+        let Err(full) = self.channels.insert(channel) else {
+            return;
+        };
+        if !self.reg.over_cap_warned {
+            self.reg.over_cap_warned = true;
+            tracing::warn!(
+                channel = %channel,
+                limit = full.limit,
+                "the server joined us to more channels than an agent may be in; ignoring the rest"
+            );
         }
     }
 
     fn on_kick(&mut self, line: &Line) {
         if line.param(1).eq_ignore_ascii_case(&self.nick) {
-            let channel = line.param(0).to_owned();
+            let channel = line.param(0);
             tracing::warn!(channel = %channel, by = ?line.sender, "kicked from channel");
-            self.channels.retain(|c| !c.eq_ignore_ascii_case(&channel));
+            self.channels.remove(channel);
         }
     }
 
@@ -508,7 +514,7 @@ impl IrcState {
     pub(super) fn on_presence_beat(&mut self, conn: u64) {
         if self.current_conn(conn) && self.presence.is_busy() {
             let line = self.presence_line(self.presence, self.presence_task.clone());
-            self.send_urgent(line);
+            self.send_presence(line);
         }
     }
 

@@ -1,22 +1,36 @@
 //! Outbound: every request from another actor is validated (nothing it carries can inject
 //! an IRC command), split to fit 512 bytes, tagged with its trace context when the server
-//! ACKed `message-tags`, and either written (through flood control) or queued while the
-//! link is down. Nothing is reported as sent before it is handed to a live connection.
+//! ACKed `message-tags`, and either handed to the connection's outbox in its class (see
+//! [`super::outbox`]) or queued while the link is down. Nothing is reported as sent before
+//! it is handed to a live connection.
 
 use ractor::RpcReplyPort;
 use serde_json::json;
 
+use super::channels::Full;
 use super::inbound::is_channel;
+use super::outbox::{LOW_QUEUE, NORMAL_QUEUE};
 use super::query::Pending;
 use super::text::{self, FieldError};
 use super::{
     Flavor, IrcError, IrcEvent, IrcMessage, IrcState, Phase, Presence, Query, ReplyLine,
-    SendReport, ThreadOp, TraceTagMode,
+    SendPriority, SendReport, ThreadOp, TraceTagMode,
 };
 use crate::trace::{TraceCtx, TraceTagNames};
 
 /// How long a query may take before it is answered with a timeout.
 const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How a text is sent: its verb, the joined check and its priority.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct How {
+    /// NOTICE instead of PRIVMSG.
+    pub(super) notice: bool,
+    /// Refuse a channel the agent is not in.
+    pub(super) require_joined: bool,
+    /// Normal or low (courtesy notices).
+    pub(super) priority: SendPriority,
+}
 
 impl IrcState {
     /// `PRIVMSG`/`NOTICE`: one wire line per text line, long lines split on character
@@ -25,20 +39,19 @@ impl IrcState {
         &mut self,
         target: &str,
         text: &str,
-        notice: bool,
-        require_joined: bool,
+        how: How,
         trace: &TraceCtx,
     ) -> Result<SendReport, IrcError> {
         text::check_param("channel", target)?;
         if is_channel(target) {
             text::check_channel("channel", target)?;
-            if require_joined && !self.is_joined(target) {
+            if how.require_joined && !self.is_joined(target) {
                 return Err(IrcError::NotJoined {
                     channel: target.to_owned(),
                 });
             }
         }
-        let verb = if notice { "NOTICE" } else { "PRIVMSG" };
+        let verb = if how.notice { "NOTICE" } else { "PRIVMSG" };
         let chunks = self.chunks(text, verb, target, 0);
         if chunks.is_empty() {
             return Err(IrcError::EmptyMessage);
@@ -47,6 +60,9 @@ impl IrcState {
             .iter()
             .map(|c| format!("{verb} {target} :{c}"))
             .collect();
+        if how.priority == SendPriority::Low {
+            return self.deliver_low(wire, trace);
+        }
         let report = self.deliver(wire, trace)?;
         for chunk in &chunks {
             self.buffer_own(target, chunk);
@@ -76,9 +92,7 @@ impl IrcState {
     }
 
     fn is_joined(&self, channel: &str) -> bool {
-        self.channels
-            .iter()
-            .any(|c| c.eq_ignore_ascii_case(channel))
+        self.channels.contains(channel)
     }
 
     /// Hands `lines` to the live connection, or queues them (bounded) while the link is
@@ -99,7 +113,7 @@ impl IrcState {
                     })
                 } else {
                     Err(IrcError::Backlogged {
-                        limit: super::conn::WRITER_QUEUE,
+                        limit: NORMAL_QUEUE,
                     })
                 };
             }
@@ -114,6 +128,28 @@ impl IrcState {
         Ok(SendReport {
             lines: count,
             queued: true,
+        })
+    }
+
+    /// Courtesy lines: to a live connection's low queue, or dropped (and counted) when the
+    /// link is down or the queue is full. Not buffered and no `Sent` event: they are not
+    /// conversation.
+    fn deliver_low(
+        &mut self,
+        lines: Vec<String>,
+        trace: &TraceCtx,
+    ) -> Result<SendReport, IrcError> {
+        let count = lines.len();
+        let tagged: Vec<String> = lines.into_iter().map(|l| self.tagged(l, trace)).collect();
+        let queued = self.phase == Phase::Connected
+            && self.conn.as_ref().is_some_and(|conn| conn.send_low(tagged));
+        if !queued {
+            self.notices_dropped += 1;
+            return Err(IrcError::NoticeDropped { limit: LOW_QUEUE });
+        }
+        Ok(SendReport {
+            lines: count,
+            queued: false,
         })
     }
 
@@ -151,52 +187,69 @@ impl IrcState {
         }
     }
 
-    /// After 001: JOIN every channel, agentirc's identity burst, then what waited.
+    /// After 001: agentirc's identity burst (ahead of everything), JOIN every channel and
+    /// then what waited (both paced as normal lines), and the current presence.
     pub(super) fn after_welcome(&mut self) {
         let trace = TraceCtx::current();
-        let mut burst: Vec<String> = self.channels.iter().map(|c| format!("JOIN {c}")).collect();
+        let mut identity = Vec::new();
         if self.flavor == Flavor::Agentirc {
             let nick = &self.nick;
-            burst.push(format!("MODE {nick} +A"));
+            identity.push(format!("MODE {nick} +A"));
             if !self.settings.tags.is_empty() {
-                burst.push(format!("TAGS {nick} {}", self.settings.tags.join(",")));
+                identity.push(format!("TAGS {nick} {}", self.settings.tags.join(",")));
             }
             if let Some(icon) = &self.settings.icon {
-                burst.push(format!("ICON {icon}"));
+                identity.push(format!("ICON {icon}"));
             }
-            burst.push(self.presence_line(self.presence, self.presence_task.clone()));
             self.start_presence_heartbeat();
         }
-        if let Some(conn) = &self.conn {
-            for line in burst {
-                conn.send_urgent(self.tagged(line, &trace));
-            }
-            let waiting: Vec<String> = std::mem::take(&mut self.pending)
-                .into_iter()
-                .map(|(line, trace)| self.tagged(line, &trace))
-                .collect();
-            if !waiting.is_empty() && !conn.send_all(waiting) {
-                tracing::warn!("queued irc lines dropped: the writer is backed up");
-            }
+        let Some(conn) = &self.conn else {
+            return;
+        };
+        for line in identity {
+            conn.send_urgent(self.tagged(line, &trace));
+        }
+        let joins = self.channels.iter().map(|c| format!("JOIN {c}"));
+        let waiting = std::mem::take(&mut self.pending);
+        let lines: Vec<String> = joins
+            .map(|line| self.tagged(line, &trace))
+            .chain(
+                waiting
+                    .into_iter()
+                    .map(|(line, trace)| self.tagged(line, &trace)),
+            )
+            .collect();
+        conn.send_accepted(lines);
+        if self.flavor == Flavor::Agentirc {
+            let line = self.presence_line(self.presence, self.presence_task.clone());
+            self.send_presence(line);
         }
     }
 
     pub(super) fn join(&mut self, channel: &str, trace: &TraceCtx) -> Result<(), IrcError> {
         text::check_channel("channel", channel)?;
-        if self.is_joined(channel) {
-            return Ok(());
+        match self.channels.insert(channel) {
+            Ok(false) => return Ok(()),
+            Ok(true) => {}
+            Err(Full { limit }) => {
+                return Err(IrcError::TooManyChannels {
+                    channel: channel.to_owned(),
+                    limit,
+                });
+            }
         }
-        self.channels.push(channel.to_owned());
         if self.phase == Phase::Connected {
-            self.deliver(vec![format!("JOIN {channel}")], trace)?;
+            if let Err(error) = self.deliver(vec![format!("JOIN {channel}")], trace) {
+                self.channels.remove(channel);
+                return Err(error);
+            }
         }
         Ok(())
     }
 
     pub(super) fn part(&mut self, channel: &str, trace: &TraceCtx) -> Result<(), IrcError> {
         text::check_channel("channel", channel)?;
-        let was_joined = self.is_joined(channel);
-        self.channels.retain(|c| !c.eq_ignore_ascii_case(channel));
+        let was_joined = self.channels.remove(channel);
         if was_joined && self.phase == Phase::Connected {
             self.deliver(vec![format!("PART {channel}")], trace)?;
         }
@@ -311,7 +364,16 @@ impl IrcState {
         self.presence_task = task.clone();
         if self.phase == Phase::Connected && self.flavor == Flavor::Agentirc {
             let line = self.presence_line(state, task);
-            self.send_urgent(line);
+            self.send_presence(line);
+        }
+    }
+
+    /// The agent's presence, tagged with the current span's context: sent when no normal
+    /// line waits, replacing an unsent one.
+    pub(super) fn send_presence(&mut self, line: String) {
+        let line = self.tagged(line, &TraceCtx::current());
+        if let Some(conn) = &self.conn {
+            conn.send_presence(line);
         }
     }
 

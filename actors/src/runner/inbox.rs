@@ -25,7 +25,7 @@ use super::RunnerMessage;
 use super::admission::AdmissionSettings;
 use super::intake::{self, SharedStats};
 use super::journal::{EntryKind, Journal, NewEntry};
-use crate::irc::{Addressed, IrcError, IrcMessage};
+use crate::irc::{Addressed, IrcError, IrcMessage, SendPriority};
 use crate::link::Link;
 use crate::trace::TraceCtx;
 use crate::webhook::{self, Alert, AlertEvent, WebhookMessage};
@@ -295,6 +295,7 @@ async fn send(
         text: line.to_owned(),
         notice: false,
         require_joined: false,
+        priority: SendPriority::Normal,
         trace: trace.clone(),
         reply,
     };

@@ -26,7 +26,7 @@ use super::admission::{Admission, AdmissionSettings, Refusal};
 use super::inbox::{InboxPeers, SharedJournal};
 use super::journal::{Batch, EntryKind, JournalError, NewEntry};
 use super::prompt;
-use crate::irc::{Addressed, InboundMessage, IrcMessage, MessageKind};
+use crate::irc::{Addressed, InboundMessage, IrcMessage, MessageKind, SendPriority};
 use crate::webhook::{self, Alert, AlertEvent};
 
 /// The most messages journaled in one group.
@@ -235,6 +235,7 @@ impl Intake {
                 text,
                 notice: true,
                 require_joined: false,
+                priority: SendPriority::Low,
                 trace: message.trace.clone(),
                 reply: RpcReplyPort::from(reply),
             });

@@ -14,7 +14,7 @@ use super::StopRequest;
 use super::protocol::{Request, Response, Verb};
 use crate::child::{ControlMsg, Report};
 use crate::irc::mention::mentioned_nicks;
-use crate::irc::{BufferedMessage, IrcError, IrcMessage, Query, ReplyLine, ThreadOp};
+use crate::irc::{BufferedMessage, IrcError, IrcMessage, Query, ReplyLine, SendPriority, ThreadOp};
 use crate::link::CallError;
 use crate::link::Link;
 use crate::pause::{PauseReason, PauseSwitch};
@@ -234,6 +234,7 @@ async fn send(
         text: message,
         notice: false,
         require_joined,
+        priority: SendPriority::Normal,
         trace,
         reply,
     })
