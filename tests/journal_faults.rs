@@ -100,6 +100,22 @@ fn webhooks(receiver: &WebhookReceiver) -> String {
     )
 }
 
+/// An agent on the fake app-server (`modes`) whose state is on a [`SmallDisk`], with its
+/// alerts posted to a receiver.
+async fn on_a_small_disk(modes: &'static str) -> Option<(SmallDisk, WebhookReceiver, CodexAgent)> {
+    let disk = SmallDisk::mount()?;
+    let receiver = WebhookReceiver::start().await;
+    let top = webhooks(&receiver);
+    let state = disk.path().display().to_string();
+    let extra = Extra {
+        top: &top,
+        state_dir: &state,
+        ..Extra::default()
+    };
+    let agent = CodexAgent::start(Codex::Fake(modes), extra).await?;
+    Some((disk, receiver, agent))
+}
+
 fn intake(agent: &CodexAgent) -> Option<Value> {
     Some(agent.runner()?["detail"]["intake"].clone())
 }
@@ -125,18 +141,7 @@ fn is_notice_to_ori(line: &str, needle: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_mentions_visibly_until_there_is_room() {
-    let Some(disk) = SmallDisk::mount() else {
-        return;
-    };
-    let receiver = WebhookReceiver::start().await;
-    let top = webhooks(&receiver);
-    let state = disk.path().display().to_string();
-    let extra = Extra {
-        top: &top,
-        state_dir: &state,
-        ..Extra::default()
-    };
-    let Some(mut agent) = CodexAgent::start(Codex::Fake(""), extra).await else {
+    let Some((disk, receiver, mut agent)) = on_a_small_disk("").await else {
         return;
     };
     agent.say(NICK, "before the disk fills").await;
@@ -194,18 +199,7 @@ async fn a_full_disk_refuses_mentions_visibly_until_there_is_room() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_completion_that_cannot_be_recorded_is_answered_again_after_a_restart() {
-    let Some(disk) = SmallDisk::mount() else {
-        return;
-    };
-    let receiver = WebhookReceiver::start().await;
-    let top = webhooks(&receiver);
-    let state = disk.path().display().to_string();
-    let extra = Extra {
-        top: &top,
-        state_dir: &state,
-        ..Extra::default()
-    };
-    let Some(mut agent) = CodexAgent::start(Codex::Fake("slow:3000"), extra).await else {
+    let Some((disk, receiver, mut agent)) = on_a_small_disk("slow:3000").await else {
         return;
     };
     agent.say(NICK, "answer me at least once").await;
