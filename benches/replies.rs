@@ -84,7 +84,12 @@ fn answer(n: usize) -> String {
 async fn run(rounds: usize) -> Result<Vec<String>> {
     let turns = WARM_UP + rounds * GAPS.len() * MENTIONS;
     let script = (1..=turns).map(|n| Reply::Text(answer(n))).collect();
-    let mut agent = CodexAgent::start(Codex::Real(script), Extra::default())
+    // One sender sends 123 mentions in a few minutes: admission's per-sender rate is off.
+    let extra = Extra {
+        top: "admission: {per_sender: 0}\n",
+        ..Extra::default()
+    };
+    let mut agent = CodexAgent::start(Codex::Real(script), extra)
         .await
         .ok_or("agentirc or codex is not installed: no figures")?;
     println!(
