@@ -7,7 +7,7 @@
 //! | scenario          | admission                           | the agent |
 //! |-------------------|-------------------------------------|-----------|
 //! | `3000 from one`   | none (`per_sender: 0, max_pending: 0`) | paused: everything waits in the journal |
-//! | `3000 over rate`  | the defaults (10 per 60s, 100 pending) | answers |
+//! | `3000 over rate`  | the defaults (20 per 60s, 100 pending) | answers |
 //! | `50 x 100`        | the defaults                         | answers |
 
 #[path = "../tests/support/codex_agent.rs"]

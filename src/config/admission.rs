@@ -6,7 +6,7 @@
 //!
 //! | key           | default | rule                                                        |
 //! |---------------|---------|-------------------------------------------------------------|
-//! | `per_sender`  | `10`    | integer 0..=100000: mentions and DMs accepted per sender per `window`; 0 = no limit |
+//! | `per_sender`  | `20`    | integer 0..=100000: mentions and DMs accepted per sender per `window`; 0 = no limit |
 //! | `window`      | `60s`   | duration > 0: the rate's window, and how often a refused sender is told |
 //! | `max_pending` | `100`   | integer 0..=100000: entries waiting for an answer per agent; beyond, new ones are refused; 0 = no limit |
 

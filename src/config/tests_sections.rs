@@ -529,7 +529,7 @@ fn admission_overlays_per_agent_and_names_bad_keys() {
     let defaults = ok("server: {name: spark}\n").config.admission;
     assert_eq!(
         (defaults.per_sender, defaults.window, defaults.max_pending),
-        (10, secs(60), 100)
+        (20, secs(60), 100)
     );
     let cases = [
         (

@@ -36,7 +36,7 @@ pub struct AdmissionSettings {
 impl Default for AdmissionSettings {
     fn default() -> Self {
         Self {
-            per_sender: 10,
+            per_sender: 20,
             window: Duration::from_secs(60),
             max_pending: 100,
         }
