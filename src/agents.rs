@@ -126,14 +126,21 @@ pub fn runner_settings(config: &Config, agent: &AgentConfig, slot: Slot) -> Runn
     let codex = &agent.codex;
     let state_dir = config.state_dir.join(&agent.nick);
     let instructions = match agent.system_prompt.is_empty() {
-        true => prompt::system_prompt(&agent.nick, &agent.directory),
+        true => prompt::system_prompt(&agent.nick, &agent.directory, &agent.tools.names()),
         false => agent.system_prompt.clone(),
     };
     let thread = ThreadConfig {
         cwd: agent.directory.clone(),
         model: agent.model.clone(),
         approval_policy: codex.approval_policy.clone(),
-        sandbox: codex.sandbox.clone(),
+        // codexd's default: the agent may write its own directory (its IRC tools work in
+        // every sandbox); Culture left codex's own default.
+        sandbox: Some(
+            codex
+                .sandbox
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SANDBOX.to_owned()),
+        ),
         instructions,
         shell_env: shell_env(config, agent),
     };
@@ -143,8 +150,13 @@ pub fn runner_settings(config: &Config, agent: &AgentConfig, slot: Slot) -> Runn
     settings.request_timeout = codex.request_timeout;
     settings.interrupt_timeout = codex.interrupt_timeout;
     settings.admission = agent.admission;
+    settings.tools = agent.tools.clone();
+    settings.tool_timeout = codex.tool_timeout;
     settings
 }
+
+/// The sandbox an agent's threads get when `codex.sandbox` is unset.
+const DEFAULT_SANDBOX: &str = "workspace-write";
 
 /// The overseer's settings: `supervisor:` and the runner's codex binary, directory and
 /// environment (so `CODEX_HOME`, `HOME` and API keys reach `codex exec` as they reach

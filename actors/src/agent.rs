@@ -15,7 +15,7 @@
 //! | `Link<IrcMessage>`       | runner, webhook, attention, socket → irc       |
 //! | `Link<WebhookMessage>`   | runner, socket, overseer → webhook             |
 //! | `Link<RunnerMessage>`    | intake, attention polls, socket → runner       |
-//! | `Link<SocketMessage>`    | overseer → socket (whispers)                   |
+//! | `Link<SocketMessage>`    | overseer → socket (whispers); runner → socket (the model's tool calls) |
 //! | `IntakePath` (bounded, lossless) | irc → runner intake: mentions and DMs  |
 //! | `IrcEvent` broadcast     | irc → attention (may lag: never the journal's path) |
 //! | `RunnerEvent` broadcast  | runner → overseer                              |
@@ -174,6 +174,7 @@ impl AgentSpec {
                         pause: socket_peers.pause.clone(),
                         turn: socket_peers.turn.clone(),
                         link: socket_peers.runner.clone(),
+                        socket: socket_link.clone(),
                     };
                     let queue = intake_queue.take().expect("one runner per agent");
                     let factory = RunnerFactory::new(settings, peers, queue);

@@ -21,5 +21,6 @@ pub mod socket;
 mod status;
 pub mod supervisor;
 pub mod test_child;
+pub mod tools;
 pub mod trace;
 pub mod webhook;

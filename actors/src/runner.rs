@@ -41,6 +41,7 @@ use crate::codex::{SessionEvent, Slot};
 use crate::irc::{Addressed, IrcMessage};
 use crate::link::Link;
 use crate::pause::PauseSwitch;
+use crate::tools::ToolChoice;
 use crate::trace::TraceCtx;
 use crate::webhook::WebhookMessage;
 pub use actor::{Runner, RunnerArgs, RunnerState};
@@ -77,6 +78,11 @@ pub struct RunnerSettings {
     pub state_dir: PathBuf,
     /// What a mention or DM must pass to be journaled (`admission:`).
     pub admission: AdmissionSettings,
+    /// The agent's IRC tools, declared on `thread/start` (`tools:`).
+    pub tools: ToolChoice,
+    /// How long one tool call may take before the model is told it timed out
+    /// (`codex.tool_timeout`).
+    pub tool_timeout: Duration,
 }
 
 impl RunnerSettings {
@@ -93,6 +99,8 @@ impl RunnerSettings {
             query_timeout: Duration::from_secs(10),
             state_dir,
             admission: AdmissionSettings::default(),
+            tools: ToolChoice::All,
+            tool_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -112,6 +120,8 @@ pub struct RunnerPeers {
     pub turn: CurrentTurn,
     /// Where each runner instance registers itself.
     pub link: Link<RunnerMessage>,
+    /// Its `socket` actor: it carries out the model's tool calls.
+    pub socket: Link<crate::socket::SocketMessage>,
 }
 
 /// What the runner keeps across its own restarts (for `status`).
@@ -280,6 +290,15 @@ pub enum RunnerMessage {
     CodexChanged,
     /// A deadline may have passed (requests, turn timeout, interrupt, status query).
     Tick,
+    /// A tool call of session `generation` finished: answer codex's request `id`.
+    ToolDone {
+        /// The session it belongs to (an older one's answer is dropped).
+        generation: u64,
+        /// codex's `item/tool/call` request.
+        id: crate::codex::jsonrpc::RequestId,
+        /// What the model reads.
+        outcome: crate::tools::ToolOutcome,
+    },
     /// Queue a slash command as the next prompt.
     Command {
         /// Which.

@@ -29,15 +29,15 @@
 mod bind;
 mod conn;
 mod hub;
-mod protocol;
-mod verbs;
+pub(crate) mod protocol;
+pub(crate) mod verbs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr};
 use serde::Serialize;
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
@@ -69,6 +69,18 @@ pub enum SocketMessage {
     Control(ControlMsg),
     /// Deliver a whisper to every connected client, or keep it for the next one.
     Whisper(Whisper),
+    /// A tool call of the agent's model ([`crate::tools`]): carried out like the IPC
+    /// request it is, in a task (never in the actor).
+    Tool {
+        /// The tool (an IPC verb's name).
+        tool: String,
+        /// Its arguments (a JSON object).
+        arguments: serde_json::Value,
+        /// The tool call's span.
+        trace: TraceCtx,
+        /// What the model reads.
+        reply: RpcReplyPort<crate::tools::ToolOutcome>,
+    },
 }
 
 impl From<ControlMsg> for SocketMessage {
@@ -262,6 +274,12 @@ impl Actor for Socket {
         match msg {
             SocketMessage::Control(control) => return state.on_control(control).await,
             SocketMessage::Whisper(whisper) => state.whisper(&whisper),
+            SocketMessage::Tool {
+                tool,
+                arguments,
+                trace,
+                reply,
+            } => state.tool(tool, arguments, trace, reply),
         }
         Ok(())
     }
@@ -277,6 +295,21 @@ impl Actor for Socket {
 }
 
 impl SocketState {
+    /// Runs a tool call in a task of its own; its answer goes straight to `reply`.
+    fn tool(
+        &self,
+        tool: String,
+        arguments: serde_json::Value,
+        trace: TraceCtx,
+        reply: RpcReplyPort<crate::tools::ToolOutcome>,
+    ) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            let outcome = crate::tools::call(&shared.agent, &tool, &arguments, &trace).await;
+            let _ = reply.send(outcome);
+        });
+    }
+
     async fn on_control(&mut self, control: ControlMsg) -> Result<(), ActorProcessingErr> {
         match control {
             ControlMsg::Status { reply, .. } => {

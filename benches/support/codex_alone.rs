@@ -56,7 +56,7 @@ impl CodexAlone {
             model: "fake-model".to_owned(),
             approval_policy: "never".to_owned(),
             sandbox: None,
-            instructions: prompt::system_prompt(nick, workdir.path()),
+            instructions: prompt::system_prompt(nick, workdir.path(), &[]),
             shell_env: [("CULTURE_NICK".to_owned(), nick.to_owned())].into(),
         };
         let started = server

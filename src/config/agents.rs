@@ -15,6 +15,7 @@
 //! | `restart`              | daemon's      | partial restart map                                    |
 //! | `codex`                | daemon's      | partial codex map                                      |
 //! | `test_children`        | `[]`          | child names, no repeats                                |
+//! | `tools`                | `true`        | `true` (every IRC tool), `false` (none), or a list of tool names, no repeats |
 
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ use super::{
 };
 use crate::env::Env;
 use codexd_actors::runner::admission::AdmissionSettings;
+use codexd_actors::tools::ToolChoice;
 
 const KEYS: Keys = Keys {
     known: &[
@@ -45,6 +47,7 @@ const KEYS: Keys = Keys {
         "codex",
         "admission",
         "test_children",
+        "tools",
     ],
     ignored: &[
         Ignored {
@@ -180,6 +183,7 @@ fn agent(
         codex: codex::section(&fields.get("codex"), inherited.codex, env, false, report),
         admission: admission::section(&fields.get("admission"), inherited.admission, report),
         test_children: test_children(&fields.get("test_children"), report),
+        tools: tools(&fields.get("tools"), report),
     };
     Some((agent, nick.at().clone()))
 }
@@ -295,6 +299,40 @@ fn test_children(node: &Node<'_>, report: &mut Report) -> Vec<String> {
         }
     }
     children
+}
+
+/// `tools`: `true`/absent → every tool, `false` → none, a list → those (known, no repeats).
+fn tools(node: &Node<'_>, report: &mut Report) -> ToolChoice {
+    match node.given() {
+        None => return ToolChoice::All,
+        Some(serde_yaml_ng::Value::Bool(true)) => return ToolChoice::All,
+        Some(serde_yaml_ng::Value::Bool(false)) => return ToolChoice::Off,
+        Some(serde_yaml_ng::Value::Sequence(_)) => {}
+        Some(_) => {
+            node.expected::<()>(report, "true, false or a list of tool names");
+            return ToolChoice::All;
+        }
+    }
+    let known = codexd_actors::tools::names();
+    let mut chosen: Vec<String> = Vec::new();
+    for (tool, at) in node.strings(report).unwrap_or_default() {
+        if !known.contains(&tool) {
+            let hint = did_you_mean(tool, &known)
+                .map(|close| format!(" (did you mean \"{close}\"?)"))
+                .unwrap_or_default();
+            let message = format!(
+                "unknown tool {}; expected one of {}{hint}",
+                quote(tool),
+                known.join(", ")
+            );
+            report.error(&at, message);
+        } else if chosen.iter().any(|seen| seen == tool) {
+            report.error(&at, format!("{} is listed twice", quote(tool)));
+        } else {
+            chosen.push(tool.to_owned());
+        }
+    }
+    ToolChoice::Only(chosen)
 }
 
 /// Nicks must be unique under IRC case folding; the later entry is the one reported.

@@ -13,6 +13,7 @@
 //! | `agents_per_process` | `10` | integer 1..=1000, daemon level only: agents sharing one `codex app-server` |
 //! | `request_timeout` | `30s` | duration > 0: an unanswered request means codex is wedged |
 //! | `interrupt_timeout` | `10s` | duration > 0: an interrupted turn that does not end means codex is wedged |
+//! | `tool_timeout` | `30s` | duration > 0: a tool call of the model taking longer is answered "timed out" |
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,6 +37,7 @@ const KEYS: Keys = Keys {
         "agents_per_process",
         "request_timeout",
         "interrupt_timeout",
+        "tool_timeout",
     ],
     ignored: &[],
 };
@@ -53,6 +55,7 @@ impl Default for CodexConfig {
             agents_per_process: DEFAULT_AGENTS_PER_PROCESS,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             interrupt_timeout: DEFAULT_INTERRUPT_TIMEOUT,
+            tool_timeout: DEFAULT_TOOL_TIMEOUT,
         }
     }
 }
@@ -63,6 +66,9 @@ pub(super) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long an interrupted turn may take to end before codex is treated as wedged.
 pub(super) const DEFAULT_INTERRUPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a tool call of the model may take (an IRC query answers within 10 s).
+pub(super) const DEFAULT_TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Agents per shared codex process by default: one more agent costs about 2.2 MiB Pss as a
 /// thread of a shared process against about 21 MiB as a process of its own (`cargo bench
@@ -141,6 +147,10 @@ pub(super) fn section(
             .get("interrupt_timeout")
             .duration(report)
             .unwrap_or(base.interrupt_timeout),
+        tool_timeout: fields
+            .get("tool_timeout")
+            .duration(report)
+            .unwrap_or(base.tool_timeout),
     }
 }
 

@@ -90,6 +90,7 @@ fn defaults() {
             agents_per_process: 10,
             request_timeout: secs(30),
             interrupt_timeout: secs(10),
+            tool_timeout: secs(30),
         }
     );
     assert_eq!(config.state_dir, PathBuf::from("/home/op/.culture/codexd"));

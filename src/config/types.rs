@@ -2,6 +2,7 @@
 //! after it works on these types, whose values are already checked and defaulted.
 
 use codexd_actors::runner::admission::AdmissionSettings;
+use codexd_actors::tools::ToolChoice;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -249,6 +250,9 @@ pub struct CodexConfig {
     /// `interrupt_timeout` (default 10 s): an interrupted turn that has not ended this long
     /// after `turn/interrupt` means codex is wedged (as `request_timeout`).
     pub interrupt_timeout: Duration,
+    /// `tool_timeout` (default 30 s): a tool call of the model (the agent's IRC tools) that
+    /// takes longer is answered "timed out" and the turn goes on.
+    pub tool_timeout: Duration,
 }
 
 /// One entry of `agents:` with every per-agent override resolved against the daemon level.
@@ -283,6 +287,8 @@ pub struct AgentConfig {
     /// `test_children` (codexd, for drills and tests): child names to run as inert,
     /// fault-injectable test actors instead of the real children.
     pub test_children: Vec<String>,
+    /// `tools` (codexd): which IRC tools the agent's model has.
+    pub tools: ToolChoice,
 }
 
 /// The directory of the agents' IPC sockets.

@@ -23,6 +23,7 @@
 //! |               | offers it, else an `exec_command` heredoc that codex intercepts           |
 //! | `Status(s)`   | HTTP status `s` with an OpenAI-style JSON error body                      |
 //! | `Cut(t)`      | the text stream, then the connection closes before `response.completed`  |
+//! | `Calls(v)`    | SSE: one `function_call` per `(name, arguments)`, in one response (a client's dynamic tools) |
 //! | `Drop`        | the connection closes without any response                              |
 //!
 //! Real time only: do not combine with `#[tokio::test(start_paused = true)]`.
@@ -68,6 +69,9 @@ pub enum Reply {
     /// `tool said: <output lines joined by " | ">`. As a fallback it serves any number of
     /// concurrent agents, each turn in its own two requests.
     ToolEcho(String),
+    /// Function calls of the tools named, with these arguments, all in one response (the
+    /// tools a client declared with `dynamicTools`; several make parallel calls).
+    Calls(Vec<(String, Value)>),
 }
 
 impl Reply {
@@ -80,6 +84,11 @@ impl Reply {
             cmd: cmd.to_owned(),
             escalate: None,
         }
+    }
+
+    /// One call of the tool `name` with `arguments`.
+    pub fn call(name: &str, arguments: Value) -> Reply {
+        Reply::Calls(vec![(name.to_owned(), arguments)])
     }
 
     pub fn patch(path: &str, contents: &str) -> Reply {
@@ -329,6 +338,14 @@ async fn answer(
             let item = patch_call(&ids, request, &add_file_patch(&path, &contents));
             stream_item(stream, &ids, item).await
         }
+        Reply::Calls(calls) => {
+            let items = calls
+                .iter()
+                .enumerate()
+                .map(|(n, (name, arguments))| ids.numbered_call(n, name, arguments))
+                .collect();
+            stream_items(stream, &ids, items).await
+        }
         Reply::Status(status) => write_status(stream, status).await,
         Reply::Drop => Ok(()),
         Reply::ToolEcho(cmd) => {
@@ -414,6 +431,17 @@ impl Ids {
         format!("call_fake{}", self.0)
     }
 
+    /// The `n`th function call of a response (`call_fake<request>_<n>`).
+    fn numbered_call(&self, n: usize, name: &str, arguments: &Value) -> Value {
+        json!({
+            "type": "function_call",
+            "id": format!("fc_fake{}_{n}", self.0),
+            "call_id": format!("call_fake{}_{n}", self.0),
+            "name": name,
+            "arguments": arguments.to_string(),
+        })
+    }
+
     fn function_call(&self, name: &str, arguments: &Value) -> Value {
         json!({
             "type": "function_call",
@@ -470,6 +498,49 @@ async fn stream_item(stream: &mut TcpStream, ids: &Ids, item: Value) -> std::io:
     send_event(stream, created(ids)).await?;
     send_event(stream, item_done(item)).await?;
     send_event(stream, completed(ids)).await
+}
+
+/// Several finished output items (parallel tool calls), then `response.completed`.
+async fn stream_items(stream: &mut TcpStream, ids: &Ids, items: Vec<Value>) -> std::io::Result<()> {
+    write_sse_head(stream).await?;
+    send_event(stream, created(ids)).await?;
+    for (index, item) in items.into_iter().enumerate() {
+        let done =
+            json!({"type": "response.output_item.done", "output_index": index, "item": item});
+        send_event(stream, done).await?;
+    }
+    send_event(stream, completed(ids)).await
+}
+
+/// The function tools a model request offered, by name (`dynamicTools` land here).
+pub fn offered_tools(request: &Value) -> Vec<String> {
+    request["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|tool| tool["type"] == "function")
+        .filter_map(|tool| tool["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The outputs of function calls a model request carries: `(call_id, output text)`.
+pub fn call_outputs(request: &Value) -> Vec<(String, String)> {
+    request["input"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| item["type"] == "function_call_output")
+        .map(|item| {
+            let output = item["output"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| item["output"].to_string());
+            (
+                item["call_id"].as_str().unwrap_or_default().to_owned(),
+                output,
+            )
+        })
+        .collect()
 }
 
 fn message(id: &str, content: Value) -> Value {

@@ -62,6 +62,7 @@ pub const CLIENT_NAME: &str = "codexd";
 pub fn initialize_params() -> serde_json::Value {
     serde_json::json!({
         "clientInfo": {"name": CLIENT_NAME, "title": "codexd", "version": env!("CARGO_PKG_VERSION")},
-        "capabilities": {"experimentalApi": false},
+        // Needed for `dynamicTools` (the agents' IRC tools) on `thread/start`.
+        "capabilities": {"experimentalApi": true},
     })
 }

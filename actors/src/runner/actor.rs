@@ -40,6 +40,7 @@ use crate::trace::TraceCtx;
 
 mod attach;
 mod report;
+mod tools;
 mod turns;
 mod watch;
 
@@ -135,6 +136,8 @@ pub struct RunnerState {
     gone: Option<String>,
     requests: Outstanding<Waiter>,
     thread: Option<String>,
+    /// The thread this instance replaced because it had another tool set.
+    replaced_thread: Option<String>,
     active: Option<Active>,
     jobs: VecDeque<Job>,
     /// Highest journal entry id run by this instance (entries are run in id order).
@@ -188,6 +191,7 @@ impl Actor for Runner {
             gone: None,
             requests: Outstanding::new(),
             thread: None,
+            replaced_thread: None,
             active: None,
             jobs: VecDeque::new(),
             dispatched: 0,
@@ -217,6 +221,11 @@ impl Actor for Runner {
             RunnerMessage::Process { .. } => {}
             RunnerMessage::CodexChanged => return state.on_codex_changed(),
             RunnerMessage::Tick => return state.on_tick(),
+            RunnerMessage::ToolDone {
+                generation,
+                id,
+                outcome,
+            } => return state.tool_done(generation, id, outcome),
         }
         Ok(())
     }
@@ -349,6 +358,10 @@ impl RunnerState {
                 self.on_notification(&method, &params);
                 Ok(())
             }
+            Incoming::ServerRequest { id, method, params } if method == "item/tool/call" => {
+                self.tool_call(id, &params);
+                Ok(())
+            }
             Incoming::ServerRequest { id, method, params } => {
                 let answer = session::answer(id, &method, self.settings.approvals);
                 tracing::info!(agent.nick = %self.settings.nick, method, item = ?params.get("itemId"), answer = %answer.encode(), "codex asked; answered");
@@ -375,11 +388,21 @@ impl RunnerState {
         match (pending.waiter, outcome) {
             (Waiter::Initialize, Ok(_)) => {
                 self.send(&Outgoing::notification("initialized", None))?;
-                let kept = self.inbox.journal.lock().thread_id();
+                let (kept, recorded) = {
+                    let journal = self.inbox.journal.lock();
+                    (journal.thread_id(), journal.tool_set())
+                };
+                let current = self.settings.tools.tag();
                 match kept {
-                    Some(thread) => {
+                    Some(thread) if recorded.as_deref() == Some(current.as_str()) => {
                         let params = self.settings.thread.resume(&thread);
                         self.request("thread/resume", Some(params), Waiter::Resume(thread))?;
+                    }
+                    Some(thread) => {
+                        let recorded = recorded.unwrap_or_else(|| "none".to_owned());
+                        tracing::warn!(agent.nick = %nick, codex.thread_id = %thread, recorded = %recorded, current = %current, "the codex thread was started with another tool set (a thread's tools are fixed at its start); starting a new thread with the current tools");
+                        self.replaced_thread = Some(thread);
+                        self.start_thread()?;
                     }
                     None => self.start_thread()?,
                 }
@@ -397,8 +420,15 @@ impl RunnerState {
                 let Some(thread) = session::thread_id(&result) else {
                     return Err("thread/start answered without a thread id".into());
                 };
-                if let Err(error) = self.inbox.journal.lock().set_thread_id(Some(&thread)) {
-                    tracing::error!(agent.nick = %nick, error = %error, "thread id not persisted; a restart will start a new thread");
+                let tag = self.settings.tools.tag();
+                let recorded = {
+                    let mut journal = self.inbox.journal.lock();
+                    journal
+                        .set_thread_id(Some(&thread))
+                        .and_then(|()| journal.set_tool_set(&tag))
+                };
+                if let Err(error) = recorded {
+                    tracing::error!(agent.nick = %nick, error = %error, "thread id or tool set not persisted; a restart will start a new thread");
                 }
                 tracing::info!(agent.nick = %nick, codex.thread_id = %thread, "codex thread started");
                 self.ready(thread);
@@ -444,7 +474,11 @@ impl RunnerState {
 
     fn start_thread(&mut self) -> Result<(), ActorProcessingErr> {
         self.thread = None;
-        let params = self.settings.thread.start();
+        let mut params = self.settings.thread.start();
+        let tools = self.settings.tools.declared();
+        if !tools.is_empty() {
+            params["dynamicTools"] = Value::Array(tools);
+        }
         self.request("thread/start", Some(params), Waiter::StartThread)
     }
 

@@ -12,6 +12,7 @@
 //! | `<dir>/journal/<first:020>.group` | the entries of one group commit, one JSON line each | [`Batch::write`]; removed when all are complete |
 //! | `<dir>/journal/<first:020>.group.done` | the ids completed from that group, one per line | `complete` (fsynced appends) |
 //! | `<dir>/thread-id`             | the codex thread id, one line          | `set_thread_id`                   |
+//! | `<dir>/tool-set`              | the tool set that thread was started with ([`crate::tools::ToolChoice::tag`]) | `set_tool_set` |
 //! | `<dir>/done-msgids`           | msgids of the last 4096 completed entries, one per line | `complete` |
 //!
 //! Directories are created 0700 and files 0600. Every write is atomic and durable: write
@@ -69,6 +70,8 @@ use crate::trace::TraceCtx;
 const ENTRIES_DIR: &str = "journal";
 /// The file holding the codex thread id.
 const THREAD_ID_FILE: &str = "thread-id";
+/// The file holding the tool set the codex thread was started with.
+const TOOL_SET_FILE: &str = "tool-set";
 /// The file holding recently completed msgids.
 const DONE_FILE: &str = "done-msgids";
 /// How many completed msgids are remembered.
@@ -187,6 +190,8 @@ pub struct Journal {
     next_id: u64,
     /// The codex thread id (also on disk).
     thread_id: Option<String>,
+    /// The tool set that thread was started with (also on disk).
+    tool_set: Option<String>,
     /// Files `open` set aside, for [`Journal::take_set_aside`].
     set_aside: Vec<String>,
     /// Each group file's pending members, by the group's first id.
@@ -215,6 +220,7 @@ impl Journal {
         let scan = scan_entries(&entries_dir, &mut set_aside)?;
         let done = readable(dir, DONE_FILE, &mut set_aside)?;
         let thread_id = readable(dir, THREAD_ID_FILE, &mut set_aside)?;
+        let tool_set = readable(dir, TOOL_SET_FILE, &mut set_aside)?;
         let mut journal = Journal {
             dir: dir.to_owned(),
             pending: BTreeMap::new(),
@@ -222,6 +228,7 @@ impl Journal {
             done_limit,
             next_id: scan.max_id + 1,
             thread_id: first_line(thread_id.as_deref()),
+            tool_set: first_line(tool_set.as_deref()),
             set_aside,
             groups: BTreeMap::new(),
             group_of: BTreeMap::new(),
@@ -389,6 +396,20 @@ impl Journal {
                 self.thread_id = None;
             }
         }
+        Ok(())
+    }
+
+    /// The tool set the kept thread was started with (`None`: it predates tools).
+    pub fn tool_set(&self) -> Option<String> {
+        self.tool_set.clone()
+    }
+
+    /// Records the tool set of a newly started thread (atomically).
+    pub fn set_tool_set(&mut self, tag: &str) -> Result<(), JournalError> {
+        let path = self.dir.join(TOOL_SET_FILE);
+        write_atomic(&self.dir, TOOL_SET_FILE, format!("{tag}\n").as_bytes())
+            .map_err(io_error("write tool set", &path))?;
+        self.tool_set = Some(tag.to_owned());
         Ok(())
     }
 

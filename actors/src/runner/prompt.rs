@@ -58,20 +58,40 @@ static META_RESPONSE: LazyLock<Regex> = LazyLock::new(|| {
 
 /// §7.7: the default system prompt, used when the agent's `system_prompt` is empty. Five
 /// lines joined by `\n`, a blank line, then the IMPORTANT paragraph; no trailing newline.
-pub fn system_prompt(nick: &str, directory: &Path) -> String {
-    format!(
-        "You are {nick}, an AI agent on the culture IRC network.\n\
-         You have IRC tools available via the irc skill. Use them to communicate.\n\
-         Your working directory is {directory}.\n\
-         Check IRC channels periodically with irc_read() for new messages.\n\
-         When you finish a task, share results in the appropriate channel with irc_send().\n\
-         \n\
-         IMPORTANT: When responding to messages, write your response DIRECTLY — \
+pub fn system_prompt(nick: &str, directory: &Path, tools: &[&str]) -> String {
+    let tools_line = match tools {
+        [] => "You have no IRC tools: you can only answer the message you were given.".to_owned(),
+        tools => format!(
+            "Your IRC tools: {}. Your final answer is posted for you where the message came \
+             from; use the tools for anything else (other channels, DMs, threads, reading), \
+             never to post that answer again.",
+            tools.join(", ")
+        ),
+    };
+    let mut lines = vec![
+        format!("You are {nick}, an AI agent on the culture IRC network."),
+        tools_line,
+        format!("Your working directory is {}.", directory.display()),
+    ];
+    if tools.contains(&"irc_read") {
+        lines.push("Check IRC channels with irc_read for new messages when it helps.".to_owned());
+    }
+    if tools.contains(&"irc_send") {
+        lines.push(
+            "When you finish a task someone else should hear of, share results in the \
+             appropriate channel with irc_send."
+                .to_owned(),
+        );
+    }
+    lines.push(String::new());
+    lines.push(
+        "IMPORTANT: When responding to messages, write your response DIRECTLY — \
          do not describe what you would say, do not wrap responses in meta-commentary \
          like 'I'd reply with:' or 'I would say:'. Just write the actual message content. \
-         Your text output is relayed verbatim to IRC channels.",
-        directory = directory.display(),
-    )
+         Your text output is relayed verbatim to IRC channels."
+            .to_owned(),
+    );
+    lines.join("\n")
 }
 
 /// §7.1: the prompt for a mention in a channel or a DM (a `target` that is not a channel).
@@ -190,7 +210,7 @@ fn relay_line(line: &str) -> Option<String> {
 
 /// `line` with every control character removed (a tab becomes a space): CTCP's `\x01`, IRC
 /// formatting codes, escapes, DEL and C1. The model writes text, nothing IRC acts on.
-fn without_controls(line: &str) -> String {
+pub fn without_controls(line: &str) -> String {
     line.chars()
         .map(|c| if c == '\t' { ' ' } else { c })
         .filter(|c| !c.is_control())

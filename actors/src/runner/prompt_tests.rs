@@ -10,24 +10,37 @@ fn pairs(lines: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 #[test]
-fn system_prompt_is_culture_text() {
-    let expected = [
-        "You are spark-codex, an AI agent on the culture IRC network.",
-        "You have IRC tools available via the irc skill. Use them to communicate.",
-        "Your working directory is /home/ori/work.",
-        "Check IRC channels periodically with irc_read() for new messages.",
-        "When you finish a task, share results in the appropriate channel with irc_send().",
-        "",
-        "IMPORTANT: When responding to messages, write your response DIRECTLY \u{2014} do not \
+fn system_prompt_names_exactly_the_declared_tools() {
+    let important = "IMPORTANT: When responding to messages, write your response DIRECTLY \u{2014} do not \
          describe what you would say, do not wrap responses in meta-commentary like 'I'd reply \
          with:' or 'I would say:'. Just write the actual message content. Your text output is \
-         relayed verbatim to IRC channels.",
+         relayed verbatim to IRC channels.";
+    let all = crate::tools::names();
+    let expected = [
+        "You are spark-codex, an AI agent on the culture IRC network.".to_owned(),
+        format!(
+            "Your IRC tools: {}. Your final answer is posted for you where the message came from; use the tools for anything else (other channels, DMs, threads, reading), never to post that answer again.",
+            all.join(", ")
+        ),
+        "Your working directory is /home/ori/work.".to_owned(),
+        "Check IRC channels with irc_read for new messages when it helps.".to_owned(),
+        "When you finish a task someone else should hear of, share results in the appropriate channel with irc_send.".to_owned(),
+        String::new(),
+        important.to_owned(),
     ]
     .join("\n");
-    assert_eq!(
-        system_prompt("spark-codex", Path::new("/home/ori/work")),
-        expected
+    let dir = Path::new("/home/ori/work");
+    assert_eq!(system_prompt("spark-codex", dir, &all), expected);
+
+    let some = system_prompt("spark-codex", dir, &["irc_who"]);
+    assert!(some.contains("Your IRC tools: irc_who. "), "{some}");
+    assert!(
+        !some.contains("irc_read") && !some.contains("irc_send"),
+        "{some}"
     );
+    let none = system_prompt("spark-codex", dir, &[]);
+    assert!(none.contains("You have no IRC tools"), "{none}");
+    assert!(!none.contains("irc_"), "{none}");
 }
 
 #[test]

@@ -193,6 +193,16 @@ impl Response {
     pub(crate) fn error_text(&self) -> Option<&str> {
         self.error.as_deref()
     }
+
+    /// The payload, if any.
+    pub(crate) fn data(&self) -> Option<&Value> {
+        self.data.as_ref()
+    }
+
+    /// The warnings, if any.
+    pub(crate) fn warnings(&self) -> &[String] {
+        self.warnings.as_deref().unwrap_or_default()
+    }
 }
 
 /// A whisper line: `{"type":"whisper","message":…,"whisper_type":…}`.
@@ -281,7 +291,7 @@ fn kind_of(value: &Value) -> &'static str {
 }
 
 /// The request fields of one object, checked the way Culture's handlers check them.
-fn verb(object: &Map<String, Value>) -> Result<Verb, String> {
+pub(crate) fn verb(object: &Map<String, Value>) -> Result<Verb, String> {
     let f = Fields(object);
     let kind = match object.get("type") {
         Some(Value::String(kind)) => kind.as_str(),

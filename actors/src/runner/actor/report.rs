@@ -21,6 +21,11 @@ pub(super) struct RunnerStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     waiting_for: Option<String>,
     thread_id: Option<String>,
+    /// The tools the thread was started with ([`crate::tools::ToolChoice::tag`]).
+    tool_set: String,
+    /// The thread this runner replaced at start because its tool set was another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replaced_thread: Option<String>,
     phase: &'static str,
     turn: Option<Value>,
     pending: usize,
@@ -135,6 +140,8 @@ impl RunnerState {
             },
             waiting_for,
             thread_id: self.thread.clone(),
+            tool_set: self.settings.tools.tag(),
+            replaced_thread: self.replaced_thread.clone(),
             phase,
             turn,
             pending,

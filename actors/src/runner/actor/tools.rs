@@ -1,0 +1,113 @@
+//! The runner's side of the agent's tools ([`crate::tools`]): codex asks with
+//! `item/tool/call`; the call is carried out by the `socket` actor (the IPC verbs' one
+//! implementation) in a task bounded by `codex.tool_timeout`, inside a `codexd.tool.call`
+//! span that is a child of the turn's; the answer goes back to codex by the request's id
+//! (several calls of one model response are answered each by its own id).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::RunnerState;
+use crate::codex::jsonrpc::{Outgoing, RequestId};
+use crate::link::{CallError, Link};
+use crate::runner::RunnerMessage;
+use crate::socket::SocketMessage;
+use crate::tools::ToolOutcome;
+use crate::trace::TraceCtx;
+
+impl RunnerState {
+    /// `item/tool/call`: run it in a task; [`RunnerMessage::ToolDone`] brings the answer.
+    pub(super) fn tool_call(&mut self, id: RequestId, params: &Value) {
+        let tool = params["tool"].as_str().unwrap_or_default().to_owned();
+        let arguments = params["arguments"].clone();
+        let nick = self.settings.nick.clone();
+        let span = match &self.active {
+            Some(active) => tracing::info_span!(
+                parent: &active.turn.span,
+                "codexd.tool.call",
+                agent.nick = %nick,
+                tool.name = %tool,
+                tool.call_id = params["callId"].as_str().unwrap_or_default(),
+                tool.outcome = tracing::field::Empty,
+                tool.duration_ms = tracing::field::Empty,
+            ),
+            None => tracing::info_span!(
+                parent: None,
+                "codexd.tool.call",
+                agent.nick = %nick,
+                tool.name = %tool,
+                tool.call_id = params["callId"].as_str().unwrap_or_default(),
+                tool.outcome = tracing::field::Empty,
+                tool.duration_ms = tracing::field::Empty,
+            ),
+        };
+        let socket = self.peers.socket.clone();
+        let timeout = self.settings.tool_timeout;
+        let myself = self.myself.clone();
+        let generation = self.generation;
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let outcome = run(&socket, &tool, arguments, timeout)
+                .instrument(span.clone())
+                .await;
+            let label = if outcome.success { "ok" } else { "failed" };
+            span.record("tool.outcome", label);
+            span.record("tool.duration_ms", started.elapsed().as_millis() as u64);
+            tracing::info!(parent: &span, agent.nick = %nick, tool = %tool, outcome = label, "tool call answered");
+            let _ = myself.cast(RunnerMessage::ToolDone {
+                generation,
+                id,
+                outcome,
+            });
+        });
+    }
+
+    /// Answers a finished tool call (dropped when its session is gone: codex ended the call).
+    pub(super) fn tool_done(
+        &mut self,
+        generation: u64,
+        id: RequestId,
+        outcome: ToolOutcome,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        if generation != self.generation {
+            return Ok(());
+        }
+        let answer = Outgoing::Response {
+            id,
+            outcome: Ok(json!({
+                "contentItems": [{"type": "inputText", "text": outcome.text}],
+                "success": outcome.success,
+            })),
+        };
+        self.send(&answer)
+    }
+}
+
+/// Asks the `socket` actor to carry the call out, within `timeout`.
+async fn run(
+    socket: &Link<SocketMessage>,
+    tool: &str,
+    arguments: Value,
+    timeout: Duration,
+) -> ToolOutcome {
+    let trace = TraceCtx::current();
+    let make = |reply| SocketMessage::Tool {
+        tool: tool.to_owned(),
+        arguments,
+        trace,
+        reply,
+    };
+    match socket.call(make, timeout).await {
+        Ok(outcome) => outcome,
+        Err(CallError::Timeout(after)) => ToolOutcome::failed(format!(
+            "error: {tool} timed out after {}; it may or may not have happened: check before repeating it",
+            humantime::format_duration(after)
+        )),
+        Err(CallError::NotRunning) => ToolOutcome::failed(format!(
+            "error: {tool} is unavailable right now (the agent's IRC tools are restarting); try again shortly"
+        )),
+    }
+}

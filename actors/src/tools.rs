@@ -1,0 +1,308 @@
+//! The agent's own IRC tools, built into codex's turn (reference/codex-dynamic-tools.md):
+//! declared on `thread/start` as `dynamicTools`, called by codex with `item/tool/call`, and
+//! carried out in-process by the same code as Culture's IPC requests (`socket/verbs.rs`:
+//! one implementation of each verb, two front doors). codexd runs them itself, so they work
+//! under every sandbox, `read-only` included, where the skill client cannot reach the socket.
+//!
+//! | tool                | IPC verb it is  | arguments                                  |
+//! |---------------------|-----------------|--------------------------------------------|
+//! | `irc_send`          | `irc_send`      | `channel` (`#name` or a nick), `message`   |
+//! | `irc_read`          | `irc_read`      | `channel` (`#name` or `DM:<nick>`), `limit`? |
+//! | `irc_ask`           | `irc_ask`       | `channel`, `message`                       |
+//! | `irc_join`          | `irc_join`      | `channel`                                  |
+//! | `irc_part`          | `irc_part`      | `channel`                                  |
+//! | `irc_channels`      | `irc_channels`  | —                                          |
+//! | `irc_who`           | `irc_who`       | `target`                                   |
+//! | `irc_topic`         | `irc_topic`     | `channel`, `topic`?                        |
+//! | `irc_threads`       | `irc_threads`   | `channel`                                  |
+//! | `irc_thread_create` | `irc_thread_create` | `channel`, `thread`, `message`         |
+//! | `irc_thread_reply`  | `irc_thread_reply`  | `channel`, `thread`, `message`         |
+//! | `irc_thread_read`   | `irc_thread_read`   | `channel`, `thread`, `limit`?          |
+//! | `irc_thread_close`  | `irc_thread_close`  | `channel`, `thread`, `summary`?        |
+//!
+//! Not tools: the agent's lifecycle verbs (`compact`, `clear`, `status`, `pause`, `resume`,
+//! `shutdown`). Text the model gives a tool loses its control characters (CTCP, colours)
+//! like its replies do; results are short text, errors say what went wrong.
+
+use serde_json::{Map, Value, json};
+
+use crate::runner::prompt;
+use crate::socket::protocol;
+use crate::socket::verbs::{self, Agent};
+use crate::trace::TraceCtx;
+
+/// The tool set's version: bumped whenever a name, description or schema changes, so a
+/// thread started with an older set is detected (a thread's set is fixed at its start).
+pub const TOOLSET_VERSION: u32 = 1;
+
+/// One declared tool.
+struct Tool {
+    name: &'static str,
+    description: &'static str,
+    /// `(name, JSON type, description, required)`.
+    parameters: &'static [(&'static str, &'static str, &'static str, bool)],
+}
+
+const CHANNEL: &str = "A channel (#name).";
+const THREAD: &str = "The thread's name.";
+const LIMIT: &str = "At most this many, the newest (default 50).";
+
+const TOOLS: &[Tool] = &[
+    Tool {
+        name: "irc_send",
+        description: "Send a message to a channel you are in (#name) or to a nick (a DM). Multi-line text becomes several lines. Your final answer already goes to whoever asked you: use this for other channels, DMs and follow-ups.",
+        parameters: &[
+            ("channel", "string", "A channel (#name) or a nick.", true),
+            ("message", "string", "The text.", true),
+        ],
+    },
+    Tool {
+        name: "irc_read",
+        description: "Read the messages of a channel (#name) or a DM (DM:<nick>) that arrived since your last read; each message is returned once.",
+        parameters: &[
+            ("channel", "string", "A channel (#name) or DM:<nick>.", true),
+            ("limit", "integer", LIMIT, false),
+        ],
+    },
+    Tool {
+        name: "irc_ask",
+        description: "Ask a question in a channel or DM and alert the operators. Returns at once; an answer arrives later as a mention.",
+        parameters: &[
+            ("channel", "string", "A channel (#name) or a nick.", true),
+            ("message", "string", "The question.", true),
+        ],
+    },
+    Tool {
+        name: "irc_join",
+        description: "Join a channel (kept across reconnects).",
+        parameters: &[("channel", "string", CHANNEL, true)],
+    },
+    Tool {
+        name: "irc_part",
+        description: "Leave a channel.",
+        parameters: &[("channel", "string", CHANNEL, true)],
+    },
+    Tool {
+        name: "irc_channels",
+        description: "List the channels you are in.",
+        parameters: &[],
+    },
+    Tool {
+        name: "irc_who",
+        description: "List who is in a channel, or look up a nick.",
+        parameters: &[("target", "string", "A channel (#name) or a nick.", true)],
+    },
+    Tool {
+        name: "irc_topic",
+        description: "Read a channel's topic, or set it when `topic` is given.",
+        parameters: &[
+            ("channel", "string", CHANNEL, true),
+            ("topic", "string", "The new topic (omit to read it).", false),
+        ],
+    },
+    Tool {
+        name: "irc_threads",
+        description: "List the threads of a channel.",
+        parameters: &[("channel", "string", CHANNEL, true)],
+    },
+    Tool {
+        name: "irc_thread_create",
+        description: "Start a thread in a channel with a first message.",
+        parameters: &[
+            ("channel", "string", CHANNEL, true),
+            (
+                "thread",
+                "string",
+                "A short name for the thread (letters, digits, -).",
+                true,
+            ),
+            ("message", "string", "The first message.", true),
+        ],
+    },
+    Tool {
+        name: "irc_thread_reply",
+        description: "Reply in a thread of a channel.",
+        parameters: &[
+            ("channel", "string", CHANNEL, true),
+            ("thread", "string", THREAD, true),
+            ("message", "string", "The text.", true),
+        ],
+    },
+    Tool {
+        name: "irc_thread_read",
+        description: "Read the messages of a thread (does not mark the channel read).",
+        parameters: &[
+            ("channel", "string", CHANNEL, true),
+            ("thread", "string", THREAD, true),
+            ("limit", "integer", LIMIT, false),
+        ],
+    },
+    Tool {
+        name: "irc_thread_close",
+        description: "Close a thread, with an optional one-line summary.",
+        parameters: &[
+            ("channel", "string", CHANNEL, true),
+            ("thread", "string", THREAD, true),
+            ("summary", "string", "What was decided (one line).", false),
+        ],
+    },
+];
+
+/// Every tool's name, in declaration order.
+pub fn names() -> Vec<&'static str> {
+    TOOLS.iter().map(|tool| tool.name).collect()
+}
+
+/// Which tools an agent has (`tools:` in its config).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ToolChoice {
+    /// Every tool (the default).
+    #[default]
+    All,
+    /// None: the agent can only answer.
+    Off,
+    /// These, in declaration order (names checked by the config).
+    Only(Vec<String>),
+}
+
+impl ToolChoice {
+    /// The chosen tools' names, in declaration order.
+    pub fn names(&self) -> Vec<&'static str> {
+        TOOLS
+            .iter()
+            .filter(|tool| match self {
+                ToolChoice::All => true,
+                ToolChoice::Off => false,
+                ToolChoice::Only(names) => names.iter().any(|n| n == tool.name),
+            })
+            .map(|tool| tool.name)
+            .collect()
+    }
+
+    /// `thread/start`'s `dynamicTools`.
+    pub fn declared(&self) -> Vec<Value> {
+        let chosen = self.names();
+        TOOLS
+            .iter()
+            .filter(|tool| chosen.contains(&tool.name))
+            .map(declaration)
+            .collect()
+    }
+
+    /// What a thread's tool set is recorded as (`v1:irc_send,irc_read,…`, `v1:` for none):
+    /// a thread recorded otherwise predates the current set.
+    pub fn tag(&self) -> String {
+        format!("v{TOOLSET_VERSION}:{}", self.names().join(","))
+    }
+}
+
+/// One tool as codex wants it declared.
+fn declaration(tool: &Tool) -> Value {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for (name, kind, description, needed) in tool.parameters {
+        properties.insert(
+            (*name).to_owned(),
+            json!({"type": kind, "description": description}),
+        );
+        if *needed {
+            required.push(*name);
+        }
+    }
+    json!({
+        "type": "function",
+        "name": tool.name,
+        "description": tool.description,
+        "inputSchema": {
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": false,
+        },
+    })
+}
+
+/// How a tool call ended: its text for the model, and whether it succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolOutcome {
+    /// Whether the call did what was asked.
+    pub success: bool,
+    /// What the model reads.
+    pub text: String,
+}
+
+impl ToolOutcome {
+    /// A failed call saying `why`.
+    pub fn failed(why: impl Into<String>) -> Self {
+        Self {
+            success: false,
+            text: why.into(),
+        }
+    }
+}
+
+/// Carries out tool `tool` with `arguments` for `agent` as the IPC request it is.
+pub(crate) async fn call(
+    agent: &Agent,
+    tool: &str,
+    arguments: &Value,
+    trace: &TraceCtx,
+) -> ToolOutcome {
+    if !TOOLS.iter().any(|t| t.name == tool) {
+        return ToolOutcome::failed(format!("error: no tool named {tool}"));
+    }
+    let mut object = match arguments {
+        Value::Object(object) => object.clone(),
+        Value::Null => Map::new(),
+        other => {
+            return ToolOutcome::failed(format!("error: arguments must be an object, got {other}"));
+        }
+    };
+    for key in ["message", "topic", "summary"] {
+        if let Some(Value::String(text)) = object.get_mut(key) {
+            let lines: Vec<String> = text.lines().map(prompt::without_controls).collect();
+            *text = lines.join("\n");
+        }
+    }
+    object.insert("type".into(), json!(tool));
+    let verb = match protocol::verb(&object) {
+        Ok(verb) => verb,
+        Err(error) => return ToolOutcome::failed(format!("error: {error}")),
+    };
+    let request = protocol::Request {
+        id: json!(tool),
+        verb,
+    };
+    let response = verbs::carry_out(agent, request, trace).await;
+    render(&response)
+}
+
+/// The IPC answer as text for the model.
+fn render(response: &protocol::Response) -> ToolOutcome {
+    if let Some(error) = response.error_text() {
+        return ToolOutcome::failed(format!("error: {error}"));
+    }
+    let mut text = match response.data() {
+        None => "ok".to_owned(),
+        Some(data) => match data.get("messages").and_then(Value::as_array) {
+            Some(messages) if messages.is_empty() => "no new messages".to_owned(),
+            Some(messages) => messages
+                .iter()
+                .map(|m| {
+                    let nick = m["nick"].as_str().unwrap_or("?");
+                    let text = m["text"].as_str().unwrap_or_default();
+                    format!("<{nick}> {text}")
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            None => data.to_string(),
+        },
+    };
+    for warning in response.warnings() {
+        text.push_str(&format!("\nwarning: {warning}"));
+    }
+    ToolOutcome {
+        success: true,
+        text,
+    }
+}
