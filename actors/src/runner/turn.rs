@@ -98,6 +98,11 @@ impl Turn {
     }
 
     /// Tool calls in progress.
+    /// The open `codexd.tool.call` span of tool item `id`.
+    pub(super) fn tool_span(&self, id: &str) -> Option<&tracing::Span> {
+        self.tools.get(id)
+    }
+
     pub(super) fn open_tools(&self) -> usize {
         self.tools.len()
     }

@@ -1,7 +1,8 @@
 //! The runner's side of the agent's tools ([`crate::tools`]): codex asks with
 //! `item/tool/call`; the call is carried out by the `socket` actor (the IPC verbs' one
-//! implementation) in a task bounded by `codex.tool_timeout`, inside a `codexd.tool.call`
-//! span that is a child of the turn's; the answer goes back to codex by the request's id
+//! implementation) in a task bounded by `codex.tool_timeout`, inside a `codexd.tool.run`
+//! span under the call's `codexd.tool.call` item span; the answer goes back to codex by the
+//! request's id
 //! (several calls of one model response are answered each by its own id).
 
 use std::time::Duration;
@@ -24,26 +25,25 @@ impl RunnerState {
         let tool = params["tool"].as_str().unwrap_or_default().to_owned();
         let arguments = params["arguments"].clone();
         let nick = self.settings.nick.clone();
-        let span = match &self.active {
-            Some(active) => tracing::info_span!(
-                parent: &active.turn.span,
-                "codexd.tool.call",
-                agent.nick = %nick,
-                tool.name = %tool,
-                tool.call_id = params["callId"].as_str().unwrap_or_default(),
-                tool.outcome = tracing::field::Empty,
-                tool.duration_ms = tracing::field::Empty,
-            ),
-            None => tracing::info_span!(
-                parent: None,
-                "codexd.tool.call",
-                agent.nick = %nick,
-                tool.name = %tool,
-                tool.call_id = params["callId"].as_str().unwrap_or_default(),
-                tool.outcome = tracing::field::Empty,
-                tool.duration_ms = tracing::field::Empty,
-            ),
-        };
+        let call_id = params["callId"].as_str().unwrap_or_default();
+        // Under the call's `codexd.tool.call` span (opened by its `item/started`), else the
+        // turn's: the lines the call sends continue mention → turn → tool call.
+        let parent = self.active.as_ref().map(|active| {
+            active
+                .turn
+                .tool_span(call_id)
+                .unwrap_or(&active.turn.span)
+                .clone()
+        });
+        let span = tracing::info_span!(
+            parent: parent.as_ref().and_then(tracing::Span::id),
+            "codexd.tool.run",
+            agent.nick = %nick,
+            tool.name = %tool,
+            tool.call_id = call_id,
+            tool.outcome = tracing::field::Empty,
+            tool.duration_ms = tracing::field::Empty,
+        );
         let socket = self.peers.socket.clone();
         let timeout = self.settings.tool_timeout;
         let myself = self.myself.clone();
