@@ -22,6 +22,7 @@ mod support;
 use codex_agent::{Codex, CodexAgent, Extra, NICK};
 use fake_model::{Reply, call_outputs, offered_tools};
 use serde_json::{Value, json};
+use support::eventually;
 
 /// Every tool codexd declares, in order.
 const ALL: [&str; 13] = [
