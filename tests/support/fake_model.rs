@@ -108,6 +108,8 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// The body parsed as JSON; `Value::Null` when empty or not JSON.
     pub body: Value,
+    /// When its body had been read.
+    pub at: Instant,
 }
 
 impl Request {
@@ -296,6 +298,7 @@ async fn read_request(stream: &mut BufReader<TcpStream>) -> Option<Request> {
         path,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         headers,
+        at: Instant::now(),
     })
 }
 

@@ -54,9 +54,10 @@ impl RunnerState {
                 .instrument(span.clone())
                 .await;
             let label = if outcome.success { "ok" } else { "failed" };
+            let duration_ms = started.elapsed().as_millis() as u64;
             span.record("tool.outcome", label);
-            span.record("tool.duration_ms", started.elapsed().as_millis() as u64);
-            tracing::info!(parent: &span, agent.nick = %nick, tool = %tool, outcome = label, "tool call answered");
+            span.record("tool.duration_ms", duration_ms);
+            tracing::info!(parent: &span, agent.nick = %nick, tool = %tool, outcome = label, duration_ms, "tool call answered");
             let _ = myself.cast(RunnerMessage::ToolDone {
                 generation,
                 id,
