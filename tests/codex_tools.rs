@@ -240,13 +240,15 @@ async fn tools_work_on_the_resumed_thread_after_codex_is_killed() {
     agent.say("#general", &format!("@{NICK} one")).await;
     agent.reply("#general", "first").await;
     let thread = agent.runner().expect("status")["detail"]["thread_id"].clone();
+    let pid = agent.runner().expect("status")["detail"]["pid"].clone();
     agent.fault("kill");
-    agent.wait_ready();
-    let runner = agent.runner().expect("status");
-    assert_eq!(
-        runner["detail"]["thread_id"], thread,
-        "resumed, not replaced"
-    );
+    let resumed = eventually("a new codex, the runner idle on it", || {
+        let runner = agent.runner()?;
+        let detail = &runner["detail"];
+        let up = detail["phase"] == "idle" && detail["pid"] != pid && !detail["pid"].is_null();
+        up.then(|| detail["thread_id"].clone())
+    });
+    assert_eq!(resumed, thread, "resumed, not replaced");
     agent.say("#general", &format!("@{NICK} two")).await;
     agent.reply("#ops", "after the kill").await;
     agent.reply("#general", "second").await;
