@@ -72,6 +72,14 @@ pub enum Reply {
     /// Function calls of the tools named, with these arguments, all in one response (the
     /// tools a client declared with `dynamicTools`; several make parallel calls).
     Calls(Vec<(String, Value)>),
+    /// A turn that calls `tool` with `arguments` and then answers `text`: the call, unless
+    /// the request ends with a tool's output, which is then answered with `text`. As a
+    /// fallback it serves any number of concurrent agents, each turn in two requests.
+    CallThen {
+        tool: String,
+        arguments: Value,
+        text: String,
+    },
 }
 
 impl Reply {
@@ -351,6 +359,17 @@ async fn answer(
         }
         Reply::Status(status) => write_status(stream, status).await,
         Reply::Drop => Ok(()),
+        Reply::CallThen {
+            tool,
+            arguments,
+            text,
+        } => {
+            let reply = match tool_output(request) {
+                Some(_) => Reply::Text(text),
+                None => Reply::Calls(vec![(tool, arguments)]),
+            };
+            Box::pin(answer(stream, reply, request, ids, shared)).await
+        }
         Reply::ToolEcho(cmd) => {
             let reply = match tool_output(request) {
                 Some(output) => Reply::Text(format!("tool said: {output}")),
