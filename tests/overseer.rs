@@ -144,6 +144,19 @@ async fn a_correction_reaches_the_skill_client_as_a_whisper() {
         restarted["detail"]["last_verdict"], "CORRECTION",
         "{restarted}"
     );
+
+    // The model reads the whisper too (a sandboxed agent's skill client cannot reach the
+    // socket): at the start of its next turn for a mention.
+    agent.say("#general", &format!("@{NICK} and now?")).await;
+    agent.reply("#general", "ok").await;
+    let model = agent.model.as_ref().expect("fake model");
+    let whispered = model.requests().iter().any(|request| {
+        let texts = input_texts(request);
+        texts.iter().any(|t| {
+            t.contains("[whisper:CORRECTION] stay on the failing test") && t.contains("and now?")
+        })
+    });
+    assert!(whispered, "the mention's turn carries the whisper");
 }
 
 #[tokio::test(flavor = "multi_thread")]

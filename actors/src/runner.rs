@@ -290,6 +290,14 @@ pub enum RunnerMessage {
     CodexChanged,
     /// A deadline may have passed (requests, turn timeout, interrupt, status query).
     Tick,
+    /// A whisper (an overseer correction): the model reads it at the start of its next
+    /// turn for a mention or DM (skill clients get it from the socket as before).
+    Whisper {
+        /// `CORRECTION`, `THINK_DEEPER`, …
+        kind: String,
+        /// The text.
+        message: String,
+    },
     /// A tool call of session `generation` finished: answer codex's request `id`.
     ToolDone {
         /// The session it belongs to (an older one's answer is dropped).

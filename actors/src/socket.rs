@@ -334,6 +334,13 @@ impl SocketState {
         let _entered = span.enter();
         let delivered = self.shared.hub.whisper(line);
         tracing::info!(agent.nick = %self.shared.agent.nick, whisper.kind = %whisper.kind, delivered, "whisper");
+        // The model reads it too: a sandboxed agent's skill client cannot reach the socket.
+        if let Some(runner) = self.shared.agent.runner.get() {
+            let _ = runner.cast(crate::runner::RunnerMessage::Whisper {
+                kind: whisper.kind.clone(),
+                message: whisper.message.clone(),
+            });
+        }
     }
 
     fn status(&self) -> SocketStatus {

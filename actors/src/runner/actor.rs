@@ -221,6 +221,7 @@ impl Actor for Runner {
             RunnerMessage::Process { .. } => {}
             RunnerMessage::CodexChanged => return state.on_codex_changed(),
             RunnerMessage::Tick => return state.on_tick(),
+            RunnerMessage::Whisper { kind, message } => state.on_whisper(&kind, &message),
             RunnerMessage::ToolDone {
                 generation,
                 id,

@@ -146,6 +146,8 @@ pub struct Inbox {
     pub journal: SharedJournal,
     /// What the intake counted.
     pub stats: SharedStats,
+    /// Whispers (overseer corrections) waiting for the model's next turn.
+    pub whispers: Arc<Mutex<Vec<String>>>,
     tasks: [JoinHandle<()>; 2],
 }
 
@@ -203,6 +205,7 @@ impl Inbox {
             outbox: Outbox { jobs },
             journal,
             stats,
+            whispers: Arc::default(),
             tasks: [tokio::spawn(taking), tokio::spawn(relay)],
         }
     }

@@ -31,6 +31,8 @@ pub(super) struct RunnerStatus {
     pending: usize,
     /// What the intake journaled and refused (admission control, journal errors).
     intake: IntakeStats,
+    /// Whispers waiting for the model's next turn for a mention.
+    whispers_waiting: usize,
     requests_in_flight: usize,
     paused: Option<PauseReason>,
     #[serde(flatten)]
@@ -146,6 +148,11 @@ impl RunnerState {
             turn,
             pending,
             intake,
+            whispers_waiting: self
+                .inbox
+                .whispers
+                .lock()
+                .map_or(0, |whispers| whispers.len()),
             requests_in_flight: self.requests.len(),
             paused: self.peers.pause.reason(),
             stats,

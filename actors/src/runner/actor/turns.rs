@@ -177,7 +177,40 @@ impl RunnerState {
             reply_to: entry.entry.reply_to.clone(),
             asked: entry.entry.kind != EntryKind::Poll,
         };
-        self.start_turn(&entry.entry.prompt, purpose, entry.entry.trace.clone());
+        let prompt = self.with_whispers(&entry.entry.prompt);
+        self.start_turn(&prompt, purpose, entry.entry.trace.clone());
+    }
+
+    /// Keeps a whisper for the model's next turn for a mention or DM.
+    pub(super) fn on_whisper(&mut self, kind: &str, message: &str) {
+        let line = format!(
+            "[whisper:{kind}] {}",
+            super::super::prompt::without_controls(message)
+        );
+        self.inbox
+            .whispers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line);
+        tracing::info!(agent.nick = %self.settings.nick, whisper.kind = kind, "whisper kept for the model's next turn");
+    }
+
+    /// `prompt`, preceded by the whispers that arrived since the last turn (taken).
+    fn with_whispers(&self, prompt: &str) -> String {
+        let whispers = std::mem::take(
+            &mut *self
+                .inbox
+                .whispers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        if whispers.is_empty() {
+            return prompt.to_owned();
+        }
+        format!(
+            "[Whispered to you, not seen on IRC]\n{}\n\n{prompt}",
+            whispers.join("\n")
+        )
     }
 
     pub(super) fn start_turn(&mut self, text: &str, purpose: Purpose, parent: TraceCtx) {
