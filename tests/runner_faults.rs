@@ -61,6 +61,13 @@ async fn garbage_a_10_mib_line_and_unknown_requests_are_survived() {
         approval["result"]["decision"], "decline",
         "default policy: {approval}"
     );
+    let foreign = answers
+        .iter()
+        .find(|a| a["id"] == 1900)
+        .expect("answer to the tool call of a thread no agent has");
+    assert_eq!(foreign["result"]["success"], false, "{foreign}");
+    let text = foreign["result"]["contentItems"][0]["text"].as_str().unwrap_or_default();
+    assert!(text.contains("this thread's agent is gone"), "{foreign}");
     let runner = agent.runner().expect("status");
     assert_eq!(runner["restarts"], 0, "nothing restarted: {runner}");
     let logged = agent.log();

@@ -446,13 +446,18 @@ class Server:
 
     def server_requests(self, turn, n):
         """Two server requests, then wait for both answers; False if the turn must not go on."""
-        ids = (900 + 2 * n, 901 + 2 * n)
+        ids = (900 + 2 * n, 901 + 2 * n, 1900 + n)
         item = self.command_item()
         with self.lock:
             if not self.item(turn, item, completed=False):
                 return False
             self.send({"id": ids[0], "method": "item/tool/unknownThing",
                        "params": dict(turn.ids, tool="unknownThing")})
+            # A dynamic tool call of a thread no agent has: it must not be carried out.
+            self.send({"id": ids[2], "method": "item/tool/call",
+                       "params": dict(turn.ids, threadId="thr-gone", callId="call_gone",
+                                      tool="irc_send",
+                                      arguments={"channel": "#general", "message": "not me"})})
             self.send({"id": ids[1], "method": "item/commandExecution/requestApproval",
                        "params": dict(turn.ids, kind="command", itemId="call_1", command=COMMAND,
                                       cwd="/", reason="fake", commandActions=item["commandActions"],

@@ -23,6 +23,18 @@ impl RunnerState {
     /// `item/tool/call`: run it in a task; [`RunnerMessage::ToolDone`] brings the answer.
     pub(super) fn tool_call(&mut self, id: RequestId, params: &Value) {
         let tool = params["tool"].as_str().unwrap_or_default().to_owned();
+        let thread = params["threadId"].as_str();
+        if thread.is_none() || thread != self.thread.as_deref() {
+            // A shared process hands a request of a thread without a session to some
+            // session: never act as another agent.
+            tracing::warn!(agent.nick = %self.settings.nick, tool = %tool, codex.thread_id = ?thread, "a tool call of a thread that is not this agent's; refused");
+            let refused = ToolOutcome::failed(
+                "error: this thread's agent is gone; the call was not carried out",
+            );
+            let generation = self.generation;
+            let _ = self.tool_done(generation, id, refused);
+            return;
+        }
         let arguments = params["arguments"].clone();
         let nick = self.settings.nick.clone();
         let call_id = params["callId"].as_str().unwrap_or_default();
