@@ -6,6 +6,7 @@
 //! `CODEXD_OTLP_CHILD`, under a 60 s hang detector, and then inspects what the receiver got.
 
 #[path = "support/otlp.rs"]
+#[allow(dead_code)]
 mod otlp;
 
 use std::net::TcpListener;

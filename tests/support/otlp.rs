@@ -36,6 +36,19 @@ pub(crate) struct ReceivedSpan {
     pub(crate) span_id: String,
     /// Empty for a root span.
     pub(crate) parent_span_id: String,
+    /// The span's attributes: key → OTLP/JSON `AnyValue` (`{"stringValue": …}`, …).
+    pub(crate) attributes: serde_json::Map<String, Value>,
+}
+
+impl ReceivedSpan {
+    /// An attribute's value as text (`intValue` arrives as a string), if the span has it.
+    pub(crate) fn attr(&self, key: &str) -> Option<String> {
+        let value = self.attributes.get(key)?.as_object()?.values().next()?;
+        match value {
+            Value::String(text) => Some(text.clone()),
+            other => Some(other.to_string()),
+        }
+    }
 }
 
 /// One metric as the sink received it.
@@ -159,6 +172,10 @@ impl OtlpSink {
                             trace_id: text(&span["traceId"]),
                             span_id: text(&span["spanId"]),
                             parent_span_id: text(&span["parentSpanId"]),
+                            attributes: array(&span["attributes"])
+                                .iter()
+                                .map(|a| (text(&a["key"]), a["value"].clone()))
+                                .collect(),
                         });
                     }
                 }

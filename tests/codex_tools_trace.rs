@@ -1,0 +1,153 @@
+//! One trace from a mention to the line the agent's tool sends, checked at a real OTLP
+//! receiver: `spark-ori` mentions the agent with a traceparent tag on a real agentirc, the
+//! real codex (offline against the fake model) calls `irc_send`, and the `#ops` line that
+//! `spark-ori` receives continues the chain (docs/telemetry.md, `codexd.tool.run`).
+//!
+//! Peers: agentirc, codex and the OTLP receiver from `scripts/install-peers`; a missing peer
+//! is a loud SKIP (a failure under `CI=true`).
+
+#[path = "support/codex_agent.rs"]
+mod codex_agent;
+#[path = "support/codex_peer.rs"]
+mod codex_peer;
+#[path = "support/fake_model.rs"]
+mod fake_model;
+#[path = "support/irc_client.rs"]
+mod irc_client;
+#[path = "support/ircd.rs"]
+mod ircd;
+#[path = "support/otlp.rs"]
+#[allow(dead_code)]
+mod otlp;
+mod support;
+
+use codex_agent::{Codex, CodexAgent, Extra, NICK};
+use fake_model::Reply;
+use irc_client::split_tags;
+use otlp::{OtlpSink, ReceivedSpan};
+use serde_json::json;
+use support::eventually;
+
+/// The mention's trace, as `spark-ori`'s own (unexported) span would send it.
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const ORI_SPAN_ID: &str = "00f067aa0ba902b7";
+
+/// The one span named `name` under `parent` whose attribute `key` is `value`, or a panic
+/// showing every span of the trace.
+fn child_of<'a>(
+    spans: &'a [ReceivedSpan],
+    parent: &str,
+    name: &str,
+    (key, value): (&str, &str),
+) -> &'a ReceivedSpan {
+    let found: Vec<&ReceivedSpan> = spans
+        .iter()
+        .filter(|s| s.name == name && s.parent_span_id == parent)
+        .filter(|s| s.attr(key).as_deref() == Some(value))
+        .collect();
+    match found.as_slice() {
+        [span] => span,
+        _ => panic!("expected one {name} under {parent}, found {found:#?} in {spans:#?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_traces_through_the_tool_call_to_the_line_it_sends() {
+    let sink = match OtlpSink::start() {
+        Ok(sink) => sink,
+        Err(reason) => return otlp::skip_or_fail(&reason),
+    };
+    let top = format!(
+        "telemetry:\n  enabled: true\n  service_name: codexd-tools-trace\n  otlp_endpoint: {}\n  otlp_protocol: grpc\n",
+        sink.grpc_endpoint()
+    );
+    let script = vec![
+        Reply::call(
+            "irc_send",
+            json!({"channel": "#ops", "message": "traced from the tool"}),
+        ),
+        Reply::text("sent it"),
+    ];
+    let extra = Extra {
+        top: &top,
+        ..Extra::default()
+    };
+    let Some(mut agent) = CodexAgent::start(Codex::Real(script), extra).await else {
+        return;
+    };
+    assert!(
+        agent.ori.acked_caps().iter().any(|c| c == "message-tags"),
+        "spark-ori can send and see trace tags"
+    );
+    agent
+        .ori
+        .send(&format!(
+            "@culture.dev/traceparent=00-{TRACE_ID}-{ORI_SPAN_ID}-01 PRIVMSG #general :@{NICK} tell #ops"
+        ))
+        .await;
+    let line = agent.reply_line("#ops", "traced from the tool").await;
+    agent.reply("#general", "sent it").await;
+    eventually("the turn has ended", || {
+        (agent.runner()?["detail"]["turns_completed"] == 1).then_some(())
+    });
+    agent.stop_daemon(); // flushes every span to the receiver
+
+    let all = sink.spans();
+    let spans: Vec<ReceivedSpan> = all
+        .iter()
+        .filter(|s| s.trace_id == TRACE_ID)
+        .cloned()
+        .collect();
+    // agentirc's mention NOTICE to the agent carries the same traceparent: the PRIVMSG.
+    let handle = child_of(
+        &spans,
+        ORI_SPAN_ID,
+        "harness.irc.message.handle",
+        ("irc.command", "PRIVMSG"),
+    );
+    assert_eq!(
+        handle.attr("culture.trace.origin").as_deref(),
+        Some("remote")
+    );
+    let turn = child_of(
+        &spans,
+        &handle.span_id,
+        "harness.llm.call",
+        ("harness.nick", NICK),
+    );
+    assert_eq!(turn.attr("outcome").as_deref(), Some("success"));
+    let call = child_of(
+        &spans,
+        &turn.span_id,
+        "codexd.tool.call",
+        ("tool.name", "irc_send"),
+    );
+    assert_eq!(call.attr("tool.type").as_deref(), Some("dynamicToolCall"));
+    assert_eq!(call.attr("tool.status").as_deref(), Some("completed"));
+    let run = child_of(
+        &spans,
+        &call.span_id,
+        "codexd.tool.run",
+        ("tool.name", "irc_send"),
+    );
+    assert_eq!(run.attr("tool.call_id"), call.attr("tool.id"), "{run:#?}");
+    assert_eq!(run.attr("tool.outcome").as_deref(), Some("ok"));
+    assert_eq!(run.attr("agent.nick").as_deref(), Some(NICK));
+    let duration = run.attr("tool.duration_ms").unwrap_or_default();
+    assert!(
+        duration.parse::<u64>().is_ok(),
+        "tool.duration_ms: {run:#?}"
+    );
+
+    let (tags, _) = split_tags(&line);
+    let traceparent = tags
+        .iter()
+        .find(|(key, _)| key == "culture.dev/traceparent")
+        .map(|(_, value)| value.clone())
+        .unwrap_or_else(|| panic!("the tool's line carries no trace: {line}"));
+    assert_eq!(
+        traceparent,
+        format!("00-{TRACE_ID}-{}-01", run.span_id),
+        "the line others see names the tool run as its parent: {line}"
+    );
+}
