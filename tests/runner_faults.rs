@@ -33,7 +33,7 @@ fn process_exists(pid: u64) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn garbage_a_10_mib_line_and_unknown_requests_are_survived() {
-    let modes = "garbage,big_line:10485760,server_request";
+    let modes = "garbage,big_line:10485760,server_request,foreign_tool_call";
     // A process of its own: the test checks its environment and the runner's own logging.
     let extra = Extra {
         top: "codex: {agents_per_process: 1}\n",
@@ -66,7 +66,9 @@ async fn garbage_a_10_mib_line_and_unknown_requests_are_survived() {
         .find(|a| a["id"] == 1900)
         .expect("answer to the tool call of a thread no agent has");
     assert_eq!(foreign["result"]["success"], false, "{foreign}");
-    let text = foreign["result"]["contentItems"][0]["text"].as_str().unwrap_or_default();
+    let text = foreign["result"]["contentItems"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
     assert!(text.contains("this thread's agent is gone"), "{foreign}");
     let runner = agent.runner().expect("status");
     assert_eq!(runner["restarts"], 0, "nothing restarted: {runner}");

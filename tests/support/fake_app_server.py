@@ -29,6 +29,7 @@ Environment:
                       {"method":5}, {} and a blank line
     big_line:<bytes>  each turn: a commandExecution item/completed whose aggregatedOutput is
                       that many 'x' (one line)
+    foreign_tool_call each turn: request 1900+n item/tool/call of thread thr-gone (no agent's)
     server_request    each turn: requests 900+2n item/tool/unknownThing and 901+2n
                       item/commandExecution/requestApproval (n = turns so far in this process);
                       waits up to 30 s for both answers, else the turn never completes; then
@@ -56,7 +57,8 @@ import uuid
 
 MODES = {"crash_once", "crash_always", "crash_at_start", "sick_at_start", "hang",
          "ignore_interrupt", "slow", "garbage", "big_line", "server_request", "fail_turn",
-         "retry_error", "multi_message", "no_reply", "stderr_noise", "stderr_leak", "overloaded"}
+         "retry_error", "multi_message", "no_reply", "stderr_noise", "stderr_leak", "overloaded",
+         "foreign_tool_call"}
 GARBAGE = [b"not json at all", b"[1,2,3]", b'{"id":"dangling"}', b'{"method":5}', b"{}", b""]
 SANDBOXES = {"read-only": "readOnly", "workspace-write": "workspaceWrite",
              "danger-full-access": "dangerFullAccess"}
@@ -426,6 +428,8 @@ class Server:
                        exitCode=0, durationMs=1)
             if not (self.item(turn, item, completed=False) and self.item(turn, big, started=False)):
                 return
+        if "foreign_tool_call" in modes and not self.foreign_tool_call(turn, n):
+            return
         if "server_request" in modes and not self.server_requests(turn, n):
             return
         if "retry_error" in modes and not self.tsend(
@@ -444,20 +448,30 @@ class Server:
                                             dict(turn.ids, tokenUsage=usage)):
             self.finish(turn, "completed", items[-1:])
 
+    def foreign_tool_call(self, turn, n):
+        """A dynamic tool call of a thread no agent has, then wait for its answer."""
+        rid = 1900 + n
+        with self.lock:
+            self.send({"id": rid, "method": "item/tool/call",
+                       "params": dict(turn.ids, threadId="thr-gone", callId="call_gone",
+                                      tool="irc_send",
+                                      arguments={"channel": "#general", "message": "not me"})})
+        if not self.wait(turn, lambda: rid in self.answers, ANSWER_WAIT):
+            return False
+        if rid not in self.answers:
+            self.log("no_answer", ids=[rid])
+            return False
+        return True
+
     def server_requests(self, turn, n):
         """Two server requests, then wait for both answers; False if the turn must not go on."""
-        ids = (900 + 2 * n, 901 + 2 * n, 1900 + n)
+        ids = (900 + 2 * n, 901 + 2 * n)
         item = self.command_item()
         with self.lock:
             if not self.item(turn, item, completed=False):
                 return False
             self.send({"id": ids[0], "method": "item/tool/unknownThing",
                        "params": dict(turn.ids, tool="unknownThing")})
-            # A dynamic tool call of a thread no agent has: it must not be carried out.
-            self.send({"id": ids[2], "method": "item/tool/call",
-                       "params": dict(turn.ids, threadId="thr-gone", callId="call_gone",
-                                      tool="irc_send",
-                                      arguments={"channel": "#general", "message": "not me"})})
             self.send({"id": ids[1], "method": "item/commandExecution/requestApproval",
                        "params": dict(turn.ids, kind="command", itemId="call_1", command=COMMAND,
                                       cwd="/", reason="fake", commandActions=item["commandActions"],
