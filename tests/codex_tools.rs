@@ -255,24 +255,64 @@ async fn tools_work_on_the_resumed_thread_after_codex_is_killed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thread_from_before_the_tools_is_replaced_and_status_says_so() {
-    let script = vec![Reply::text("first"), Reply::text("second")];
+async fn a_thread_from_before_the_tools_hands_over_a_summary_to_a_new_thread() {
+    let script = vec![
+        Reply::text("first"),
+        Reply::text("Summary: ori asked one thing in #general; nothing is open."),
+        Reply::text("second"),
+    ];
     let Some(mut agent) = with_tools(script, Extra::default()).await else {
         return;
     };
     agent.say("#general", &format!("@{NICK} one")).await;
     agent.reply("#general", "first").await;
-    let old = agent.runner().expect("status")["detail"]["thread_id"].clone();
+    let old = eventually("the first mention done and out of the journal", || {
+        let runner = agent.runner()?;
+        (runner["detail"]["pending"] == 0).then(|| runner["detail"]["thread_id"].clone())
+    });
     agent.stop_daemon();
     // As an agent started before this release: a thread id and no tool set.
     std::fs::remove_file(agent.scratch.path(&format!("state/{NICK}/tool-set"))).expect("tool-set");
     agent.restart_daemon();
-    let runner = agent.runner().expect("status");
-    assert_eq!(runner["detail"]["replaced_thread"], old, "{runner}");
+    let runner = eventually("the new thread started", || {
+        let runner = agent.runner()?;
+        (runner["detail"]["replaced_thread"] == old && runner["detail"]["phase"] == "idle")
+            .then_some(runner)
+    });
     assert_ne!(runner["detail"]["thread_id"], old, "{runner}");
     agent.say("#general", &format!("@{NICK} two")).await;
     agent.reply("#general", "second").await;
+
     let model = agent.model.as_ref().expect("real codex");
-    let requests = model.wait_requests(2).await;
-    assert_eq!(irc_tools(&requests[1]), ALL, "the new thread has the tools");
+    let requests = model.wait_requests(3).await;
+    let handover = requests[1].to_string();
+    assert!(
+        handover.contains("You are moving to a new conversation thread"),
+        "{handover}"
+    );
+    assert_eq!(irc_tools(&requests[2]), ALL, "the new thread has them");
+    let first_turn = requests[2].to_string();
+    assert!(
+        first_turn.contains("[Summary of your earlier conversation")
+            && first_turn.contains("ori asked one thing in #general"),
+        "the new thread's first turn carries the summary: {first_turn}"
+    );
+    let old_mention = format!("@{NICK} one\"");
+    assert!(
+        !first_turn.contains(&old_mention),
+        "the new thread does not carry the old one's history"
+    );
+    let posted = agent
+        .ori
+        .received()
+        .iter()
+        .any(|l| l.contains("Summary: ori asked"));
+    assert!(!posted, "the summary is not posted to IRC");
+    assert!(
+        !agent
+            .scratch
+            .path(&format!("state/{NICK}/handover"))
+            .exists(),
+        "the summary went into one turn"
+    );
 }

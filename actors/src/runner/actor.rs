@@ -98,6 +98,9 @@ enum Job {
 /// What a running turn answers to.
 #[derive(Debug)]
 enum Purpose {
+    /// The summary turn of thread `from`, replaced because its tool set changed: its answer
+    /// seeds the new thread's first turn (nothing goes to IRC).
+    Handover { from: String },
     /// A journal entry: replies go to `reply_to`, the entry is removed at the end;
     /// `asked` is false for a channel poll (no Sorry line when it fails).
     Entry {
@@ -138,6 +141,8 @@ pub struct RunnerState {
     thread: Option<String>,
     /// The thread this instance replaced because it had another tool set.
     replaced_thread: Option<String>,
+    /// A resumed thread with another tool set: its summary turn is due, then a new thread.
+    handover_due: Option<String>,
     active: Option<Active>,
     jobs: VecDeque<Job>,
     /// Highest journal entry id run by this instance (entries are run in id order).
@@ -192,6 +197,7 @@ impl Actor for Runner {
             requests: Outstanding::new(),
             thread: None,
             replaced_thread: None,
+            handover_due: None,
             active: None,
             jobs: VecDeque::new(),
             dispatched: 0,
@@ -401,9 +407,10 @@ impl RunnerState {
                     }
                     Some(thread) => {
                         let recorded = recorded.unwrap_or_else(|| "none".to_owned());
-                        tracing::warn!(agent.nick = %nick, codex.thread_id = %thread, recorded = %recorded, current = %current, "the codex thread was started with another tool set (a thread's tools are fixed at its start); starting a new thread with the current tools");
-                        self.replaced_thread = Some(thread);
-                        self.start_thread()?;
+                        tracing::warn!(agent.nick = %nick, codex.thread_id = %thread, recorded = %recorded, current = %current, "the codex thread was started with another tool set (a thread's tools are fixed at its start); it writes a summary, then a new thread with the current tools starts from it");
+                        self.handover_due = Some(thread.clone());
+                        let params = self.settings.thread.resume(&thread);
+                        self.request("thread/resume", Some(params), Waiter::Resume(thread))?;
                     }
                     None => self.start_thread()?,
                 }
@@ -415,6 +422,7 @@ impl RunnerState {
             }
             (Waiter::Resume(thread), Err(error)) => {
                 tracing::warn!(agent.nick = %nick, codex.thread_id = %thread, error = %error, "codex thread could not be resumed; starting a new thread (the earlier conversation is not in it)");
+                self.handover_due = None;
                 self.start_thread()?;
             }
             (Waiter::StartThread, Ok(result)) => {

@@ -12,6 +12,7 @@
 //! | `<dir>/journal/<first:020>.group` | the entries of one group commit, one JSON line each | [`Batch::write`]; removed when all are complete |
 //! | `<dir>/journal/<first:020>.group.done` | the ids completed from that group, one per line | `complete` (fsynced appends) |
 //! | `<dir>/thread-id`             | the codex thread id, one line          | `set_thread_id`                   |
+//! | `<dir>/handover`              | a replaced thread's summary, until the new thread's first turn | `set_handover`; removed by `take_handover` |
 //! | `<dir>/tool-set`              | the tool set that thread was started with ([`crate::tools::ToolChoice::tag`]) | `set_tool_set` |
 //! | `<dir>/done-msgids`           | msgids of the last 4096 completed entries, one per line | `complete` |
 //!
@@ -72,6 +73,8 @@ const ENTRIES_DIR: &str = "journal";
 const THREAD_ID_FILE: &str = "thread-id";
 /// The file holding the tool set the codex thread was started with.
 const TOOL_SET_FILE: &str = "tool-set";
+/// The file holding a replaced thread's summary for the new thread's first turn.
+const HANDOVER_FILE: &str = "handover";
 /// The file holding recently completed msgids.
 const DONE_FILE: &str = "done-msgids";
 /// How many completed msgids are remembered.
@@ -192,6 +195,8 @@ pub struct Journal {
     thread_id: Option<String>,
     /// The tool set that thread was started with (also on disk).
     tool_set: Option<String>,
+    /// A replaced thread's summary, for the next turn (also on disk).
+    handover: Option<String>,
     /// Files `open` set aside, for [`Journal::take_set_aside`].
     set_aside: Vec<String>,
     /// Each group file's pending members, by the group's first id.
@@ -221,6 +226,7 @@ impl Journal {
         let done = readable(dir, DONE_FILE, &mut set_aside)?;
         let thread_id = readable(dir, THREAD_ID_FILE, &mut set_aside)?;
         let tool_set = readable(dir, TOOL_SET_FILE, &mut set_aside)?;
+        let handover = readable(dir, HANDOVER_FILE, &mut set_aside)?;
         let mut journal = Journal {
             dir: dir.to_owned(),
             pending: BTreeMap::new(),
@@ -229,6 +235,7 @@ impl Journal {
             next_id: scan.max_id + 1,
             thread_id: first_line(thread_id.as_deref()),
             tool_set: first_line(tool_set.as_deref()),
+            handover: handover.filter(|text| !text.trim().is_empty()),
             set_aside,
             groups: BTreeMap::new(),
             group_of: BTreeMap::new(),
@@ -411,6 +418,25 @@ impl Journal {
             .map_err(io_error("write tool set", &path))?;
         self.tool_set = Some(tag.to_owned());
         Ok(())
+    }
+
+    /// Keeps a replaced thread's summary for the next turn (atomically).
+    pub fn set_handover(&mut self, summary: &str) -> Result<(), JournalError> {
+        let path = self.dir.join(HANDOVER_FILE);
+        write_atomic(&self.dir, HANDOVER_FILE, summary.as_bytes())
+            .map_err(io_error("write handover", &path))?;
+        self.handover = Some(summary.to_owned());
+        Ok(())
+    }
+
+    /// Takes the kept summary (its file is removed: it goes into one turn's prompt).
+    pub fn take_handover(&mut self) -> Option<String> {
+        let summary = self.handover.take()?;
+        let path = self.dir.join(HANDOVER_FILE);
+        if let Err(error) = remove_durably(&self.dir, &path) {
+            tracing::warn!(file = %path.display(), error = %error, "handover file not removed");
+        }
+        Some(summary)
     }
 
     /// The state directory.

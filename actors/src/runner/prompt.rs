@@ -33,6 +33,14 @@ use crate::irc::mention::Mentions;
 use crate::irc::text;
 
 /// §7.3: the prompt of a live status query; the answer goes through [`describe`].
+/// The last turn on a thread being replaced (its tool set changed): the model writes what the
+/// new thread should know. Not posted to IRC.
+pub const HANDOVER: &str = "[SYSTEM] You are moving to a new conversation thread because your tools changed. Write a concise summary of this conversation for yourself: who you talked with and where, what was asked, what you did and what is still open. Plain text, at most 20 lines. It is not posted to IRC.";
+
+/// What the new thread's first prompt starts with, before the summary.
+pub const HANDOVER_SEED: &str =
+    "[Summary of your earlier conversation, written by you before your tools changed]";
+
 pub const STATUS_QUERY: &str = "[SYSTEM] Briefly describe what you are currently working on in one sentence. Reply with just the description, no preamble.";
 
 /// §7.6: sent to the reply target when a turn fails.

@@ -90,7 +90,7 @@ impl RunnerState {
         let turn = self.active.as_ref().map(|active| {
             let reply_to = match &active.purpose {
                 Purpose::Entry { reply_to, .. } => Some(reply_to.as_str()),
-                Purpose::Query { .. } => None,
+                Purpose::Query { .. } | Purpose::Handover { .. } => None,
             };
             json!({
                 "id": active.turn.id,

@@ -59,6 +59,7 @@ impl RunnerState {
                     let _ = reply.send(self.turn_status(Some(&text)));
                 }
             }
+            Purpose::Handover { .. } => return,
         }
         self.stats().last_text = text;
     }
@@ -94,6 +95,12 @@ impl RunnerState {
 
     /// Starts the next turn or job if the session is ready and idle.
     pub(super) fn next(&mut self) {
+        if let (Some(from), Some(_), None) = (&self.handover_due, &self.thread, &self.active) {
+            let purpose = Purpose::Handover { from: from.clone() };
+            self.handover_due = None;
+            self.start_turn(prompt::HANDOVER, purpose, TraceCtx::default());
+            return;
+        }
         while self.thread.is_some() && self.active.is_none() {
             match self.jobs.pop_front() {
                 Some(Job::Compact) => {
@@ -178,7 +185,29 @@ impl RunnerState {
             asked: entry.entry.kind != EntryKind::Poll,
         };
         let prompt = self.with_whispers(&entry.entry.prompt);
+        let prompt = match self.inbox.journal.lock().take_handover() {
+            Some(summary) => format!("{}\n{summary}\n\n{prompt}", prompt::HANDOVER_SEED),
+            None => prompt,
+        };
         self.start_turn(&prompt, purpose, entry.entry.trace.clone());
+    }
+
+    /// The summary turn of replaced thread `from` ended: keep its summary for the new
+    /// thread's first turn (not when it failed) and start the new thread.
+    fn hand_over(&mut self, from: String, summary: &str, outcome: &Outcome) {
+        let nick = self.settings.nick.clone();
+        if *outcome == Outcome::Completed && !summary.trim().is_empty() {
+            if let Err(error) = self.inbox.journal.lock().set_handover(summary) {
+                tracing::warn!(agent.nick = %nick, error = %error, "the replaced thread's summary was not kept");
+            }
+        } else {
+            tracing::warn!(agent.nick = %nick, codex.thread_id = %from, outcome = outcome.name(), "the replaced thread wrote no summary; the new thread starts without one");
+        }
+        tracing::info!(agent.nick = %nick, codex.thread_id = %from, "starting a new thread with the current tools");
+        self.replaced_thread = Some(from);
+        if let Err(error) = self.start_thread() {
+            tracing::warn!(agent.nick = %nick, error = %error, "thread/start not sent");
+        }
     }
 
     /// Keeps a whisper for the model's next turn for a mention or DM.
@@ -315,6 +344,10 @@ impl RunnerState {
                     let text = active.turn.messages.first().map(String::as_str);
                     let _ = reply.send(self.turn_status(Some(text.unwrap_or(""))));
                 }
+            }
+            Purpose::Handover { from } => {
+                let summary = active.turn.messages.join("\n");
+                return self.hand_over(from, &summary, &outcome);
             }
         }
         if outcome == Outcome::Timeout {
