@@ -202,16 +202,7 @@ async fn a_call_that_times_out_reaches_the_model_as_text_and_the_turn_completes(
     let Some(mut agent) = with_tools(script, extra).await else {
         return;
     };
-    let socket = agent.scratch.socket();
-    let out = agent.scratch.cli(&[
-        "fault",
-        "--socket",
-        socket.to_str().expect("utf-8"),
-        NICK,
-        "socket",
-        "hang:8",
-    ]);
-    assert!(out.status.success(), "{out:?}");
+    agent.fault_child("socket", "hang:8");
     agent
         .say("#general", &format!("@{NICK} which channels?"))
         .await;

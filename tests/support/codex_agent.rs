@@ -207,15 +207,20 @@ impl CodexAgent {
 
     /// `codexd fault <nick> runner <kind>`.
     pub fn fault(&self, kind: &str) {
+        self.fault_child("runner", kind);
+    }
+
+    /// `codexd fault <nick> <child> <kind>`.
+    pub fn fault_child(&self, child: &str, kind: &str) {
         let out = self.scratch.cli(&[
             "fault",
             "--socket",
             self.scratch.socket().to_str().expect("utf-8"),
             NICK,
-            "runner",
+            child,
             kind,
         ]);
-        assert!(out.status.success(), "fault {kind}: {out:?}");
+        assert!(out.status.success(), "fault {child} {kind}: {out:?}");
     }
 
     /// Stops the daemon with SIGTERM and waits for it to exit.
