@@ -283,6 +283,7 @@ pub fn irc_settings(config: &Config, agent: &AgentConfig) -> IrcSettings {
     });
     settings.sasl = server.sasl.clone();
     settings.channels = agent.channels.clone();
+    settings.joined_file = Some(config.state_dir.join(&agent.nick).join("channels"));
     let alerts = &config.webhooks.irc_channel;
     if config.webhooks.join_channel
         && !settings

@@ -26,6 +26,7 @@ mod conn;
 pub mod flood;
 mod inbound;
 pub mod intake;
+mod joined;
 pub mod mention;
 mod outbound;
 mod outbox;
@@ -306,6 +307,8 @@ pub struct IrcState {
     nick: String,
     mask_len: Option<usize>,
     channels: Channels,
+    /// The channels joined at run time, remembered across restarts.
+    joined: joined::Joined,
     pending: VecDeque<(String, crate::trace::TraceCtx)>,
     buffer: MessageBuffer,
     mentions: Mentions,
@@ -337,6 +340,7 @@ impl Actor for Irc {
             mentions: Mentions::new(&settings.nick),
             nick: settings.nick.clone(),
             channels: configured_channels(&settings.channels),
+            joined: joined::Joined::load(settings.joined_file.clone()),
             events: args.events,
             intake: args.intake,
             holding: None,
@@ -369,6 +373,11 @@ impl Actor for Irc {
         _myself: ActorRef<IrcMessage>,
         state: &mut IrcState,
     ) -> Result<(), ActorProcessingErr> {
+        for channel in state.joined.channels().to_vec() {
+            if state.channels.insert(&channel).is_err() {
+                tracing::warn!(channel = %channel, "a remembered channel is over the channel limit; not rejoined");
+            }
+        }
         state.connect();
         Ok(())
     }

@@ -244,12 +244,24 @@ impl IrcState {
                 return Err(error);
             }
         }
+        if !self.is_configured(channel) {
+            self.joined.add(channel);
+        }
         Ok(())
+    }
+
+    /// Whether `channel` is one of the configured channels (always joined, never remembered).
+    fn is_configured(&self, channel: &str) -> bool {
+        self.settings
+            .channels
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(channel))
     }
 
     pub(super) fn part(&mut self, channel: &str, trace: &TraceCtx) -> Result<(), IrcError> {
         text::check_channel("channel", channel)?;
         let was_joined = self.channels.remove(channel);
+        self.joined.remove(channel);
         if was_joined && self.phase == Phase::Connected {
             self.deliver(vec![format!("PART {channel}")], trace)?;
         }

@@ -89,6 +89,8 @@ pub struct IrcSettings {
     pub buffer_size: usize,
     /// agentirc PRESENCE heartbeat while busy.
     pub presence_heartbeat: Duration,
+    /// Where the channels joined at run time are remembered (`None`: not remembered).
+    pub joined_file: Option<std::path::PathBuf>,
 }
 
 impl IrcSettings {
@@ -117,6 +119,7 @@ impl IrcSettings {
             send_queue: 200,
             buffer_size: 500,
             presence_heartbeat: Duration::from_secs(30),
+            joined_file: None,
         }
     }
 
