@@ -51,6 +51,7 @@
 //! control characters that equals the msgid of a pending entry or of one of the last 4096
 //! completed entries; any other msgid, like none, is never deduplicated.
 
+mod batch;
 mod durable;
 mod scan;
 
@@ -61,9 +62,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use self::durable::{append_line, create_dir, read_optional, remove_durably, write_atomic};
+pub use self::batch::Batch;
+use self::batch::encode;
+use self::durable::{append_line, create_dir, remove_durably, write_atomic};
 use self::scan::{
-    encode_group, entry_file_name, group_done_name, group_file_name, scan_entries, set_aside,
+    done_msgids, entry_file_name, first_line, group_done_name, group_file_name, readable,
+    scan_entries,
 };
 use crate::trace::TraceCtx;
 
@@ -531,96 +535,6 @@ impl Journal {
         self.done = kept;
         Ok(())
     }
-}
-
-/// Entries prepared for a group commit ([`Journal::prepare`]).
-#[derive(Debug)]
-pub struct Batch {
-    entries_dir: PathBuf,
-    entries: Vec<Option<Entry>>,
-}
-
-impl Batch {
-    /// How many entries it journals (duplicates not counted).
-    pub fn len(&self) -> usize {
-        self.entries.iter().flatten().count()
-    }
-
-    /// True when it journals nothing.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The group file's first id, when it writes more than one entry (one entry is written
-    /// as an entry file, as [`Journal::append`] does).
-    fn group(&self) -> Option<u64> {
-        let mut ids = self.entries.iter().flatten().map(|e| e.id);
-        let first = ids.next()?;
-        ids.next().map(|_| first)
-    }
-
-    /// Writes the entries durably with one sync for all: one group file (one entry per
-    /// line), or one entry file for a single entry (blocking: call it off the async workers,
-    /// without the journal's lock). After an error none of them counts as journaled.
-    pub fn write(&self) -> Result<(), JournalError> {
-        let entries: Vec<&Entry> = self.entries.iter().flatten().collect();
-        let (name, bytes) = match (self.group(), entries.as_slice()) {
-            (_, []) => return Ok(()),
-            (Some(first), _) => (group_file_name(first), encode_group(&entries)?),
-            (None, [entry, ..]) => (entry_file_name(entry.id), encode(entry)?),
-        };
-        write_atomic(&self.entries_dir, &name, &bytes).map_err(io_error(
-            "write journal entry",
-            &self.entries_dir.join(&name),
-        ))
-    }
-}
-
-/// An entry's file content.
-fn encode(entry: &Entry) -> Result<Vec<u8>, JournalError> {
-    serde_json::to_vec(entry).map_err(|source| JournalError::Encode {
-        id: entry.id,
-        source,
-    })
-}
-
-/// The text of `dir/name` (`None` when it does not exist); a file that cannot be read as
-/// text is set aside like a corrupt entry and counts as absent.
-fn readable(
-    dir: &Path,
-    name: &str,
-    notes: &mut Vec<String>,
-) -> Result<Option<String>, JournalError> {
-    let path = dir.join(name);
-    match read_optional(&path) {
-        Ok(text) => Ok(text),
-        Err(error) => {
-            set_aside(dir, &path, &error.to_string(), notes)?;
-            Ok(None)
-        }
-    }
-}
-
-/// The last `limit` msgids of `done-msgids`' text.
-fn done_msgids(text: Option<&str>, limit: usize) -> VecDeque<String> {
-    let mut done: VecDeque<String> = text
-        .unwrap_or_default()
-        .lines()
-        .map(str::trim)
-        .filter(|msgid| !msgid.is_empty())
-        .map(str::to_owned)
-        .collect();
-    let overflow = done.len().saturating_sub(limit);
-    done.drain(..overflow);
-    done
-}
-
-/// The first line of `thread-id`'s text, trimmed; `None` when missing or blank.
-fn first_line(text: Option<&str>) -> Option<String> {
-    text.and_then(|text| text.lines().next())
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .map(str::to_owned)
 }
 
 /// Wraps an I/O error with what was being done to which path.

@@ -2,12 +2,13 @@
 //! there: one file per entry (`<id>.json`), or one per group commit (`<first id>.group`,
 //! one entry per line) with the ids completed from it appended to `<first id>.group.done`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::batch::encode;
 use super::durable::{TMP_SUFFIX, read_optional, remove_durably, sync_dir, write_atomic};
-use super::{Entry, JournalError, encode, io_error};
+use super::{Entry, JournalError, io_error};
 
 /// Suffix of an entry file.
 const ENTRY_SUFFIX: &str = ".json";
@@ -264,4 +265,43 @@ pub(super) fn set_aside(
         .map_err(io_error("set aside unreadable journal file", path))?;
     notes.push(format!("{} ({reason})", corrupt.display()));
     Ok(())
+}
+
+/// The text of `dir/name` (`None` when it does not exist); a file that cannot be read as
+/// text is set aside like a corrupt entry and counts as absent.
+pub(super) fn readable(
+    dir: &Path,
+    name: &str,
+    notes: &mut Vec<String>,
+) -> Result<Option<String>, JournalError> {
+    let path = dir.join(name);
+    match read_optional(&path) {
+        Ok(text) => Ok(text),
+        Err(error) => {
+            set_aside(dir, &path, &error.to_string(), notes)?;
+            Ok(None)
+        }
+    }
+}
+
+/// The last `limit` msgids of `done-msgids`' text.
+pub(super) fn done_msgids(text: Option<&str>, limit: usize) -> VecDeque<String> {
+    let mut done: VecDeque<String> = text
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|msgid| !msgid.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let overflow = done.len().saturating_sub(limit);
+    done.drain(..overflow);
+    done
+}
+
+/// The first line of `thread-id`'s text, trimmed; `None` when missing or blank.
+pub(super) fn first_line(text: Option<&str>) -> Option<String> {
+    text.and_then(|text| text.lines().next())
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
 }
