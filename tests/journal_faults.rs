@@ -146,6 +146,9 @@ async fn a_full_disk_refuses_mentions_visibly_until_there_is_room() {
     };
     agent.say(NICK, "before the disk fills").await;
     agent.reply("spark-ori", "before the disk fills").await;
+    eventually("that DM's completion recorded", || {
+        (agent.runner()?["detail"]["pending"] == 0).then_some(())
+    });
 
     disk.fill();
     agent.say(NICK, "while the disk is full").await;
