@@ -128,7 +128,7 @@ async fn read_returns_what_others_said_once_and_parallel_calls_are_each_answered
             ("irc_read".into(), json!({"channel": "#ops"})),
             (
                 "irc_send".into(),
-                json!({"channel": "#ops", "message": "parallel one"}),
+                json!({"channel": "#general", "message": "parallel one"}),
             ),
             ("irc_channels".into(), json!({})),
         ]),
@@ -150,7 +150,7 @@ async fn read_returns_what_others_said_once_and_parallel_calls_are_each_answered
     );
 
     agent.say("#general", &format!("@{NICK} and now?")).await;
-    agent.reply("#ops", "parallel one").await;
+    agent.reply("#general", "parallel one").await;
     agent.reply("#general", "read again").await;
     let second = outputs(&agent, 3, 3).await;
     let all = call_outputs(&agent.model.as_ref().expect("codex").requests()[3]);

@@ -40,9 +40,10 @@ use crate::overseer::{OverseerFactory, OverseerPeers, OverseerSettings};
 use crate::pause::PauseSwitch;
 use crate::restart::RestartPolicy;
 use crate::runner::{CurrentTurn, RUNNER_EVENTS, RunnerFactory, RunnerPeers, RunnerSettings};
-use crate::socket::{AgentSocket, SocketFactory, SocketPeers, StopRequest};
+use crate::socket::{AgentSocket, SocketFactory, SocketMessage, SocketPeers, StopRequest};
 use crate::supervisor::{ShutdownOrder, Supervisor, SupervisorArgs};
 use crate::test_child::{Script, TestChildFactory};
+use crate::tools::ToolDoor;
 use crate::webhook::{WebhookFactory, WebhookPeers, WebhookSettings, observe};
 
 /// Events an agent's `irc` actor may buffer for slow subscribers.
@@ -174,7 +175,7 @@ impl AgentSpec {
                         pause: socket_peers.pause.clone(),
                         turn: socket_peers.turn.clone(),
                         link: socket_peers.runner.clone(),
-                        socket: socket_link.clone(),
+                        tools: tool_door(&socket_link),
                     };
                     let queue = intake_queue.take().expect("one runner per agent");
                     let factory = RunnerFactory::new(settings, peers, queue);
@@ -234,6 +235,16 @@ impl AgentSpec {
             observer: Some(observer),
         }
     }
+}
+
+/// The runner's tool calls go to the agent's `socket` actor (whichever instance runs).
+fn tool_door(socket: &Link<SocketMessage>) -> ToolDoor {
+    let socket = socket.clone();
+    ToolDoor::new(move |call| {
+        socket
+            .get()
+            .is_some_and(|actor| actor.cast(SocketMessage::Tool(call)).is_ok())
+    })
 }
 
 fn test_child(name: &str) -> Arc<dyn ChildFactory> {

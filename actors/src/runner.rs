@@ -46,8 +46,8 @@ use crate::trace::TraceCtx;
 use crate::webhook::WebhookMessage;
 pub use actor::{Runner, RunnerArgs, RunnerState};
 use admission::AdmissionSettings;
-pub use inbox::{Inbox, InboxPeers, PollIntake};
-pub use intake::IntakeStats;
+pub use inbox::{Inbox, PollIntake};
+pub use intake::{InboxPeers, IntakeStats};
 use session::{Approvals, ThreadConfig};
 
 /// Consecutive failed turns that pause the agent (Culture's `MAX_CONSECUTIVE_TURN_FAILURES`).
@@ -120,8 +120,8 @@ pub struct RunnerPeers {
     pub turn: CurrentTurn,
     /// Where each runner instance registers itself.
     pub link: Link<RunnerMessage>,
-    /// Its `socket` actor: it carries out the model's tool calls.
-    pub socket: Link<crate::socket::SocketMessage>,
+    /// Where the model's tool calls are carried out (the agent's `socket` actor).
+    pub tools: crate::tools::ToolDoor,
 }
 
 /// What the runner keeps across its own restarts (for `status`).

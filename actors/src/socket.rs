@@ -29,15 +29,16 @@
 mod bind;
 mod conn;
 mod hub;
-pub(crate) mod protocol;
-pub(crate) mod verbs;
+mod protocol;
+mod tool;
+mod verbs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 use serde::Serialize;
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
@@ -71,16 +72,7 @@ pub enum SocketMessage {
     Whisper(Whisper),
     /// A tool call of the agent's model ([`crate::tools`]): carried out like the IPC
     /// request it is, in a task (never in the actor).
-    Tool {
-        /// The tool (an IPC verb's name).
-        tool: String,
-        /// Its arguments (a JSON object).
-        arguments: serde_json::Value,
-        /// The tool call's span.
-        trace: TraceCtx,
-        /// What the model reads.
-        reply: RpcReplyPort<crate::tools::ToolOutcome>,
-    },
+    Tool(crate::tools::ToolCall),
 }
 
 impl From<ControlMsg> for SocketMessage {
@@ -274,12 +266,7 @@ impl Actor for Socket {
         match msg {
             SocketMessage::Control(control) => return state.on_control(control).await,
             SocketMessage::Whisper(whisper) => state.whisper(&whisper),
-            SocketMessage::Tool {
-                tool,
-                arguments,
-                trace,
-                reply,
-            } => state.tool(tool, arguments, trace, reply),
+            SocketMessage::Tool(call) => state.tool(call),
         }
         Ok(())
     }
@@ -296,17 +283,11 @@ impl Actor for Socket {
 
 impl SocketState {
     /// Runs a tool call in a task of its own; its answer goes straight to `reply`.
-    fn tool(
-        &self,
-        tool: String,
-        arguments: serde_json::Value,
-        trace: TraceCtx,
-        reply: RpcReplyPort<crate::tools::ToolOutcome>,
-    ) {
+    fn tool(&self, call: crate::tools::ToolCall) {
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            let outcome = crate::tools::call(&shared.agent, &tool, &arguments, &trace).await;
-            let _ = reply.send(outcome);
+            let outcome = tool::call(&shared.agent, &call.tool, &call.arguments, &call.trace).await;
+            let _ = call.reply.send(outcome);
         });
     }
 

@@ -1,7 +1,8 @@
 //! The agent's own IRC tools, built into codex's turn (reference/codex-dynamic-tools.md):
-//! declared on `thread/start` as `dynamicTools`, called by codex with `item/tool/call`, and
-//! carried out in-process by the same code as Culture's IPC requests (`socket/verbs.rs`:
-//! one implementation of each verb, two front doors). codexd runs them itself, so they work
+//! declared on `thread/start` as `dynamicTools` (here), called by codex with
+//! `item/tool/call` (the runner hands each [`ToolCall`] through its [`ToolDoor`]), and
+//! carried out in-process by the same code as Culture's IPC requests (`socket/tool.rs` on
+//! `socket/verbs.rs`: one implementation of each verb, two front doors). codexd runs them itself, so they work
 //! under every sandbox, `read-only` included, where the skill client cannot reach the socket.
 //!
 //! | tool                | IPC verb it is  | arguments                                  |
@@ -24,11 +25,11 @@
 //! `shutdown`). Text the model gives a tool loses its control characters (CTCP, colours)
 //! like its replies do; results are short text, errors say what went wrong.
 
+use std::sync::Arc;
+
+use ractor::RpcReplyPort;
 use serde_json::{Map, Value, json};
 
-use crate::runner::prompt;
-use crate::socket::protocol;
-use crate::socket::verbs::{self, Agent};
 use crate::trace::TraceCtx;
 
 /// The tool set's version: bumped whenever a name, description or schema changes, so a
@@ -241,68 +242,44 @@ impl ToolOutcome {
     }
 }
 
-/// Carries out tool `tool` with `arguments` for `agent` as the IPC request it is.
-pub(crate) async fn call(
-    agent: &Agent,
-    tool: &str,
-    arguments: &Value,
-    trace: &TraceCtx,
-) -> ToolOutcome {
-    if !TOOLS.iter().any(|t| t.name == tool) {
-        return ToolOutcome::failed(format!("error: no tool named {tool}"));
-    }
-    let mut object = match arguments {
-        Value::Object(object) => object.clone(),
-        Value::Null => Map::new(),
-        other => {
-            return ToolOutcome::failed(format!("error: arguments must be an object, got {other}"));
-        }
-    };
-    for key in ["message", "topic", "summary"] {
-        if let Some(Value::String(text)) = object.get_mut(key) {
-            let lines: Vec<String> = text.lines().map(prompt::without_controls).collect();
-            *text = lines.join("\n");
-        }
-    }
-    object.insert("type".into(), json!(tool));
-    let verb = match protocol::verb(&object) {
-        Ok(verb) => verb,
-        Err(error) => return ToolOutcome::failed(format!("error: {error}")),
-    };
-    let request = protocol::Request {
-        id: json!(tool),
-        verb,
-    };
-    let response = verbs::carry_out(agent, request, trace).await;
-    render(&response)
+/// One call of a tool, for whoever carries it out (the agent's `socket` actor).
+#[derive(Debug)]
+pub struct ToolCall {
+    /// The tool (an IPC verb's name).
+    pub tool: String,
+    /// Its arguments (a JSON object).
+    pub arguments: Value,
+    /// The call's span.
+    pub trace: TraceCtx,
+    /// What the model reads.
+    pub reply: RpcReplyPort<ToolOutcome>,
 }
 
-/// The IPC answer as text for the model.
-fn render(response: &protocol::Response) -> ToolOutcome {
-    if let Some(error) = response.error_text() {
-        return ToolOutcome::failed(format!("error: {error}"));
+/// Where the runner hands its model's tool calls; the agent's wiring points it at the
+/// agent's `socket` actor. Handing over returns false when nobody takes the call (the call,
+/// and its reply, are dropped).
+#[derive(Clone)]
+pub struct ToolDoor(Arc<dyn Fn(ToolCall) -> bool + Send + Sync>);
+
+impl ToolDoor {
+    /// A door that hands each call to `take`.
+    pub fn new(take: impl Fn(ToolCall) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(take))
     }
-    let mut text = match response.data() {
-        None => "ok".to_owned(),
-        Some(data) => match data.get("messages").and_then(Value::as_array) {
-            Some(messages) if messages.is_empty() => "no new messages".to_owned(),
-            Some(messages) => messages
-                .iter()
-                .map(|m| {
-                    let nick = m["nick"].as_str().unwrap_or("?");
-                    let text = m["text"].as_str().unwrap_or_default();
-                    format!("<{nick}> {text}")
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-            None => data.to_string(),
-        },
-    };
-    for warning in response.warnings() {
-        text.push_str(&format!("\nwarning: {warning}"));
+
+    /// A door nobody answers (no socket: every call fails as unavailable).
+    pub fn closed() -> Self {
+        Self::new(|_| false)
     }
-    ToolOutcome {
-        success: true,
-        text,
+
+    /// Hands `call` over.
+    pub fn hand(&self, call: ToolCall) -> bool {
+        (self.0)(call)
+    }
+}
+
+impl std::fmt::Debug for ToolDoor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ToolDoor")
     }
 }

@@ -14,7 +14,7 @@
 //! order, so an entry's `Complete` comes after its lines). A runner that restarts finds
 //! what is still pending in the journal and replays it; a daemon restart does the same.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ractor::RpcReplyPort;
@@ -23,12 +23,12 @@ use tokio::task::JoinHandle;
 
 use super::RunnerMessage;
 use super::admission::AdmissionSettings;
-use super::intake::{self, SharedStats};
-use super::journal::{EntryKind, Journal, NewEntry};
+use super::intake::{self, InboxPeers, SharedStats};
+use super::journal::{EntryKind, Journal, NewEntry, SharedJournal};
 use crate::irc::{Addressed, IrcError, IrcMessage, SendPriority};
 use crate::link::Link;
 use crate::trace::TraceCtx;
-use crate::webhook::{self, Alert, AlertEvent, WebhookMessage};
+use crate::webhook::{self, Alert, AlertEvent};
 
 /// How long the relay keeps retrying a line while the `irc` actor is down.
 const RELAY_PATIENCE: Duration = Duration::from_secs(120);
@@ -36,24 +36,6 @@ const RELAY_PATIENCE: Duration = Duration::from_secs(120);
 const RELAY_RETRY: Duration = Duration::from_millis(500);
 /// How long one call to the `irc` actor may take.
 const IRC_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The journal, shared by the intake, the relay and the runner.
-#[derive(Debug, Clone)]
-pub struct SharedJournal(Arc<Mutex<Journal>>);
-
-impl SharedJournal {
-    /// Shares `journal`.
-    pub fn new(journal: Journal) -> Self {
-        Self(Arc::new(Mutex::new(journal)))
-    }
-
-    /// Locks it (a poisoned lock is taken over: the journal's state is on disk).
-    pub fn lock(&self) -> MutexGuard<'_, Journal> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
 
 /// Where the `attention` actor hands channel polls to the runner: each poll is journaled
 /// like a mention (so it survives restarts) and wakes the runner.
@@ -157,19 +139,6 @@ impl Drop for Inbox {
             task.abort();
         }
     }
-}
-
-/// Who the inbox talks to.
-#[derive(Debug, Clone)]
-pub struct InboxPeers {
-    /// The agent's nick.
-    pub nick: String,
-    /// Its `irc` actor.
-    pub irc: Link<IrcMessage>,
-    /// Its runner, woken when an entry is journaled.
-    pub runner: Link<RunnerMessage>,
-    /// Its webhook (`journal_error` alerts).
-    pub webhook: Link<WebhookMessage>,
 }
 
 impl Inbox {

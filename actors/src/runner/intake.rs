@@ -23,11 +23,11 @@ use tokio::time::Instant;
 
 use super::RunnerMessage;
 use super::admission::{Admission, AdmissionSettings, Refusal};
-use super::inbox::{InboxPeers, SharedJournal};
-use super::journal::{Batch, EntryKind, JournalError, NewEntry};
+use super::journal::{Batch, EntryKind, JournalError, NewEntry, SharedJournal};
 use super::prompt;
 use crate::irc::{Addressed, InboundMessage, IrcMessage, MessageKind, SendPriority};
-use crate::webhook::{self, Alert, AlertEvent};
+use crate::link::Link;
+use crate::webhook::{self, Alert, AlertEvent, WebhookMessage};
 
 /// The most messages journaled in one group.
 const MAX_GROUP: usize = 512;
@@ -35,6 +35,19 @@ const MAX_GROUP: usize = 512;
 const THREAD_HISTORY: usize = 50;
 /// How long reading a thread's history from `irc` may take.
 const IRC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Who the inbox's tasks (this intake and the relay) talk to.
+#[derive(Debug, Clone)]
+pub struct InboxPeers {
+    /// The agent's nick.
+    pub nick: String,
+    /// Its `irc` actor.
+    pub irc: Link<IrcMessage>,
+    /// Its runner, woken when an entry is journaled.
+    pub runner: Link<RunnerMessage>,
+    /// Its webhook (`journal_error` alerts).
+    pub webhook: Link<WebhookMessage>,
+}
+
 /// The meter of the intake's metric.
 const METER: &str = "codexd";
 

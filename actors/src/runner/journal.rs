@@ -58,15 +58,15 @@ mod scan;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 pub use self::batch::Batch;
-use self::batch::encode;
 use self::durable::{append_line, create_dir, remove_durably, write_atomic};
 use self::scan::{
-    done_msgids, entry_file_name, first_line, group_done_name, group_file_name, readable,
+    done_msgids, encode, entry_file_name, first_line, group_done_name, group_file_name, readable,
     scan_entries,
 };
 use crate::trace::TraceCtx;
@@ -179,6 +179,24 @@ impl JournalError {
             },
             JournalError::Encode { .. } => "an encoding error",
         }
+    }
+}
+
+/// The journal, shared by the intake, the relay and the runner.
+#[derive(Debug, Clone)]
+pub struct SharedJournal(Arc<Mutex<Journal>>);
+
+impl SharedJournal {
+    /// Shares `journal`.
+    pub fn new(journal: Journal) -> Self {
+        Self(Arc::new(Mutex::new(journal)))
+    }
+
+    /// Locks it (a poisoned lock is taken over: the journal's state is on disk).
+    pub fn lock(&self) -> MutexGuard<'_, Journal> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -1,6 +1,6 @@
 //! The runner's side of the agent's tools ([`crate::tools`]): codex asks with
-//! `item/tool/call`; the call is carried out by the `socket` actor (the IPC verbs' one
-//! implementation) in a task bounded by `codex.tool_timeout`, inside a `codexd.tool.run`
+//! `item/tool/call`; the call goes through the agent's [`ToolDoor`] to its `socket` actor
+//! (the IPC verbs' one implementation) in a task bounded by `codex.tool_timeout`, inside a `codexd.tool.run`
 //! span under the call's `codexd.tool.call` item span; the answer goes back to codex by the
 //! request's id
 //! (several calls of one model response are answered each by its own id).
@@ -13,10 +13,8 @@ use tracing::Instrument;
 
 use super::RunnerState;
 use crate::codex::jsonrpc::{Outgoing, RequestId};
-use crate::link::{CallError, Link};
 use crate::runner::RunnerMessage;
-use crate::socket::SocketMessage;
-use crate::tools::ToolOutcome;
+use crate::tools::{ToolCall, ToolDoor, ToolOutcome};
 use crate::trace::TraceCtx;
 
 impl RunnerState {
@@ -56,13 +54,13 @@ impl RunnerState {
             tool.outcome = tracing::field::Empty,
             tool.duration_ms = tracing::field::Empty,
         );
-        let socket = self.peers.socket.clone();
+        let door = self.peers.tools.clone();
         let timeout = self.settings.tool_timeout;
         let myself = self.myself.clone();
         let generation = self.generation;
         tokio::spawn(async move {
             let started = Instant::now();
-            let outcome = run(&socket, &tool, arguments, timeout)
+            let outcome = run(&door, &tool, arguments, timeout)
                 .instrument(span.clone())
                 .await;
             let label = if outcome.success { "ok" } else { "failed" };
@@ -99,28 +97,30 @@ impl RunnerState {
     }
 }
 
-/// Asks the `socket` actor to carry the call out, within `timeout`.
-async fn run(
-    socket: &Link<SocketMessage>,
-    tool: &str,
-    arguments: Value,
-    timeout: Duration,
-) -> ToolOutcome {
-    let trace = TraceCtx::current();
-    let make = |reply| SocketMessage::Tool {
+/// Hands the call through `door` and waits for its outcome, within `timeout`.
+async fn run(door: &ToolDoor, tool: &str, arguments: Value, timeout: Duration) -> ToolOutcome {
+    let (reply, outcome) = ractor::concurrency::oneshot();
+    let call = ToolCall {
         tool: tool.to_owned(),
         arguments,
-        trace,
-        reply,
+        trace: TraceCtx::current(),
+        reply: reply.into(),
     };
-    match socket.call(make, timeout).await {
-        Ok(outcome) => outcome,
-        Err(CallError::Timeout(after)) => ToolOutcome::failed(format!(
+    if !door.hand(call) {
+        return unavailable(tool);
+    }
+    match tokio::time::timeout(timeout, outcome).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_)) => unavailable(tool),
+        Err(_) => ToolOutcome::failed(format!(
             "error: {tool} timed out after {}; it may or may not have happened: check before repeating it",
-            humantime::format_duration(after)
-        )),
-        Err(CallError::NotRunning) => ToolOutcome::failed(format!(
-            "error: {tool} is unavailable right now (the agent's IRC tools are restarting); try again shortly"
+            humantime::format_duration(timeout)
         )),
     }
+}
+
+fn unavailable(tool: &str) -> ToolOutcome {
+    ToolOutcome::failed(format!(
+        "error: {tool} is unavailable right now (the agent's IRC tools are restarting); try again shortly"
+    ))
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::durable::write_atomic;
-use super::scan::{encode_group, entry_file_name, group_file_name};
+use super::scan::{encode, encode_group, entry_file_name, group_file_name};
 use super::{Entry, JournalError, io_error};
 
 /// Entries prepared for a group commit ([`Journal::prepare`]).
@@ -48,12 +48,4 @@ impl Batch {
             &self.entries_dir.join(&name),
         ))
     }
-}
-
-/// An entry's file content.
-pub(super) fn encode(entry: &Entry) -> Result<Vec<u8>, JournalError> {
-    serde_json::to_vec(entry).map_err(|source| JournalError::Encode {
-        id: entry.id,
-        source,
-    })
 }

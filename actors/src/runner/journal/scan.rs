@@ -6,7 +6,6 @@ use std::collections::{BTreeSet, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::batch::encode;
 use super::durable::{TMP_SUFFIX, read_optional, remove_durably, sync_dir, write_atomic};
 use super::{Entry, JournalError, io_error};
 
@@ -304,4 +303,12 @@ pub(super) fn first_line(text: Option<&str>) -> Option<String> {
         .map(str::trim)
         .filter(|id| !id.is_empty())
         .map(str::to_owned)
+}
+
+/// An entry's file content.
+pub(super) fn encode(entry: &Entry) -> Result<Vec<u8>, JournalError> {
+    serde_json::to_vec(entry).map_err(|source| JournalError::Encode {
+        id: entry.id,
+        source,
+    })
 }

@@ -1,0 +1,76 @@
+//! The socket's second front door: the model's tool calls ([`crate::tools`]) carried out as
+//! the Culture IPC requests they are, by the same [`verbs::carry_out`].
+
+use serde_json::{Map, Value, json};
+
+use super::protocol;
+use super::verbs::{self, Agent};
+use crate::runner::prompt;
+use crate::tools::{self, ToolOutcome};
+use crate::trace::TraceCtx;
+
+/// Carries out tool `tool` with `arguments` for `agent` as the IPC request it is.
+pub(crate) async fn call(
+    agent: &Agent,
+    tool: &str,
+    arguments: &Value,
+    trace: &TraceCtx,
+) -> ToolOutcome {
+    if !tools::names().contains(&tool) {
+        return ToolOutcome::failed(format!("error: no tool named {tool}"));
+    }
+    let mut object = match arguments {
+        Value::Object(object) => object.clone(),
+        Value::Null => Map::new(),
+        other => {
+            return ToolOutcome::failed(format!("error: arguments must be an object, got {other}"));
+        }
+    };
+    for key in ["message", "topic", "summary"] {
+        if let Some(Value::String(text)) = object.get_mut(key) {
+            let lines: Vec<String> = text.lines().map(prompt::without_controls).collect();
+            *text = lines.join("\n");
+        }
+    }
+    object.insert("type".into(), json!(tool));
+    let verb = match protocol::verb(&object) {
+        Ok(verb) => verb,
+        Err(error) => return ToolOutcome::failed(format!("error: {error}")),
+    };
+    let request = protocol::Request {
+        id: json!(tool),
+        verb,
+    };
+    let response = verbs::carry_out(agent, request, trace).await;
+    render(&response)
+}
+
+/// The IPC answer as text for the model.
+fn render(response: &protocol::Response) -> ToolOutcome {
+    if let Some(error) = response.error_text() {
+        return ToolOutcome::failed(format!("error: {error}"));
+    }
+    let mut text = match response.data() {
+        None => "ok".to_owned(),
+        Some(data) => match data.get("messages").and_then(Value::as_array) {
+            Some(messages) if messages.is_empty() => "no new messages".to_owned(),
+            Some(messages) => messages
+                .iter()
+                .map(|m| {
+                    let nick = m["nick"].as_str().unwrap_or("?");
+                    let text = m["text"].as_str().unwrap_or_default();
+                    format!("<{nick}> {text}")
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            None => data.to_string(),
+        },
+    };
+    for warning in response.warnings() {
+        text.push_str(&format!("\nwarning: {warning}"));
+    }
+    ToolOutcome {
+        success: true,
+        text,
+    }
+}
