@@ -31,6 +31,8 @@ mod fake_model;
 mod irc_client;
 #[path = "../tests/support/ircd.rs"]
 mod ircd;
+#[path = "support/latency.rs"]
+mod latency;
 #[path = "../tests/support/otlp.rs"]
 #[allow(dead_code)]
 mod otlp;
@@ -42,6 +44,7 @@ use std::time::{Duration, Instant};
 use codex_agent::{Codex, CodexAgent, Extra, NICK};
 use fake_model::Reply;
 use irc_client::parse_privmsg;
+use latency::Stats;
 use support::eventually;
 
 /// Seconds between a reply and the next mention, one series each.
@@ -166,43 +169,4 @@ fn wait_idle(agent: &CodexAgent, turns: u64) -> serde_json::Value {
 /// The median (nearest rank) of `latencies`, which it sorts.
 fn p50(latencies: &mut [f64]) -> f64 {
     Stats::of(latencies).p50
-}
-
-/// Nearest-rank percentiles and the mean of latencies in ms.
-struct Stats {
-    p50: f64,
-    p90: f64,
-    p99: f64,
-    max: f64,
-    mean: f64,
-    count: usize,
-}
-
-impl Stats {
-    /// Sorts `latencies`.
-    fn of(latencies: &mut [f64]) -> Stats {
-        latencies.sort_by(f64::total_cmp);
-        let rank = |p: f64| {
-            let index = ((p * latencies.len() as f64).ceil() as usize).max(1) - 1;
-            latencies.get(index).copied().unwrap_or_default()
-        };
-        Stats {
-            p50: rank(0.50),
-            p90: rank(0.90),
-            p99: rank(0.99),
-            max: rank(1.0),
-            mean: latencies.iter().sum::<f64>() / latencies.len().max(1) as f64,
-            count: latencies.len(),
-        }
-    }
-}
-
-impl std::fmt::Display for Stats {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "n {}, p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms, mean {:.1} ms",
-            self.count, self.p50, self.p90, self.p99, self.max, self.mean
-        )
-    }
 }

@@ -42,6 +42,8 @@ mod fleet;
 mod irc_client;
 #[path = "../tests/support/ircd.rs"]
 mod ircd;
+#[path = "support/latency.rs"]
+mod latency;
 #[path = "../tests/support/otlp.rs"]
 #[allow(dead_code)]
 mod otlp;
@@ -61,6 +63,7 @@ use fake_model::Reply;
 use fleet::Fleet;
 use irc_client::{RawClient, parse_privmsg};
 use ircd::Ircd;
+use latency::Stats;
 use proc_memory::{Children, Memory};
 use serde_json::Value;
 use support::eventually;
@@ -420,40 +423,7 @@ impl Failures {
     }
 }
 
-/// p50, p90, p99, max (nearest rank) and mean of a set of latencies in ms.
-struct Stats {
-    percentiles: [f64; 4],
-    mean: f64,
-}
-
-impl Stats {
-    /// Sorts `latencies`.
-    fn of(latencies: &mut [f64]) -> Stats {
-        latencies.sort_by(f64::total_cmp);
-        let rank = |p: f64| {
-            let index = ((p * latencies.len() as f64).ceil() as usize).max(1) - 1;
-            latencies.get(index).copied().unwrap_or_default()
-        };
-        let total: f64 = latencies.iter().sum();
-        Stats {
-            percentiles: [rank(0.50), rank(0.90), rank(0.99), rank(1.0)],
-            mean: total / latencies.len().max(1) as f64,
-        }
-    }
-}
-
 /// A duration in milliseconds.
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
-}
-
-impl std::fmt::Display for Stats {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let [p50, p90, p99, max] = self.percentiles;
-        write!(
-            f,
-            "p50 {p50:.1} ms, p90 {p90:.1} ms, p99 {p99:.1} ms, max {max:.1} ms, mean {:.1} ms",
-            self.mean
-        )
-    }
 }

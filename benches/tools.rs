@@ -17,16 +17,17 @@ mod fake_model;
 mod irc_client;
 #[path = "../tests/support/ircd.rs"]
 mod ircd;
+#[path = "support/latency.rs"]
+mod latency;
 #[path = "../tests/support/otlp.rs"]
 #[allow(dead_code)]
 mod otlp;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::time::Duration;
-
 use codex_agent::{Codex, CodexAgent, Extra, NICK};
 use fake_model::Reply;
+use latency::Stats;
 use serde_json::json;
 
 fn main() {
@@ -74,12 +75,13 @@ async fn run() {
             .iter()
             .filter(|r| r.path.ends_with("/responses"))
             .collect();
-        let mut latencies: Vec<Duration> = (0..turns)
-            .filter_map(|n| Some(requests.get(2 * n + 1)?.at - requests.get(2 * n)?.at))
+        let mut latencies: Vec<f64> = (0..turns)
+            .filter_map(|n| {
+                let gap = requests.get(2 * n + 1)?.at - requests.get(2 * n)?.at;
+                Some(gap.as_secs_f64() * 1000.0)
+            })
             .collect();
-        latencies.sort();
-        let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let stats = Stats::of(&mut latencies);
         let mut own: Vec<u64> = agent
             .log()
             .lines()
@@ -93,12 +95,7 @@ async fn run() {
             .collect();
         own.sort_unstable();
         println!(
-            "{tool:<13} n {}  p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms  (codexd's own run: p50 {} ms, max {} ms)",
-            latencies.len(),
-            ms(pick(0.5)),
-            ms(pick(0.9)),
-            ms(pick(0.99)),
-            ms(pick(1.0)),
+            "{tool:<13} {stats}  (codexd's own run: p50 {} ms, max {} ms)",
             own.get(own.len() / 2).copied().unwrap_or_default(),
             own.last().copied().unwrap_or_default(),
         );

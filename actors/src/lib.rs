@@ -6,6 +6,7 @@ pub mod agent;
 pub mod attention;
 pub mod child;
 pub mod codex;
+mod durable;
 pub mod events;
 pub mod fault;
 pub mod grid;

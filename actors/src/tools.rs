@@ -267,11 +267,6 @@ impl ToolDoor {
         Self(Arc::new(take))
     }
 
-    /// A door nobody answers (no socket: every call fails as unavailable).
-    pub fn closed() -> Self {
-        Self::new(|_| false)
-    }
-
     /// Hands `call` over.
     pub fn hand(&self, call: ToolCall) -> bool {
         (self.0)(call)

@@ -3,13 +3,14 @@
 //! a restart of the `irc` actor or of the daemon rejoins them; a part forgets one. The
 //! configured channels are not listed: the config has them.
 //!
-//! The file is replaced atomically (written to `channels.tmp`, 0600, fsynced, renamed).
+//! The file is replaced atomically and durably ([`crate::durable::write_atomic`], 0600).
 //! A missing file lists nothing; an unreadable one is warned about and lists nothing.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
+
+use crate::durable::write_atomic;
 
 /// The runtime-joined channels and where they are kept.
 #[derive(Debug, Default)]
@@ -75,19 +76,16 @@ impl Joined {
     }
 }
 
-/// Replaces `path` with `channels`, one per line, atomically.
+/// Replaces `path` with `channels`, one per line, atomically and durably.
 fn write(path: &Path, channels: &[String]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a file path",
+        ));
+    };
     let text: String = channels.iter().map(|c| format!("{c}\n")).collect();
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)
+    write_atomic(dir, &name.to_string_lossy(), text.as_bytes())
 }
 
 #[cfg(test)]

@@ -52,7 +52,6 @@
 //! completed entries; any other msgid, like none, is never deduplicated.
 
 mod batch;
-mod durable;
 mod scan;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -64,11 +63,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 pub use self::batch::Batch;
-use self::durable::{append_line, create_dir, remove_durably, write_atomic};
 use self::scan::{
     done_msgids, encode, entry_file_name, first_line, group_done_name, group_file_name, readable,
     scan_entries,
 };
+use crate::durable::{append_line, create_dir, remove_durably, write_atomic};
 use crate::trace::TraceCtx;
 
 /// The subdirectory holding one file per pending entry.

@@ -1,9 +1,9 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use super::durable::TMP_SUFFIX;
 use super::scan::{CORRUPT_SUFFIX, FileName, classify, group_done_name, group_file_name};
 use super::*;
+use crate::durable::TMP_SUFFIX;
 
 fn new_entry(text: &str, msgid: Option<&str>) -> NewEntry {
     NewEntry {

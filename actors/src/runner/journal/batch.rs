@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use super::durable::write_atomic;
 use super::scan::{encode, encode_group, entry_file_name, group_file_name};
 use super::{Entry, JournalError, io_error};
+use crate::durable::write_atomic;
 
 /// Entries prepared for a group commit ([`Journal::prepare`]).
 #[derive(Debug)]

@@ -6,8 +6,8 @@ use std::collections::{BTreeSet, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::durable::{TMP_SUFFIX, read_optional, remove_durably, sync_dir, write_atomic};
 use super::{Entry, JournalError, io_error};
+use crate::durable::{TMP_SUFFIX, read_optional, remove_durably, sync_dir, write_atomic};
 
 /// Suffix of an entry file.
 const ENTRY_SUFFIX: &str = ".json";

@@ -1,4 +1,5 @@
-//! The journal's file primitives: atomic, durable replacement and appends of private files.
+//! File primitives for the state directory: atomic, durable replacement and appends of
+//! private files (the journal, the remembered channels).
 //!
 //! | operation          | steps                                                         |
 //! |--------------------|---------------------------------------------------------------|
@@ -18,10 +19,10 @@ const DIR_MODE: u32 = 0o700;
 /// Mode of the files the journal writes.
 const FILE_MODE: u32 = 0o600;
 /// Suffix of a file being written by [`write_atomic`].
-pub(super) const TMP_SUFFIX: &str = ".tmp";
+pub(crate) const TMP_SUFFIX: &str = ".tmp";
 
 /// `path`'s content, or `None` when it does not exist.
-pub(super) fn read_optional(path: &Path) -> io::Result<Option<String>> {
+pub(crate) fn read_optional(path: &Path) -> io::Result<Option<String>> {
     match fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -30,13 +31,13 @@ pub(super) fn read_optional(path: &Path) -> io::Result<Option<String>> {
 }
 
 /// Creates `dir` (and its parents) with mode 0700; an existing directory is kept as it is.
-pub(super) fn create_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn create_dir(dir: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)
 }
 
 /// Replaces `dir/name` with `bytes`: `name.tmp` written and fsynced, renamed over `name`,
 /// then `dir` fsynced.
-pub(super) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
     let mut file = OpenOptions::new()
@@ -56,7 +57,7 @@ pub(super) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<(
 
 /// Appends `line` and a newline to `dir/name` (created 0600), fsynced; `dir` is fsynced
 /// too when the file is new.
-pub(super) fn append_line(dir: &Path, name: &str, line: &str) -> io::Result<()> {
+pub(crate) fn append_line(dir: &Path, name: &str, line: &str) -> io::Result<()> {
     let path = dir.join(name);
     let existed = path.exists();
     let mut file = OpenOptions::new()
@@ -73,7 +74,7 @@ pub(super) fn append_line(dir: &Path, name: &str, line: &str) -> io::Result<()> 
 }
 
 /// Removes `path` in `dir` (already gone is fine), then fsyncs `dir`.
-pub(super) fn remove_durably(dir: &Path, path: &Path) -> io::Result<()> {
+pub(crate) fn remove_durably(dir: &Path, path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Ok(()) => sync_dir(dir),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -82,6 +83,6 @@ pub(super) fn remove_durably(dir: &Path, path: &Path) -> io::Result<()> {
 }
 
 /// Makes the directory's entries (creations, renames, removals) durable.
-pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
