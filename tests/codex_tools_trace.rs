@@ -150,4 +150,15 @@ async fn a_mention_traces_through_the_tool_call_to_the_line_it_sends() {
         format!("00-{TRACE_ID}-{}-01", run.span_id),
         "the line others see names the tool run as its parent: {line}"
     );
+
+    // The mention was counted by the intake, and the count reached the collector too.
+    let intake = sink
+        .metrics()
+        .into_iter()
+        .find(|m| m.name == "codexd.intake.messages");
+    assert_eq!(
+        intake.map(|m| m.scope),
+        Some("codexd".to_owned()),
+        "codexd.intake.messages exported"
+    );
 }

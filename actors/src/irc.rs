@@ -542,13 +542,19 @@ impl IrcState {
                 }
             }
             ConnEvent::Line { conn, line, hold } if self.current_conn(conn) => {
-                self.holding = hold;
-                self.on_line(&line);
-                self.holding = None;
+                self.on_read(&line, hold);
             }
             ConnEvent::Down { conn, reason } if self.current_conn(conn) => self.link_down(reason),
             _ => {}
         }
+    }
+
+    /// Handles one read line holding its place in the inbound window: a mention or DM
+    /// takes the place along to the intake, any other line gives it back when handled.
+    fn on_read(&mut self, line: &str, hold: Option<intake::Hold>) {
+        self.holding = hold;
+        self.on_line(line);
+        self.holding = None;
     }
 
     /// How often the keepalive check runs: often enough to notice both deadlines. With the
