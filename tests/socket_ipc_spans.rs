@@ -46,10 +46,14 @@ async fn request_spans_are_children_of_the_running_turn() {
         traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned()),
         tracestate: None,
     };
-    agent.turn.set(TurnScope {
-        pid: std::process::id(),
-        trace: turn,
-    });
+    agent.turn.set(
+        "#general",
+        TurnScope {
+            pid: std::process::id(),
+            trace: turn,
+            conversation: Some("#general".into()),
+        },
+    );
     assert_ok(
         &c.request(
             "irc_send",
@@ -61,7 +65,7 @@ async fn request_spans_are_children_of_the_running_turn() {
         l.ends_with("PRIVMSG #general :traced")
     })
     .await;
-    agent.turn.clear();
+    agent.turn.clear("#general");
     assert_ok(&c.request("status", json!({})).await);
     let evaluation = TraceCtx {
         traceparent: Some("00-1bf7651916cd43dd8448eb211c80319c-c7ad6b7169203331-01".to_owned()),

@@ -20,6 +20,7 @@
 
 mod actor;
 pub mod admission;
+pub mod conversation;
 mod inbox;
 mod intake;
 pub mod journal;
@@ -37,6 +38,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::child::{ChildFactory, ChildHandle, ControlMsg, spawn_linked};
+use conversation::{Conversation, ConversationSettings, SHARED_KEY, ThreadMode};
 use crate::codex::{SessionEvent, Slot};
 use crate::irc::{Addressed, IrcMessage};
 use crate::link::Link;
@@ -83,6 +85,13 @@ pub struct RunnerSettings {
     /// How long one tool call may take before the model is told it timed out
     /// (`codex.tool_timeout`).
     pub tool_timeout: Duration,
+    /// Threads per conversation or shared, turns at once, steering (`conversations:`).
+    pub conversations: ConversationSettings,
+    /// The agent's first configured channel: an upgraded agent's thread carries on as its
+    /// conversation.
+    pub home: Option<String>,
+    /// The agent's tags (Culture's ROOMINVITE prompt shows them).
+    pub tags: Vec<String>,
 }
 
 impl RunnerSettings {
@@ -101,6 +110,25 @@ impl RunnerSettings {
             admission: AdmissionSettings::default(),
             tools: ToolChoice::All,
             tool_timeout: Duration::from_secs(30),
+            conversations: ConversationSettings::default(),
+            home: None,
+            tags: Vec::new(),
+        }
+    }
+
+    /// The thread key of `conversation`: itself, or the shared thread's.
+    pub fn thread_key(&self, conversation: &Conversation) -> String {
+        match self.conversations.threads {
+            ThreadMode::PerConversation => conversation.as_str().to_owned(),
+            ThreadMode::Shared => SHARED_KEY.to_owned(),
+        }
+    }
+
+    /// Where an upgraded agent's single thread goes: the first channel's conversation.
+    pub fn home_key(&self) -> String {
+        match (&self.home, self.conversations.threads) {
+            (Some(home), ThreadMode::PerConversation) => home.clone(),
+            _ => SHARED_KEY.to_owned(),
         }
     }
 }
@@ -307,10 +335,12 @@ pub enum RunnerMessage {
         /// What the model reads.
         outcome: crate::tools::ToolOutcome,
     },
-    /// Queue a slash command as the next prompt.
+    /// Run a slash command on a conversation's thread once it is idle.
     Command {
         /// Which.
         command: SlashCommand,
+        /// The conversation; `None`: every one.
+        conversation: Option<Conversation>,
         /// The request this continues.
         trace: TraceCtx,
         /// Accepted, or why not.
@@ -333,12 +363,12 @@ impl From<ControlMsg> for RunnerMessage {
     }
 }
 
-/// The turn an agent's codex process is in, if any: set by the runner when a turn starts
-/// and cleared when it ends, read by the `socket` actor so that a request made by the
-/// codex process (or a tool it runs) during a turn is traced as part of that turn.
+/// The turns an agent's codex process is in: set by the runner when a turn starts and
+/// cleared when it ends, read by the `socket` actor so that a request made by the codex
+/// process (or a tool it runs) during a turn is traced as part of a turn.
 #[derive(Debug, Clone, Default)]
 pub struct CurrentTurn {
-    slot: Arc<RwLock<Option<TurnScope>>>,
+    slot: Arc<RwLock<Vec<(String, TurnScope)>>>,
 }
 
 /// A running turn: the codex process and the turn's trace.
@@ -348,25 +378,45 @@ pub struct TurnScope {
     pub pid: u32,
     /// The turn span's context.
     pub trace: TraceCtx,
+    /// The conversation of a turn for mentions or DMs (with threads per conversation).
+    pub conversation: Option<String>,
 }
 
 impl CurrentTurn {
-    /// A turn started.
-    pub fn set(&self, scope: TurnScope) {
-        if let Ok(mut slot) = self.slot.write() {
-            *slot = Some(scope);
+    /// A turn started on thread key `key`.
+    pub fn set(&self, key: &str, scope: TurnScope) {
+        if let Ok(mut turns) = self.slot.write() {
+            turns.retain(|(k, _)| k != key);
+            turns.push((key.to_owned(), scope));
         }
     }
 
-    /// The turn ended.
-    pub fn clear(&self) {
-        if let Ok(mut slot) = self.slot.write() {
-            *slot = None;
+    /// `key`'s turn ended.
+    pub fn clear(&self, key: &str) {
+        if let Ok(mut turns) = self.slot.write() {
+            turns.retain(|(k, _)| k != key);
         }
     }
 
-    /// The running turn, if any.
+    /// Every turn ended.
+    pub fn clear_all(&self) {
+        if let Ok(mut turns) = self.slot.write() {
+            turns.clear();
+        }
+    }
+
+    /// The turn started last among those running, if any (with several running, a
+    /// request from the codex process cannot tell which it belongs to).
     pub fn get(&self) -> Option<TurnScope> {
-        self.slot.read().ok().and_then(|slot| slot.clone())
+        let turns = self.slot.read().ok()?;
+        turns.last().map(|(_, scope)| scope.clone())
+    }
+
+    /// The running turns.
+    pub fn all(&self) -> Vec<TurnScope> {
+        self.slot
+            .read()
+            .map(|turns| turns.iter().map(|(_, scope)| scope.clone()).collect())
+            .unwrap_or_default()
     }
 }

@@ -286,7 +286,14 @@ impl SocketState {
     fn tool(&self, call: crate::tools::ToolCall) {
         let shared = self.shared.clone();
         tokio::spawn(async move {
-            let outcome = tool::call(&shared.agent, &call.tool, &call.arguments, &call.trace).await;
+            let outcome = tool::call(
+                &shared.agent,
+                &call.tool,
+                &call.arguments,
+                call.conversation.as_deref(),
+                &call.trace,
+            )
+            .await;
             let _ = call.reply.send(outcome);
         });
     }

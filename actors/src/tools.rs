@@ -249,6 +249,9 @@ pub struct ToolCall {
     pub tool: String,
     /// Its arguments (a JSON object).
     pub arguments: Value,
+    /// The conversation whose thread made the call (`#dev`, `DM:ori`, …); `None`: the
+    /// agent's one shared thread. A DM's buffer is readable only from that DM's own thread.
+    pub conversation: Option<String>,
     /// The call's span.
     pub trace: TraceCtx,
     /// What the model reads.

@@ -1,24 +1,30 @@
-//! The runner actor: the agent's session on its codex process and its thread, running the
-//! journal's entries as turns one at a time. The process belongs to the `codex` service:
-//! when it dies the runner does not fail; it waits for the next process, resumes its thread
-//! there and replays what is pending. It fails (so its supervisor restarts it under the
+//! The runner actor: the agent's session on its codex process and its conversations'
+//! threads, running the journal's entries as turns (one at a time per thread, up to
+//! `conversations.max_turns` threads at once; [`super::conversation`]). The process belongs
+//! to the `codex` service: when it dies the runner does not fail; it waits for the next
+//! process, resumes each conversation's thread there as its next entry needs it and replays
+//! what is pending. It fails (so its supervisor restarts it under the
 //! circuit breaker) only on its own errors: a failed handshake, a journal it cannot use.
 //!
 //! | phase       | entered by                          | leaves on                                   |
 //! |-------------|-------------------------------------|---------------------------------------------|
 //! | `waiting`   | start, or its process is gone       | the process is up: attach, `initialize` → `handshake` |
-//! | `handshake` | attached                            | thread started or resumed → `ready`         |
-//! | `ready`     | a thread id                         | `/clear` (new thread) → `handshake`; process gone → `waiting` |
+//! | `handshake` | attached                            | `initialize` answered → `ready`             |
+//! | `ready`     | the session is initialized          | process gone → `waiting`                    |
+//!
+//! In `ready`, a conversation's thread is opened when its next entry (or a job) needs it:
+//! `thread/resume` of the thread in the [`ThreadBook`], else `thread/start`; a resumed thread
+//! started with another tool set first writes a summary (a handover turn) and is replaced.
 //!
 //! codex is **wedged** when a request other than `thread/compact/start` goes unanswered for
 //! `request_timeout` (a `turn/start` included: its entry stays journaled, the attempt is
 //! counted, and it is replayed on the next process) or an interrupted turn does not end
 //! within `interrupt_timeout`; the runner has the process killed for every agent on it.
-//! During a turn, every `request_timeout` after the last answer to one, the runner sends a
+//! While turns run, every `request_timeout` after the last answer to one, the runner sends a
 //! probe (`thread/loaded/list`; any answer, an error included, will do), so a codex that
 //! stops mid-turn is found within two `request_timeout`s rather than at `turn_timeout`.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,11 +33,10 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::conversation::{Conversation, ThreadBook};
 use super::inbox::Inbox;
 use super::turn::{Outcome, Turn};
-use super::{
-    RunnerMessage, RunnerPeers, RunnerSettings, RunnerStats, SlashCommand, TurnStatus, session,
-};
+use super::{RunnerMessage, RunnerPeers, RunnerSettings, RunnerStats, SlashCommand, TurnStatus};
 use crate::child::{ControlError, ControlMsg, FaultKind, Report};
 use crate::codex::jsonrpc::{Incoming, Outgoing, Outstanding, RequestId, RpcError};
 use crate::codex::{Attached, SessionEvent};
@@ -39,7 +44,10 @@ use crate::fault;
 use crate::trace::TraceCtx;
 
 mod attach;
+mod invite;
 mod report;
+mod schedule;
+mod threads;
 mod tools;
 mod turns;
 mod watch;
@@ -68,16 +76,20 @@ pub struct RunnerArgs {
     pub(super) stats: Arc<Mutex<RunnerStats>>,
 }
 
-/// Who waits for a request's answer.
+/// Who waits for a request's answer (`key`: the thread key it is about).
 #[derive(Debug)]
 enum Waiter {
     Initialize,
-    Resume(String),
-    StartThread,
-    TurnStart,
-    Interrupt,
+    Resume { key: String, thread: String },
+    StartThread { key: String },
+    TurnStart { key: String },
+    /// `turn/steer` of journal entry `entry` into turn `turn` of `key`.
+    Steer { key: String, entry: u64, turn: String },
+    Interrupt { key: String },
     Compact,
-    /// A liveness probe during a turn: any answer will do.
+    /// `thread/unsubscribe` of a finished short-lived thread: any answer will do.
+    Unsubscribe,
+    /// A liveness probe while turns run: any answer will do.
     Probe,
 }
 
@@ -89,10 +101,10 @@ enum Job {
         reply: RpcReplyPort<TurnStatus>,
         deadline: Instant,
     },
-    /// IPC `compact`: codex's native compaction.
-    Compact,
-    /// IPC `clear`: a fresh thread.
-    Clear,
+    /// IPC `compact` of thread key `key`: codex's native compaction.
+    Compact { key: String },
+    /// IPC `clear` of thread key `key`: its next turn starts a new thread.
+    Clear { key: String },
 }
 
 /// What a running turn answers to.
@@ -101,13 +113,18 @@ enum Purpose {
     /// The summary turn of thread `from`, replaced because its tool set changed: its answer
     /// seeds the new thread's first turn (nothing goes to IRC).
     Handover { from: String },
-    /// A journal entry: replies go to `reply_to`, the entry is removed at the end;
+    /// Journal entries of one conversation: the first started the turn, the others were
+    /// steered into it. Replies go to `reply_to`; the entries are removed at the end;
     /// `asked` is false for a channel poll (no Sorry line when it fails).
     Entry {
-        id: u64,
+        ids: Vec<u64>,
+        conversation: Conversation,
         reply_to: String,
         asked: bool,
     },
+    /// The evaluation of a room invitation (journal entry `id`) on a short-lived thread:
+    /// a final YES joins `channel`.
+    Invite { id: u64, channel: String },
     /// A status query: the first agent message answers it.
     Query {
         reply: Option<RpcReplyPort<TurnStatus>>,
@@ -117,12 +134,24 @@ enum Purpose {
 
 #[derive(Debug)]
 struct Active {
+    /// The codex thread it runs on.
+    thread: String,
     turn: Turn,
     purpose: Purpose,
     deadline: Option<Instant>,
     trace: TraceCtx,
-    /// When the next liveness probe is due; `None` while one is unanswered.
-    probe: Option<Instant>,
+    /// A `turn/steer` in flight into this turn (its journal entry).
+    steering: Option<u64>,
+}
+
+/// A thread key's thread on the current session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Open {
+    /// `thread/resume` or `thread/start` sent.
+    Opening,
+    /// Loaded; `handover`: it was started with another tool set and its summary turn is
+    /// due before anything else runs on it.
+    Ready { thread: String, handover: bool },
 }
 
 /// The actor's state.
@@ -138,15 +167,24 @@ pub struct RunnerState {
     /// Why the last process went away, while waiting for the next one.
     gone: Option<String>,
     requests: Outstanding<Waiter>,
-    thread: Option<String>,
-    /// The thread this instance replaced because it had another tool set.
+    /// `initialize` was answered on the current session.
+    initialized: bool,
+    /// The conversations' threads, on disk.
+    book: ThreadBook,
+    /// The threads opened on the current session, by thread key.
+    threads: HashMap<String, Open>,
+    /// The turns running, by thread key (at most one per thread).
+    turns: BTreeMap<String, Active>,
+    /// The last thread replaced because it had another tool set.
     replaced_thread: Option<String>,
-    /// A resumed thread with another tool set: its summary turn is due, then a new thread.
-    handover_due: Option<String>,
-    active: Option<Active>,
     jobs: VecDeque<Job>,
-    /// Highest journal entry id run by this instance (entries are run in id order).
-    dispatched: u64,
+    /// Journal entries in a turn of this instance (run, steered, or handed to completion).
+    dispatched: BTreeSet<u64>,
+    /// When the next liveness probe is due while turns run; `None` while one is unanswered
+    /// or no turn runs.
+    probe: Option<Instant>,
+    /// What the room invitations came to (for `status`).
+    invitations: invite::Invitations,
     was_paused: bool,
     watcher: JoinHandle<()>,
     codex_watcher: JoinHandle<()>,
@@ -156,7 +194,7 @@ impl Drop for RunnerState {
     fn drop(&mut self) {
         self.watcher.abort();
         self.codex_watcher.abort();
-        self.peers.turn.clear();
+        self.peers.turn.clear_all();
     }
 }
 
@@ -170,6 +208,8 @@ impl Actor for Runner {
         myself: ActorRef<RunnerMessage>,
         args: RunnerArgs,
     ) -> Result<RunnerState, ActorProcessingErr> {
+        let (book, set_aside) =
+            ThreadBook::open(&args.settings.state_dir, &args.settings.home_key())?;
         let mut pause = args.peers.pause.subscribe();
         let waker = myself.clone();
         let watcher = tokio::spawn(async move {
@@ -185,7 +225,6 @@ impl Actor for Runner {
             }
         });
         let mut state = RunnerState {
-            was_paused: args.peers.pause.is_paused(),
             settings: args.settings,
             peers: args.peers,
             inbox: args.inbox,
@@ -195,18 +234,23 @@ impl Actor for Runner {
             generation: 0,
             gone: None,
             requests: Outstanding::new(),
-            thread: None,
+            initialized: false,
+            book,
+            threads: HashMap::new(),
+            turns: BTreeMap::new(),
             replaced_thread: None,
-            handover_due: None,
-            active: None,
             jobs: VecDeque::new(),
-            dispatched: 0,
+            dispatched: BTreeSet::new(),
+            probe: None,
+            invitations: invite::Invitations::default(),
+            was_paused: false,
             watcher,
             codex_watcher,
         };
+        state.was_paused = state.peers.pause.is_paused();
         state.attach()?;
         state.peers.link.set(myself);
-        state.report_set_aside();
+        state.report_set_aside(set_aside);
         Ok(state)
     }
 
@@ -218,7 +262,12 @@ impl Actor for Runner {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             RunnerMessage::Control(control) => return state.on_control(control).await,
-            RunnerMessage::Command { command, reply, .. } => state.on_command(command, reply),
+            RunnerMessage::Command {
+                command,
+                conversation,
+                reply,
+                ..
+            } => state.on_command(command, conversation, reply),
             RunnerMessage::Status { query, reply, .. } => state.on_status(query, reply),
             RunnerMessage::Wake => state.on_wake(),
             RunnerMessage::Process { generation, event } if generation == state.generation => {
@@ -243,13 +292,13 @@ impl Actor for Runner {
         state: &mut RunnerState,
     ) -> Result<(), ActorProcessingErr> {
         state.peers.link.clear(&state.myself);
-        if let Some(active) = state.active.take() {
-            // The entry stays journaled: it is replayed on the next start.
-            state.interrupt(&active.turn);
+        for (_, active) in std::mem::take(&mut state.turns) {
+            // The entries stay journaled: they are replayed on the next start.
+            state.interrupt(&active);
             end_span(&active.turn, "stopped");
         }
-        // The interrupt is queued for codex's stdin before the runner leaves (dropping the
-        // session tells the process to forget it).
+        // The interrupts are queued for codex's stdin before the runner leaves (dropping
+        // the session tells the process to forget it).
         if let Some(process) = state.process.take() {
             process.flush(FLUSH_TIMEOUT).await;
         }
@@ -315,21 +364,34 @@ impl RunnerState {
         }
     }
 
-    fn on_command(&mut self, command: SlashCommand, reply: RpcReplyPort<Result<(), String>>) {
-        if self.thread.is_none() {
+    /// `compact` / `clear` of one conversation, or of every one (`None`).
+    fn on_command(
+        &mut self,
+        command: SlashCommand,
+        conversation: Option<Conversation>,
+        reply: RpcReplyPort<Result<(), String>>,
+    ) {
+        if !self.initialized {
             let _ = reply.send(Err("Agent runner is not running".to_owned()));
             return;
         }
-        self.jobs.push_back(match command {
-            SlashCommand::Compact => Job::Compact,
-            SlashCommand::Clear => Job::Clear,
-        });
+        let keys: Vec<String> = match &conversation {
+            Some(conversation) => vec![self.settings.thread_key(conversation)],
+            None => self.known_keys(),
+        };
+        for key in keys {
+            self.jobs.push_back(match command {
+                SlashCommand::Compact => Job::Compact { key },
+                SlashCommand::Clear => Job::Clear { key },
+            });
+        }
         let _ = reply.send(Ok(()));
         self.next();
     }
 
     fn on_status(&mut self, query: bool, reply: RpcReplyPort<TurnStatus>) {
-        if !query || self.thread.is_none() || self.peers.pause.is_paused() {
+        if !query || !self.initialized || self.peers.pause.is_paused() || self.query_key().is_none()
+        {
             let _ = reply.send(self.turn_status(None));
             return;
         }
@@ -370,7 +432,7 @@ impl RunnerState {
                 Ok(())
             }
             Incoming::ServerRequest { id, method, params } => {
-                let answer = session::answer(id, &method, self.settings.approvals);
+                let answer = super::session::answer(id, &method, self.settings.approvals);
                 tracing::info!(agent.nick = %self.settings.nick, method, item = ?params.get("itemId"), answer = %answer.encode(), "codex asked; answered");
                 self.send(&answer)
             }
@@ -395,114 +457,63 @@ impl RunnerState {
         match (pending.waiter, outcome) {
             (Waiter::Initialize, Ok(_)) => {
                 self.send(&Outgoing::notification("initialized", None))?;
-                let (kept, recorded) = {
-                    let journal = self.inbox.journal.lock();
-                    (journal.thread_id(), journal.tool_set())
-                };
-                let current = self.settings.tools.tag();
-                match kept {
-                    Some(thread) if recorded.as_deref() == Some(current.as_str()) => {
-                        let params = self.settings.thread.resume(&thread);
-                        self.request("thread/resume", Some(params), Waiter::Resume(thread))?;
-                    }
-                    Some(thread) => {
-                        let recorded = recorded.unwrap_or_else(|| "none".to_owned());
-                        tracing::warn!(agent.nick = %nick, codex.thread_id = %thread, recorded = %recorded, current = %current, "the codex thread was started with another tool set (a thread's tools are fixed at its start); it writes a summary, then a new thread with the current tools starts from it");
-                        self.handover_due = Some(thread.clone());
-                        let params = self.settings.thread.resume(&thread);
-                        self.request("thread/resume", Some(params), Waiter::Resume(thread))?;
-                    }
-                    None => self.start_thread()?,
-                }
+                self.initialized = true;
+                tracing::info!(agent.nick = %nick, "codex session ready");
+                self.next();
             }
-            (Waiter::Resume(thread), Ok(result)) => {
-                let thread = session::thread_id(&result).unwrap_or(thread);
-                tracing::info!(agent.nick = %nick, codex.thread_id = %thread, "codex thread resumed");
-                self.ready(thread);
+            (Waiter::Initialize, Err(error)) => {
+                return Err(super::session::failure("initialize", &error).into());
             }
-            (Waiter::Resume(thread), Err(error)) => {
-                tracing::warn!(agent.nick = %nick, codex.thread_id = %thread, error = %error, "codex thread could not be resumed; starting a new thread (the earlier conversation is not in it)");
-                self.handover_due = None;
-                self.start_thread()?;
-            }
-            (Waiter::StartThread, Ok(result)) => {
-                let Some(thread) = session::thread_id(&result) else {
-                    return Err("thread/start answered without a thread id".into());
-                };
-                let tag = self.settings.tools.tag();
-                let recorded = {
-                    let mut journal = self.inbox.journal.lock();
-                    journal
-                        .set_thread_id(Some(&thread))
-                        .and_then(|()| journal.set_tool_set(&tag))
-                };
-                if let Err(error) = recorded {
-                    tracing::error!(agent.nick = %nick, error = %error, "thread id or tool set not persisted; a restart will start a new thread");
-                }
-                tracing::info!(agent.nick = %nick, codex.thread_id = %thread, "codex thread started");
-                self.ready(thread);
-            }
-            (Waiter::TurnStart, Ok(result)) => {
-                if let Some(active) = &mut self.active {
+            (Waiter::Resume { key, thread }, result) => self.resumed(key, thread, result),
+            (Waiter::StartThread { key }, result) => self.started(key, result)?,
+            (Waiter::TurnStart { key }, Ok(result)) => {
+                if let Some(active) = self.turns.get_mut(&key) {
                     if active.turn.id.is_none() {
-                        active.turn.id = session::turn_id(&result);
+                        active.turn.id = super::session::turn_id(&result);
                     }
                     if let Some(id) = &active.turn.id {
                         active.turn.span.record("codex.turn_id", id.as_str());
                     }
                 }
+                self.next();
             }
-            (Waiter::TurnStart, Err(error)) => {
-                self.finish(Outcome::Failed(session::failure("turn/start", &error)));
+            (Waiter::TurnStart { key }, Err(error)) => {
+                let reason = super::session::failure("turn/start", &error);
+                self.finish(&key, Outcome::Failed(reason));
             }
-            (Waiter::Interrupt, Err(error)) => {
+            (Waiter::Steer { key, entry, turn }, result) => {
+                self.steered(&key, entry, &turn, result)
+            }
+            (Waiter::Interrupt { key }, Err(error)) => {
                 tracing::warn!(agent.nick = %nick, error = %error, "turn/interrupt refused; ending the turn");
-                self.finish(Outcome::Timeout);
+                self.finish(&key, Outcome::Timeout);
             }
-            (Waiter::Interrupt, Ok(_)) => {}
+            (Waiter::Interrupt { .. }, Ok(_)) => {}
             (Waiter::Probe, _) => {
-                let next = Instant::now() + self.settings.request_timeout;
-                if let Some(active) = &mut self.active {
-                    active.probe = Some(next);
+                self.probe = None;
+                if !self.turns.is_empty() {
+                    let next = Instant::now() + self.settings.request_timeout;
+                    self.probe = Some(next);
                     self.arm(next);
                 }
             }
             (Waiter::Compact, result) => {
                 tracing::info!(agent.nick = %nick, ok = result.is_ok(), "thread/compact/start answered")
             }
-            (waiter @ (Waiter::Initialize | Waiter::StartThread), Err(error)) => {
-                let method = match waiter {
-                    Waiter::Initialize => "initialize",
-                    _ => "thread/start",
-                };
-                return Err(session::failure(method, &error).into());
+            (Waiter::Unsubscribe, result) => {
+                tracing::debug!(agent.nick = %nick, ok = result.is_ok(), "thread/unsubscribe answered")
             }
         }
         Ok(())
     }
 
-    fn start_thread(&mut self) -> Result<(), ActorProcessingErr> {
-        self.thread = None;
-        let mut params = self.settings.thread.start();
-        let tools = self.settings.tools.declared();
-        if !tools.is_empty() {
-            params["dynamicTools"] = Value::Array(tools);
-        }
-        self.request("thread/start", Some(params), Waiter::StartThread)
-    }
-
-    fn ready(&mut self, thread: String) {
-        self.thread = Some(thread);
-        self.next();
-    }
-
-    fn interrupt(&self, turn: &Turn) {
-        if let (Some(turn), Some(thread)) = (&turn.id, &self.thread) {
-            // An id outside the request map: nobody waits for this answer.
+    /// Interrupts `active`'s turn with a request nobody waits for (the runner is stopping).
+    fn interrupt(&self, active: &Active) {
+        if let Some(turn) = &active.turn.id {
             let request = Outgoing::Request {
                 id: RequestId::Str("shutdown-interrupt".into()),
                 method: "turn/interrupt".into(),
-                params: Some(session::turn_interrupt(thread, turn)),
+                params: Some(super::session::turn_interrupt(&active.thread, turn)),
             };
             let _ = self.send(&request);
         }

@@ -4,16 +4,15 @@
 //! is removed by [`Journal::complete`] only after its turn ended and its replies were handed
 //! to IRC, so after a crash or restart [`Journal::open`] hands back what is still pending,
 //! oldest first, to be replayed. A message the server sends twice (same `msgid`) is journaled
-//! once. The codex thread id is kept so the runner resumes the same conversation.
+//! once. The conversation an entry belongs to is its `key` and `thread`
+//! ([`super::conversation::Conversation::of`]); the codex threads are in the
+//! [`super::conversation::ThreadBook`].
 //!
 //! | path                          | holds                                  | written by                        |
 //! |-------------------------------|----------------------------------------|-----------------------------------|
 //! | `<dir>/journal/<id:020>.json` | one pending [`Entry`]                  | `append`, `started`; removed by `complete` |
 //! | `<dir>/journal/<first:020>.group` | the entries of one group commit, one JSON line each | [`Batch::write`]; removed when all are complete |
 //! | `<dir>/journal/<first:020>.group.done` | the ids completed from that group, one per line | `complete` (fsynced appends) |
-//! | `<dir>/thread-id`             | the codex thread id, one line          | `set_thread_id`                   |
-//! | `<dir>/handover`              | a replaced thread's summary, until the new thread's first turn | `set_handover`; removed by `take_handover` |
-//! | `<dir>/tool-set`              | the tool set that thread was started with ([`crate::tools::ToolChoice::tag`]) | `set_tool_set` |
 //! | `<dir>/done-msgids`           | msgids of the last 4096 completed entries, one per line | `complete` |
 //!
 //! Directories are created 0700 and files 0600. Every write is atomic and durable: write
@@ -34,7 +33,7 @@
 //! | `*.tmp`                                      | an interrupted write: removed              |
 //! | anything else                                | ignored                                    |
 //!
-//! `done-msgids` or `thread-id` that cannot be read as text (invalid UTF-8, not a file) is
+//! `done-msgids` that cannot be read as text (invalid UTF-8, not a file) is
 //! renamed `<name>.corrupt` the same way and counts as empty: the agent keeps taking
 //! mentions. Whatever was set aside is listed once by [`Journal::take_set_aside`] (the
 //! runner raises an alert).
@@ -63,21 +62,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 pub use self::batch::Batch;
+pub(crate) use self::scan::{first_line, readable};
 use self::scan::{
-    done_msgids, encode, entry_file_name, first_line, group_done_name, group_file_name, readable,
-    scan_entries,
+    done_msgids, encode, entry_file_name, group_done_name, group_file_name, scan_entries,
 };
 use crate::durable::{append_line, create_dir, remove_durably, write_atomic};
 use crate::trace::TraceCtx;
 
 /// The subdirectory holding one file per pending entry.
 const ENTRIES_DIR: &str = "journal";
-/// The file holding the codex thread id.
-const THREAD_ID_FILE: &str = "thread-id";
-/// The file holding the tool set the codex thread was started with.
-const TOOL_SET_FILE: &str = "tool-set";
-/// The file holding a replaced thread's summary for the new thread's first turn.
-const HANDOVER_FILE: &str = "handover";
 /// The file holding recently completed msgids.
 const DONE_FILE: &str = "done-msgids";
 /// How many completed msgids are remembered.
@@ -93,6 +86,9 @@ pub enum EntryKind {
     Direct,
     /// A channel poll the `attention` actor asked for (unread channel traffic).
     Poll,
+    /// A room invitation (agentirc's `ROOMINVITE`): `key` and `reply_to` are the room,
+    /// `text` its metadata; evaluated on a short-lived thread of its own.
+    Invite,
 }
 
 /// What the intake journals for one inbound mention or DM.
@@ -212,12 +208,6 @@ pub struct Journal {
     done_limit: usize,
     /// The id of the next appended entry.
     next_id: u64,
-    /// The codex thread id (also on disk).
-    thread_id: Option<String>,
-    /// The tool set that thread was started with (also on disk).
-    tool_set: Option<String>,
-    /// A replaced thread's summary, for the next turn (also on disk).
-    handover: Option<String>,
     /// Files `open` set aside, for [`Journal::take_set_aside`].
     set_aside: Vec<String>,
     /// Each group file's pending members, by the group's first id.
@@ -245,18 +235,12 @@ impl Journal {
         let mut set_aside = Vec::new();
         let scan = scan_entries(&entries_dir, &mut set_aside)?;
         let done = readable(dir, DONE_FILE, &mut set_aside)?;
-        let thread_id = readable(dir, THREAD_ID_FILE, &mut set_aside)?;
-        let tool_set = readable(dir, TOOL_SET_FILE, &mut set_aside)?;
-        let handover = readable(dir, HANDOVER_FILE, &mut set_aside)?;
         let mut journal = Journal {
             dir: dir.to_owned(),
             pending: BTreeMap::new(),
             done: done_msgids(done.as_deref(), done_limit),
             done_limit,
             next_id: scan.max_id + 1,
-            thread_id: first_line(thread_id.as_deref()),
-            tool_set: first_line(tool_set.as_deref()),
-            handover: handover.filter(|text| !text.trim().is_empty()),
             set_aside,
             groups: BTreeMap::new(),
             group_of: BTreeMap::new(),
@@ -403,61 +387,6 @@ impl Journal {
     /// each; taken once, for an alert.
     pub fn take_set_aside(&mut self) -> Vec<String> {
         std::mem::take(&mut self.set_aside)
-    }
-
-    /// The persisted codex thread id, if any.
-    pub fn thread_id(&self) -> Option<String> {
-        self.thread_id.clone()
-    }
-
-    /// Persists the codex thread id (atomically); `None`, or a blank id, removes it.
-    pub fn set_thread_id(&mut self, id: Option<&str>) -> Result<(), JournalError> {
-        let path = self.dir.join(THREAD_ID_FILE);
-        match id.map(str::trim).filter(|id| !id.is_empty()) {
-            Some(id) => {
-                write_atomic(&self.dir, THREAD_ID_FILE, format!("{id}\n").as_bytes())
-                    .map_err(io_error("write thread id", &path))?;
-                self.thread_id = Some(id.to_owned());
-            }
-            None => {
-                remove_durably(&self.dir, &path).map_err(io_error("remove thread id", &path))?;
-                self.thread_id = None;
-            }
-        }
-        Ok(())
-    }
-
-    /// The tool set the kept thread was started with (`None`: it predates tools).
-    pub fn tool_set(&self) -> Option<String> {
-        self.tool_set.clone()
-    }
-
-    /// Records the tool set of a newly started thread (atomically).
-    pub fn set_tool_set(&mut self, tag: &str) -> Result<(), JournalError> {
-        let path = self.dir.join(TOOL_SET_FILE);
-        write_atomic(&self.dir, TOOL_SET_FILE, format!("{tag}\n").as_bytes())
-            .map_err(io_error("write tool set", &path))?;
-        self.tool_set = Some(tag.to_owned());
-        Ok(())
-    }
-
-    /// Keeps a replaced thread's summary for the next turn (atomically).
-    pub fn set_handover(&mut self, summary: &str) -> Result<(), JournalError> {
-        let path = self.dir.join(HANDOVER_FILE);
-        write_atomic(&self.dir, HANDOVER_FILE, summary.as_bytes())
-            .map_err(io_error("write handover", &path))?;
-        self.handover = Some(summary.to_owned());
-        Ok(())
-    }
-
-    /// Takes the kept summary (its file is removed: it goes into one turn's prompt).
-    pub fn take_handover(&mut self) -> Option<String> {
-        let summary = self.handover.take()?;
-        let path = self.dir.join(HANDOVER_FILE);
-        if let Err(error) = remove_durably(&self.dir, &path) {
-            tracing::warn!(file = %path.display(), error = %error, "handover file not removed");
-        }
-        Some(summary)
     }
 
     /// The state directory.

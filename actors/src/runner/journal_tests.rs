@@ -303,39 +303,6 @@ fn started_counts_attempts_durably() {
 }
 
 #[test]
-fn thread_id_round_trip_and_removal() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (mut journal, _) = open(tmp.path());
-    assert_eq!(journal.thread_id(), None);
-    journal
-        .set_thread_id(Some("019a5b1c-0000-7000-8000-000000000001"))
-        .unwrap();
-    assert_eq!(
-        fs::read_to_string(tmp.path().join(THREAD_ID_FILE)).unwrap(),
-        "019a5b1c-0000-7000-8000-000000000001\n"
-    );
-    drop(journal);
-
-    let (mut journal, _) = open(tmp.path());
-    assert_eq!(
-        journal.thread_id().as_deref(),
-        Some("019a5b1c-0000-7000-8000-000000000001")
-    );
-    journal.set_thread_id(Some("t2")).unwrap();
-    assert_eq!(journal.thread_id().as_deref(), Some("t2"));
-    journal.set_thread_id(None).unwrap();
-    journal.set_thread_id(None).unwrap();
-    assert_eq!(journal.thread_id(), None);
-    assert!(!tmp.path().join(THREAD_ID_FILE).exists());
-    journal.set_thread_id(Some("  ")).unwrap();
-    assert_eq!(journal.thread_id(), None);
-    drop(journal);
-
-    let (journal, _) = open(tmp.path());
-    assert_eq!(journal.thread_id(), None);
-}
-
-#[test]
 fn files_are_private() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("agents").join("spark-codex");
@@ -346,7 +313,6 @@ fn files_are_private() {
         .unwrap();
     journal.append(new_entry("hi", Some("m2"))).unwrap();
     journal.complete(entry.id).unwrap();
-    journal.set_thread_id(Some("t")).unwrap();
 
     for path in [
         tmp.path().join("agents"),
@@ -357,7 +323,6 @@ fn files_are_private() {
     }
     for path in [
         entry_path(&dir, 2),
-        dir.join(THREAD_ID_FILE),
         dir.join(DONE_FILE),
     ] {
         assert_eq!(mode(&path), 0o600, "{}", path.display());
@@ -535,29 +500,21 @@ fn a_group_that_cannot_be_written_is_not_pending_and_its_ids_are_not_reused() {
 }
 
 #[test]
-fn unreadable_done_msgids_and_thread_id_are_set_aside() {
+fn unreadable_done_msgids_are_set_aside() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (mut journal, _) = open(tmp.path());
     journal.append(new_entry("waiting", Some("m1"))).unwrap();
     drop(journal);
     fs::write(tmp.path().join(DONE_FILE), b"m0\n\xff\xfe\n").unwrap();
-    fs::create_dir(tmp.path().join(THREAD_ID_FILE)).unwrap();
 
     let (mut journal, pending) = open(tmp.path());
     assert_eq!(texts(&pending), ["waiting"]);
-    assert_eq!(journal.thread_id(), None);
     let notes = journal.take_set_aside();
-    assert_eq!(notes.len(), 2, "{notes:?}");
-    for name in [DONE_FILE, THREAD_ID_FILE] {
-        let corrupt = tmp.path().join(format!("{name}{CORRUPT_SUFFIX}"));
-        assert!(corrupt.exists(), "{name} not set aside");
-        assert!(!tmp.path().join(name).exists());
-        assert!(
-            notes
-                .iter()
-                .any(|n| n.contains(&corrupt.display().to_string()))
-        );
-    }
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let corrupt = tmp.path().join(format!("{DONE_FILE}{CORRUPT_SUFFIX}"));
+    assert!(corrupt.exists(), "done-msgids not set aside");
+    assert!(!tmp.path().join(DONE_FILE).exists());
+    assert!(notes[0].contains(&corrupt.display().to_string()));
     assert!(journal.take_set_aside().is_empty(), "taken once");
     // The agent keeps taking mentions, and completing them.
     let entry = journal
@@ -565,11 +522,9 @@ fn unreadable_done_msgids_and_thread_id_are_set_aside() {
         .unwrap()
         .unwrap();
     journal.complete(entry.id).unwrap();
-    journal.set_thread_id(Some("thr-1")).unwrap();
     drop(journal);
-    let (journal, pending) = open(tmp.path());
+    let (_, pending) = open(tmp.path());
     assert_eq!(texts(&pending), ["waiting"]);
-    assert_eq!(journal.thread_id().as_deref(), Some("thr-1"));
 }
 
 #[test]
@@ -603,7 +558,6 @@ fn an_entry_in_the_first_release_format_replays() {
     let old = r##"{"id":7,"accepted_at":1764950400.123456,"attempts":1,"kind":"direct","key":"DM:spark-ori","reply_to":"spark-ori","sender":"spark-ori","text":"hi","thread":null,"msgid":"m7","prompt":"[IRC DM] <spark-ori> hi","trace":{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}"##;
     fs::write(entries.join("00000000000000000007.json"), old).unwrap();
     fs::write(tmp.path().join(DONE_FILE), "m1\nm2\n").unwrap();
-    fs::write(tmp.path().join(THREAD_ID_FILE), "thr-9\n").unwrap();
     let (mut journal, pending) = open(tmp.path());
     assert_eq!(pending.len(), 1);
     let entry = &pending[0];
@@ -613,7 +567,6 @@ fn an_entry_in_the_first_release_format_replays() {
     );
     assert_eq!(entry.accepted_at, 1764950400.123456);
     assert_eq!(entry.entry.reply_to, "spark-ori");
-    assert_eq!(journal.thread_id().as_deref(), Some("thr-9"));
     assert!(
         journal
             .append(new_entry("dup", Some("m2")))

@@ -100,6 +100,13 @@ impl ThreadConfig {
         Value::Object(self.params())
     }
 
+    /// `thread/start` params of a short-lived thread codex keeps no history of.
+    pub fn start_ephemeral(&self) -> Value {
+        let mut params = self.params();
+        params.insert("ephemeral".into(), json!(true));
+        Value::Object(params)
+    }
+
     /// `thread/resume` params for `thread_id`, without the full history.
     pub fn resume(&self, thread_id: &str) -> Value {
         let mut params = self.params();
@@ -117,6 +124,16 @@ pub fn initialize() -> Value {
 /// `turn/start` params: one text input.
 pub fn turn_start(thread_id: &str, text: &str) -> Value {
     json!({"threadId": thread_id, "input": [{"type": "text", "text": text}]})
+}
+
+/// `turn/steer` params: one text input into turn `turn_id`, which must still be running.
+pub fn turn_steer(thread_id: &str, turn_id: &str, text: &str) -> Value {
+    json!({"threadId": thread_id, "expectedTurnId": turn_id, "input": [{"type": "text", "text": text}]})
+}
+
+/// `thread/unsubscribe` params (a finished short-lived thread is unloaded).
+pub fn unsubscribe(thread_id: &str) -> Value {
+    json!({"threadId": thread_id})
 }
 
 /// `turn/interrupt` params.

@@ -16,7 +16,8 @@ use tracing::Instrument;
 use super::bind::own_uid;
 use super::hub::Hub;
 use super::protocol::{self, Parsed, Response, Verb};
-use super::verbs::{self, Agent};
+use super::verbs::{self, Agent, Caller};
+use crate::runner::TurnScope;
 use crate::trace::TraceCtx;
 
 /// Longest request line read; a longer one is answered with an error and skipped.
@@ -117,14 +118,25 @@ async fn answer(agent: &Agent, request: protocol::Request, pid: Option<u32>) -> 
         ipc.ok = tracing::field::Empty,
         ipc.error = tracing::field::Empty,
     );
-    let parent = pid
-        .and_then(|pid| agent.turn.get().filter(|turn| is_within(pid, turn.pid)))
-        .map(|turn| turn.trace)
-        .unwrap_or_default();
+    // The turns of the codex process the client runs under, if it does.
+    let turns: Vec<TurnScope> = match pid {
+        Some(pid) => agent
+            .turn
+            .all()
+            .into_iter()
+            .filter(|turn| is_within(pid, turn.pid))
+            .collect(),
+        None => Vec::new(),
+    };
+    let parent = turns.last().map(|turn| turn.trace.clone()).unwrap_or_default();
+    let caller = match turns.iter().map(|turn| turn.conversation.clone()).collect() {
+        Some(conversations) if !turns.is_empty() => Caller::Within(conversations),
+        _ => Caller::Anyone,
+    };
     let span = parent.follow(span);
     let response = async {
         let trace = TraceCtx::current();
-        verbs::carry_out(agent, request, &trace).await
+        verbs::carry_out(agent, request, &trace, &caller).await
     }
     .instrument(span.clone())
     .await;

@@ -88,8 +88,14 @@ pub(crate) enum Verb {
         thread: String,
         limit: usize,
     },
-    Compact,
-    Clear,
+    /// `conversation`: `#dev`, `#dev thread:x`, `DM:ori`; none: the caller's (module docs
+    /// of `verbs`).
+    Compact {
+        conversation: Option<String>,
+    },
+    Clear {
+        conversation: Option<String>,
+    },
     Status {
         query: bool,
     },
@@ -115,8 +121,8 @@ impl Verb {
             Verb::Threads { .. } => "irc_threads",
             Verb::ThreadClose { .. } => "irc_thread_close",
             Verb::ThreadRead { .. } => "irc_thread_read",
-            Verb::Compact => "compact",
-            Verb::Clear => "clear",
+            Verb::Compact { .. } => "compact",
+            Verb::Clear { .. } => "clear",
             Verb::Status { .. } => "status",
             Verb::Pause => "pause",
             Verb::Resume => "resume",
@@ -367,8 +373,12 @@ pub(crate) fn verb(object: &Map<String, Value>) -> Result<Verb, String> {
                 limit,
             }
         }
-        "compact" => Verb::Compact,
-        "clear" => Verb::Clear,
+        "compact" => Verb::Compact {
+            conversation: f.text_or_null("conversation")?,
+        },
+        "clear" => Verb::Clear {
+            conversation: f.text_or_null("conversation")?,
+        },
         "status" => Verb::Status {
             query: f.flag("query")?,
         },

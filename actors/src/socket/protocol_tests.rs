@@ -118,8 +118,14 @@ fn every_verb_parses_with_its_fields() {
                 limit: 3,
             },
         ),
-        (r#"{"type":"compact"}"#, Verb::Compact),
-        (r#"{"type":"clear"}"#, Verb::Clear),
+        (r#"{"type":"compact"}"#, Verb::Compact { conversation: None }),
+        (r#"{"type":"clear"}"#, Verb::Clear { conversation: None }),
+        (
+            r##"{"type":"clear","conversation":"DM:spark-ori"}"##,
+            Verb::Clear {
+                conversation: Some("DM:spark-ori".into()),
+            },
+        ),
         (r#"{"type":"status"}"#, Verb::Status { query: false }),
         (
             r#"{"type":"status","query":true}"#,

@@ -4,16 +4,18 @@
 use serde_json::{Map, Value, json};
 
 use super::protocol;
-use super::verbs::{self, Agent};
+use super::verbs::{self, Agent, Caller};
 use crate::runner::prompt;
 use crate::tools::{self, ToolOutcome};
 use crate::trace::TraceCtx;
 
-/// Carries out tool `tool` with `arguments` for `agent` as the IPC request it is.
+/// Carries out tool `tool` with `arguments` for `agent` as the IPC request it is, made in
+/// `conversation` (`None`: the agent's one shared thread).
 pub(crate) async fn call(
     agent: &Agent,
     tool: &str,
     arguments: &Value,
+    conversation: Option<&str>,
     trace: &TraceCtx,
 ) -> ToolOutcome {
     if !tools::names().contains(&tool) {
@@ -41,7 +43,11 @@ pub(crate) async fn call(
         id: json!(tool),
         verb,
     };
-    let response = verbs::carry_out(agent, request, trace).await;
+    let caller = match conversation {
+        Some(conversation) => Caller::Within(vec![conversation.to_owned()]),
+        None => Caller::Anyone,
+    };
+    let response = verbs::carry_out(agent, request, trace, &caller).await;
     render(&response)
 }
 

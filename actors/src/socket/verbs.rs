@@ -2,6 +2,16 @@
 //! reaches the wire only through its sanitising send path), the runner for `compact`,
 //! `clear` and the live part of `status`, the pause switch, the webhook for `irc_ask`, and
 //! the daemon for `shutdown`. Runs in the connection's task, never in the actor.
+//!
+//! The [`Caller`] decides two things with threads per conversation:
+//!
+//! | caller                                   | reads a DM's buffer (`irc_read`, `irc_thread_read` of `DM:<peer>`) | `compact`/`clear` without `conversation` |
+//! |------------------------------------------|------------------------------------------|---------------------------|
+//! | outside codex (an operator, Culture's CLI) | yes                                    | every conversation        |
+//! | the model's tool call on a thread        | only from that DM's own thread           | that thread's conversation |
+//! | a process under codex during turns (skill client) | only while one of those turns is that DM's | the turn's conversation if one runs, else every one |
+//!
+//! With one shared thread (`conversations.threads: shared`) nothing is private (Culture).
 
 use std::time::Duration;
 
@@ -18,6 +28,7 @@ use crate::irc::{BufferedMessage, IrcError, IrcMessage, Query, ReplyLine, SendPr
 use crate::link::CallError;
 use crate::link::Link;
 use crate::pause::{PauseReason, PauseSwitch};
+use crate::runner::conversation::Conversation;
 use crate::runner::{CurrentTurn, RunnerMessage, SlashCommand, TurnStatus};
 use crate::supervisor::SupervisorMsg;
 use crate::trace::TraceCtx;
@@ -45,11 +56,53 @@ pub(crate) struct Agent {
     pub(crate) supervisor: ActorCell,
 }
 
+/// Who makes a request, for DM privacy and the default conversation (module table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Caller {
+    /// Outside codex, or the agent has one shared thread: no restriction.
+    Anyone,
+    /// From codex, acting in one of these conversations (thread keys).
+    Within(Vec<String>),
+}
+
+impl Caller {
+    /// Whether this caller may read buffer `key`.
+    fn may_read(&self, key: &str) -> bool {
+        let Caller::Within(conversations) = self else {
+            return true;
+        };
+        let is_dm = key.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("DM:"));
+        !is_dm || conversations.iter().any(|c| c.eq_ignore_ascii_case(key))
+    }
+
+    /// The conversation a `compact`/`clear` without one is about (`None`: every one).
+    fn default_conversation(&self) -> Option<String> {
+        match self {
+            Caller::Within(conversations) if conversations.len() == 1 => {
+                conversations.first().cloned()
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Carries out `request` and answers it.
-pub(crate) async fn carry_out(agent: &Agent, request: Request, trace: &TraceCtx) -> Response {
+pub(crate) async fn carry_out(
+    agent: &Agent,
+    request: Request,
+    trace: &TraceCtx,
+    caller: &Caller,
+) -> Response {
     let id = request.id;
     let trace = trace.clone();
     let result: Result<Answer, String> = match request.verb {
+        Verb::IrcRead { channel, .. } | Verb::ThreadRead { channel, .. }
+            if !caller.may_read(&channel) =>
+        {
+            Err(format!(
+                "{channel} is a private conversation: it is readable only from its own thread"
+            ))
+        }
         Verb::IrcSend { channel, message } => send(agent, channel, message, true, trace).await,
         Verb::IrcAsk { channel, message } => ask(agent, channel, message, trace).await,
         Verb::IrcRead { channel, limit } => irc(agent, |reply| IrcMessage::Read {
@@ -161,8 +214,14 @@ pub(crate) async fn carry_out(agent: &Agent, request: Request, trace: &TraceCtx)
             )
             .await
         }
-        Verb::Compact => command(agent, SlashCommand::Compact, trace).await,
-        Verb::Clear => command(agent, SlashCommand::Clear, trace).await,
+        Verb::Compact { conversation } => {
+            let conversation = conversation.or_else(|| caller.default_conversation());
+            command(agent, SlashCommand::Compact, conversation, trace).await
+        }
+        Verb::Clear { conversation } => {
+            let conversation = conversation.or_else(|| caller.default_conversation());
+            command(agent, SlashCommand::Clear, conversation, trace).await
+        }
         Verb::Status { query } => Ok(Answer::data(status(agent, query, trace).await)),
         Verb::Pause => {
             agent.pause.pause(PauseReason::Manual);
@@ -303,10 +362,17 @@ async fn query(agent: &Agent, query: Query, trace: TraceCtx) -> Result<Vec<Reply
     .await
 }
 
-/// `compact` / `clear`: queued as the runner's next prompt.
-async fn command(agent: &Agent, command: SlashCommand, trace: TraceCtx) -> Result<Answer, String> {
+/// `compact` / `clear` of `conversation` (`None`: every one), once its thread is idle.
+async fn command(
+    agent: &Agent,
+    command: SlashCommand,
+    conversation: Option<String>,
+    trace: TraceCtx,
+) -> Result<Answer, String> {
+    let conversation = conversation.map(|c| Conversation::parse(&c)).transpose()?;
     let make = |reply| RunnerMessage::Command {
         command,
+        conversation,
         trace,
         reply,
     };

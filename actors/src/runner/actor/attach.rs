@@ -74,18 +74,24 @@ impl RunnerState {
         self.lost_process(&gone.why, gone.died);
     }
 
-    /// Forgets the session on a process that is gone; the running turn is cut off (and
-    /// counted as an attempt when codex died under it) and replayed on the next process.
+    /// Forgets the session on a process that is gone; the running turns are cut off (and
+    /// counted as an attempt when codex died under them) and replayed on the next process.
     pub(super) fn lost_process(&mut self, why: &str, died: bool) {
         if self.process.take().is_none() {
             return;
         }
         tracing::warn!(agent.nick = %self.settings.nick, codex.process = %self.settings.codex.name(), reason = %why, "codex process gone; waiting for the next one to resume the thread");
         self.gone = Some(why.to_owned());
-        self.cut_off(if died { "crashed" } else { "stopped" }, died);
+        self.cut_off_all(if died { "crashed" } else { "stopped" }, died);
         for (_, pending) in self.requests.drain() {
+            if let Waiter::Steer { entry, .. } = pending.waiter {
+                self.dispatched.remove(&entry);
+            }
             tracing::debug!(method = %pending.method, "request lost with codex");
         }
-        self.thread = None;
+        self.initialized = false;
+        // Threads are loaded per process: each is resumed on the next one when needed
+        // (a short-lived invitation thread is started again).
+        self.threads.clear();
     }
 }

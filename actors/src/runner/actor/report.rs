@@ -2,7 +2,10 @@
 
 use serde_json::{Value, json};
 
-use super::{Purpose, RunnerState};
+use super::invite::Invitations;
+use super::threads::INVITE_KEY;
+use super::{Open, Purpose, RunnerState};
+use crate::runner::conversation::ConversationSettings;
 use crate::pause::PauseReason;
 use crate::runner::{IntakeStats, RunnerStats, TurnStatus, prompt};
 use crate::trace::TraceCtx;
@@ -20,14 +23,22 @@ pub(super) struct RunnerStatus {
     /// While its process is down: which one it waits for, and why it went.
     #[serde(skip_serializing_if = "Option::is_none")]
     waiting_for: Option<String>,
+    /// The thread of the conversation that ran a turn last.
     thread_id: Option<String>,
-    /// The tools the thread was started with ([`crate::tools::ToolChoice::tag`]).
+    /// The tools new threads are started with ([`crate::tools::ToolChoice::tag`]).
     tool_set: String,
+    /// How conversations map to threads, how many turns may run at once, steering.
+    conversation_settings: ConversationSettings,
+    /// Each conversation's thread and what it is doing.
+    conversations: Vec<ConversationStatus>,
+    /// Room invitations evaluated.
+    invitations: Invitations,
     /// The thread this runner replaced at start because its tool set was another.
     #[serde(skip_serializing_if = "Option::is_none")]
     replaced_thread: Option<String>,
     phase: &'static str,
-    turn: Option<Value>,
+    /// The running turns.
+    turns: Vec<Value>,
     pending: usize,
     /// What the intake journaled and refused (admission control, journal errors).
     intake: IntakeStats,
@@ -43,8 +54,8 @@ pub(super) struct RunnerStatus {
 impl RunnerState {
     /// Raises `journal_error` once for the files the journal set aside when it was opened
     /// (they could not be read; the agent goes on without them).
-    pub(super) fn report_set_aside(&self) {
-        let files = self.inbox.journal.lock().take_set_aside();
+    pub(super) fn report_set_aside(&self, mut files: Vec<String>) {
+        files.extend(self.inbox.journal.lock().take_set_aside());
         if files.is_empty() {
             return;
         }
@@ -72,7 +83,7 @@ impl RunnerState {
     pub(super) fn turn_status(&self, answer: Option<&str>) -> TurnStatus {
         let stats = self.stats();
         TurnStatus {
-            running: self.thread.is_some() && self.process.is_some(),
+            running: self.initialized && self.process.is_some(),
             turn_count: stats.turn_count,
             last_activation: stats.last_activation,
             description: prompt::describe(answer.unwrap_or(&stats.last_text)),
@@ -81,25 +92,41 @@ impl RunnerState {
     }
 
     pub(super) fn status(&self) -> RunnerStatus {
-        let phase = match (&self.process, &self.thread, &self.active) {
+        let phase = match (&self.process, self.initialized, self.turns.is_empty()) {
             (None, _, _) => "waiting",
-            (Some(_), None, _) => "handshake",
-            (Some(_), Some(_), None) => "idle",
-            (Some(_), Some(_), Some(_)) => "turn",
+            (Some(_), false, _) => "handshake",
+            (Some(_), true, true) => "idle",
+            (Some(_), true, false) => "turn",
         };
-        let turn = self.active.as_ref().map(|active| {
-            let reply_to = match &active.purpose {
-                Purpose::Entry { reply_to, .. } => Some(reply_to.as_str()),
-                Purpose::Query { .. } | Purpose::Handover { .. } => None,
-            };
-            json!({
-                "id": active.turn.id,
-                "reply_to": reply_to,
-                "elapsed_s": active.turn.started.elapsed().as_secs_f64(),
-                "tools_open": active.turn.open_tools(),
-                "interrupted": active.turn.interrupted.is_some(),
+        let turns = self
+            .turns
+            .iter()
+            .map(|(key, active)| {
+                let (reply_to, entries) = match &active.purpose {
+                    Purpose::Entry { reply_to, ids, .. } => (Some(reply_to.as_str()), ids.clone()),
+                    Purpose::Invite { id, channel } => (Some(channel.as_str()), vec![*id]),
+                    Purpose::Query { .. } | Purpose::Handover { .. } => (None, Vec::new()),
+                };
+                let kind = match &active.purpose {
+                    Purpose::Entry { .. } => "entry",
+                    Purpose::Invite { .. } => "invitation",
+                    Purpose::Query { .. } => "status_query",
+                    Purpose::Handover { .. } => "handover",
+                };
+                json!({
+                    "conversation": key,
+                    "kind": kind,
+                    "id": active.turn.id,
+                    "reply_to": reply_to,
+                    "entries": entries,
+                    "steering": active.steering,
+                    "elapsed_s": active.turn.started.elapsed().as_secs_f64(),
+                    "tools_open": active.turn.open_tools(),
+                    "interrupted": active.turn.interrupted.is_some(),
+                })
             })
-        });
+            .collect();
+        let conversations = self.conversations();
         let pending = self.inbox.journal.lock().pending_count();
         let intake = self.inbox.stats.lock().clone();
         let stats = self.stats().clone();
@@ -141,11 +168,16 @@ impl RunnerState {
                 _ => Vec::new(),
             },
             waiting_for,
-            thread_id: self.thread.clone(),
+            thread_id: self
+                .query_key()
+                .and_then(|key| self.book.get(&key).map(|record| record.thread.clone())),
             tool_set: self.settings.tools.tag(),
+            conversation_settings: self.settings.conversations,
+            conversations,
+            invitations: self.invitations.clone(),
             replaced_thread: self.replaced_thread.clone(),
             phase,
-            turn,
+            turns,
             pending,
             intake,
             whispers_waiting: self
@@ -159,4 +191,56 @@ impl RunnerState {
             summary,
         }
     }
+
+    /// Each known conversation (short-lived invitation threads aside).
+    fn conversations(&self) -> Vec<ConversationStatus> {
+        let pending = self.inbox.journal.lock().pending();
+        let mut waiting: std::collections::BTreeMap<String, usize> = Default::default();
+        for entry in &pending {
+            if entry.entry.kind == crate::runner::journal::EntryKind::Invite {
+                continue;
+            }
+            let key = self
+                .settings
+                .thread_key(&crate::runner::conversation::Conversation::of(&entry.entry));
+            *waiting.entry(key).or_default() += 1;
+        }
+        let mut keys = self.known_keys();
+        for key in waiting.keys() {
+            if !keys.contains(key) {
+                keys.push(key.clone());
+            }
+        }
+        keys.sort();
+        keys.into_iter()
+            .filter(|key| !key.starts_with(INVITE_KEY))
+            .map(|key| {
+                let state = match (self.turns.get(&key), self.threads.get(&key)) {
+                    (Some(_), _) => "turn",
+                    (None, Some(Open::Opening)) => "opening",
+                    (None, Some(Open::Ready { .. })) => "idle",
+                    (None, None) => "not loaded",
+                };
+                ConversationStatus {
+                    thread_id: self.book.get(&key).map(|record| record.thread.clone()),
+                    state,
+                    pending: waiting.get(&key).copied().unwrap_or(0),
+                    conversation: key,
+                }
+            })
+            .collect()
+    }
+}
+
+/// One conversation in `codexd status`.
+#[derive(Debug, serde::Serialize)]
+pub(super) struct ConversationStatus {
+    /// `#channel`, `#channel thread:<name>`, `DM:<nick>`, or `*` (the shared thread).
+    conversation: String,
+    /// Its codex thread, once it has one.
+    thread_id: Option<String>,
+    /// `turn`, `opening`, `idle` (loaded on the current process) or `not loaded`.
+    state: &'static str,
+    /// Journal entries of it waiting or running.
+    pending: usize,
 }

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::RunnerState;
+use super::{Open, RunnerState};
+use crate::runner::conversation::ThreadMode;
 use crate::codex::jsonrpc::{Outgoing, RequestId};
 use crate::runner::RunnerMessage;
 use crate::tools::{ToolCall, ToolDoor, ToolOutcome};
@@ -22,7 +23,13 @@ impl RunnerState {
     pub(super) fn tool_call(&mut self, id: RequestId, params: &Value) {
         let tool = params["tool"].as_str().unwrap_or_default().to_owned();
         let thread = params["threadId"].as_str();
-        if thread.is_none() || thread != self.thread.as_deref() {
+        let key = thread.and_then(|thread| {
+            self.threads
+                .iter()
+                .find(|(_, open)| matches!(open, Open::Ready { thread: t, .. } if t == thread))
+                .map(|(key, _)| key.clone())
+        });
+        let Some(key) = key else {
             // A shared process hands a request of a thread without a session to some
             // session: never act as another agent.
             tracing::warn!(agent.nick = %self.settings.nick, tool = %tool, codex.thread_id = ?thread, "a tool call of a thread that is not this agent's; refused");
@@ -32,13 +39,18 @@ impl RunnerState {
             let generation = self.generation;
             let _ = self.tool_done(generation, id, refused);
             return;
-        }
+        };
+        // The conversation the call is made in: a DM is read only from its own thread.
+        let conversation = match self.settings.conversations.threads {
+            ThreadMode::Shared => None,
+            ThreadMode::PerConversation => Some(key.clone()),
+        };
         let arguments = params["arguments"].clone();
         let nick = self.settings.nick.clone();
         let call_id = params["callId"].as_str().unwrap_or_default();
         // Under the call's `codexd.tool.call` span (opened by its `item/started`), else the
         // turn's: the lines the call sends continue mention → turn → tool call.
-        let parent = self.active.as_ref().map(|active| {
+        let parent = self.turns.get(&key).map(|active| {
             active
                 .turn
                 .tool_span(call_id)
@@ -60,7 +72,7 @@ impl RunnerState {
         let generation = self.generation;
         tokio::spawn(async move {
             let started = Instant::now();
-            let outcome = run(&door, &tool, arguments, timeout)
+            let outcome = run(&door, &tool, arguments, conversation, timeout)
                 .instrument(span.clone())
                 .await;
             let label = if outcome.success { "ok" } else { "failed" };
@@ -98,11 +110,18 @@ impl RunnerState {
 }
 
 /// Hands the call through `door` and waits for its outcome, within `timeout`.
-async fn run(door: &ToolDoor, tool: &str, arguments: Value, timeout: Duration) -> ToolOutcome {
+async fn run(
+    door: &ToolDoor,
+    tool: &str,
+    arguments: Value,
+    conversation: Option<String>,
+    timeout: Duration,
+) -> ToolOutcome {
     let (reply, outcome) = ractor::concurrency::oneshot();
     let call = ToolCall {
         tool: tool.to_owned(),
         arguments,
+        conversation,
         trace: TraceCtx::current(),
         reply: reply.into(),
     };

@@ -1,5 +1,5 @@
-//! The turn loop of the runner: what runs next, starting and finishing a turn, relaying
-//! its messages, the turn-failure breaker, spans and metrics.
+//! The runner's turns: starting and finishing one (on its thread key), relaying its
+//! messages, a room invitation's verdict, the turn-failure breaker, spans and metrics.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -7,34 +7,48 @@ use opentelemetry::KeyValue;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::{Active, Job, MAX_ATTEMPTS, METER, Purpose, RunnerState, Waiter};
+use super::{Active, Job, METER, Purpose, RunnerState, Waiter};
 use crate::irc::{IrcMessage, Presence};
 use crate::pause::PauseReason;
 use crate::runner::inbox::RelayJob;
-use crate::runner::journal::EntryKind;
+use crate::runner::conversation::ThreadMode;
 use crate::runner::turn::{Outcome, Step, Turn};
 use crate::runner::{MAX_TURN_FAILURES, RunnerEvent, TurnScope, TurnStatus, prompt, session};
 use crate::trace::TraceCtx;
 use crate::webhook::{self, Alert, AlertEvent, WebhookMessage, texts};
 
 impl RunnerState {
+    /// A notification of one of the running turns' threads (others are ignored).
     pub(super) fn on_notification(&mut self, method: &str, params: &Value) {
-        let thread = params.get("threadId").and_then(Value::as_str);
-        if thread.is_some() && thread != self.thread.as_deref() {
+        let thread = params
+            .get("threadId")
+            .and_then(Value::as_str)
+            .or_else(|| params.pointer("/thread/id").and_then(Value::as_str));
+        let key = match thread {
+            Some(thread) => self
+                .turns
+                .iter()
+                .find(|(_, active)| active.thread == thread)
+                .map(|(key, _)| key.clone()),
+            // Without a thread it can only be the one turn's, if one runs alone.
+            None if self.turns.len() == 1 => self.turns.keys().next().cloned(),
+            None => None,
+        };
+        let Some(key) = key else {
             return;
-        }
-        let Some(active) = &mut self.active else {
+        };
+        let Some(active) = self.turns.get_mut(&key) else {
             return;
         };
         match active.turn.on_notification(method, params) {
             Step::None => {}
-            Step::Message(text) => self.on_message(text),
-            Step::Ended(outcome) => self.finish(outcome),
+            Step::Message(text) => self.on_message(&key, text),
+            Step::Ended(outcome) => self.finish(&key, outcome),
         }
     }
 
-    pub(super) fn on_message(&mut self, text: String) {
-        let Some(active) = &mut self.active else {
+    pub(super) fn on_message(&mut self, key: &str, text: String) {
+        let Some(active) = self.turns.get_mut(key) else {
             return;
         };
         match &mut active.purpose {
@@ -59,7 +73,7 @@ impl RunnerState {
                     let _ = reply.send(self.turn_status(Some(&text)));
                 }
             }
-            Purpose::Handover { .. } => return,
+            Purpose::Handover { .. } | Purpose::Invite { .. } => return,
         }
         self.stats().last_text = text;
     }
@@ -80,124 +94,23 @@ impl RunnerState {
                 let _ = reply.send(busy());
             }
         }
-        if let Some(Active {
-            purpose: Purpose::Query { reply, deadline },
-            ..
-        }) = &mut self.active
-        {
-            if *deadline <= now {
-                if let Some(reply) = reply.take() {
-                    let _ = reply.send(busy());
-                }
-            }
-        }
-    }
-
-    /// Starts the next turn or job if the session is ready and idle.
-    pub(super) fn next(&mut self) {
-        if let (Some(from), Some(_), None) = (&self.handover_due, &self.thread, &self.active) {
-            let purpose = Purpose::Handover { from: from.clone() };
-            self.handover_due = None;
-            self.start_turn(prompt::HANDOVER, purpose, TraceCtx::default());
-            return;
-        }
-        while self.thread.is_some() && self.active.is_none() {
-            match self.jobs.pop_front() {
-                Some(Job::Compact) => {
-                    let Some(thread) = self.thread.clone() else {
-                        return;
-                    };
-                    let params = session::compact(&thread);
-                    if let Err(error) =
-                        self.request("thread/compact/start", Some(params), Waiter::Compact)
-                    {
-                        tracing::warn!(agent.nick = %self.settings.nick, error = %error, "compact not sent");
+        for active in self.turns.values_mut() {
+            if let Purpose::Query { reply, deadline } = &mut active.purpose {
+                if *deadline <= now {
+                    if let Some(reply) = reply.take() {
+                        let _ = reply.send(busy());
                     }
                 }
-                Some(Job::Clear) => {
-                    tracing::info!(agent.nick = %self.settings.nick, "clear: starting a new codex thread");
-                    if let Err(error) = self.start_thread() {
-                        tracing::warn!(agent.nick = %self.settings.nick, error = %error, "clear: thread/start not sent");
-                    }
-                    return;
-                }
-                Some(Job::Query { reply, deadline }) => {
-                    let purpose = Purpose::Query {
-                        reply: Some(reply),
-                        deadline,
-                    };
-                    self.start_turn(prompt::STATUS_QUERY, purpose, TraceCtx::default());
-                    return;
-                }
-                None => return self.next_entry(),
             }
         }
     }
 
-    pub(super) fn next_entry(&mut self) {
-        if self.peers.pause.is_paused() {
-            return;
-        }
-        let dispatched = self.dispatched;
-        let next = self
-            .inbox
-            .journal
-            .lock()
-            .pending()
-            .into_iter()
-            .find(|entry| entry.id > dispatched);
-        let Some(entry) = next else {
-            return;
-        };
-        self.dispatched = entry.id;
-        if entry.attempts >= MAX_ATTEMPTS {
-            // Each earlier attempt ended with codex dying mid-turn: a poison prompt must
-            // not keep the agent in a crash loop.
-            tracing::error!(agent.nick = %self.settings.nick, entry = entry.id, attempts = entry.attempts, "giving up on a mention: codex died during every attempt at it");
-            if entry.entry.kind != EntryKind::Poll {
-                self.inbox.outbox.push(RelayJob::Say {
-                    target: entry.entry.reply_to.clone(),
-                    lines: vec![prompt::SORRY.to_owned()],
-                    trace: entry.entry.trace.clone(),
-                });
-            }
-            self.inbox
-                .outbox
-                .push(RelayJob::Complete { entry: entry.id });
-            let failures = {
-                let mut stats = self.stats();
-                stats.turns_failed += 1;
-                stats.consecutive_failures += 1;
-                stats.consecutive_failures
-            };
-            self.breaker(failures, &entry.entry.trace);
-            return self.next_entry();
-        }
-        if entry.attempts > 0 {
-            tracing::info!(agent.nick = %self.settings.nick, entry = entry.id, crashed_attempts = entry.attempts, "replaying an accepted mention");
-        }
-        if entry.entry.kind != EntryKind::Poll {
-            self.stats().last_activation = Some(epoch_now());
-        }
-        let purpose = Purpose::Entry {
-            id: entry.id,
-            reply_to: entry.entry.reply_to.clone(),
-            asked: entry.entry.kind != EntryKind::Poll,
-        };
-        let prompt = self.with_whispers(&entry.entry.prompt);
-        let prompt = match self.inbox.journal.lock().take_handover() {
-            Some(summary) => format!("{}\n{summary}\n\n{prompt}", prompt::HANDOVER_SEED),
-            None => prompt,
-        };
-        self.start_turn(&prompt, purpose, entry.entry.trace.clone());
-    }
-
-    /// The summary turn of replaced thread `from` ended: keep its summary for the new
-    /// thread's first turn (not when it failed) and start the new thread.
-    fn hand_over(&mut self, from: String, summary: &str, outcome: &Outcome) {
+    /// The summary turn of `key`'s replaced thread `from` ended: keep its summary for the
+    /// new thread's first turn (not when it failed) and start the new thread.
+    fn hand_over(&mut self, key: &str, from: String, summary: &str, outcome: &Outcome) {
         let nick = self.settings.nick.clone();
         if *outcome == Outcome::Completed && !summary.trim().is_empty() {
-            if let Err(error) = self.inbox.journal.lock().set_handover(summary) {
+            if let Err(error) = self.book.set_handover(key, summary) {
                 tracing::warn!(agent.nick = %nick, error = %error, "the replaced thread's summary was not kept");
             }
         } else {
@@ -205,7 +118,7 @@ impl RunnerState {
         }
         tracing::info!(agent.nick = %nick, codex.thread_id = %from, "starting a new thread with the current tools");
         self.replaced_thread = Some(from);
-        if let Err(error) = self.start_thread() {
+        if let Err(error) = self.start_thread(key) {
             tracing::warn!(agent.nick = %nick, error = %error, "thread/start not sent");
         }
     }
@@ -225,7 +138,7 @@ impl RunnerState {
     }
 
     /// `prompt`, preceded by the whispers that arrived since the last turn (taken).
-    fn with_whispers(&self, prompt: &str) -> String {
+    pub(super) fn with_whispers(&self, prompt: &str) -> String {
         let whispers = std::mem::take(
             &mut *self
                 .inbox
@@ -242,9 +155,14 @@ impl RunnerState {
         )
     }
 
-    pub(super) fn start_turn(&mut self, text: &str, purpose: Purpose, parent: TraceCtx) {
-        let Some(thread) = self.thread.clone() else {
+    /// Starts a turn of `text` on `key`'s loaded thread.
+    pub(super) fn start_turn(&mut self, key: &str, text: &str, purpose: Purpose, parent: TraceCtx) {
+        let Some(thread) = self.ready_thread(key).map(str::to_owned) else {
             return;
+        };
+        let conversation = match &purpose {
+            Purpose::Entry { conversation, .. } => conversation.as_str().to_owned(),
+            _ => key.to_owned(),
         };
         let span = parent.follow(tracing::info_span!(
             "harness.llm.call",
@@ -253,6 +171,7 @@ impl RunnerState {
             harness.nick = %self.settings.nick,
             codex.thread_id = %thread,
             codex.turn_id = tracing::field::Empty,
+            conversation = %conversation,
             outcome = tracing::field::Empty,
             tokens.input = tracing::field::Empty,
             tokens.output = tracing::field::Empty,
@@ -262,42 +181,61 @@ impl RunnerState {
             TraceCtx::current()
         };
         if let Some(process) = &self.process {
-            self.peers.turn.set(TurnScope {
-                pid: process.pid(),
-                trace: trace.clone(),
-            });
+            self.peers.turn.set(
+                key,
+                TurnScope {
+                    pid: process.pid(),
+                    trace: trace.clone(),
+                    conversation: (self.settings.conversations.threads
+                        == ThreadMode::PerConversation)
+                        .then(|| key.to_owned()),
+                },
+            );
         }
-        self.presence(Presence::Thinking);
+        if self.turns.is_empty() {
+            self.presence(Presence::Thinking);
+            let probe = Instant::now() + self.settings.request_timeout;
+            self.probe = Some(probe);
+            self.arm(probe);
+        }
         let deadline = self.settings.turn_timeout.map(|t| Instant::now() + t);
         if let Some(deadline) = deadline {
             self.arm(deadline);
         }
-        let probe = Instant::now() + self.settings.request_timeout;
-        self.arm(probe);
-        self.active = Some(Active {
-            turn: Turn::new(span),
-            purpose,
-            deadline,
-            trace,
-            probe: Some(probe),
-        });
+        self.turns.insert(
+            key.to_owned(),
+            Active {
+                thread: thread.clone(),
+                turn: Turn::new(span),
+                purpose,
+                deadline,
+                trace,
+                steering: None,
+            },
+        );
         let params = session::turn_start(&thread, text);
-        if let Err(error) = self.request("turn/start", Some(params), Waiter::TurnStart) {
-            self.finish(Outcome::Failed(error.to_string()));
+        let waiter = Waiter::TurnStart {
+            key: key.to_owned(),
+        };
+        if let Err(error) = self.request("turn/start", Some(params), waiter) {
+            self.finish(key, Outcome::Failed(error.to_string()));
         }
     }
 
-    /// Ends the running turn: spans, metrics, the breaker, the reply target's last word and
-    /// the journal entry; then starts the next one.
-    pub(super) fn finish(&mut self, outcome: Outcome) {
-        let Some(mut active) = self.active.take() else {
+    /// Ends `key`'s running turn: spans, metrics, the breaker, the reply target's last word
+    /// and the journal entries; then starts what is next.
+    pub(super) fn finish(&mut self, key: &str, outcome: Outcome) {
+        let Some(mut active) = self.turns.remove(key) else {
             return;
         };
         active.turn.close_open_items();
         end_span(&active.turn, outcome.name());
         self.record_metrics(&active.turn, &outcome);
-        self.peers.turn.clear();
-        self.presence(Presence::Idle);
+        self.peers.turn.clear(key);
+        if self.turns.is_empty() {
+            self.presence(Presence::Idle);
+            self.probe = None;
+        }
         if let Outcome::Failed(reason) = &outcome {
             tracing::warn!(agent.nick = %self.settings.nick, reason = %reason, "turn failed");
         }
@@ -323,11 +261,16 @@ impl RunnerState {
             }
             stats.consecutive_failures
         };
+        if let Some(entry) = active.steering {
+            // Its answer decides: joined too late, or refused: it runs as the next turn.
+            tracing::debug!(agent.nick = %self.settings.nick, entry, "the turn ended with a steer unanswered");
+        }
         match active.purpose {
             Purpose::Entry {
-                id,
+                ids,
                 reply_to,
                 asked,
+                ..
             } => {
                 // Nobody asked for a poll turn: a failed one is not apologised for.
                 if outcome != Outcome::Completed && asked {
@@ -337,7 +280,14 @@ impl RunnerState {
                         trace: active.trace.clone(),
                     });
                 }
-                self.inbox.outbox.push(RelayJob::Complete { entry: id });
+                for id in ids {
+                    self.inbox.outbox.push(RelayJob::Complete { entry: id });
+                }
+            }
+            Purpose::Invite { id, channel } => {
+                let answer = active.turn.messages.join("\n");
+                self.invited(id, &channel, &answer, &outcome, &active.trace);
+                self.close_thread(key);
             }
             Purpose::Query { reply, .. } => {
                 if let Some(reply) = reply {
@@ -347,7 +297,8 @@ impl RunnerState {
             }
             Purpose::Handover { from } => {
                 let summary = active.turn.messages.join("\n");
-                return self.hand_over(from, &summary, &outcome);
+                self.hand_over(key, from, &summary, &outcome);
+                return self.next();
             }
         }
         if outcome == Outcome::Timeout {

@@ -268,7 +268,7 @@ pub(super) fn set_aside(
 
 /// The text of `dir/name` (`None` when it does not exist); a file that cannot be read as
 /// text is set aside like a corrupt entry and counts as absent.
-pub(super) fn readable(
+pub(crate) fn readable(
     dir: &Path,
     name: &str,
     notes: &mut Vec<String>,
@@ -297,8 +297,8 @@ pub(super) fn done_msgids(text: Option<&str>, limit: usize) -> VecDeque<String> 
     done
 }
 
-/// The first line of `thread-id`'s text, trimmed; `None` when missing or blank.
-pub(super) fn first_line(text: Option<&str>) -> Option<String> {
+/// The first line of a one-line file's text, trimmed; `None` when missing or blank.
+pub(crate) fn first_line(text: Option<&str>) -> Option<String> {
     text.and_then(|text| text.lines().next())
         .map(str::trim)
         .filter(|id| !id.is_empty())
