@@ -3,8 +3,16 @@
 //! `TcpListener` at 127.0.0.1:0: one request per connection, every answer `connection: close`.
 //!
 //! Every request is recorded (method, path, headers, JSON body). Each `POST …/responses`
-//! takes the next scripted [`Reply`]; once the script is empty the answer is the fallback:
-//! `Text("ok")` unless [`FakeModel::set_fallback`] chose another.
+//! is answered by the first of these that applies:
+//!
+//! | source                        | applies to a request …                                  |
+//! |-------------------------------|---------------------------------------------------------|
+//! | [`FakeModel::when`] rules     | whose last user message contains the needle, unless it  |
+//! |                               | ends with a tool's output; the rule is used up          |
+//! | [`FakeModel::when_always`]    | the same, and the rule stays (rules: insertion order)   |
+//! | the script                    | any: the next scripted [`Reply`]                        |
+//! | the fallback                  | any: [`FakeModel::set_fallback`]'s reply, else `Text("ok")` |
+//!
 //! A tool call is one reply: codex runs the tool and asks again with its output, and that
 //! second request takes the next reply. Any other path gets a 404 (codex 0.169 sends none).
 //!
@@ -25,6 +33,8 @@
 //! | `Cut(t)`      | the text stream, then the connection closes before `response.completed`  |
 //! | `Calls(v)`    | SSE: one `function_call` per `(name, arguments)`, in one response (a client's dynamic tools) |
 //! | `Drop`        | the connection closes without any response                              |
+//! | `Held{t,gate}`| `Text(t)` paused after the first word's delta until the [`Gate`] opens;  |
+//! |               | a client that hangs up meanwhile ends the connection quietly             |
 //!
 //! Real time only: do not combine with `#[tokio::test(start_paused = true)]`.
 
@@ -37,6 +47,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
@@ -80,6 +91,10 @@ pub enum Reply {
         arguments: Value,
         text: String,
     },
+    /// A streamed assistant message held after its first word's delta until `gate` opens
+    /// (a turn caught mid-stream, to steer or interrupt); [`FakeModel::held`] counts it
+    /// while it waits.
+    Held { text: String, gate: Gate },
 }
 
 impl Reply {
@@ -104,6 +119,49 @@ impl Reply {
             path: path.to_owned(),
             contents: contents.to_owned(),
         }
+    }
+
+    /// `text`, streamed up to its first word's delta and held there until `gate` opens.
+    pub fn held(text: &str, gate: &Gate) -> Reply {
+        Reply::Held {
+            text: text.to_owned(),
+            gate: gate.clone(),
+        }
+    }
+}
+
+/// Lets [`Reply::Held`] streams go on: every clone is the same gate, and once opened it
+/// stays open (a stream that reaches it later passes at once).
+#[derive(Clone, Debug)]
+pub struct Gate(Arc<watch::Sender<bool>>);
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Gate {
+        Gate(Arc::new(watch::Sender::new(false)))
+    }
+
+    /// Opens the gate for every stream held at it, now and later.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Whether [`Gate::open`] was called.
+    pub fn is_open(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Returns once the gate is open.
+    pub async fn wait(&self) {
+        let mut open = self.0.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = open.wait_for(|open| *open).await;
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Gate {
+        Gate::new()
     }
 }
 
@@ -141,8 +199,18 @@ pub struct FakeModel {
     accept: JoinHandle<()>,
 }
 
+/// A reply for requests whose last user message contains `needle`.
+struct Rule {
+    needle: String,
+    reply: Reply,
+    /// Stays after a match ([`FakeModel::when_always`]); else used up by it.
+    always: bool,
+}
+
 #[derive(Default)]
 struct Shared {
+    /// Checked before the script, in insertion order.
+    rules: Vec<Rule>,
     script: VecDeque<Reply>,
     received: Vec<Request>,
     /// The answer once the script is empty; `None` means `Text("ok")`.
@@ -151,6 +219,32 @@ struct Shared {
     next_id: u64,
     /// Text deltas written, every stream together.
     deltas: usize,
+    /// Streams waiting at a [`Gate`] now.
+    held: usize,
+}
+
+impl Shared {
+    /// The reply to a model request: the first matching rule (used up unless `always`),
+    /// else the next scripted reply, else the fallback.
+    fn reply_to(&mut self, request: &Value) -> Reply {
+        let matching = match last_user_text(request) {
+            Some(text) if !ends_with_tool_output(request) => self
+                .rules
+                .iter()
+                .position(|rule| text.contains(&rule.needle)),
+            _ => None,
+        };
+        if let Some(index) = matching {
+            if self.rules[index].always {
+                return self.rules[index].reply.clone();
+            }
+            return self.rules.remove(index).reply;
+        }
+        match self.script.pop_front() {
+            Some(reply) => reply,
+            None => self.fallback.clone().unwrap_or_else(|| Reply::text("ok")),
+        }
+    }
 }
 
 impl FakeModel {
@@ -181,6 +275,25 @@ impl FakeModel {
         self.lock().script.push_back(reply);
     }
 
+    /// Answers the next model request whose last user message contains `needle` (and that
+    /// does not end with a tool's output) with `reply`, ahead of the script; used up by it.
+    pub fn when(&self, needle: &str, reply: Reply) {
+        self.add_rule(needle, reply, false);
+    }
+
+    /// Like [`FakeModel::when`], but answers every such request, not only the next.
+    pub fn when_always(&self, needle: &str, reply: Reply) {
+        self.add_rule(needle, reply, true);
+    }
+
+    fn add_rule(&self, needle: &str, reply: Reply, always: bool) {
+        self.lock().rules.push(Rule {
+            needle: needle.to_owned(),
+            reply,
+            always,
+        });
+    }
+
     /// Sets the answer to every model request once the script is empty (else `Text("ok")`).
     pub fn set_fallback(&self, reply: Reply) {
         self.lock().fallback = Some(reply);
@@ -200,6 +313,12 @@ impl FakeModel {
     /// reply is streaming, so the request it answers did arrive.
     pub fn deltas(&self) -> usize {
         self.lock().deltas
+    }
+
+    /// How many [`Reply::Held`] streams are waiting at their gate now: one means that
+    /// turn is mid-stream.
+    pub fn held(&self) -> usize {
+        self.lock().held
     }
 
     /// Every HTTP request so far, model or not, in order.
@@ -257,10 +376,7 @@ async fn serve(stream: TcpStream, shared: Arc<Mutex<Shared>>) {
         let mut shared = shared.lock().expect("fake model lock");
         let reply = request
             .is_responses()
-            .then(|| match shared.script.pop_front() {
-                Some(reply) => reply,
-                None => shared.fallback.clone().unwrap_or_else(|| Reply::text("ok")),
-            });
+            .then(|| shared.reply_to(&request.body));
         shared.next_id += 1;
         let ids = Ids(shared.next_id);
         shared.received.push(request.clone());
@@ -334,9 +450,28 @@ async fn answer(
     shared: &Mutex<Shared>,
 ) -> std::io::Result<()> {
     match reply {
-        Reply::Text(text) => stream_text(stream, shared, &ids, &text, Duration::ZERO, true).await,
-        Reply::Slow { text, delay } => stream_text(stream, shared, &ids, &text, delay, true).await,
-        Reply::Cut(text) => stream_text(stream, shared, &ids, &text, Duration::ZERO, false).await,
+        Reply::Text(text) => stream_text(stream, shared, &ids, &text, Pace::PLAIN).await,
+        Reply::Slow { text, delay } => {
+            let pace = Pace {
+                delay,
+                ..Pace::PLAIN
+            };
+            stream_text(stream, shared, &ids, &text, pace).await
+        }
+        Reply::Cut(text) => {
+            let pace = Pace {
+                complete: false,
+                ..Pace::PLAIN
+            };
+            stream_text(stream, shared, &ids, &text, pace).await
+        }
+        Reply::Held { text, gate } => {
+            let pace = Pace {
+                gate: Some(gate),
+                ..Pace::PLAIN
+            };
+            stream_text(stream, shared, &ids, &text, pace).await
+        }
         Reply::Exec { cmd, escalate } => {
             let mut arguments = json!({"cmd": cmd, "yield_time_ms": 10_000});
             if let Some(justification) = escalate {
@@ -378,6 +513,14 @@ async fn answer(
             Box::pin(answer(stream, reply, request, ids, shared)).await
         }
     }
+}
+
+/// Whether the request's last input item is a tool's output (a tool call's follow-up).
+fn ends_with_tool_output(request: &Value) -> bool {
+    let last = request["input"].as_array().and_then(|input| input.last());
+    last.is_some_and(|item| {
+        item["type"] == "function_call_output" || item["type"] == "custom_tool_call_output"
+    })
 }
 
 /// The command output in the request's last input item, if it is a tool's output: the
@@ -475,16 +618,36 @@ impl Ids {
     }
 }
 
+/// How [`stream_text`] paces a message.
+///
+/// | field      | effect                                                            |
+/// |------------|-------------------------------------------------------------------|
+/// | `delay`    | slept before each delta and before `response.completed`           |
+/// | `complete` | `false` cuts the stream before `response.completed`               |
+/// | `gate`     | `Some`: after the first word's delta, wait until the gate opens   |
+struct Pace {
+    delay: Duration,
+    complete: bool,
+    gate: Option<Gate>,
+}
+
+impl Pace {
+    /// Every delta at once, then `response.completed`.
+    const PLAIN: Pace = Pace {
+        delay: Duration::ZERO,
+        complete: true,
+        gate: None,
+    };
+}
+
 /// One assistant message, streamed word by word (`"say hi"` → deltas `"say "`, `"hi"`),
-/// each delta counted in `shared` once written; `complete: false` cuts the stream before
-/// `response.completed`.
+/// each delta counted in `shared` once written, paced by `pace`.
 async fn stream_text(
     stream: &mut TcpStream,
     shared: &Mutex<Shared>,
     ids: &Ids,
     text: &str,
-    delay: Duration,
-    complete: bool,
+    pace: Pace,
 ) -> std::io::Result<()> {
     let item = ids.item();
     write_sse_head(stream).await?;
@@ -493,25 +656,78 @@ async fn stream_text(
         "type": "response.output_item.added", "output_index": 0, "item": message(&item, json!([])),
     });
     send_event(stream, added).await?;
-    for delta in text.split_inclusive(' ') {
-        tokio::time::sleep(delay).await;
-        let delta = json!({
-            "type": "response.output_text.delta",
-            "item_id": item, "output_index": 0, "content_index": 0, "delta": delta,
-        });
-        send_event(stream, delta).await?;
-        shared.lock().expect("fake model lock").deltas += 1;
+    let mut words = text.split_inclusive(' ');
+    if let Some(first) = words.next() {
+        send_delta(stream, shared, &item, first, pace.delay).await?;
+    }
+    if let Some(gate) = &pace.gate {
+        hold(stream, shared, gate).await?;
+    }
+    for word in words {
+        send_delta(stream, shared, &item, word, pace.delay).await?;
     }
     let full = message(
         &item,
         json!([{"type": "output_text", "text": text, "annotations": []}]),
     );
     send_event(stream, item_done(full)).await?;
-    if complete {
-        tokio::time::sleep(delay).await;
+    if pace.complete {
+        tokio::time::sleep(pace.delay).await;
         send_event(stream, completed(ids)).await?;
     }
     Ok(())
+}
+
+/// One text delta after `delay`, counted in `shared` once written.
+async fn send_delta(
+    stream: &mut TcpStream,
+    shared: &Mutex<Shared>,
+    item: &str,
+    word: &str,
+    delay: Duration,
+) -> std::io::Result<()> {
+    tokio::time::sleep(delay).await;
+    let delta = json!({
+        "type": "response.output_text.delta",
+        "item_id": item, "output_index": 0, "content_index": 0, "delta": word,
+    });
+    send_event(stream, delta).await?;
+    shared.lock().expect("fake model lock").deltas += 1;
+    Ok(())
+}
+
+/// Waits, counted in `shared.held`, until `gate` opens; an error if the client hangs up
+/// first (codex drops a stream when its turn is steered or interrupted).
+async fn hold(stream: &mut TcpStream, shared: &Mutex<Shared>, gate: &Gate) -> std::io::Result<()> {
+    let _counted = HeldCount::new(shared);
+    tokio::select! {
+        () = gate.wait() => Ok(()),
+        () = hung_up(stream) => Err(std::io::ErrorKind::ConnectionAborted.into()),
+    }
+}
+
+/// Returns when the client closes its side (EOF or a reset); what it sends is discarded.
+async fn hung_up(stream: &mut TcpStream) {
+    let mut discard = [0; 1024];
+    while let Ok(1..) = stream.read(&mut discard).await {}
+}
+
+/// One stream counted in `Shared::held` while this lives (so an aborted task uncounts too).
+struct HeldCount<'a>(&'a Mutex<Shared>);
+
+impl<'a> HeldCount<'a> {
+    fn new(shared: &'a Mutex<Shared>) -> HeldCount<'a> {
+        shared.lock().expect("fake model lock").held += 1;
+        HeldCount(shared)
+    }
+}
+
+impl Drop for HeldCount<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut shared) = self.0.lock() {
+            shared.held -= 1;
+        }
+    }
 }
 
 /// One finished output item (a tool call), then `response.completed`.
@@ -542,6 +758,33 @@ pub fn offered_tools(request: &Value) -> Vec<String> {
         .flatten()
         .filter(|tool| tool["type"] == "function")
         .filter_map(|tool| tool["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The text of a model request's last user message (`"role": "user"` in `input`), its
+/// `input_text` parts joined by newlines; `None` when it has none.
+pub fn last_user_text(request: &Value) -> Option<String> {
+    user_texts(request).pop()
+}
+
+/// The texts of every user message in a model request's `input`, in order (codex's own
+/// context messages included): what the model saw from the user.
+pub fn user_texts(request: &Value) -> Vec<String> {
+    request["input"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| item["role"] == "user")
+        .map(|item| {
+            let parts: Vec<&str> = item["content"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|part| part["type"] == "input_text")
+                .filter_map(|part| part["text"].as_str())
+                .collect();
+            parts.join("\n")
+        })
         .collect()
 }
 
