@@ -412,6 +412,61 @@ async fn mentions_dms_ambient_and_system_senders() {
     agent.stop();
 }
 
+/// `ROOMINVITE` goes to the intake as an invitation from the requestor (else the line's
+/// source); a room name the irc rules refuse drops the line.
+#[tokio::test]
+async fn room_invites_go_to_the_intake_and_bad_room_names_are_dropped() {
+    let fake = FakeIrcd::start(Behaviour::default()).await;
+    let s = settings("127.0.0.1", fake.port(), "fake", "fake-bot");
+    let (mut agent, mut intake) = Agent::start_observed(s).await;
+    agent.wait_connected().await;
+    let lines = [
+        ":fake-ori!o@h ROOMINVITE room fake-bot :requestor=fake-ori",
+        ":fake-ori!o@h ROOMINVITE #a,#b fake-bot :requestor=fake-ori",
+        "@msgid=i1 :fake-ori!o@h ROOMINVITE #r1 fake-bot :requestor=fake-ori;purpose=p",
+        ":fake-ori!o@h ROOMINVITE #r2 fake-bot :requestor=not a nick;purpose=p",
+        ":irc.example.org ROOMINVITE #r3 fake-bot tags=rust",
+        ":fake-eve!e@h ROOMINVITE &r4 fake-bot requestor=",
+    ];
+    for line in lines {
+        fake.send(0, line).await;
+    }
+    let expected = [
+        (
+            "#r1",
+            "fake-ori",
+            "requestor=fake-ori;purpose=p",
+            Some("i1"),
+        ),
+        ("#r2", "fake-ori", "requestor=not a nick;purpose=p", None),
+        ("#r3", "irc.example.org", "tags=rust", None),
+        ("&r4", "fake-eve", "requestor=", None),
+    ];
+    for (room, sender, text, msgid) in expected {
+        let addressed = irc_agent::next_addressed(&mut intake, room).await;
+        assert!(addressed.hold.is_some(), "{room} holds its window place");
+        let invite = addressed.message;
+        assert_eq!(invite.kind, MessageKind::Invite, "{invite:?}");
+        assert_eq!(
+            (invite.key.as_str(), invite.reply_to.as_str()),
+            (room, room)
+        );
+        assert_eq!(invite.sender, sender, "{invite:?}");
+        assert_eq!(invite.text, text);
+        assert_eq!(invite.msgid.as_deref(), msgid);
+        assert_eq!(invite.thread, None);
+        let event = agent
+            .event("RoomInvite", |e| matches!(e, IrcEvent::RoomInvite { .. }))
+            .await;
+        assert!(
+            matches!(&event, IrcEvent::RoomInvite { channel, .. } if channel == room),
+            "the refused rooms publish no event either: {event:?}"
+        );
+    }
+    assert!(agent.read("#r1").await.is_empty(), "not buffered");
+    agent.stop();
+}
+
 #[tokio::test]
 async fn sasl_plain_authenticates_and_a_wrong_password_is_reported() {
     let credentials = SaslPlain {

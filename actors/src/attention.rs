@@ -407,7 +407,7 @@ impl AttentionState {
                 }
                 change
             }
-            MessageKind::Notice => None,
+            MessageKind::Notice | MessageKind::Invite => None,
         };
         drop(shared);
         if let Some(change) = change {

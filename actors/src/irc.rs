@@ -31,6 +31,7 @@ pub mod mention;
 mod outbound;
 mod outbox;
 mod query;
+pub mod room;
 mod settings;
 pub mod text;
 

@@ -6,13 +6,13 @@
 use std::time::Duration;
 
 use codexd_actors::irc::{
-    BufferedMessage, Irc, IrcArgs, IrcError, IrcEvent, IrcMessage, IrcSettings, IrcStatus,
-    SendPriority, SendReport,
+    Addressed, BufferedMessage, INBOUND_WINDOW, IntakePath, Irc, IrcArgs, IrcError, IrcEvent,
+    IrcMessage, IrcSettings, IrcStatus, SendPriority, SendReport,
 };
 use codexd_actors::link::Link;
 use codexd_actors::trace::TraceCtx;
 use ractor::{Actor, ActorRef};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
 /// Upper bound for anything awaited: a hang detector, not a speed assertion.
@@ -36,14 +36,28 @@ pub fn settings(host: &str, port: u16, server_name: &str, nick: &str) -> IrcSett
 }
 
 impl Agent {
+    /// Starts the actor; what it hands to the intake is taken and dropped.
     pub async fn start(settings: IrcSettings) -> Agent {
+        Self::start_with_intake(settings, drained_intake()).await
+    }
+
+    /// Starts the actor with an intake path the test reads: mentions, DMs and invitations
+    /// arrive on the returned receiver, each holding its line's place in the window.
+    pub async fn start_observed(
+        settings: IrcSettings,
+    ) -> (Agent, mpsc::UnboundedReceiver<Addressed>) {
+        let (intake, queue) = IntakePath::new(INBOUND_WINDOW);
+        (Self::start_with_intake(settings, intake).await, queue)
+    }
+
+    async fn start_with_intake(settings: IrcSettings, intake: IntakePath) -> Agent {
         let (tx, events) = broadcast::channel(4096);
         let link = Link::default();
         let args = IrcArgs {
             settings,
             events: tx,
             link: link.clone(),
-            intake: drained_intake(),
+            intake,
         };
         let (actor, _join) = Actor::spawn(None, Irc, args).await.expect("spawn irc");
         Agent {
@@ -137,10 +151,22 @@ impl Agent {
     }
 }
 
+/// The next message the actor hands to `intake` (see [`Agent::start_observed`]); panics with
+/// `what` after [`PATIENCE`] or when the actor dropped the path.
+pub async fn next_addressed(
+    intake: &mut mpsc::UnboundedReceiver<Addressed>,
+    what: &str,
+) -> Addressed {
+    match tokio::time::timeout(PATIENCE, intake.recv()).await {
+        Ok(Some(addressed)) => addressed,
+        Ok(None) => panic!("the intake path closed while waiting for {what}"),
+        Err(_) => panic!("gave up waiting for {what} on the intake path"),
+    }
+}
+
 /// An intake path whose mentions and DMs are taken and dropped (no runner here).
-pub fn drained_intake() -> codexd_actors::irc::IntakePath {
-    let (intake, mut queue) =
-        codexd_actors::irc::IntakePath::new(codexd_actors::irc::INBOUND_WINDOW);
+pub fn drained_intake() -> IntakePath {
+    let (intake, mut queue) = IntakePath::new(INBOUND_WINDOW);
     tokio::spawn(async move { while queue.recv().await.is_some() {} });
     intake
 }

@@ -154,6 +154,47 @@ impl RawClient {
         .await;
     }
 
+    /// agentirc: `ROOMCREATE <#room> :<meta>` makes a managed room (`meta` as
+    /// `purpose=…;tags=a,b;instructions=…`, instructions last) with this client as its owner
+    /// and only member; waits for `ROOMCREATED <#room> <room-id> :…`. Agents whose tags
+    /// share one with the room's get agentirc's own `ROOMINVITE` at once.
+    pub async fn room_create(&mut self, channel: &str, meta: &str) {
+        self.send(&format!("ROOMCREATE {channel} :{meta}")).await;
+        let what = format!("ROOMCREATED {channel}");
+        let answer = self
+            .expect(&what, |line| {
+                let (command, params) = command_and_params(line);
+                let created =
+                    command == "ROOMCREATED" && params.first().is_some_and(|c| c == channel);
+                created || is_refusal(&command)
+            })
+            .await;
+        assert!(answer.contains(" ROOMCREATED "), "{what} refused: {answer}");
+    }
+
+    /// agentirc: `ROOMINVITE <#room> <nick>`; waits for the server's confirmation
+    /// `NOTICE <me> :Invited <nick> to <#room>`. The room must exist (any channel does; a
+    /// [`room_create`](Self::room_create)d one carries metadata); the client need not be in
+    /// it. `nick` receives `:<me>!<user>@<host> ROOMINVITE <#room> <nick>
+    /// :requestor=<me>[;purpose=…][;tags=…][;instructions=…]` (no metadata of its own: the
+    /// room's is sent).
+    pub async fn room_invite(&mut self, channel: &str, nick: &str) {
+        self.send(&format!("ROOMINVITE {channel} {nick}")).await;
+        let confirmation = format!("Invited {nick} to {channel}");
+        let answer = self
+            .expect(&confirmation, |line| {
+                let (command, params) = command_and_params(line);
+                let confirmed =
+                    command == "NOTICE" && params.last().is_some_and(|t| *t == confirmation);
+                confirmed || is_refusal(&command)
+            })
+            .await;
+        assert!(
+            answer.ends_with(&confirmation),
+            "ROOMINVITE {channel} {nick} refused: {answer}"
+        );
+    }
+
     /// Reads lines (answering PINGs) until one matches `pred` and returns it; panics with
     /// `what` and the last 20 lines on EOF or after 30 s.
     pub async fn expect(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
@@ -226,6 +267,12 @@ impl RawClient {
         let lines = self.received[start..].join("\n  ");
         format!("last lines received by {}:\n  {lines}", self.nick)
     }
+}
+
+/// The error numerics agentirc answers a room command with: 401 no such nick, 403 no such
+/// channel (or it already exists), 461 missing parameters.
+fn is_refusal(command: &str) -> bool {
+    matches!(command, "401" | "403" | "461")
 }
 
 /// `message-tags=x` → `message-tags` (CAP LS 302 may carry values).

@@ -466,6 +466,21 @@ async fn the_alerts_channel_is_never_polled() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn an_invitation_is_not_channel_traffic() {
+    let rig = rig(Mode::Bands(quick_policy()), None, 0).await;
+    rig.say(
+        "#room",
+        "spark-ori",
+        "requestor=spark-ori;purpose=ship it",
+        MessageKind::Invite,
+    )
+    .await;
+    rig.advance(secs(1000)).await;
+    assert!(rig.polls().is_empty());
+    assert_eq!(Rig::target(&rig.status().await, "#room"), Value::Null);
+}
+
 #[test]
 fn engaged_keeps_recent_channels_only() {
     let mut shared = Shared {

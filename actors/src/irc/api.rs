@@ -104,7 +104,16 @@ pub struct SendReport {
     pub queued: bool,
 }
 
-/// How an inbound PRIVMSG/NOTICE concerns the agent.
+/// How an inbound line concerns the agent. Mentions, DMs and invitations go to the runner's
+/// intake; ambient lines and notices are channel traffic (buffer and attention).
+///
+/// | kind      | line                                   | `key` / `reply_to`      | `sender`             | `text`          |
+/// |-----------|----------------------------------------|-------------------------|----------------------|-----------------|
+/// | `Mention` | `PRIVMSG #ch :… @<nick> …`             | `#ch` / `#ch`           | the prefix's nick    | the message     |
+/// | `Direct`  | `PRIVMSG <nick> :…`                    | `DM:<peer>` / `<peer>`  | the prefix's nick    | the message     |
+/// | `Ambient` | other `PRIVMSG #ch`                    | `#ch` / `#ch`           | the prefix's nick    | the message     |
+/// | `Notice`  | `NOTICE #ch`                           | `#ch` / `#ch`           | the prefix's nick    | the message     |
+/// | `Invite`  | `ROOMINVITE #room <nick> :<meta>`      | `#room` / `#room`       | `requestor`, else the prefix (the server) | the raw metadata |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
@@ -116,6 +125,9 @@ pub enum MessageKind {
     Ambient,
     /// A channel NOTICE (never a mention).
     Notice,
+    /// agentirc invites the agent to a room (`ROOMINVITE`); `text` is the raw `key=value;…`
+    /// metadata ([`super::room::parse_room_meta`]). Not channel traffic: not buffered.
+    Invite,
 }
 
 /// An inbound message worth telling other actors about.
@@ -129,7 +141,7 @@ pub struct InboundMessage {
     pub sender: String,
     /// The text, verbatim.
     pub text: String,
-    /// Mention, DM, ambient or notice.
+    /// Mention, DM, ambient, notice or invitation.
     pub kind: MessageKind,
     /// `[thread:<name>]` prefix or agentirc's thread tag.
     pub thread: Option<String>,
@@ -160,7 +172,8 @@ pub enum IrcEvent {
         /// The channel or nick.
         target: String,
     },
-    /// agentirc invited the agent to a room (`ROOMINVITE <#ch> <nick> :<meta>`).
+    /// agentirc invited the agent to a room (`ROOMINVITE <#ch> <nick> :<meta>`). The same
+    /// invitation goes to the intake as an [`InboundMessage`] of kind [`MessageKind::Invite`].
     RoomInvite {
         /// The room.
         channel: String,

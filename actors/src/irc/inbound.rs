@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::buffer::{self, BufferedMessage};
 use super::{Flavor, InboundMessage, IrcEvent, IrcMessage, IrcState, MessageKind, Phase};
+use super::{mention, room, text};
 use crate::trace::{TraceCtx, TraceTagNames};
 
 /// The most alternative nicks tried after a 433 before the connection gives up.
@@ -492,14 +493,38 @@ impl IrcState {
         );
     }
 
+    /// agentirc's `ROOMINVITE <#room> <nick> :<meta>`: published as an event and handed to
+    /// the intake like a mention (holding the line's place in the window). A room name the
+    /// irc rules refuse ([`text::check_channel`]) drops the line with a warning.
     fn on_roominvite(&mut self, line: &Line) {
         if line.params.len() < 3 {
             return;
         }
+        let (channel, meta) = (line.param(0), line.param(2));
+        if let Err(error) = text::check_channel("channel", channel) {
+            tracing::warn!(channel = ?channel, error = %error, "dropped a ROOMINVITE: not a valid channel name");
+            return;
+        }
+        let trace = TraceCtx::current();
+        let message = InboundMessage {
+            key: channel.to_owned(),
+            reply_to: channel.to_owned(),
+            sender: invite_sender(line, meta),
+            text: meta.to_owned(),
+            kind: MessageKind::Invite,
+            thread: None,
+            msgid: line.tag("msgid").map(str::to_owned),
+            trace: trace.clone(),
+        };
+        tracing::info!(channel = %channel, from = %message.sender, "room invitation");
+        let hold = self.holding.take();
+        if !self.intake.send(message, hold) {
+            tracing::error!(channel = %channel, "room invitation NOT accepted: the agent has no runner intake (no runner, or its journal could not be opened)");
+        }
         let _ = self.events.send(IrcEvent::RoomInvite {
-            channel: line.param(0).to_owned(),
-            meta: line.param(2).to_owned(),
-            trace: TraceCtx::current(),
+            channel: channel.to_owned(),
+            meta: meta.to_owned(),
+            trace,
         });
     }
 
@@ -531,6 +556,17 @@ impl IrcState {
             c.add_timer(handle);
         }
     }
+}
+
+/// Who invited: the metadata's `requestor` when it is a well-formed nick, else the line's
+/// source (agentirc's own invitations come from the server name), else `server`.
+fn invite_sender(line: &Line, meta: &str) -> String {
+    let requestor = room::parse_room_meta(meta).remove("requestor");
+    requestor
+        .filter(|nick| mention::is_nick(nick))
+        .or_else(|| line.sender.clone())
+        .or_else(|| line.prefix.clone())
+        .unwrap_or_else(|| "server".to_owned())
 }
 
 /// `#channel` or `&channel`.

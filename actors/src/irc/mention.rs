@@ -19,6 +19,8 @@
 //! `codex`; here both boundaries use IRC nick characters instead. Upstream also compares
 //! case-sensitively; IRC nicks are case-insensitive, so matching here ignores ASCII case.
 
+use super::text;
+
 /// The names one agent answers to, compiled from its nick.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mentions {
@@ -74,6 +76,27 @@ impl Mentions {
 /// Whether `c` may appear in an IRC nick: ASCII letters and digits and ``- _ [ ] \ ` ^ { } |``.
 fn is_nick_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-_[]\\`^{}|".contains(c)
+}
+
+/// Whether `text` is a well-formed nick (RFC 2812 §2.3.1): nick characters only, not starting
+/// with a digit or `-`, and safe as an IRC parameter ([`text::check_param`]: at most 200
+/// bytes).
+///
+/// | text            | nick |
+/// |-----------------|------|
+/// | `spark-ori`     | yes  |
+/// | `[bot]_2`       | yes  |
+/// | `""`            | no   |
+/// | `2fast`, `-x`   | no   |
+/// | `a b`, `#room`, `ori!u@h` | no |
+pub fn is_nick(text: &str) -> bool {
+    let Some(first) = text.chars().next() else {
+        return false;
+    };
+    !first.is_ascii_digit()
+        && first != '-'
+        && text.chars().all(is_nick_char)
+        && text::check_param("nick", text).is_ok()
 }
 
 /// Whether the last character of `text` is a nick character.
@@ -168,6 +191,29 @@ mod tests {
                 expected,
                 "nick {nick:?}, text {text:?}"
             );
+        }
+    }
+
+    #[test]
+    fn is_nick_table() {
+        let long = "a".repeat(201);
+        let cases = [
+            ("spark-ori", true),
+            ("[bot]_2", true),
+            ("a", true),
+            ("", false),
+            ("2fast", false),
+            ("-x", false),
+            ("a b", false),
+            ("#room", false),
+            ("ori!u@h", false),
+            ("spark.example", false),
+            ("é", false),
+            ("a\r\nQUIT", false),
+            (long.as_str(), false),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(is_nick(text), expected, "text {text:?}");
         }
     }
 

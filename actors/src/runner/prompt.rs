@@ -13,6 +13,9 @@
 //! | [`describe`]       | status description (§9.4)    | first line, `117 chars + "..."` when longer than 120, or `nothing` |
 //! | [`SORRY`]          | a failed turn (§7.6)         | `Sorry, I encountered an error processing your request.`       |
 //! | [`relay_lines`]    | an assistant message (§7.6)  | its lines, meta-commentary (`I'd reply with:`) and `> ` removed |
+//! | [`parse_room_meta`] | a `ROOMINVITE`'s metadata (§7.5) | `purpose=x;tags=a,b;instructions=…` → map (lives in `irc::room`) |
+//! | [`room_invite`]    | a room invitation (§7.5)     | `You've been invited to join IRC room #r.\nPurpose: …\n…Answer YES or NO.` |
+//! | [`invite_answer`]  | the answer to [`room_invite`] | the last line starting with the word YES/NO → `Some(true/false)`, else `None` |
 //!
 //! Divergences from upstream, each for consistency with the rest of codexd:
 //! * A target starting with `&` is a channel too, as for the `irc` actor (upstream: `#` only).
@@ -23,7 +26,11 @@
 //! * [`relay_lines`] splits on every line break of Python's `splitlines()` (via
 //!   [`text::lines`]), where upstream splits on `\n` and leaves the others to its sender; a
 //!   lone CR thus separates two replies instead of reaching IRC inside one.
+//! * [`room_invite`] removes control characters from the room name and the metadata values
+//!   (remote text); upstream interpolates them verbatim.
+//! * [`invite_answer`] is new: upstream never reads the answer (§7.5, functional gap).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::LazyLock;
 
@@ -32,7 +39,10 @@ use regex_lite::Regex;
 use crate::irc::mention::Mentions;
 use crate::irc::text;
 
-/// §7.3: the prompt of a live status query; the answer goes through [`describe`].
+/// §7.5: agentirc's room metadata parser, in `irc::room` because the `irc` actor reads the
+/// invitation's `requestor` with it.
+pub use crate::irc::room::parse_room_meta;
+
 /// The last turn on a thread being replaced (its tool set changed): the model writes what the
 /// new thread should know. Not posted to IRC.
 pub const HANDOVER: &str = "[SYSTEM] You are moving to a new conversation thread because your tools changed. Write a concise summary of this conversation for yourself: who you talked with and where, what was asked, what you did and what is still open. Plain text, at most 20 lines. It is not posted to IRC.";
@@ -41,6 +51,7 @@ pub const HANDOVER: &str = "[SYSTEM] You are moving to a new conversation thread
 pub const HANDOVER_SEED: &str =
     "[Summary of your earlier conversation, written by you before your tools changed]";
 
+/// §7.3: the prompt of a live status query; the answer goes through [`describe`].
 pub const STATUS_QUERY: &str = "[SYSTEM] Briefly describe what you are currently working on in one sentence. Reply with just the description, no preamble.";
 
 /// §7.6: sent to the reply target when a turn fails.
@@ -214,6 +225,84 @@ fn relay_line(line: &str) -> Option<String> {
         .trim();
     let rest = rest.strip_prefix("> ").unwrap_or(rest);
     (!rest.is_empty() && rest != ">").then(|| rest.to_owned())
+}
+
+/// §7.5: Culture's prompt for an invitation to `channel`, byte-exact: the metadata's
+/// `purpose`, `instructions` and `tags` (as [`parse_room_meta`] returns them; `requestor` and
+/// other keys are not shown) and the agent's configured tags joined by `,`. A missing key
+/// renders as empty, as upstream's `meta.get(key, "")` does (`Purpose: ` with its trailing
+/// space); no tags render as `Your tags: `. Control characters are removed from the room name
+/// and the metadata values ([`without_controls`]).
+///
+/// ```text
+/// You've been invited to join IRC room <channel>.
+/// Purpose: <purpose>
+/// Instructions: <instructions>
+/// Room tags: <tags>
+/// Your tags: <tag1>,<tag2>
+///
+/// Think step-by-step about whether this room fits your current work and capabilities. Then decide: should you join? Answer YES or NO.
+/// ```
+pub fn room_invite(
+    channel: &str,
+    meta: &BTreeMap<String, String>,
+    agent_tags: &[String],
+) -> String {
+    let value = |key: &str| {
+        meta.get(key)
+            .map_or_else(String::new, |v| without_controls(v))
+    };
+    format!(
+        "You've been invited to join IRC room {}.\n\
+         Purpose: {}\n\
+         Instructions: {}\n\
+         Room tags: {}\n\
+         Your tags: {}\n\n\
+         Think step-by-step about whether this room fits your current work and capabilities. \
+         Then decide: should you join? Answer YES or NO.",
+        without_controls(channel),
+        value("purpose"),
+        value("instructions"),
+        value("tags"),
+        agent_tags.join(","),
+    )
+}
+
+/// The decision in the model's answer to [`room_invite`]: the last line that, with leading
+/// markdown and punctuation (anything not a letter or digit) removed, starts with the word
+/// `YES` or `NO` (any case). The word must end there: a letter, digit, `-` or `'` after it
+/// continues another word (`Nothing`, `No-one`); markdown after it (`**`, `__`) does not.
+///
+/// | answer                            | decision      |
+/// |-----------------------------------|---------------|
+/// | `"Think... \n\nYES"`              | `Some(true)`  |
+/// | `"**NO**"`                        | `Some(false)` |
+/// | `"Yes."`, `"> - yes, it fits"`    | `Some(true)`  |
+/// | `"NO\nwait\nYES, on reflection"`  | `Some(true)` (the last one) |
+/// | `"YES\n\nIt fits my work."`       | `Some(true)` (later lines decide nothing) |
+/// | `"I think yes but NO"`            | `None` (the line starts with `I`) |
+/// | `"Answer: YES"`                   | `None` (the line starts with `Answer`) |
+/// | `"nothing"`, `"Yesterday"`, `""`  | `None`        |
+pub fn invite_answer(text: &str) -> Option<bool> {
+    text::lines(text)
+        .filter_map(|line| line_decision(&line))
+        .last()
+}
+
+/// One line of [`invite_answer`]: `Some(true)` for YES, `Some(false)` for NO.
+fn line_decision(line: &str) -> Option<bool> {
+    let line = line.trim_start_matches(|c: char| !c.is_alphanumeric());
+    let word_end = line
+        .find(|c: char| !(c.is_alphanumeric() || matches!(c, '-' | '\'' | '\u{2019}')))
+        .unwrap_or(line.len());
+    let word = &line[..word_end];
+    if word.eq_ignore_ascii_case("yes") {
+        Some(true)
+    } else if word.eq_ignore_ascii_case("no") {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 /// `line` with every control character removed (a tab becomes a space): CTCP's `\x01`, IRC

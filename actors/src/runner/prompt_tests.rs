@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::*;
@@ -257,4 +258,92 @@ fn constants_are_culture_text() {
         SORRY,
         "Sorry, I encountered an error processing your request."
     );
+}
+
+/// Culture's text, written out line by line (not with the `format!` under test).
+const INVITE_QUESTION: &str = "Think step-by-step about whether this room fits your current work and capabilities. Then decide: should you join? Answer YES or NO.";
+
+#[test]
+fn room_invite_is_cultures_text() {
+    let meta = parse_room_meta(
+        "requestor=spark-ori;purpose=Ship the release;tags=ops,rust;instructions=Be brief; use threads",
+    );
+    let tags = ["rust".to_owned(), "codex".to_owned()];
+    let expected = [
+        "You've been invited to join IRC room #release.",
+        "Purpose: Ship the release",
+        "Instructions: Be brief; use threads",
+        "Room tags: ops,rust",
+        "Your tags: rust,codex",
+        "",
+        INVITE_QUESTION,
+    ]
+    .join("\n");
+    assert_eq!(room_invite("#release", &meta, &tags), expected);
+}
+
+#[test]
+fn room_invite_renders_missing_fields_empty() {
+    let expected = [
+        "You've been invited to join IRC room #bare.",
+        "Purpose: ",
+        "Instructions: ",
+        "Room tags: ",
+        "Your tags: ",
+        "",
+        INVITE_QUESTION,
+    ]
+    .join("\n");
+    assert_eq!(
+        room_invite("#bare", &parse_room_meta("#bare"), &[]),
+        expected
+    );
+    let only_requestor = parse_room_meta("requestor=spark-ori");
+    assert_eq!(room_invite("#bare", &only_requestor, &[]), expected);
+}
+
+#[test]
+fn room_invite_strips_control_characters_from_remote_text() {
+    let mut meta = BTreeMap::new();
+    meta.insert("purpose".to_owned(), "ship\u{1}\u{1b}[31m it".to_owned());
+    meta.insert("instructions".to_owned(), "a\u{0}b\tc".to_owned());
+    meta.insert("tags".to_owned(), "ops\u{7}".to_owned());
+    let prompt = room_invite("#r\u{3}4", &meta, &["x".to_owned()]);
+    let lines: Vec<&str> = prompt.lines().collect();
+    assert_eq!(
+        lines[..5],
+        [
+            "You've been invited to join IRC room #r4.",
+            "Purpose: ship[31m it",
+            "Instructions: ab c",
+            "Room tags: ops",
+            "Your tags: x",
+        ]
+    );
+}
+
+#[test]
+fn invite_answer_table() {
+    let cases = [
+        ("Think... \n\nYES", Some(true)),
+        ("**NO**", Some(false)),
+        ("Yes.", Some(true)),
+        ("I think yes but NO", None),
+        ("nothing", None),
+        ("", None),
+        ("no", Some(false)),
+        ("No, it is off-topic for me.", Some(false)),
+        ("> - yes, it fits", Some(true)),
+        ("### Decision\n__Yes__!", Some(true)),
+        ("NO\nwait\nYES, on reflection", Some(true)),
+        ("YES\n\nIt fits my current work.", Some(true)),
+        ("Answer: YES", None),
+        ("Yesterday I said so", None),
+        ("No-one asked me", None),
+        ("Nope", None),
+        ("yes\r\nNO.", Some(false)),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(invite_answer(text), expected, "text {text:?}");
+    }
 }
