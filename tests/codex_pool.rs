@@ -156,6 +156,14 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
             "each agent's tool ran with its own CULTURE_NICK and cwd, and answered in its own channel"
         );
     }
+    // Each conversation's thread is started for its first turn: read them once the turns
+    // are over.
+    let status = eventually("every turn ended", || {
+        let status = scratch.status()?;
+        all.iter()
+            .all(|s| runner(&status, s).is_some_and(|r| r["detail"]["pending"] == 0))
+            .then_some(status)
+    });
     let threads: BTreeMap<&str, Value> = all
         .iter()
         .map(|s| {

@@ -262,17 +262,20 @@ async fn a_thread_from_before_the_tools_hands_over_a_summary_to_a_new_thread() {
         (runner["detail"]["pending"] == 0).then(|| runner["detail"]["thread_id"].clone())
     });
     agent.stop_daemon();
-    // As an agent started before this release: a thread id and no tool set.
-    std::fs::remove_file(agent.scratch.path(&format!("state/{NICK}/tool-set"))).expect("tool-set");
+    // As an agent started before tools (and conversations): a thread id, no tool set.
+    let state = agent.scratch.path(&format!("state/{NICK}"));
+    std::fs::remove_file(state.join("threads.json")).expect("threads.json");
+    let old_id = old.as_str().expect("a thread id");
+    std::fs::write(state.join("thread-id"), format!("{old_id}\n")).expect("thread-id");
     agent.restart_daemon();
-    let runner = eventually("the new thread started", || {
+    agent.say("#general", &format!("@{NICK} two")).await;
+    agent.reply("#general", "second").await;
+    let runner = eventually("the new thread recorded", || {
         let runner = agent.runner()?;
-        (runner["detail"]["replaced_thread"] == old && runner["detail"]["phase"] == "idle")
+        (runner["detail"]["replaced_thread"] == old && runner["detail"]["pending"] == 0)
             .then_some(runner)
     });
     assert_ne!(runner["detail"]["thread_id"], old, "{runner}");
-    agent.say("#general", &format!("@{NICK} two")).await;
-    agent.reply("#general", "second").await;
 
     let model = agent.model.as_ref().expect("real codex");
     let requests = model.wait_requests(3).await;

@@ -293,10 +293,17 @@ fn state_is_private_whatever_the_umask() {
     }
     let mut daemon = command.spawn().expect("spawn codexd under umask 000");
     let state = scratch.path("state");
+    // A live status query opens each agent's first channel's thread (threads are opened
+    // when a turn needs one): the thread book is written.
     eventually("both agents' threads started", || {
         ["spark-a", "spark-b"]
             .iter()
-            .all(|nick| state.join(nick).join("thread-id").exists())
+            .all(|nick| {
+                if !state.join(nick).join("threads.json").exists() {
+                    let _ = status_query(&scratch, nick);
+                }
+                state.join(nick).join("threads.json").exists()
+            })
             .then_some(())
     });
     let mut seen = Vec::new();
@@ -325,4 +332,20 @@ fn state_is_private_whatever_the_umask() {
     );
     let wrong: Vec<_> = seen.iter().filter(|(_, mode, want)| mode != want).collect();
     assert!(wrong.is_empty(), "not private: {wrong:?}");
+}
+
+/// `status` with `query` on `nick`'s IPC socket; true when answered.
+fn status_query(scratch: &support::Scratch, nick: &str) -> bool {
+    use std::io::{BufRead, BufReader, Write};
+    let path = scratch.path(&format!("run/culture-{nick}.sock"));
+    let Ok(stream) = std::os::unix::net::UnixStream::connect(path) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(15)));
+    let request = b"{\"type\":\"status\",\"id\":\"q\",\"query\":true}\n";
+    if (&stream).write_all(request).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    BufReader::new(&stream).read_line(&mut answer).is_ok() && !answer.is_empty()
 }

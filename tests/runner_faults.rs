@@ -196,7 +196,8 @@ async fn an_unanswered_interrupt_restarts_codex_without_replaying_the_turn() {
     });
 }
 
-/// A stopped codex of its own (SIGSTOP) never answers `turn/start`: after
+/// A stopped codex of its own (SIGSTOP) never answers the `thread/start` of the
+/// mention's conversation: after
 /// `codex.request_timeout` the runner has it killed (and it is reaped), and the mention is
 /// replayed on the next codex the `codex` service starts.
 #[tokio::test(flavor = "multi_thread")]
@@ -230,7 +231,9 @@ async fn a_stopped_codex_is_replaced_and_the_mention_replayed() {
         1,
         "only the new codex read the turn: {turns:?}"
     );
-    assert_eq!(events(&log, "thread/resume").len(), 1, "{log:?}");
+    // The conversation's thread is opened for its first turn: the stopped codex never read
+    // the `thread/start`; the new one starts the thread.
+    assert_eq!(events(&log, "thread/start").len(), 1, "{log:?}");
     eventually("the stopped codex is killed and reaped", || {
         (!process_exists(stopped)).then_some(())
     });
@@ -244,7 +247,7 @@ async fn a_stopped_codex_is_replaced_and_the_mention_replayed() {
     assert!(
         agent
             .log()
-            .contains("codex did not answer turn/start within 3s")
+            .contains("codex did not answer thread/start within 3s")
     );
 }
 
@@ -432,19 +435,11 @@ async fn ipc_status_query_compact_clear_and_pause_reach_the_runner() {
         (!events(&agent.fake_log(), "compact").is_empty()).then_some(())
     });
     let before = agent.runner().expect("status")["detail"]["thread_id"].clone();
+    assert!(before.is_string(), "the query ran on #general's thread");
     ask(&agent, serde_json::json!({"type": "clear", "id": "3"}));
-    let after = eventually("a new thread", || {
-        let runner = agent.runner()?;
-        let id = runner["detail"]["thread_id"].clone();
-        (id.is_string() && id != before).then_some(id)
+    eventually("the thread forgotten: the next turn starts a new one", || {
+        agent.runner()?["detail"]["thread_id"].is_null().then_some(())
     });
-    let kept = std::fs::read_to_string(agent.scratch.path(&format!("state/{NICK}/thread-id")))
-        .expect("thread-id");
-    assert_eq!(
-        kept.trim(),
-        after,
-        "the new thread is the one resumed after a restart"
-    );
 
     ask(&agent, serde_json::json!({"type": "pause", "id": "4"}));
     agent.say("#general", &format!("@{NICK} wait for me")).await;
@@ -459,6 +454,15 @@ async fn ipc_status_query_compact_clear_and_pause_reach_the_runner() {
     );
     ask(&agent, serde_json::json!({"type": "resume", "id": "5"}));
     agent.reply("#general", "wait for me").await;
+    let after = agent.runner().expect("status")["detail"]["thread_id"].clone();
+    assert!(after.is_string() && after != before, "a new thread: {after}");
+    let book = std::fs::read_to_string(agent.scratch.path(&format!("state/{NICK}/threads.json")))
+        .expect("threads.json");
+    let book: Value = serde_json::from_str(&book).expect("json");
+    assert_eq!(
+        book["threads"]["#general"]["thread"], after,
+        "the new thread is the one resumed after a restart: {book}"
+    );
     let posted = agent.ori.received().iter().any(|l| l.contains("[SYSTEM]"));
     assert!(!posted, "a status query's answer is never posted to IRC");
 }

@@ -204,6 +204,7 @@ impl RunnerFactory {
                     irc: peers.irc.clone(),
                     runner: peers.link.clone(),
                     webhook: peers.webhook.clone(),
+                    tags: settings.tags.clone(),
                 };
                 let admission = settings.admission;
                 Arc::new(Inbox::start(journal, intake, admission, inbox_peers))

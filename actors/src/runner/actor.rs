@@ -114,10 +114,14 @@ enum Purpose {
     /// seeds the new thread's first turn (nothing goes to IRC).
     Handover { from: String },
     /// Journal entries of one conversation: the first started the turn, the others were
-    /// steered into it. Replies go to `reply_to`; the entries are removed at the end;
-    /// `asked` is false for a channel poll (no Sorry line when it fails).
+    /// steered into it. Replies go to `reply_to`; `asked` is false for a channel poll (no
+    /// Sorry line when it fails). `ids` are removed from the journal at the end, but those
+    /// already answered when a follow-up is steered in are removed then (a crash after it
+    /// replays only what was not answered); `fresh`: how many of the last `ids` joined
+    /// after the turn's last agent message.
     Entry {
         ids: Vec<u64>,
+        fresh: usize,
         conversation: Conversation,
         reply_to: String,
         asked: bool,
@@ -390,8 +394,7 @@ impl RunnerState {
     }
 
     fn on_status(&mut self, query: bool, reply: RpcReplyPort<TurnStatus>) {
-        if !query || !self.initialized || self.peers.pause.is_paused() || self.query_key().is_none()
-        {
+        if !query || !self.initialized || self.peers.pause.is_paused() {
             let _ = reply.send(self.turn_status(None));
             return;
         }

@@ -46,6 +46,8 @@ pub struct InboxPeers {
     pub runner: Link<RunnerMessage>,
     /// Its webhook (`journal_error` alerts).
     pub webhook: Link<WebhookMessage>,
+    /// Its tags (Culture's ROOMINVITE prompt shows them).
+    pub tags: Vec<String>,
 }
 
 /// The meter of the intake's metric.
@@ -270,6 +272,7 @@ impl Intake {
     async fn new_entry(&self, message: &InboundMessage) -> NewEntry {
         let kind = match message.kind {
             MessageKind::Direct => EntryKind::Direct,
+            MessageKind::Invite => EntryKind::Invite,
             _ => EntryKind::Mention,
         };
         NewEntry {
@@ -286,6 +289,10 @@ impl Intake {
     }
 
     async fn prompt(&self, message: &InboundMessage) -> String {
+        if message.kind == MessageKind::Invite {
+            let meta = prompt::parse_room_meta(&message.text);
+            return prompt::room_invite(&message.reply_to, &meta, &self.peers.tags);
+        }
         let (Some(thread), true) = (&message.thread, message.reply_to.starts_with('#')) else {
             return prompt::mention(&message.reply_to, &message.sender, &message.text);
         };

@@ -281,7 +281,8 @@ pub fn room_invite(
 /// | `"NO\nwait\nYES, on reflection"`  | `Some(true)` (the last one) |
 /// | `"YES\n\nIt fits my work."`       | `Some(true)` (later lines decide nothing) |
 /// | `"I think yes but NO"`            | `None` (the line starts with `I`) |
-/// | `"Answer: YES"`                   | `None` (the line starts with `Answer`) |
+/// | `"Answer: YES"`, `"Decision: no"` | `Some(true)`, `Some(false)` (a one-word label is skipped) |
+/// | `"My view: I think no"`           | `None` (the line starts with `I` after the label) |
 /// | `"nothing"`, `"Yesterday"`, `""`  | `None`        |
 pub fn invite_answer(text: &str) -> Option<bool> {
     text::lines(text)
@@ -292,6 +293,13 @@ pub fn invite_answer(text: &str) -> Option<bool> {
 /// One line of [`invite_answer`]: `Some(true)` for YES, `Some(false)` for NO.
 fn line_decision(line: &str) -> Option<bool> {
     let line = line.trim_start_matches(|c: char| !c.is_alphanumeric());
+    // `Answer: YES`, `**Decision:** no`: a one-word label before a colon.
+    let line = match line.split_once(':') {
+        Some((label, rest)) if label.trim_end_matches('*').chars().all(char::is_alphabetic) => {
+            rest.trim_start_matches(|c: char| !c.is_alphanumeric())
+        }
+        _ => line,
+    };
     let word_end = line
         .find(|c: char| !(c.is_alphanumeric() || matches!(c, '-' | '\'' | '\u{2019}')))
         .unwrap_or(line.len());

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::RunnerState;
 use crate::irc::IrcMessage;
+use crate::runner::prompt;
 use crate::runner::turn::Outcome;
 use crate::trace::TraceCtx;
 
@@ -49,7 +50,7 @@ impl RunnerState {
     ) {
         let nick = self.settings.nick.clone();
         let said = match outcome {
-            Outcome::Completed => invite_answer(answer),
+            Outcome::Completed => prompt::invite_answer(answer),
             _ => None,
         };
         let verdict = match said {
@@ -113,21 +114,4 @@ impl RunnerState {
             }
         });
     }
-}
-
-// TEMPORARY until prompt::invite_answer lands.
-fn invite_answer(text: &str) -> Option<bool> {
-    text.lines().rev().find_map(|line| {
-        let word: String = line
-            .trim()
-            .trim_matches(|c: char| !c.is_alphanumeric())
-            .chars()
-            .take_while(|c| c.is_alphabetic())
-            .collect();
-        match word.to_ascii_uppercase().as_str() {
-            "YES" => Some(true),
-            "NO" => Some(false),
-            _ => None,
-        }
-    })
 }

@@ -169,8 +169,9 @@ impl RunnerState {
             },
             waiting_for,
             thread_id: self
-                .query_key()
-                .and_then(|key| self.book.get(&key).map(|record| record.thread.clone())),
+                .book
+                .get(&self.query_key())
+                .map(|record| record.thread.clone()),
             tool_set: self.settings.tools.tag(),
             conversation_settings: self.settings.conversations,
             conversations,

@@ -88,14 +88,8 @@ impl RunnerState {
         let mut kept = std::collections::VecDeque::new();
         while let Some(job) = self.jobs.pop_front() {
             let key = match &job {
-                Job::Compact { key } | Job::Clear { key } => Some(key.clone()),
+                Job::Compact { key } | Job::Clear { key } => key.clone(),
                 Job::Query { .. } => self.query_key(),
-            };
-            let Some(key) = key else {
-                if let Job::Query { reply, .. } = job {
-                    let _ = reply.send(self.turn_status(None));
-                }
-                continue;
             };
             if self.busy(&key) {
                 kept.push_back(job);
@@ -258,8 +252,14 @@ impl RunnerState {
         match (result, active) {
             (Ok(_), Some(active)) => {
                 active.steering = None;
-                if let Purpose::Entry { ids, .. } = &mut active.purpose {
+                if let Purpose::Entry { ids, fresh, .. } = &mut active.purpose {
+                    // What was answered before the follow-up is done: never replayed.
+                    let answered = ids.len() - *fresh;
+                    for id in ids.drain(..answered) {
+                        self.inbox.outbox.push(RelayJob::Complete { entry: id });
+                    }
                     ids.push(entry);
+                    *fresh += 1;
                 }
                 active.turn.span.in_scope(|| {
                     tracing::info!(agent.nick = %nick, entry, "follow-up steered into the turn");
@@ -303,6 +303,7 @@ impl RunnerState {
         self.book.touch(key);
         let purpose = Purpose::Entry {
             ids: vec![entry.id],
+            fresh: 1,
             conversation: Conversation::of(&entry.entry),
             reply_to: entry.entry.reply_to.clone(),
             asked: entry.entry.kind != EntryKind::Poll,

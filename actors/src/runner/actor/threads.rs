@@ -146,13 +146,15 @@ impl RunnerState {
         keys
     }
 
-    /// The thread a status query runs on: the one that ran a turn last, else any known.
-    pub(super) fn query_key(&self) -> Option<String> {
+    /// The thread a status query runs on: the one that ran a turn last, else any known,
+    /// else the first channel's (started for it).
+    pub(super) fn query_key(&self) -> String {
         let known = self.known_keys();
         self.book
             .last()
             .filter(|last| known.iter().any(|k| k == last))
             .map(str::to_owned)
             .or_else(|| known.into_iter().next())
+            .unwrap_or_else(|| self.settings.home_key())
     }
 }

@@ -52,7 +52,10 @@ impl RunnerState {
             return;
         };
         match &mut active.purpose {
-            Purpose::Entry { reply_to, .. } => {
+            Purpose::Entry {
+                reply_to, fresh, ..
+            } => {
+                *fresh = 0;
                 let lines = prompt::relay_lines(&text);
                 if !lines.is_empty() {
                     self.inbox.outbox.push(RelayJob::Say {
