@@ -150,6 +150,9 @@ pub fn runner_settings(config: &Config, agent: &AgentConfig, slot: Slot) -> Runn
     settings.request_timeout = codex.request_timeout;
     settings.interrupt_timeout = codex.interrupt_timeout;
     settings.admission = agent.admission;
+    settings.conversations = agent.conversations;
+    settings.home = agent.channels.first().cloned();
+    settings.tags = agent.tags.clone();
     settings.tools = agent.tools.clone();
     settings.tool_timeout = codex.tool_timeout;
     settings
@@ -403,6 +406,27 @@ mod tests {
             ["server", "ipc_dir", "shutdown_grace"]
         );
         assert!(restart_only_changes(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn the_runner_gets_its_conversations_home_channel_and_tags() {
+        use codexd_actors::runner::conversation::ThreadMode;
+        let env = Env::from_pairs([("HOME", "/home/t")]);
+        let yaml = "server: {name: spark}\nconversations: {max_turns: 2, steer: false}\nagents:\n  - nick: spark-a\n    channels: ['#dev', '#ops']\n    tags: [rust, review]\n    conversations: {threads: shared}\n";
+        let config = crate::config::parse(yaml, &env).expect("valid").config;
+        let slot = Slot::new("process-0".to_owned());
+        let settings = runner_settings(&config, &config.agents[0], slot);
+        let conversations = settings.conversations;
+        assert_eq!(
+            (
+                conversations.threads,
+                conversations.max_turns,
+                conversations.steer
+            ),
+            (ThreadMode::Shared, 2, false)
+        );
+        assert_eq!(settings.home.as_deref(), Some("#dev"));
+        assert_eq!(settings.tags, ["rust", "review"]);
     }
 
     #[test]

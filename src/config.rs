@@ -10,6 +10,7 @@ mod admission;
 mod agents;
 mod attention;
 mod codex;
+mod conversations;
 mod daemon;
 mod names;
 mod paths;
@@ -20,6 +21,8 @@ mod server;
 mod telemetry;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_conversations;
 #[cfg(test)]
 mod tests_culture;
 #[cfg(test)]

@@ -14,6 +14,8 @@
 //! | `attention`            | daemon's      | partial attention map (`attention_overrides` alias)    |
 //! | `restart`              | daemon's      | partial restart map                                    |
 //! | `codex`                | daemon's      | partial codex map                                      |
+//! | `admission`            | daemon's      | partial admission map                                  |
+//! | `conversations`        | daemon's      | partial conversations map                              |
 //! | `test_children`        | `[]`          | child names, no repeats                                |
 //! | `tools`                | `true`        | `true` (every IRC tool), `false` (none), or a list of tool names, no repeats |
 
@@ -23,11 +25,12 @@ use serde_yaml_ng::Value;
 
 use super::reader::{At, Fields, Ignored, Keys, Node, Report, did_you_mean, quote};
 use super::{
-    AgentConfig, AttentionConfig, CodexConfig, RestartConfig, admission, attention, codex, names,
-    paths, restart,
+    AgentConfig, AttentionConfig, CodexConfig, RestartConfig, admission, attention, codex,
+    conversations, names, paths, restart,
 };
 use crate::env::Env;
 use codexd_actors::runner::admission::AdmissionSettings;
+use codexd_actors::runner::conversation::ConversationSettings;
 use codexd_actors::tools::ToolChoice;
 
 const KEYS: Keys = Keys {
@@ -46,6 +49,7 @@ const KEYS: Keys = Keys {
         "restart",
         "codex",
         "admission",
+        "conversations",
         "test_children",
         "tools",
     ],
@@ -103,6 +107,7 @@ pub(super) struct Inherited<'c> {
     pub(super) restart: &'c RestartConfig,
     pub(super) codex: &'c CodexConfig,
     pub(super) admission: &'c AdmissionSettings,
+    pub(super) conversations: &'c ConversationSettings,
 }
 
 /// Reads `agents:`. Absent means no agents; null or a mapping is an error with a hint.
@@ -182,6 +187,11 @@ fn agent(
         restart: restart::section(&fields.get("restart"), inherited.restart, report),
         codex: codex::section(&fields.get("codex"), inherited.codex, env, false, report),
         admission: admission::section(&fields.get("admission"), inherited.admission, report),
+        conversations: conversations::section(
+            &fields.get("conversations"),
+            inherited.conversations,
+            report,
+        ),
         test_children: test_children(&fields.get("test_children"), report),
         tools: tools(&fields.get("tools"), report),
     };

@@ -15,19 +15,21 @@
 //! default in brackets.
 //!
 //! Sections (`server`, `supervisor`, `webhooks`, `telemetry`, `attention`, `restart`, `codex`,
-//! `agents`) and paths (`state_dir`, `control_socket`, `ipc_dir`) are read by their own modules.
+//! `admission`, `conversations`, `agents`) and paths (`state_dir`, `control_socket`,
+//! `ipc_dir`) are read by their own modules.
 
 use std::time::Duration;
 
 use serde_yaml_ng::Value;
 
 use codexd_actors::runner::admission::AdmissionSettings;
+use codexd_actors::runner::conversation::ConversationSettings;
 
 use super::agents::{self, Inherited};
 use super::reader::{Keys, MAX_DURATION, Node, Report};
 use super::{
-    CodexConfig, Config, RestartConfig, SleepWindow, admission, attention, codex, paths, restart,
-    sections, server, telemetry,
+    CodexConfig, Config, RestartConfig, SleepWindow, admission, attention, codex, conversations,
+    paths, restart, sections, server, telemetry,
 };
 use crate::env::Env;
 
@@ -46,6 +48,7 @@ const KEYS: Keys = Keys {
         "restart",
         "codex",
         "admission",
+        "conversations",
         "state_dir",
         "control_socket",
         "ipc_dir",
@@ -94,9 +97,15 @@ pub(super) fn config(root: &Node<'_>, env: &Env, report: &mut Report) -> Config 
     );
     let admission =
         admission::section(&top.get("admission"), &AdmissionSettings::default(), report);
+    let conversations = conversations::section(
+        &top.get("conversations"),
+        &ConversationSettings::default(),
+        report,
+    );
     let inherited = Inherited {
         server_name: &server.name,
         admission: &admission,
+        conversations: &conversations,
         attention: &attention,
         attention_valid,
         restart: &restart,
@@ -122,6 +131,7 @@ pub(super) fn config(root: &Node<'_>, env: &Env, report: &mut Report) -> Config 
         restart,
         codex,
         admission,
+        conversations,
         agents,
     }
 }

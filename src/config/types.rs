@@ -2,6 +2,7 @@
 //! after it works on these types, whose values are already checked and defaulted.
 
 use codexd_actors::runner::admission::AdmissionSettings;
+use codexd_actors::runner::conversation::ConversationSettings;
 use codexd_actors::tools::ToolChoice;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -32,6 +33,8 @@ pub struct Config {
     pub codex: CodexConfig,
     /// `admission:` — per-sender rate and pending cap of every agent's intake (codexd).
     pub admission: AdmissionSettings,
+    /// `conversations:` — threads per conversation or shared, turns at once, steering (codexd).
+    pub conversations: ConversationSettings,
     /// `state_dir:` — journals and persisted thread ids (codexd).
     pub state_dir: PathBuf,
     /// `control_socket:` — where `codexd status|reset|fault` reach the daemon (codexd).
@@ -284,6 +287,8 @@ pub struct AgentConfig {
     pub codex: CodexConfig,
     /// `admission` merged over the daemon's `admission:`, key by key.
     pub admission: AdmissionSettings,
+    /// `conversations` merged over the daemon's `conversations:`, key by key.
+    pub conversations: ConversationSettings,
     /// `test_children` (codexd, for drills and tests): child names to run as inert,
     /// fault-injectable test actors instead of the real children.
     pub test_children: Vec<String>,
