@@ -26,11 +26,7 @@ fn requests_for(model: &FakeModel, needle: &str) -> Vec<Value> {
     model
         .requests()
         .into_iter()
-        .filter(|request| {
-            user_texts(request)
-                .iter()
-                .any(|text| text.contains(needle))
-        })
+        .filter(|request| user_texts(request).iter().any(|text| text.contains(needle)))
         .collect()
 }
 
@@ -65,8 +61,7 @@ fn idle_and_empty(agent: &CodexAgent) -> Option<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_told_in_a_dm_never_reaches_a_channel_turn_and_is_remembered_in_the_next_dm() {
-    let Some(mut agent) = CodexAgent::start(Codex::Real(Vec::new()), Extra::default()).await
-    else {
+    let Some(mut agent) = CodexAgent::start(Codex::Real(Vec::new()), Extra::default()).await else {
         return;
     };
     let model = agent.model.as_ref().expect("fake model");
@@ -78,11 +73,11 @@ async fn a_secret_told_in_a_dm_never_reaches_a_channel_turn_and_is_remembered_in
     );
     model.when("what was the word", Reply::text("it was xylophone"));
 
-    agent
-        .say(NICK, "the secret word is xylophone")
-        .await;
+    agent.say(NICK, "the secret word is xylophone").await;
     agent.reply("spark-ori", "noted").await;
-    agent.say("#general", &format!("@{NICK} anything new?")).await;
+    agent
+        .say("#general", &format!("@{NICK} anything new?"))
+        .await;
     agent.reply("#general", "ok").await;
     agent.say(NICK, "what was the word?").await;
     agent.reply("spark-ori", "it was xylophone").await;
@@ -119,19 +114,23 @@ async fn a_secret_told_in_a_dm_never_reaches_a_channel_turn_and_is_remembered_in
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follow_up_sent_while_a_turn_streams_is_steered_into_it_and_answered_once() {
-    let Some(mut agent) = CodexAgent::start(Codex::Real(Vec::new()), Extra::default()).await
-    else {
+    let Some(mut agent) = CodexAgent::start(Codex::Real(Vec::new()), Extra::default()).await else {
         return;
     };
     let gate = Gate::new();
     let model = agent.model.as_ref().expect("fake model");
-    model.when("deploy the app", Reply::held("deploying to production", &gate));
+    model.when(
+        "deploy the app",
+        Reply::held("deploying to production", &gate),
+    );
     model.when("use staging", Reply::text("switching to staging"));
 
     agent
         .say("#general", &format!("@{NICK} deploy the app"))
         .await;
-    eventually("the first turn streams", || (model.held() == 1).then_some(()));
+    eventually("the first turn streams", || {
+        (model.held() == 1).then_some(())
+    });
     agent
         .say("#general", &format!("@{NICK} actually, use staging"))
         .await;
@@ -166,14 +165,17 @@ async fn a_follow_up_sent_while_a_turn_streams_is_steered_into_it_and_answered_o
             .any(|line| line.contains("deploying to production")),
         "the abandoned answer was never posted"
     );
-    assert!(agent.log().contains("a follow-up is steered into the running turn"));
+    assert!(
+        agent
+            .log()
+            .contains("a follow-up is steered into the running turn")
+    );
     gate.open();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_killed_under_two_conversations_replays_each_on_its_own_thread() {
-    let Some(mut agent) = CodexAgent::start(Codex::Real(Vec::new()), Extra::default()).await
-    else {
+    let Some(mut agent) = CodexAgent::start(Codex::Real(Vec::new()), Extra::default()).await else {
         return;
     };
     let gate = Gate::new();
@@ -182,7 +184,9 @@ async fn codex_killed_under_two_conversations_replays_each_on_its_own_thread() {
     model.when("beta", Reply::held("never delivered", &gate));
     agent.say("#general", &format!("@{NICK} alpha")).await;
     agent.say("#ops", &format!("@{NICK} beta")).await;
-    eventually("both turns stream at once", || (model.held() == 2).then_some(()));
+    eventually("both turns stream at once", || {
+        (model.held() == 2).then_some(())
+    });
     let general = thread_of(&agent, "#general").expect("#general's thread");
     let ops = thread_of(&agent, "#ops").expect("#ops's thread");
     assert_ne!(general, ops);
@@ -215,16 +219,13 @@ async fn codex_killed_under_two_conversations_replays_each_on_its_own_thread() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgraded_agents_thread_carries_on_as_its_first_channels_conversation() {
-    let Some(mut agent) = CodexAgent::start(Codex::Real(Vec::new()), Extra::default()).await
-    else {
+    let Some(mut agent) = CodexAgent::start(Codex::Real(Vec::new()), Extra::default()).await else {
         return;
     };
     let model = agent.model.as_ref().expect("fake model");
     model.when("remember the word", Reply::text("noted"));
     model.when_always("which word", Reply::text("zebra, I remember"));
-    agent
-        .say(NICK, "remember the word zebra")
-        .await;
+    agent.say(NICK, "remember the word zebra").await;
     agent.reply("spark-ori", "noted").await;
     let runner = eventually("done", || idle_and_empty(&agent));
     let old = runner["detail"]["thread_id"].clone();

@@ -79,8 +79,7 @@ async fn a_mention_is_answered_in_its_channel_and_a_dm_in_private() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replies_follow_their_own_turn_across_two_channels() {
-    let Some(mut agent) = CodexAgent::start(Codex::Real(Vec::new()), Extra::default()).await
-    else {
+    let Some(mut agent) = CodexAgent::start(Codex::Real(Vec::new()), Extra::default()).await else {
         return;
     };
     let model = agent.model.as_ref().expect("fake model");
@@ -90,7 +89,9 @@ async fn replies_follow_their_own_turn_across_two_channels() {
     model.when("third", Reply::text("second answer for general"));
     agent.say("#general", &format!("@{NICK} first")).await;
     let model = agent.model.as_ref().expect("fake model");
-    eventually("#general's turn streams", || (model.held() == 1).then_some(()));
+    eventually("#general's turn streams", || {
+        (model.held() == 1).then_some(())
+    });
     agent.say("#ops", &format!("@{NICK} second")).await;
     agent.reply("#ops", "answer for ops").await;
     gate.open();

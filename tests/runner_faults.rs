@@ -437,9 +437,14 @@ async fn ipc_status_query_compact_clear_and_pause_reach_the_runner() {
     let before = agent.runner().expect("status")["detail"]["thread_id"].clone();
     assert!(before.is_string(), "the query ran on #general's thread");
     ask(&agent, serde_json::json!({"type": "clear", "id": "3"}));
-    eventually("the thread forgotten: the next turn starts a new one", || {
-        agent.runner()?["detail"]["thread_id"].is_null().then_some(())
-    });
+    eventually(
+        "the thread forgotten: the next turn starts a new one",
+        || {
+            agent.runner()?["detail"]["thread_id"]
+                .is_null()
+                .then_some(())
+        },
+    );
 
     ask(&agent, serde_json::json!({"type": "pause", "id": "4"}));
     agent.say("#general", &format!("@{NICK} wait for me")).await;
@@ -455,7 +460,10 @@ async fn ipc_status_query_compact_clear_and_pause_reach_the_runner() {
     ask(&agent, serde_json::json!({"type": "resume", "id": "5"}));
     agent.reply("#general", "wait for me").await;
     let after = agent.runner().expect("status")["detail"]["thread_id"].clone();
-    assert!(after.is_string() && after != before, "a new thread: {after}");
+    assert!(
+        after.is_string() && after != before,
+        "a new thread: {after}"
+    );
     let book = std::fs::read_to_string(agent.scratch.path(&format!("state/{NICK}/threads.json")))
         .expect("threads.json");
     let book: Value = serde_json::from_str(&book).expect("json");

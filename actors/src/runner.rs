@@ -38,7 +38,6 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::child::{ChildFactory, ChildHandle, ControlMsg, spawn_linked};
-use conversation::{Conversation, ConversationSettings, SHARED_KEY, ThreadMode};
 use crate::codex::{SessionEvent, Slot};
 use crate::irc::{Addressed, IrcMessage};
 use crate::link::Link;
@@ -48,6 +47,7 @@ use crate::trace::TraceCtx;
 use crate::webhook::WebhookMessage;
 pub use actor::{Runner, RunnerArgs, RunnerState};
 use admission::AdmissionSettings;
+use conversation::{Conversation, ConversationSettings, SHARED_KEY, ThreadMode};
 pub use inbox::{Inbox, PollIntake};
 pub use intake::{InboxPeers, IntakeStats};
 use session::{Approvals, ThreadConfig};

@@ -80,12 +80,25 @@ pub struct RunnerArgs {
 #[derive(Debug)]
 enum Waiter {
     Initialize,
-    Resume { key: String, thread: String },
-    StartThread { key: String },
-    TurnStart { key: String },
+    Resume {
+        key: String,
+        thread: String,
+    },
+    StartThread {
+        key: String,
+    },
+    TurnStart {
+        key: String,
+    },
     /// `turn/steer` of journal entry `entry` into turn `turn` of `key`.
-    Steer { key: String, entry: u64, turn: String },
-    Interrupt { key: String },
+    Steer {
+        key: String,
+        entry: u64,
+        turn: String,
+    },
+    Interrupt {
+        key: String,
+    },
     Compact,
     /// `thread/unsubscribe` of a finished short-lived thread: any answer will do.
     Unsubscribe,

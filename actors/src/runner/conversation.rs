@@ -101,7 +101,9 @@ impl Conversation {
     /// The conversation of a journal entry: its buffer key, and its IRC thread in a channel.
     pub fn of(entry: &NewEntry) -> Self {
         match (&entry.thread, entry.kind, is_channel(&entry.key)) {
-            (Some(thread), EntryKind::Mention, true) => Self(format!("{} thread:{thread}", entry.key)),
+            (Some(thread), EntryKind::Mention, true) => {
+                Self(format!("{} thread:{thread}", entry.key))
+            }
             _ => Self(entry.key.clone()),
         }
     }
@@ -225,7 +227,8 @@ impl ThreadBook {
                         handover,
                     },
                 );
-                self.save().map_err(io_error("write", &self.dir.join(BOOK_FILE)))?;
+                self.save()
+                    .map_err(io_error("write", &self.dir.join(BOOK_FILE)))?;
             }
         }
         for name in [LEGACY_THREAD, LEGACY_TOOLS, LEGACY_HANDOVER] {

@@ -22,7 +22,12 @@ fn entry(kind: EntryKind, key: &str, thread: Option<&str>) -> NewEntry {
 fn a_conversation_is_a_channel_an_irc_thread_or_a_dm_peer() {
     let cases = [
         (EntryKind::Mention, "#dev", None, "#dev"),
-        (EntryKind::Mention, "#dev", Some("fix-ci"), "#dev thread:fix-ci"),
+        (
+            EntryKind::Mention,
+            "#dev",
+            Some("fix-ci"),
+            "#dev thread:fix-ci",
+        ),
         (EntryKind::Direct, "DM:spark-ori", None, "DM:spark-ori"),
         // A poll is the channel's, whatever thread its last line was in.
         (EntryKind::Poll, "#dev", Some("fix-ci"), "#dev"),
@@ -45,7 +50,15 @@ fn parse_accepts_the_three_forms_and_names_what_it_expects() {
     for good in ["#dev", "#dev thread:fix-ci", "DM:spark-ori", " #dev "] {
         assert!(Conversation::parse(good).is_ok(), "{good}");
     }
-    for bad in ["", "dev", "DM:", "#dev thread:", "#a b", "#dev\r\nQUIT", "DM:a b"] {
+    for bad in [
+        "",
+        "dev",
+        "DM:",
+        "#dev thread:",
+        "#a b",
+        "#dev\r\nQUIT",
+        "DM:a b",
+    ] {
         let error = Conversation::parse(bad).unwrap_err();
         assert!(error.contains("expected #channel"), "{bad}: {error}");
     }
@@ -72,7 +85,10 @@ fn the_book_keeps_each_threads_id_tools_and_handover_across_opens() {
     let (mut book, _) = ThreadBook::open(tmp.path(), "#general").unwrap();
     assert_eq!(book.get("#dev").unwrap().thread, "thr-dev");
     let dm = book.get("DM:ori").unwrap();
-    assert_eq!((dm.thread.as_str(), dm.tools.as_deref()), ("thr-dm2", Some("v1:all")));
+    assert_eq!(
+        (dm.thread.as_str(), dm.tools.as_deref()),
+        ("thr-dm2", Some("v1:all"))
+    );
     assert_eq!(book.last(), Some("DM:ori"));
     assert_eq!(book.keys().collect::<Vec<_>>(), ["#dev", "DM:ori"]);
     assert_eq!(book.take_handover("DM:ori").as_deref(), Some("we talked"));

@@ -62,10 +62,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 pub use self::batch::Batch;
-pub(crate) use self::scan::{first_line, readable};
 use self::scan::{
     done_msgids, encode, entry_file_name, group_done_name, group_file_name, scan_entries,
 };
+pub(crate) use self::scan::{first_line, readable};
 use crate::durable::{append_line, create_dir, remove_durably, write_atomic};
 use crate::trace::TraceCtx;
 

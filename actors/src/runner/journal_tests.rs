@@ -321,10 +321,7 @@ fn files_are_private() {
     ] {
         assert_eq!(mode(&path), 0o700, "{}", path.display());
     }
-    for path in [
-        entry_path(&dir, 2),
-        dir.join(DONE_FILE),
-    ] {
+    for path in [entry_path(&dir, 2), dir.join(DONE_FILE)] {
         assert_eq!(mode(&path), 0o600, "{}", path.display());
     }
 }

@@ -128,7 +128,10 @@ async fn answer(agent: &Agent, request: protocol::Request, pid: Option<u32>) -> 
             .collect(),
         None => Vec::new(),
     };
-    let parent = turns.last().map(|turn| turn.trace.clone()).unwrap_or_default();
+    let parent = turns
+        .last()
+        .map(|turn| turn.trace.clone())
+        .unwrap_or_default();
     let caller = match turns.iter().map(|turn| turn.conversation.clone()).collect() {
         Some(conversations) if !turns.is_empty() => Caller::Within(conversations),
         _ => Caller::Anyone,

@@ -118,7 +118,10 @@ fn every_verb_parses_with_its_fields() {
                 limit: 3,
             },
         ),
-        (r#"{"type":"compact"}"#, Verb::Compact { conversation: None }),
+        (
+            r#"{"type":"compact"}"#,
+            Verb::Compact { conversation: None },
+        ),
         (r#"{"type":"clear"}"#, Verb::Clear { conversation: None }),
         (
             r##"{"type":"clear","conversation":"DM:spark-ori"}"##,

@@ -214,7 +214,8 @@ impl RunnerState {
         let Some(active) = self.turns.get_mut(key) else {
             return Ok(());
         };
-        let same = matches!(&active.purpose, Purpose::Entry { conversation: c, .. } if *c == conversation);
+        let same =
+            matches!(&active.purpose, Purpose::Entry { conversation: c, .. } if *c == conversation);
         let (true, Some(turn), None, None) = (
             same,
             active.turn.id.clone(),

@@ -128,7 +128,8 @@ impl RunnerState {
     pub(super) fn close_thread(&mut self, key: &str) {
         if let Some(Open::Ready { thread, .. }) = self.threads.remove(key) {
             let params = session::unsubscribe(&thread);
-            if let Err(error) = self.request("thread/unsubscribe", Some(params), Waiter::Unsubscribe)
+            if let Err(error) =
+                self.request("thread/unsubscribe", Some(params), Waiter::Unsubscribe)
             {
                 tracing::debug!(agent.nick = %self.settings.nick, error = %error, "thread/unsubscribe not sent");
             }

@@ -12,9 +12,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{Open, RunnerState};
-use crate::runner::conversation::ThreadMode;
 use crate::codex::jsonrpc::{Outgoing, RequestId};
 use crate::runner::RunnerMessage;
+use crate::runner::conversation::ThreadMode;
 use crate::tools::{ToolCall, ToolDoor, ToolOutcome};
 use crate::trace::TraceCtx;
 

@@ -32,7 +32,8 @@ impl RunnerState {
             if let Waiter::Compact | Waiter::Unsubscribe = pending.waiter {
                 continue;
             }
-            if let Waiter::TurnStart { .. } | Waiter::Probe | Waiter::Steer { .. } = pending.waiter {
+            if let Waiter::TurnStart { .. } | Waiter::Probe | Waiter::Steer { .. } = pending.waiter
+            {
                 self.cut_off_all("wedged", true);
             }
             self.wedged(format!(
