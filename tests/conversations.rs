@@ -14,6 +14,9 @@ mod fake_model;
 mod irc_client;
 #[path = "support/ircd.rs"]
 mod ircd;
+#[path = "support/otlp.rs"]
+#[allow(dead_code)]
+mod otlp;
 mod support;
 
 use codex_agent::{Codex, CodexAgent, Extra, NICK};
@@ -128,8 +131,9 @@ async fn a_follow_up_sent_while_a_turn_streams_is_steered_into_it_and_answered_o
     agent
         .say("#general", &format!("@{NICK} deploy the app"))
         .await;
+    let held = |agent: &CodexAgent| agent.model.as_ref().map_or(0, FakeModel::held);
     eventually("the first turn streams", || {
-        (model.held() == 1).then_some(())
+        (held(&agent) == 1).then_some(())
     });
     agent
         .say("#general", &format!("@{NICK} actually, use staging"))
@@ -184,12 +188,14 @@ async fn codex_killed_under_two_conversations_replays_each_on_its_own_thread() {
     model.when("beta", Reply::held("never delivered", &gate));
     agent.say("#general", &format!("@{NICK} alpha")).await;
     agent.say("#ops", &format!("@{NICK} beta")).await;
+    let held = |agent: &CodexAgent| agent.model.as_ref().map_or(0, FakeModel::held);
     eventually("both turns stream at once", || {
-        (model.held() == 2).then_some(())
+        (held(&agent) == 2).then_some(())
     });
     let general = thread_of(&agent, "#general").expect("#general's thread");
     let ops = thread_of(&agent, "#ops").expect("#ops's thread");
     assert_ne!(general, ops);
+    let model = agent.model.as_ref().expect("fake model");
     model.when("alpha", Reply::text("alpha after the crash"));
     model.when("beta", Reply::text("beta after the crash"));
     let pid = agent.runner().expect("status")["detail"]["pid"].clone();
