@@ -161,7 +161,8 @@ async fn a_burst_of_3000_dms_is_journaled_whole() {
 async fn one_client_over_its_rate_is_refused_once_and_counted() {
     const SENT: u64 = 3000;
     let extra = Extra {
-        top: "admission: {per_sender: 10, window: 1h}\n",
+        // Each DM its own turn (no steering into the running one): ten answers.
+        top: "admission: {per_sender: 10, window: 1h}\nconversations: {steer: false}\n",
         server: "  flood_rate: 0\n",
         ..Extra::default()
     };
