@@ -275,3 +275,57 @@ async fn an_upgraded_agents_thread_carries_on_as_its_first_channels_conversation
     let runner = agent.runner().expect("status");
     assert!(runner["detail"]["replaced_thread"].is_null(), "no handover");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_turn_at_a_time_and_no_steering_mentions_wait_in_journal_order() {
+    let extra = Extra {
+        top: "conversations: {max_turns: 1, steer: false}\n",
+        ..Extra::default()
+    };
+    let Some(mut agent) = CodexAgent::start(Codex::Real(Vec::new()), extra).await else {
+        return;
+    };
+    let gate = Gate::new();
+    let model = agent.model.as_ref().expect("fake model");
+    model.when("first", Reply::held("answer one", &gate));
+    model.when("second", Reply::text("answer two"));
+    model.when("third", Reply::text("answer three"));
+    agent.say("#general", &format!("@{NICK} first")).await;
+    let held = |agent: &CodexAgent| agent.model.as_ref().map_or(0, FakeModel::held);
+    eventually("#general's turn streams", || {
+        (held(&agent) == 1).then_some(())
+    });
+    agent.say("#ops", &format!("@{NICK} second")).await;
+    agent.say("#general", &format!("@{NICK} third")).await;
+    let runner = eventually("all three journaled", || {
+        let runner = agent.runner()?;
+        (runner["detail"]["intake"]["journaled"] == 3).then_some(runner)
+    });
+    let turns = runner["detail"]["turns"].as_array().expect("turns").len();
+    assert_eq!(turns, 1, "one turn at a time: {runner}");
+    let model = agent.model.as_ref().expect("fake model");
+    assert!(requests_for(model, "second").is_empty(), "#ops waited");
+    assert!(requests_for(model, "third").is_empty(), "not steered");
+
+    gate.open();
+    agent.reply("#general", "answer one").await;
+    agent.reply("#ops", "answer two").await;
+    agent.reply("#general", "answer three").await;
+    let runner = eventually("done", || idle_and_empty(&agent));
+    assert_eq!(runner["detail"]["turns_completed"], 3, "{runner}");
+    let order: Vec<usize> = ["answer one", "answer two", "answer three"]
+        .iter()
+        .map(|answer| {
+            agent
+                .ori
+                .received()
+                .iter()
+                .position(|line| line.contains(answer))
+                .expect("posted")
+        })
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "journal order: {order:?}"
+    );
+}

@@ -55,8 +55,7 @@ fn requests_with(model: &FakeModel, needle: &str) -> Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invitation_is_evaluated_apart_joined_on_yes_declined_on_no_and_kept_after_a_restart()
-{
+async fn an_invitation_is_evaluated_apart_joined_on_yes_declined_on_no_and_kept_after_a_restart() {
     let sink = match OtlpSink::start() {
         Ok(sink) => sink,
         Err(reason) => return otlp::skip_or_fail(&reason),
@@ -227,7 +226,8 @@ async fn an_invitation_flood_is_refused_past_the_senders_limit() {
     assert_eq!(counts["intake"]["journaled"], 2, "{counts}");
     assert_eq!(counts["intake"]["refused_rate"], 3, "{counts}");
     assert_eq!(counts["invitations"]["declined"], 2, "{counts}");
-    let told = |line: &str| line.contains("NOTICE spark-ori") && line.contains("more than 2 messages");
+    let told =
+        |line: &str| line.contains("NOTICE spark-ori") && line.contains("more than 2 messages");
     if !agent.ori.received().iter().any(|line| told(line)) {
         agent.ori.expect("spark-ori is told", told).await;
     }
