@@ -185,12 +185,23 @@ async fn five_agents_share_one_codex_and_survive_its_sigkill_together() {
         "kill",
     ]);
     assert!(out.status.success(), "fault: {out:?}");
-    let status = eventually("all five back on a new shared process", || {
+    eventually("all five back on a new shared process", || {
         let status = scratch.status()?;
         let new = pid(&status, "a")?;
         (ready(&status)
             && new != shared
             && POOLED.iter().all(|s| pid(&status, s) == Some(new.clone())))
+        .then_some(())
+    });
+    // Each conversation's thread is resumed on the new process when its next turn needs it.
+    let again = ask_all(&mut ori, &all).await;
+    assert_eq!(again, replies, "the same answers on the new process");
+    let status = eventually("every turn on the new process ended", || {
+        let status = scratch.status()?;
+        (ready(&status)
+            && all
+                .iter()
+                .all(|s| runner(&status, s).is_some_and(|r| r["detail"]["pending"] == 0)))
         .then_some(status)
     });
     for short in &all {

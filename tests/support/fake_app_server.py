@@ -328,8 +328,13 @@ class Server:
                 self.finish(live[0], "interrupted")
 
     def compact(self, rid, params):
-        self.log("compact", threadId=self.loaded_thread(params))
+        tid = self.loaded_thread(params)
+        self.log("compact", threadId=tid)
         self.respond(rid, {})
+        # codex 0.169 runs a compaction as a turn of its own on the thread (observed).
+        turn = {"id": "compact-%s" % uuid.uuid4(), "items": [], "status": "inProgress"}
+        self.notify("turn/started", {"threadId": tid, "turn": turn})
+        self.notify("turn/completed", {"threadId": tid, "turn": dict(turn, status="completed")})
 
     # ---- turns ------------------------------------------------------------------------------
     def tsend(self, turn, method, params):

@@ -24,7 +24,7 @@
 //! probe (`thread/loaded/list`; any answer, an error included, will do), so a codex that
 //! stops mid-turn is found within two `request_timeout`s rather than at `turn_timeout`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -90,16 +90,19 @@ enum Waiter {
     TurnStart {
         key: String,
     },
-    /// `turn/steer` of journal entry `entry` into turn `turn` of `key`.
+    /// `turn/steer` of journal entry `entry` into turn `turn` of `key` (`asked`: not a poll).
     Steer {
         key: String,
         entry: u64,
         turn: String,
+        asked: bool,
     },
     Interrupt {
         key: String,
     },
-    Compact,
+    Compact {
+        key: String,
+    },
     /// `thread/unsubscribe` of a finished short-lived thread: any answer will do.
     Unsubscribe,
     /// A liveness probe while turns run: any answer will do.
@@ -192,6 +195,9 @@ pub struct RunnerState {
     threads: HashMap<String, Open>,
     /// The turns running, by thread key (at most one per thread).
     turns: BTreeMap<String, Active>,
+    /// Thread keys whose compaction (a turn codex runs itself) has not completed: a
+    /// `turn/start` there would fail (`ActiveTurnNotSteerable`).
+    compacting: HashSet<String>,
     /// The last thread replaced because it had another tool set.
     replaced_thread: Option<String>,
     jobs: VecDeque<Job>,
@@ -255,6 +261,7 @@ impl Actor for Runner {
             book,
             threads: HashMap::new(),
             turns: BTreeMap::new(),
+            compacting: HashSet::new(),
             replaced_thread: None,
             jobs: VecDeque::new(),
             dispatched: BTreeSet::new(),
@@ -497,9 +504,15 @@ impl RunnerState {
                 let reason = super::session::failure("turn/start", &error);
                 self.finish(&key, Outcome::Failed(reason));
             }
-            (Waiter::Steer { key, entry, turn }, result) => {
-                self.steered(&key, entry, &turn, result)
-            }
+            (
+                Waiter::Steer {
+                    key,
+                    entry,
+                    turn,
+                    asked,
+                },
+                result,
+            ) => self.steered(&key, (entry, asked), &turn, result),
             (Waiter::Interrupt { key }, Err(error)) => {
                 tracing::warn!(agent.nick = %nick, error = %error, "turn/interrupt refused; ending the turn");
                 self.finish(&key, Outcome::Timeout);
@@ -513,8 +526,12 @@ impl RunnerState {
                     self.arm(next);
                 }
             }
-            (Waiter::Compact, result) => {
-                tracing::info!(agent.nick = %nick, ok = result.is_ok(), "thread/compact/start answered")
+            (Waiter::Compact { key }, result) => {
+                tracing::info!(agent.nick = %nick, conversation = %key, ok = result.is_ok(), "thread/compact/start answered");
+                if result.is_err() {
+                    self.compacting.remove(&key);
+                    self.next();
+                }
             }
             (Waiter::Unsubscribe, result) => {
                 tracing::debug!(agent.nick = %nick, ok = result.is_ok(), "thread/unsubscribe answered")

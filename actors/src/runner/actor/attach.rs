@@ -93,5 +93,6 @@ impl RunnerState {
         // Threads are loaded per process: each is resumed on the next one when needed
         // (a short-lived invitation thread is started again).
         self.threads.clear();
+        self.compacting.clear();
     }
 }

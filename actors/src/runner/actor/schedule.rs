@@ -37,7 +37,9 @@ impl RunnerState {
 
     /// Whether `key` runs a turn or is being opened.
     fn busy(&self, key: &str) -> bool {
-        self.turns.contains_key(key) || matches!(self.threads.get(key), Some(Open::Opening))
+        self.turns.contains_key(key)
+            || self.compacting.contains(key)
+            || matches!(self.threads.get(key), Some(Open::Opening))
     }
 
     /// Thread keys that hold one of the `max_turns` places: running a turn, or opening a
@@ -115,7 +117,9 @@ impl RunnerState {
                     match job {
                         Job::Compact { .. } => {
                             let params = session::compact(&thread);
-                            self.request("thread/compact/start", Some(params), Waiter::Compact)?;
+                            self.compacting.insert(key.clone());
+                            let waiter = Waiter::Compact { key };
+                            self.request("thread/compact/start", Some(params), waiter)?;
                         }
                         Job::Query { reply, deadline } => {
                             let purpose = Purpose::Query {
@@ -232,6 +236,7 @@ impl RunnerState {
             key: key.to_owned(),
             entry: entry.id,
             turn,
+            asked: entry.entry.kind != EntryKind::Poll,
         };
         self.request("turn/steer", Some(params), waiter)
     }
@@ -241,7 +246,7 @@ impl RunnerState {
     pub(super) fn steered(
         &mut self,
         key: &str,
-        entry: u64,
+        (entry, asked): (u64, bool),
         turn: &str,
         result: Result<Value, RpcError>,
     ) {
@@ -253,7 +258,15 @@ impl RunnerState {
         match (result, active) {
             (Ok(_), Some(active)) => {
                 active.steering = None;
-                if let Purpose::Entry { ids, fresh, .. } = &mut active.purpose {
+                if let Purpose::Entry {
+                    ids,
+                    fresh,
+                    asked: turn_asked,
+                    ..
+                } = &mut active.purpose
+                {
+                    // A mention steered into a poll's turn is owed a Sorry if it fails.
+                    *turn_asked |= asked;
                     // What was answered before the follow-up is done: never replayed.
                     let answered = ids.len() - *fresh;
                     for id in ids.drain(..answered) {

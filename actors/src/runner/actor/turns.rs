@@ -7,7 +7,7 @@ use opentelemetry::KeyValue;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::{Active, Job, METER, Purpose, RunnerState, Waiter};
+use super::{Active, Job, METER, Open, Purpose, RunnerState, Waiter};
 use crate::irc::{IrcMessage, Presence};
 use crate::pause::PauseReason;
 use crate::runner::conversation::ThreadMode;
@@ -35,6 +35,9 @@ impl RunnerState {
             None => None,
         };
         let Some(key) = key else {
+            if method == "turn/completed" {
+                self.compacted(thread);
+            }
             return;
         };
         let Some(active) = self.turns.get_mut(&key) else {
@@ -44,6 +47,20 @@ impl RunnerState {
             Step::None => {}
             Step::Message(text) => self.on_message(&key, text),
             Step::Ended(outcome) => self.finish(&key, outcome),
+        }
+    }
+
+    /// A turn of no running turn's thread completed: a compaction, if its thread compacts.
+    fn compacted(&mut self, thread: Option<&str>) {
+        let key = thread.and_then(|thread| {
+            self.threads
+                .iter()
+                .find(|(_, open)| matches!(open, Open::Ready { thread: t, .. } if t == thread))
+                .map(|(key, _)| key.clone())
+        });
+        if let Some(key) = key.filter(|key| self.compacting.remove(key)) {
+            tracing::info!(agent.nick = %self.settings.nick, conversation = %key, "compaction done");
+            self.next();
         }
     }
 

@@ -29,7 +29,7 @@ impl RunnerState {
     pub(super) fn on_tick(&mut self) -> Result<(), ActorProcessingErr> {
         let now = Instant::now();
         for (_, pending) in self.requests.expire(now) {
-            if let Waiter::Compact | Waiter::Unsubscribe = pending.waiter {
+            if let Waiter::Compact { .. } | Waiter::Unsubscribe = pending.waiter {
                 continue;
             }
             if let Waiter::TurnStart { .. } | Waiter::Probe | Waiter::Steer { .. } = pending.waiter
