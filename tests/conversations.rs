@@ -201,8 +201,22 @@ async fn codex_killed_under_two_conversations_replays_each_on_its_own_thread() {
     let pid = agent.runner().expect("status")["detail"]["pid"].clone();
 
     agent.fault("kill");
-    agent.reply("#general", "alpha after the crash").await;
-    agent.reply("#ops", "beta after the crash").await;
+    // The two replays run at once: their answers come in either order.
+    let mut answered = Vec::new();
+    while answered.len() < 2 {
+        let line = agent
+            .ori
+            .expect("a replayed answer", |line| line.contains("after the crash"))
+            .await;
+        answered.push(line);
+    }
+    for (channel, text) in [("#general", "alpha"), ("#ops", "beta")] {
+        let wanted = format!("PRIVMSG {channel} :{text} after the crash");
+        assert!(
+            answered.iter().any(|line| line.contains(&wanted)),
+            "{wanted} in {answered:?}"
+        );
+    }
     let runner = eventually("both replayed", || idle_and_empty(&agent));
     assert_ne!(runner["detail"]["pid"], pid, "a new codex");
     assert_eq!(thread_of(&agent, "#general"), Some(general), "resumed");
