@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::journal::{EntryKind, JournalError, NewEntry, first_line, readable};
+use super::journal::{EntryKind, JournalError, NewEntry, first_line, io_error, readable};
 use crate::durable::{remove_durably, write_atomic};
 
 /// The book's file in the state directory.
@@ -331,15 +331,6 @@ impl ThreadBook {
     fn save(&self) -> io::Result<()> {
         let json = serde_json::to_vec(&self.file).map_err(io::Error::other)?;
         write_atomic(&self.dir, BOOK_FILE, &json)
-    }
-}
-
-fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> JournalError {
-    let path = path.to_owned();
-    move |source| JournalError::Io {
-        action,
-        path,
-        source,
     }
 }
 

@@ -1,4 +1,4 @@
-//! The agent's durable inbox and codex thread id, in its state directory.
+//! The agent's durable inbox, in its state directory.
 //!
 //! A mention or DM is *accepted* once [`Journal::append`] returned: its entry is on disk. It
 //! is removed by [`Journal::complete`] only after its turn ended and its replies were handed
@@ -484,7 +484,10 @@ impl Journal {
 }
 
 /// Wraps an I/O error with what was being done to which path.
-fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> JournalError {
+pub(crate) fn io_error(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(io::Error) -> JournalError {
     let path = path.to_owned();
     move |source| JournalError::Io {
         action,
