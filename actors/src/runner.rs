@@ -124,6 +124,12 @@ impl RunnerSettings {
         }
     }
 
+    /// Whether thread key `key` is a private conversation (a DM with threads per
+    /// conversation): its content is shown to nobody else.
+    pub fn is_private(&self, key: &str) -> bool {
+        self.conversations.threads == ThreadMode::PerConversation && key.starts_with("DM:")
+    }
+
     /// Where an upgraded agent's single thread goes: the first channel's conversation.
     pub fn home_key(&self) -> String {
         match (&self.home, self.conversations.threads) {
@@ -370,6 +376,9 @@ impl From<ControlMsg> for RunnerMessage {
 #[derive(Debug, Clone, Default)]
 pub struct CurrentTurn {
     slot: Arc<RwLock<Vec<(String, TurnScope)>>>,
+    /// The agent's codex process, and whether its conversations are private (a thread per
+    /// conversation): a request from under it acts in the running turns' conversations.
+    codex: Arc<RwLock<Option<(u32, bool)>>>,
 }
 
 /// A running turn: the codex process and the turn's trace.
@@ -411,6 +420,19 @@ impl CurrentTurn {
     pub fn get(&self) -> Option<TurnScope> {
         let turns = self.slot.read().ok()?;
         turns.last().map(|(_, scope)| scope.clone())
+    }
+
+    /// The agent is on codex process `pid` (`None`: it has none); `private`: threads per
+    /// conversation.
+    pub fn set_codex(&self, pid: Option<u32>, private: bool) {
+        if let Ok(mut codex) = self.codex.write() {
+            *codex = pid.map(|pid| (pid, private));
+        }
+    }
+
+    /// The agent's codex process and whether its conversations are private.
+    pub fn codex(&self) -> Option<(u32, bool)> {
+        self.codex.read().ok().and_then(|codex| *codex)
     }
 
     /// The running turns.

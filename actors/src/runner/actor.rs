@@ -24,7 +24,7 @@
 //! probe (`thread/loaded/list`; any answer, an error included, will do), so a codex that
 //! stops mid-turn is found within two `request_timeout`s rather than at `turn_timeout`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -87,8 +87,11 @@ enum Waiter {
     StartThread {
         key: String,
     },
+    /// `turn/start` of the turn numbered `seq` on `key` (a late answer of an earlier turn
+    /// of that key is not this one's).
     TurnStart {
         key: String,
+        seq: u64,
     },
     /// `turn/steer` of journal entry `entry` into turn `turn` of `key` (`asked`: not a poll).
     Steer {
@@ -162,6 +165,12 @@ struct Active {
     trace: TraceCtx,
     /// A `turn/steer` in flight into this turn (its journal entry).
     steering: Option<u64>,
+    /// codex refused a steer into this turn while it ran: later follow-ups wait for its end.
+    steer_refused: bool,
+    /// The runner's number for this turn ([`Waiter::TurnStart`]).
+    seq: u64,
+    /// It replays an entry codex died during: it runs alone ([`schedule`]).
+    suspect: bool,
 }
 
 /// A thread key's thread on the current session.
@@ -195,9 +204,15 @@ pub struct RunnerState {
     threads: HashMap<String, Open>,
     /// The turns running, by thread key (at most one per thread).
     turns: BTreeMap<String, Active>,
-    /// Thread keys whose compaction (a turn codex runs itself) has not completed: a
-    /// `turn/start` there would fail (`ActiveTurnNotSteerable`).
-    compacting: HashSet<String>,
+    /// Thread keys whose compaction (a turn codex runs itself) has not completed, with the
+    /// time after which it is given up: a `turn/start` there would fail
+    /// (`ActiveTurnNotSteerable`).
+    compacting: HashMap<String, Instant>,
+    /// Steers in flight, by journal entry: their thread key takes nothing else until codex
+    /// answers (the turn may end first).
+    steers: HashMap<u64, String>,
+    /// The number of the last turn started.
+    turn_seq: u64,
     /// The last thread replaced because it had another tool set.
     replaced_thread: Option<String>,
     jobs: VecDeque<Job>,
@@ -218,6 +233,7 @@ impl Drop for RunnerState {
         self.watcher.abort();
         self.codex_watcher.abort();
         self.peers.turn.clear_all();
+        self.peers.turn.set_codex(None, false);
     }
 }
 
@@ -261,7 +277,9 @@ impl Actor for Runner {
             book,
             threads: HashMap::new(),
             turns: BTreeMap::new(),
-            compacting: HashSet::new(),
+            compacting: HashMap::new(),
+            steers: HashMap::new(),
+            turn_seq: 0,
             replaced_thread: None,
             jobs: VecDeque::new(),
             dispatched: BTreeSet::new(),
@@ -489,8 +507,9 @@ impl RunnerState {
             }
             (Waiter::Resume { key, thread }, result) => self.resumed(key, thread, result),
             (Waiter::StartThread { key }, result) => self.started(key, result)?,
-            (Waiter::TurnStart { key }, Ok(result)) => {
-                if let Some(active) = self.turns.get_mut(&key) {
+            (Waiter::TurnStart { key, seq }, Ok(result)) => {
+                let active = self.turns.get_mut(&key).filter(|a| a.seq == seq);
+                if let Some(active) = active {
                     if active.turn.id.is_none() {
                         active.turn.id = super::session::turn_id(&result);
                     }
@@ -500,9 +519,11 @@ impl RunnerState {
                 }
                 self.next();
             }
-            (Waiter::TurnStart { key }, Err(error)) => {
-                let reason = super::session::failure("turn/start", &error);
-                self.finish(&key, Outcome::Failed(reason));
+            (Waiter::TurnStart { key, seq }, Err(error)) => {
+                if self.turns.get(&key).is_some_and(|a| a.seq == seq) {
+                    let reason = super::session::failure("turn/start", &error);
+                    self.finish(&key, Outcome::Failed(reason));
+                }
             }
             (
                 Waiter::Steer {
@@ -514,7 +535,12 @@ impl RunnerState {
                 result,
             ) => self.steered(&key, (entry, asked), &turn, result),
             (Waiter::Interrupt { key }, Err(error)) => {
+                let ended = error.message.contains("no active turn");
                 tracing::warn!(agent.nick = %nick, error = %error, "turn/interrupt refused; ending the turn");
+                if !ended {
+                    // It may still run: nothing may start on its thread, so codex goes.
+                    self.wedged(format!("codex refused to interrupt a turn: {error}"));
+                }
                 self.finish(&key, Outcome::Timeout);
             }
             (Waiter::Interrupt { .. }, Ok(_)) => {}

@@ -20,7 +20,7 @@
 //! `tool-set` and `handover`). [`ThreadBook::open`] moves it to the book under the key it is
 //! given, the agent's first configured channel (or `*` in shared mode), writes the book and
 //! removes the old files; with no channel configured it is kept under `*` and the first
-//! conversation to need a thread adopts it ([`ThreadBook::adopt`]).
+//! channel conversation to need a thread adopts it ([`ThreadBook::adopt`]), never a DM.
 //!
 //! A book (or an old file) that cannot be read or parsed is renamed `<name>.corrupt` and the
 //! agent starts new threads (noted for the `journal_error` alert).
@@ -246,10 +246,12 @@ impl ThreadBook {
             .filter(|record| !record.thread.is_empty())
     }
 
-    /// Gives `key` the upgraded thread kept under [`SHARED_KEY`] when `key` has none (in
-    /// per-conversation mode, with no channel configured). True when it did.
+    /// Gives channel conversation `key` the upgraded thread kept under [`SHARED_KEY`] when
+    /// `key` has none (in per-conversation mode, with no channel configured). True when it
+    /// did.
     pub fn adopt(&mut self, key: &str) -> io::Result<bool> {
-        if key == SHARED_KEY || self.file.threads.contains_key(key) {
+        // Only a channel: the old thread holds what every peer said; no DM gets it.
+        if !is_channel(key) || self.file.threads.contains_key(key) {
             return Ok(false);
         }
         let Some(record) = self.file.threads.remove(SHARED_KEY) else {

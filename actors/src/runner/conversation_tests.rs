@@ -121,16 +121,21 @@ fn an_upgraded_agents_thread_carries_on_as_its_first_channels_conversation() {
 }
 
 #[test]
-fn without_a_channel_the_first_conversation_adopts_the_upgraded_thread() {
+fn without_a_channel_the_first_channel_conversation_adopts_the_upgraded_thread() {
     let tmp = tempfile::tempdir().unwrap();
     fs::write(tmp.path().join("thread-id"), "thr-old\n").unwrap();
     let (mut book, _) = ThreadBook::open(tmp.path(), SHARED_KEY).unwrap();
     assert_eq!(book.get(SHARED_KEY).unwrap().thread, "thr-old");
-    assert!(book.adopt("DM:ori").unwrap());
-    assert_eq!(book.get("DM:ori").unwrap().thread, "thr-old");
+    assert!(
+        !book.adopt("DM:ori").unwrap(),
+        "never a DM: it holds every peer's words"
+    );
+    assert_eq!(book.get("DM:ori"), None);
+    assert!(book.adopt("#dev").unwrap());
+    assert_eq!(book.get("#dev").unwrap().thread, "thr-old");
     assert_eq!(book.get(SHARED_KEY), None);
-    assert!(!book.adopt("#dev").unwrap(), "adopted once");
-    assert_eq!(book.get("#dev"), None);
+    assert!(!book.adopt("#ops").unwrap(), "adopted once");
+    assert_eq!(book.get("#ops"), None);
 }
 
 #[test]

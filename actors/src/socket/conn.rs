@@ -132,8 +132,16 @@ async fn answer(agent: &Agent, request: protocol::Request, pid: Option<u32>) -> 
         .last()
         .map(|turn| turn.trace.clone())
         .unwrap_or_default();
-    let caller = match turns.iter().map(|turn| turn.conversation.clone()).collect() {
-        Some(conversations) if !turns.is_empty() => Caller::Within(conversations),
+    // A process under the agent's codex acts in the conversations of the turns running
+    // there (none between turns); with one shared thread nothing is private.
+    let under_codex = pid.and_then(|pid| agent.turn.codex().filter(|(c, _)| is_within(pid, *c)));
+    let caller = match under_codex {
+        Some((_, true)) => Caller::Within(
+            turns
+                .iter()
+                .filter_map(|turn| turn.conversation.clone())
+                .collect(),
+        ),
         _ => Caller::Anyone,
     };
     let span = parent.follow(span);

@@ -5,11 +5,11 @@
 //!
 //! The [`Caller`] decides two things with threads per conversation:
 //!
-//! | caller                                   | reads a DM's buffer (`irc_read`, `irc_thread_read` of `DM:<peer>`) | `compact`/`clear` without `conversation` |
+//! | caller                                   | reads a DM's buffer (`irc_read`, `irc_thread_read` of `DM:<peer>`) | `compact`/`clear` |
 //! |------------------------------------------|------------------------------------------|---------------------------|
-//! | outside codex (an operator, Culture's CLI) | yes                                    | every conversation        |
-//! | the model's tool call on a thread        | only from that DM's own thread           | that thread's conversation |
-//! | a process under codex during turns (skill client) | only while one of those turns is that DM's | the turn's conversation if one runs, else every one |
+//! | outside codex (an operator, Culture's CLI) | yes                                    | any; without `conversation`: every one |
+//! | the model's tool call on a thread        | only from that DM's own thread           | (not tools)               |
+//! | a process under the agent's codex (a skill client) | only while one of the turns running there is that DM's | only those turns' conversations; without `conversation`: the one turn's, else refused |
 //!
 //! With one shared thread (`conversations.threads: shared`) nothing is private (Culture).
 
@@ -75,13 +75,23 @@ impl Caller {
         !is_dm || conversations.iter().any(|c| c.eq_ignore_ascii_case(key))
     }
 
-    /// The conversation a `compact`/`clear` without one is about (`None`: every one).
-    fn default_conversation(&self) -> Option<String> {
-        match self {
-            Caller::Within(conversations) if conversations.len() == 1 => {
-                conversations.first().cloned()
+    /// The conversation a `compact`/`clear` is about (`None`: every one), or why this
+    /// caller may not: from under codex, only the running turns' own.
+    fn conversation(&self, given: Option<String>) -> Result<Option<String>, String> {
+        let Caller::Within(conversations) = self else {
+            return Ok(given);
+        };
+        match given {
+            Some(given) if conversations.iter().any(|c| c.eq_ignore_ascii_case(given.trim())) => {
+                Ok(Some(given))
             }
-            _ => None,
+            Some(given) => Err(format!(
+                "{given} is not the conversation of a turn running now: a request from the agent's codex compacts or clears only its own"
+            )),
+            None if conversations.len() == 1 => Ok(conversations.first().cloned()),
+            None => Err(
+                "name the conversation: a request from the agent's codex compacts or clears only the conversation of a turn running now".to_owned(),
+            ),
         }
     }
 }
@@ -214,14 +224,14 @@ pub(crate) async fn carry_out(
             )
             .await
         }
-        Verb::Compact { conversation } => {
-            let conversation = conversation.or_else(|| caller.default_conversation());
-            command(agent, SlashCommand::Compact, conversation, trace).await
-        }
-        Verb::Clear { conversation } => {
-            let conversation = conversation.or_else(|| caller.default_conversation());
-            command(agent, SlashCommand::Clear, conversation, trace).await
-        }
+        Verb::Compact { conversation } => match caller.conversation(conversation) {
+            Ok(conversation) => command(agent, SlashCommand::Compact, conversation, trace).await,
+            Err(error) => Err(error),
+        },
+        Verb::Clear { conversation } => match caller.conversation(conversation) {
+            Ok(conversation) => command(agent, SlashCommand::Clear, conversation, trace).await,
+            Err(error) => Err(error),
+        },
         Verb::Status { query } => Ok(Answer::data(status(agent, query, trace).await)),
         Verb::Pause => {
             agent.pause.pause(PauseReason::Manual);
@@ -521,3 +531,7 @@ fn thread_list(lines: &[ReplyLine]) -> Vec<Value> {
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "verbs_tests.rs"]
+mod tests;

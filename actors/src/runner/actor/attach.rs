@@ -6,6 +6,7 @@ use ractor::ActorProcessingErr;
 
 use super::{RunnerState, Waiter};
 use crate::codex::{Gone, SessionSink};
+use crate::runner::conversation::ThreadMode;
 use crate::runner::{RunnerMessage, session};
 use crate::trace::TraceCtx;
 use crate::webhook::{self, Alert, texts};
@@ -26,6 +27,8 @@ impl RunnerState {
             return Ok(());
         };
         tracing::info!(agent.nick = %self.settings.nick, codex.process = %self.settings.codex.name(), codex.pid = process.pid(), "attached to codex");
+        let private = self.settings.conversations.threads == ThreadMode::PerConversation;
+        self.peers.turn.set_codex(Some(process.pid()), private);
         self.process = Some(process);
         self.gone = None;
         self.request(
@@ -82,17 +85,17 @@ impl RunnerState {
         }
         tracing::warn!(agent.nick = %self.settings.nick, codex.process = %self.settings.codex.name(), reason = %why, "codex process gone; waiting for the next one to resume the thread");
         self.gone = Some(why.to_owned());
+        self.peers.turn.set_codex(None, false);
         self.cut_off_all(if died { "crashed" } else { "stopped" }, died);
         for (_, pending) in self.requests.drain() {
-            if let Waiter::Steer { entry, .. } = pending.waiter {
-                self.dispatched.remove(&entry);
-            }
             tracing::debug!(method = %pending.method, "request lost with codex");
+            self.dropped(pending.waiter);
         }
         self.initialized = false;
         // Threads are loaded per process: each is resumed on the next one when needed
         // (a short-lived invitation thread is started again).
         self.threads.clear();
         self.compacting.clear();
+        self.steers.clear();
     }
 }

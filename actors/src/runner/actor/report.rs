@@ -170,8 +170,10 @@ impl RunnerState {
             waiting_for,
             thread_id: self
                 .book
-                .get(&self.query_key())
-                .map(|record| record.thread.clone()),
+                .last()
+                .map(str::to_owned)
+                .or_else(|| self.known_keys().into_iter().next())
+                .and_then(|key| self.book.get(&key).map(|record| record.thread.clone())),
             tool_set: self.settings.tools.tag(),
             conversation_settings: self.settings.conversations,
             conversations,

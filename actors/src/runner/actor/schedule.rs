@@ -8,12 +8,22 @@
 //! | is idle, and fewer than `max_turns` keys are busy | starts a turn (its thread opened first)  |
 //!
 //! Entries of one thread key run in journal order: once one waits, the later ones of that
-//! key wait too. A steer answered with an error (the turn ended in between: `no active turn
-//! to steer`, or another turn id) puts the entry back: it runs as the next turn.
+//! key wait too, and so does a key whose steer codex has not answered yet. A steer answered
+//! with an error (the turn ended in between: `no active turn to steer`, or another turn id)
+//! puts the entry back: it runs as the next turn; one refused while the turn still runs
+//! makes later follow-ups wait for that turn's end.
+//!
+//! **Suspects.** An entry codex died during (`attempts > 0`) replays alone: while one is
+//! pending, nothing else starts until the running turns end; then it runs with nothing
+//! beside it. So a poison prompt's second crash is counted against it only, not against the
+//! conversations that happened to run with it the first time.
+
+use std::collections::HashSet;
+use std::time::Duration;
 
 use ractor::ActorProcessingErr;
 use serde_json::Value;
-use std::collections::HashSet;
+use tokio::time::Instant;
 
 use super::threads::INVITE_KEY;
 use super::{Job, MAX_ATTEMPTS, Open, Purpose, RunnerState, Waiter};
@@ -23,6 +33,9 @@ use crate::runner::inbox::RelayJob;
 use crate::runner::journal::{Entry, EntryKind};
 use crate::runner::{prompt, session};
 use crate::trace::TraceCtx;
+
+/// How long a compaction may block its thread when turns have no timeout.
+const COMPACTION_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl RunnerState {
     /// Starts what can start: due handovers, jobs, then entries.
@@ -35,10 +48,11 @@ impl RunnerState {
         }
     }
 
-    /// Whether `key` runs a turn or is being opened.
+    /// Whether `key` runs a turn, compacts, waits for a steer's answer or is being opened.
     fn busy(&self, key: &str) -> bool {
         self.turns.contains_key(key)
-            || self.compacting.contains(key)
+            || self.compacting.contains_key(key)
+            || self.steers.values().any(|k| k == key)
             || matches!(self.threads.get(key), Some(Open::Opening))
     }
 
@@ -90,8 +104,15 @@ impl RunnerState {
         let mut kept = std::collections::VecDeque::new();
         while let Some(job) = self.jobs.pop_front() {
             let key = match &job {
-                Job::Compact { key } | Job::Clear { key } => key.clone(),
+                Job::Compact { key } | Job::Clear { key } => Some(key.clone()),
                 Job::Query { .. } => self.query_key(),
+            };
+            let (Some(key), false) = (key, self.expired(&job)) else {
+                // Nowhere to ask, or its caller gave up: the status without a query.
+                if let Job::Query { reply, .. } = job {
+                    let _ = reply.send(self.turn_status(None));
+                }
+                continue;
             };
             if self.busy(&key) {
                 kept.push_back(job);
@@ -117,7 +138,10 @@ impl RunnerState {
                     match job {
                         Job::Compact { .. } => {
                             let params = session::compact(&thread);
-                            self.compacting.insert(key.clone());
+                            let deadline = Instant::now()
+                                + self.settings.turn_timeout.unwrap_or(COMPACTION_TIMEOUT);
+                            self.compacting.insert(key.clone(), deadline);
+                            self.arm(deadline);
                             let waiter = Waiter::Compact { key };
                             self.request("thread/compact/start", Some(params), waiter)?;
                         }
@@ -158,7 +182,13 @@ impl RunnerState {
         let pending = self.inbox.journal.lock().pending();
         let ids: HashSet<u64> = pending.iter().map(|entry| entry.id).collect();
         self.dispatched.retain(|id| ids.contains(id));
-        let mut waiting: HashSet<String> = HashSet::new();
+        if self.turns.values().any(|active| active.suspect) {
+            return Ok(()); // a suspect replays alone
+        }
+        let suspects = pending.iter().any(|entry| {
+            !self.dispatched.contains(&entry.id) && (1..MAX_ATTEMPTS).contains(&entry.attempts)
+        });
+        let mut waiting: HashSet<String> = self.steers.values().cloned().collect();
         for entry in pending {
             if self.dispatched.contains(&entry.id) {
                 continue;
@@ -172,6 +202,14 @@ impl RunnerState {
                 continue;
             }
             waiting.insert(key.clone());
+            if suspects {
+                // Only a suspect starts, and only with nothing else running.
+                if entry.attempts == 0 || self.places_taken() > 0 || !self.prepare(&key)? {
+                    continue;
+                }
+                self.start_entry(&key, &entry);
+                return Ok(());
+            }
             if self.turns.contains_key(&key) {
                 self.try_steer(&key, &entry)?;
                 continue;
@@ -220,15 +258,12 @@ impl RunnerState {
         };
         let same =
             matches!(&active.purpose, Purpose::Entry { conversation: c, .. } if *c == conversation);
-        let (true, Some(turn), None, None) = (
-            same,
-            active.turn.id.clone(),
-            active.steering,
-            active.turn.interrupted,
-        ) else {
+        let ready = same && !active.steer_refused && active.turn.interrupted.is_none();
+        let (true, Some(turn), None) = (ready, active.turn.id.clone(), active.steering) else {
             return Ok(());
         };
         active.steering = Some(entry.id);
+        self.steers.insert(entry.id, key.to_owned());
         let params = session::turn_steer(&active.thread, &turn, &entry.entry.prompt);
         self.dispatched.insert(entry.id);
         tracing::info!(agent.nick = %self.settings.nick, entry = entry.id, conversation = %conversation, codex.turn_id = %turn, "a follow-up is steered into the running turn");
@@ -251,6 +286,7 @@ impl RunnerState {
         result: Result<Value, RpcError>,
     ) {
         let nick = self.settings.nick.clone();
+        self.steers.remove(&entry);
         let active = self
             .turns
             .get_mut(key)
@@ -281,7 +317,9 @@ impl RunnerState {
             }
             (result, active) => {
                 if let Some(active) = active {
+                    // Refused while it still runs: later follow-ups wait for its end.
                     active.steering = None;
+                    active.steer_refused = true;
                 }
                 match result {
                     Ok(_) => {
@@ -309,6 +347,7 @@ impl RunnerState {
                 channel: entry.entry.reply_to.clone(),
             };
             self.start_turn(key, &entry.entry.prompt, purpose, entry.entry.trace.clone());
+            self.mark_suspect(key, entry);
             return;
         }
         if entry.entry.kind != EntryKind::Poll {
@@ -328,5 +367,18 @@ impl RunnerState {
             None => prompt,
         };
         self.start_turn(key, &prompt, purpose, entry.entry.trace.clone());
+        self.mark_suspect(key, entry);
+    }
+
+    /// The turn of `entry` on `key` replays an entry codex died during: it runs alone.
+    fn mark_suspect(&mut self, key: &str, entry: &Entry) {
+        if let Some(active) = self.turns.get_mut(key) {
+            active.suspect = entry.attempts > 0;
+        }
+    }
+
+    /// Whether a status query's caller has given up.
+    fn expired(&self, job: &Job) -> bool {
+        matches!(job, Job::Query { deadline, .. } if *deadline <= Instant::now())
     }
 }

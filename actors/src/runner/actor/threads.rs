@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::{Open, RunnerState, Waiter};
 use crate::codex::jsonrpc::RpcError;
+use crate::runner::conversation::{SHARED_KEY, ThreadMode};
 use crate::runner::session;
 
 /// The prefix of a room invitation's short-lived thread key.
@@ -136,7 +137,8 @@ impl RunnerState {
         }
     }
 
-    /// Every thread key with a thread (in the book or open now), short-lived ones aside.
+    /// Every thread key with a thread (in the book or open now), short-lived ones aside, and
+    /// with threads per conversation the upgraded thread a conversation has not adopted yet.
     pub(super) fn known_keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = self.book.keys().map(str::to_owned).collect();
         for key in self.threads.keys() {
@@ -144,18 +146,30 @@ impl RunnerState {
                 keys.push(key.clone());
             }
         }
+        if self.settings.conversations.threads == ThreadMode::PerConversation {
+            keys.retain(|key| key != SHARED_KEY);
+        }
         keys
     }
 
-    /// The thread a status query runs on: the one that ran a turn last, else any known,
-    /// else the first channel's (started for it).
-    pub(super) fn query_key(&self) -> String {
-        let known = self.known_keys();
+    /// The thread a status query runs on (its answer goes to any caller, so never a private
+    /// conversation's): the one that ran a turn last, else any known, else the first
+    /// channel's (started for it); `None`: nowhere to ask.
+    pub(super) fn query_key(&self) -> Option<String> {
+        let known: Vec<String> = self
+            .known_keys()
+            .into_iter()
+            .filter(|key| !self.settings.is_private(key))
+            .collect();
+        let home = self.settings.home_key();
+        let home = (self.settings.conversations.threads == ThreadMode::Shared
+            || home != SHARED_KEY)
+            .then_some(home);
         self.book
             .last()
             .filter(|last| known.iter().any(|k| k == last))
             .map(str::to_owned)
             .or_else(|| known.into_iter().next())
-            .unwrap_or_else(|| self.settings.home_key())
+            .or(home)
     }
 }

@@ -58,7 +58,7 @@ impl RunnerState {
                 .find(|(_, open)| matches!(open, Open::Ready { thread: t, .. } if t == thread))
                 .map(|(key, _)| key.clone())
         });
-        if let Some(key) = key.filter(|key| self.compacting.remove(key)) {
+        if let Some(key) = key.filter(|key| self.compacting.remove(key).is_some()) {
             tracing::info!(agent.nick = %self.settings.nick, conversation = %key, "compaction done");
             self.next();
         }
@@ -95,7 +95,10 @@ impl RunnerState {
             }
             Purpose::Handover { .. } | Purpose::Invite { .. } => return,
         }
-        self.stats().last_text = text;
+        // `status` shows it to any caller: a private conversation's never.
+        if !self.settings.is_private(key) {
+            self.stats().last_text = text;
+        }
     }
 
     /// Answers status queries (waiting or running) whose time is up.
@@ -231,11 +234,16 @@ impl RunnerState {
                 deadline,
                 trace,
                 steering: None,
+                steer_refused: false,
+                seq: self.turn_seq + 1,
+                suspect: false,
             },
         );
+        self.turn_seq += 1;
         let params = session::turn_start(&thread, text);
         let waiter = Waiter::TurnStart {
             key: key.to_owned(),
+            seq: self.turn_seq,
         };
         if let Err(error) = self.request("turn/start", Some(params), waiter) {
             self.finish(key, Outcome::Failed(error.to_string()));
@@ -281,10 +289,6 @@ impl RunnerState {
             }
             stats.consecutive_failures
         };
-        if let Some(entry) = active.steering {
-            // Its answer decides: joined too late, or refused: it runs as the next turn.
-            tracing::debug!(agent.nick = %self.settings.nick, entry, "the turn ended with a steer unanswered");
-        }
         match active.purpose {
             Purpose::Entry {
                 ids,

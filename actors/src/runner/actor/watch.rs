@@ -21,29 +21,55 @@ impl RunnerState {
             tracing::warn!(agent.nick = %self.settings.nick, codex.process = %self.settings.codex.name(), codex.pid = codex.pid(), reason = %why, "codex is wedged; killing its process for every agent on it");
             codex.kill(format!("{}: {why}", self.settings.nick));
         }
-        let _ = self.requests.drain();
+        for (_, pending) in self.requests.drain() {
+            self.dropped(pending.waiter);
+        }
         // Nothing starts on it until the next process is attached.
         self.initialized = false;
     }
 
+    /// A request that will never be answered (codex is gone or wedged): what waited on it
+    /// is let go (a steered entry runs again as a turn; a compaction no longer blocks).
+    pub(super) fn dropped(&mut self, waiter: Waiter) {
+        match waiter {
+            Waiter::Steer { entry, .. } => {
+                self.steers.remove(&entry);
+                self.dispatched.remove(&entry);
+            }
+            Waiter::Compact { key } => {
+                self.compacting.remove(&key);
+            }
+            _ => {}
+        }
+    }
+
     pub(super) fn on_tick(&mut self) -> Result<(), ActorProcessingErr> {
         let now = Instant::now();
+        self.expire_queries(now);
+        self.expire_compactions(now);
+        let mut fatal: Option<String> = None;
+        let mut cut = false;
         for (_, pending) in self.requests.expire(now) {
-            if let Waiter::Compact { .. } | Waiter::Unsubscribe = pending.waiter {
-                continue;
+            match pending.waiter {
+                // A compaction may take long (it has its own deadline); nobody waits for an
+                // unsubscribe.
+                Waiter::Compact { .. } | Waiter::Unsubscribe => continue,
+                Waiter::TurnStart { .. } | Waiter::Probe | Waiter::Steer { .. } => cut = true,
+                _ => {}
             }
-            if let Waiter::TurnStart { .. } | Waiter::Probe | Waiter::Steer { .. } = pending.waiter
-            {
+            fatal.get_or_insert_with(|| pending.method.clone());
+            self.dropped(pending.waiter);
+        }
+        if let Some(method) = fatal {
+            if cut {
                 self.cut_off_all("wedged", true);
             }
             self.wedged(format!(
-                "codex did not answer {} within {}",
-                pending.method,
+                "codex did not answer {method} within {}",
                 humantime::format_duration(self.settings.request_timeout)
             ));
             return Ok(());
         }
-        self.expire_queries(now);
         let keys: Vec<String> = self.turns.keys().cloned().collect();
         for key in keys {
             let Some(active) = self.turns.get_mut(&key) else {
@@ -51,11 +77,12 @@ impl RunnerState {
             };
             if let Some(interrupted) = active.turn.interrupted {
                 if now >= interrupted + self.settings.interrupt_timeout {
-                    self.finish(&key, Outcome::Timeout);
+                    // Wedged first: nothing may start on the thread its turn still holds.
                     self.wedged(format!(
                         "codex did not end an interrupted turn within {}s",
                         self.settings.interrupt_timeout.as_secs()
                     ));
+                    self.finish(&key, Outcome::Timeout);
                     return Ok(());
                 }
             } else if active.deadline.is_some_and(|deadline| now >= deadline) {
@@ -87,6 +114,24 @@ impl RunnerState {
         Ok(())
     }
 
+    /// Compactions whose turn did not complete in time stop blocking their thread.
+    fn expire_compactions(&mut self, now: Instant) {
+        let expired: Vec<String> = self
+            .compacting
+            .iter()
+            .filter(|(_, deadline)| **deadline <= now)
+            .map(|(key, _)| key.clone())
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        for key in expired {
+            tracing::warn!(agent.nick = %self.settings.nick, conversation = %key, "codex's compaction did not complete in time; the conversation goes on");
+            self.compacting.remove(&key);
+        }
+        self.next();
+    }
+
     /// Abandons every running turn because codex died, is wedged or stopped (`outcome`
     /// names which on their spans). Not finished: their entries (steered ones included)
     /// stay journaled and are replayed on the next process, each on its own thread; when
@@ -94,12 +139,11 @@ impl RunnerState {
     /// breaks codex every time is given up after [`MAX_ATTEMPTS`](super::MAX_ATTEMPTS).
     pub(super) fn cut_off_all(&mut self, outcome: &str, counted: bool) {
         for (key, active) in std::mem::take(&mut self.turns) {
-            let mut ids = match &active.purpose {
+            let ids = match &active.purpose {
                 Purpose::Entry { ids, .. } => ids.clone(),
                 Purpose::Invite { id, .. } => vec![*id],
                 _ => Vec::new(),
             };
-            ids.extend(active.steering);
             for id in &ids {
                 // Run it again on the next process.
                 self.dispatched.remove(id);
