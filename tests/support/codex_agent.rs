@@ -1,6 +1,7 @@
 //! One codexd agent with a real runner on a real agentirc: `codexd run` in a scratch home,
 //! its codex either the real binary against the in-repo fake model (offline) or the
-//! scripted fake app-server, and `spark-ori`, a raw IRC client in `#general` and `#ops`.
+//! scripted fake app-server, and `spark-ori`, a raw IRC client in the agent's channels
+//! (`#general` and `#ops` unless [`Extra::channels`] says otherwise).
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -44,6 +45,8 @@ pub struct Extra<'a> {
     pub state_dir: &'a str,
     /// Variables added to `codexd run`'s environment, e.g. `HTTP_PROXY`.
     pub env: &'a [(String, String)],
+    /// The agent's channels, which `spark-ori` joins too; empty: `#general` and `#ops`.
+    pub channels: &'a [&'a str],
 }
 
 pub struct CodexAgent {
@@ -106,9 +109,15 @@ impl CodexAgent {
                 (None, None, yaml)
             }
         };
+        let channels = match extra.channels {
+            [] => &["#general", "#ops"][..],
+            channels => channels,
+        };
+        let channel_list: Vec<String> = channels.iter().map(|c| format!("'{c}'")).collect();
         scratch.write_config(&format!(
-            "{top}server:\n  name: spark\n  host: {host}\n  port: {port}\n{server}state_dir: {state_dir}\ncontrol_socket: {{socket}}\nshutdown_grace: 10s\nrestart:\n{restart}agents:\n  - nick: {NICK}\n    channels: ['#general', '#ops']\n    directory: {work}\n    model: fake-model\n{agent}    codex:\n{codex_yaml}{codex}",
+            "{top}server:\n  name: spark\n  host: {host}\n  port: {port}\n{server}state_dir: {state_dir}\ncontrol_socket: {{socket}}\nshutdown_grace: 10s\nrestart:\n{restart}agents:\n  - nick: {NICK}\n    channels: [{channel_list}]\n    directory: {work}\n    model: fake-model\n{agent}    codex:\n{codex_yaml}{codex}",
             top = extra.top,
+            channel_list = channel_list.join(", "),
             restart = match extra.restart {
                 "" => "  backoff_base: 100ms\n  backoff_cap: 500ms\n  max_restarts: 3\n  window: 60s\n  cooldown: 60s\n  health_interval: 2s\n  health_timeout: 2s\n",
                 restart => restart,
@@ -131,8 +140,9 @@ impl CodexAgent {
         });
         let mut ori =
             RawClient::connect(ircd.host(), ircd.port(), "spark-ori", &["message-tags"]).await;
-        ori.join("#general").await;
-        ori.join("#ops").await;
+        for channel in channels {
+            ori.join(channel).await;
+        }
         Some(CodexAgent {
             scratch,
             daemon: Some(daemon),
