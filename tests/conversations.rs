@@ -343,3 +343,56 @@ async fn with_one_turn_at_a_time_and_no_steering_mentions_wait_in_journal_order(
         "journal order: {order:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_codex_died_during_replays_alone_so_a_second_death_gives_up_only_on_it() {
+    let Some(mut agent) = CodexAgent::start(Codex::Real(Vec::new()), Extra::default()).await else {
+        return;
+    };
+    let first = Gate::new();
+    let model = agent.model.as_ref().expect("fake model");
+    model.when("alpha", Reply::held("never delivered", &first));
+    model.when("beta", Reply::held("never delivered", &first));
+    agent.say("#general", &format!("@{NICK} alpha")).await;
+    agent.say("#ops", &format!("@{NICK} beta")).await;
+    let held = |agent: &CodexAgent| agent.model.as_ref().map_or(0, FakeModel::held);
+    eventually("both turns stream", || (held(&agent) == 2).then_some(()));
+    // The first death counts an attempt against both.
+    let second = Gate::new();
+    let model = agent.model.as_ref().expect("fake model");
+    model.when("alpha", Reply::held("never delivered", &second));
+    model.when("beta", Reply::text("beta answered"));
+    agent.fault("kill");
+
+    // alpha (journaled first) replays alone: beta waits.
+    eventually("alpha's replay streams", || {
+        let model = agent.model.as_ref()?;
+        (model.held() == 1 && requests_for(model, "alpha").len() == 2).then_some(())
+    });
+    let model = agent.model.as_ref().expect("fake model");
+    assert_eq!(requests_for(model, "beta").len(), 1, "beta waits for alpha");
+    let runner = agent.runner().expect("status");
+    assert_eq!(
+        runner["detail"]["turns"].as_array().map(Vec::len),
+        Some(1),
+        "{runner}"
+    );
+    // The second death is alpha's alone: it is given up, beta is answered.
+    agent.fault("kill");
+    agent
+        .reply("#general", "Sorry, I encountered an error")
+        .await;
+    agent.reply("#ops", "beta answered").await;
+    let runner = eventually("done", || idle_and_empty(&agent));
+    assert_eq!(runner["detail"]["turns_failed"], 1, "{runner}");
+    assert!(
+        !agent
+            .ori
+            .received()
+            .iter()
+            .any(|line| line.contains("PRIVMSG #ops :Sorry")),
+        "beta was not given up"
+    );
+    first.open();
+    second.open();
+}
