@@ -22,8 +22,8 @@
 //! |           | one turn a round, one steer a round; without: the slow answer posted      |
 //! |           | before `done N`, two turns a round                                        |
 //!
-//! **Part 2, mentions in four channels at once**, `conversations: {max_turns: 1}` then the
-//! default (4), in `#c1`..`#c4` with flood control off (`flood_rate: 0`: four replies a round
+//! **Part 2, mentions in four channels at once**, `conversations: {max_turns: 1}`, `2`, then
+//! the default (4), in `#c1`..`#c4` with flood control off (`flood_rate: 0`: four replies a round
 //! would otherwise be paced by the bucket, burst 10 at 2 lines/s, and the figure would
 //! measure the pacing instead of the turns running at once):
 //!
@@ -124,7 +124,7 @@ async fn run(rounds: usize) -> Result<Vec<String>> {
         ANSWER_WORD.as_secs_f64() * 5.0,
         ANSWER_WORD.as_secs_f64() * 6.0
     );
-    for max_turns in [Some(1), None] {
+    for max_turns in [Some(1), Some(2), None] {
         let mut samples = channels(max_turns, rounds, &mut failures).await?;
         let setting = max_turns.map_or("default (4)".to_owned(), |n| n.to_string());
         println!("  max_turns: {setting:<11}  {}", Stats::of(&mut samples));

@@ -396,3 +396,63 @@ async fn a_turn_codex_died_during_replays_alone_so_a_second_death_gives_up_only_
     first.open();
     second.open();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_eight_loaded_threads_the_one_idle_longest_is_unloaded_and_resumed_when_needed() {
+    const CHANNELS: [&str; 10] = [
+        "#c0", "#c1", "#c2", "#c3", "#c4", "#c5", "#c6", "#c7", "#c8", "#c9",
+    ];
+    let extra = Extra {
+        channels: &CHANNELS,
+        top: "admission: {per_sender: 0}\n",
+        ..Extra::default()
+    };
+    let Some(mut agent) = CodexAgent::start(Codex::Real(Vec::new()), extra).await else {
+        return;
+    };
+    let model = agent.model.as_ref().expect("fake model");
+    model.when("remember lemon", Reply::text("noted lemon"));
+    model.when("what fruit", Reply::text("it was lemon"));
+    agent.say("#c0", &format!("@{NICK} remember lemon")).await;
+    agent.reply("#c0", "noted lemon").await;
+    for channel in &CHANNELS[1..] {
+        eventually("the last turn ended", || idle_and_empty(&agent));
+        agent
+            .say(channel, &format!("@{NICK} hello {channel}"))
+            .await;
+        agent.reply(channel, "ok").await;
+    }
+    let runner = eventually("all ten answered", || idle_and_empty(&agent));
+    let states: Vec<(String, String)> = runner["detail"]["conversations"]
+        .as_array()
+        .expect("conversations")
+        .iter()
+        .map(|c| {
+            (
+                c["conversation"].as_str().unwrap_or_default().to_owned(),
+                c["state"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let loaded = states.iter().filter(|(_, state)| state == "idle").count();
+    assert_eq!(loaded, 8, "{states:?}");
+    for unloaded in ["#c0", "#c1"] {
+        assert!(
+            states.contains(&(unloaded.to_owned(), "not loaded".to_owned())),
+            "{unloaded} idle longest: {states:?}"
+        );
+    }
+    assert!(agent.log().contains("unloading the thread idle longest"));
+
+    agent.say("#c0", &format!("@{NICK} what fruit?")).await;
+    agent.reply("#c0", "it was lemon").await;
+    let model = agent.model.as_ref().expect("fake model");
+    let asked = requests_for(model, "what fruit");
+    assert!(
+        user_texts(&asked[0])
+            .iter()
+            .any(|t| t.contains("remember lemon")),
+        "resumed with its history: {:?}",
+        user_texts(&asked[0])
+    );
+}

@@ -213,6 +213,9 @@ pub struct RunnerState {
     steers: HashMap<u64, String>,
     /// The number of the last turn started.
     turn_seq: u64,
+    /// The number of the last turn of each loaded thread key (the one idle longest is
+    /// unloaded first).
+    used: HashMap<String, u64>,
     /// The last thread replaced because it had another tool set.
     replaced_thread: Option<String>,
     jobs: VecDeque<Job>,
@@ -280,6 +283,7 @@ impl Actor for Runner {
             compacting: HashMap::new(),
             steers: HashMap::new(),
             turn_seq: 0,
+            used: HashMap::new(),
             replaced_thread: None,
             jobs: VecDeque::new(),
             dispatched: BTreeSet::new(),

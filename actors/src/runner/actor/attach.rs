@@ -97,5 +97,6 @@ impl RunnerState {
         self.threads.clear();
         self.compacting.clear();
         self.steers.clear();
+        self.used.clear();
     }
 }

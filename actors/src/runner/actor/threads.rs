@@ -14,6 +14,12 @@ use crate::runner::session;
 /// The prefix of a room invitation's short-lived thread key.
 pub(super) const INVITE_KEY: &str = "invite:";
 
+/// Conversation threads an agent keeps loaded in codex at once: opening one more unloads
+/// (`thread/unsubscribe`) the one idle longest; it is resumed when next needed. Each loaded
+/// thread costs codex memory (about 2 MiB, bench/README.md `pool`), and an agent answering
+/// many DM peers for weeks would otherwise load them all.
+pub(super) const LOADED_THREADS: usize = 8;
+
 impl RunnerState {
     /// The loaded thread of `key`, if it is ready.
     pub(super) fn ready_thread(&self, key: &str) -> Option<&str> {
@@ -29,6 +35,7 @@ impl RunnerState {
         if self.threads.contains_key(key) {
             return Ok(());
         }
+        self.make_room();
         self.threads.insert(key.to_owned(), Open::Opening);
         if key.starts_with(INVITE_KEY) {
             let params = self.settings.thread.start_ephemeral();
@@ -50,6 +57,35 @@ impl RunnerState {
                 self.request("thread/resume", Some(params), waiter)
             }
             None => self.start_thread(key),
+        }
+    }
+
+    /// Unloads the conversation thread idle longest while [`LOADED_THREADS`] are loaded.
+    fn make_room(&mut self) {
+        loop {
+            let loaded: Vec<&String> = self
+                .threads
+                .keys()
+                .filter(|key| !key.starts_with(INVITE_KEY))
+                .collect();
+            if loaded.len() < LOADED_THREADS {
+                return;
+            }
+            let idle = loaded
+                .into_iter()
+                .filter(|key| {
+                    matches!(self.threads.get(*key), Some(Open::Ready { .. }))
+                        && !self.turns.contains_key(*key)
+                        && !self.compacting.contains_key(*key)
+                        && !self.steers.values().any(|k| k == *key)
+                })
+                .min_by_key(|key| self.used.get(*key).copied().unwrap_or(0))
+                .cloned();
+            let Some(key) = idle else {
+                return; // all busy: it goes over for now
+            };
+            tracing::info!(agent.nick = %self.settings.nick, conversation = %key, "unloading the thread idle longest ({LOADED_THREADS} loaded); it is resumed when next needed");
+            self.close_thread(&key);
         }
     }
 
@@ -125,8 +161,11 @@ impl RunnerState {
         Ok(())
     }
 
-    /// A short-lived thread's work is done: unloaded from codex and forgotten.
+    /// Unloads `key`'s thread from codex and forgets it on this session: a short-lived
+    /// thread's work is done; a conversation's thread is idle or cleared (the book keeps it
+    /// unless cleared, and it is resumed when next needed).
     pub(super) fn close_thread(&mut self, key: &str) {
+        self.used.remove(key);
         if let Some(Open::Ready { thread, .. }) = self.threads.remove(key) {
             let params = session::unsubscribe(&thread);
             if let Err(error) =

@@ -240,6 +240,7 @@ impl RunnerState {
             },
         );
         self.turn_seq += 1;
+        self.used.insert(key.to_owned(), self.turn_seq);
         let params = session::turn_start(&thread, text);
         let waiter = Waiter::TurnStart {
             key: key.to_owned(),
