@@ -352,18 +352,32 @@ impl ReloadPlan {
     }
 }
 
-/// Daemon-level settings that differ between `old` and `new` and that a reload does not
-/// apply (agents' own entries, including their resolved restart, codex and attention
-/// settings, are applied by restarting the changed agents).
-pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 12] = [
+/// Daemon-level settings that differ between `old` and `new` and that every agent is built
+/// from (its `irc`, `webhook`, `attention` and `overseer` children): a reload applies them
+/// by restarting the agents one by one (their journals keep what was accepted).
+pub fn agent_wide_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let checks: [(&'static str, bool); 6] = [
         ("server", old.server != new.server),
         ("supervisor", old.overseer != new.overseer),
         ("webhooks", old.webhooks != new.webhooks),
-        ("telemetry", old.telemetry != new.telemetry),
         ("buffer_size", old.buffer_size != new.buffer_size),
         ("poll_interval", old.poll_interval != new.poll_interval),
         ("sleep_start/sleep_end", old.sleep != new.sleep),
+    ];
+    checks
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(key, _)| key)
+        .collect()
+}
+
+/// Daemon-level settings that differ between `old` and `new` and that a reload does not
+/// apply (agents' own entries, including their resolved restart, codex and attention
+/// settings, are applied by restarting the changed agents; see also
+/// [`agent_wide_changes`]).
+pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let checks: [(&'static str, bool); 6] = [
+        ("telemetry", old.telemetry != new.telemetry),
         ("state_dir", old.state_dir != new.state_dir),
         ("control_socket", old.control_socket != new.control_socket),
         ("ipc_dir", old.ipc_dir != new.ipc_dir),
@@ -403,9 +417,11 @@ mod tests {
         );
         assert_eq!(
             restart_only_changes(&old, &new),
-            ["server", "ipc_dir", "shutdown_grace"]
+            ["ipc_dir", "shutdown_grace"]
         );
+        assert_eq!(agent_wide_changes(&old, &new), ["server"]);
         assert!(restart_only_changes(&old, &old).is_empty());
+        assert!(agent_wide_changes(&old, &old).is_empty());
     }
 
     #[test]

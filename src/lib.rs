@@ -209,8 +209,11 @@ impl Daemon {
     }
 
     /// SIGHUP: re-read the config; if it is valid, start added agents (and those stopped
-    /// over IPC), stop removed ones and restart changed ones, leaving the rest untouched.
-    /// If it is not, keep running as is. Returns the config now in force.
+    /// over IPC), stop removed ones and restart changed ones one by one, leaving the rest
+    /// untouched; a daemon-level change every agent is built from (`server`, `webhooks`,
+    /// …: [`agents::agent_wide_changes`]) restarts every agent, one by one. What only a
+    /// daemon restart applies is named in the log. If the file is not valid, keep running
+    /// as is. Returns the config now in force.
     async fn reload(&mut self, host: &Host, source: &ConfigSource, current: Config) -> Config {
         let loaded = match config::load(&source.path, &source.env) {
             Ok(loaded) => loaded,
@@ -240,22 +243,37 @@ impl Daemon {
             .filter(|a| !self.stopped.contains(&a.nick))
             .cloned()
             .collect();
-        let plan = ReloadPlan::between(&running, &wanted);
+        let mut plan = ReloadPlan::between(&running, &wanted);
+        let agent_wide = agents::agent_wide_changes(&current, &loaded.config);
+        if !agent_wide.is_empty() {
+            tracing::info!(keys = ?agent_wide, "daemon-level settings every agent is built from changed; restarting the agents one by one");
+            for agent in &running {
+                let kept = wanted.iter().any(|a| a.nick == agent.nick);
+                if kept && !plan.changed.contains(&agent.nick) {
+                    plan.changed.push(agent.nick.clone());
+                }
+            }
+        }
         tracing::info!(added = ?plan.added, removed = ?plan.removed, changed = ?plan.changed, "config reloaded");
-        for nick in plan.removed.iter().chain(&plan.changed) {
+        for nick in &plan.removed {
             if let Err(error) = host.remove_agent(nick).await {
                 tracing::error!(agent.nick = %nick, error = %error, "could not stop agent");
             }
-        }
-        for nick in &plan.removed {
             self.agents.remove(nick);
             self.pool.release(nick);
         }
+        // One agent at a time: the others keep answering; each restarted agent's journal
+        // keeps what it accepted, and its new runner replays it.
         for agent in wanted
             .iter()
             .filter(|a| plan.added.contains(&a.nick) || plan.changed.contains(&a.nick))
         {
-            let Ok(spec) = self.spec(&current, agent) else {
+            if plan.changed.contains(&agent.nick) {
+                if let Err(error) = host.remove_agent(&agent.nick).await {
+                    tracing::error!(agent.nick = %agent.nick, error = %error, "could not stop agent");
+                }
+            }
+            let Ok(spec) = self.spec(&loaded.config, agent) else {
                 continue; // logged
             };
             if let Err(error) = host.add_agent(spec).await {
