@@ -21,6 +21,8 @@ const NICK: &str = "fake-bot";
 const SASL_PASSWORD: &str = "sasl-Pw-5ecret-41";
 const WEBHOOK_TOKEN: &str = "hook-T0ken-5ecret-42";
 const OTLP_TOKEN: &str = "otlp-T0ken-5ecret-43";
+/// SASL PLAIN's payload for these credentials: base64 of `bot\0bot\0sasl-Pw-5ecret-41`.
+const SASL_PAYLOAD: &str = "Ym90AGJvdABzYXNsLVB3LTVlY3JldC00MQ==";
 
 /// Fast restarts: three runner panics open its circuit, which raises `circuit_open`.
 const POLICY: &str = "restart:\n  backoff_base: 50ms\n  backoff_cap: 200ms\n  max_restarts: 3\n  window: 60s\n  cooldown: 30s\n  stable_after: 1s\n";
@@ -133,7 +135,7 @@ fn open_runner_circuit(scratch: &Scratch) {
 }
 
 fn assert_secret_free(what: &str, text: &str) {
-    for secret in [SASL_PASSWORD, WEBHOOK_TOKEN, OTLP_TOKEN] {
+    for secret in [SASL_PASSWORD, SASL_PAYLOAD, WEBHOOK_TOKEN, OTLP_TOKEN] {
         assert!(
             !text.contains(secret),
             "{what} shows a secret ({secret}):\n{text}"
@@ -164,11 +166,15 @@ async fn secrets_reach_only_their_destination(source: Source) {
     // which then joins its channel.
     setup
         .fake
-        .wait_for_line("the join after SASL", |_, line| line == "JOIN #general")
+        .wait_for_line("the join after SASL", |_, line| {
+            line.ends_with(" JOIN #general")
+        })
         .await;
     let lines = setup.fake.all_lines().await;
     assert!(
-        lines.iter().any(|l| l == "AUTHENTICATE PLAIN"),
+        lines
+            .iter()
+            .any(|l| l.ends_with(&format!(" AUTHENTICATE {SASL_PAYLOAD}"))),
         "{lines:#?}"
     );
     let connected = tokio::task::block_in_place(|| {
