@@ -52,11 +52,16 @@ pub enum Command {
         #[arg(long = "agent", value_name = "NICK")]
         agents: Vec<String>,
     },
-    /// Validate a config file and print a summary of its agents.
+    /// Validate a config file, check that this machine can run it (agent directories, the
+    /// codex binary and its version, the server's host, writable state and socket
+    /// directories) and print a summary of its agents.
     CheckConfig {
         /// Config file [default: $CODEXD_CONFIG, else ~/.culture/agents.yaml].
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Validate the file only: no file system, codex or DNS checks (CI, other machines).
+        #[arg(long)]
+        no_preflight: bool,
     },
     /// Show the running daemon's supervision tree.
     Status {
@@ -153,13 +158,39 @@ pub fn load_config(path: &Path, env: &Env) -> Result<Loaded, ExitCode> {
     }
 }
 
-/// `codexd check-config`.
-pub fn check_config(path: &Path, env: &Env) -> ExitCode {
+/// `codexd check-config`: the file, then (unless `preflight` is false) the machine.
+/// Preflight errors exit like config errors; warnings do not change the exit code.
+pub async fn check_config(path: &Path, env: &Env, preflight: bool) -> ExitCode {
     let loaded = match load_config(path, env) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    if !preflight {
+        print!("{}", summary(path, &loaded.config));
+        return ExitCode::from(exit::OK);
+    }
+    let found = crate::preflight::check(&loaded.config, env).await;
+    for warning in &found.warnings {
+        eprintln!("warning: {warning}");
+    }
+    for error in &found.errors {
+        eprintln!("error: {error}");
+    }
+    if !found.errors.is_empty() {
+        return fail(
+            exit::CONFIG,
+            &[format!(
+                "{} is valid, but preflight found {} problem(s) on this machine \
+                 (--no-preflight checks the file only)",
+                path.display(),
+                found.errors.len()
+            )],
+        );
+    }
     print!("{}", summary(path, &loaded.config));
+    for (key, binary, version) in &found.codex_versions {
+        println!("{key} {}: codex {version}", binary.display());
+    }
     ExitCode::from(exit::OK)
 }
 

@@ -16,6 +16,7 @@ mod names;
 mod paths;
 mod reader;
 mod restart;
+mod secrets;
 mod sections;
 mod server;
 mod telemetry;
@@ -27,6 +28,8 @@ mod tests_conversations;
 mod tests_culture;
 #[cfg(test)]
 mod tests_reader;
+#[cfg(test)]
+mod tests_secrets;
 #[cfg(test)]
 mod tests_sections;
 mod types;

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod env;
+pub mod preflight;
 pub mod signal;
 pub mod telemetry;
 

@@ -37,8 +37,11 @@ async fn dispatch(cli: Cli, env: Env) -> ExitCode {
     };
     match command {
         Command::Run { config, agents } => run(config, agents, cli.log_format, env).await,
-        Command::CheckConfig { config } => match cli::config_path(config.as_deref(), &env) {
-            Ok(path) => cli::check_config(&path, &env),
+        Command::CheckConfig {
+            config,
+            no_preflight,
+        } => match cli::config_path(config.as_deref(), &env) {
+            Ok(path) => cli::check_config(&path, &env, !no_preflight).await,
             Err(error) => cli::load_config_error(error),
         },
         Command::Status { json, target } => {

@@ -1,5 +1,7 @@
-//! `codexd check-config` and the plain CLI contracts: every example config passes, a
-//! broken one lists every error with its key path, bad paths get a `hint:`.
+//! `codexd check-config` and the plain CLI contracts: every example config passes (the file
+//! alone: `--no-preflight`, since its directories and codex are not on this machine), a
+//! broken one lists every error with its key path, bad paths get a `hint:`, and preflight
+//! names every missing directory or binary by its key.
 
 mod support;
 
@@ -23,8 +25,7 @@ fn every_example_config_checks_clean() {
     for file in examples() {
         let out = scratch
             .codexd()
-            .arg("check-config")
-            .arg("--config")
+            .args(["check-config", "--no-preflight", "--config"])
             .arg(&file)
             .output()
             .expect("run");
@@ -127,4 +128,133 @@ fn version_and_help() {
     for word in ["run", "check-config", "status", "reset", "fault"] {
         assert!(help.contains(word), "{help}");
     }
+}
+
+/// A fake codex that prints `version` for `--version`.
+fn fake_codex(scratch: &Scratch, version: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = scratch.path("bin/codex");
+    std::fs::create_dir_all(scratch.path("bin")).expect("mkdir");
+    std::fs::write(&path, format!("#!/bin/sh\necho '{version}'\n")).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+/// One agent in `directory`, codex at `binary`, state and sockets in the scratch dir.
+fn machine_config(scratch: &Scratch, directory: &str, binary: &str) {
+    scratch.write_config(&format!(
+        "server:\n  name: spark\n  host: 127.0.0.1\ncontrol_socket: {{socket}}\nstate_dir: {{home}}/state\n\
+         codex:\n  binary: {binary}\nagents:\n  - nick: spark-a\n    directory: {directory}\n"
+    ));
+}
+
+fn check(scratch: &Scratch) -> (Option<i32>, String, String) {
+    let out = scratch
+        .codexd()
+        .args(["check-config", "--config"])
+        .arg(scratch.config())
+        .output()
+        .expect("run");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn preflight_names_a_missing_directory_and_codex_binary_by_key() {
+    let scratch = Scratch::new();
+    let missing_dir = scratch.path("nowhere");
+    let missing_codex = scratch.path("bin/no-codex");
+    machine_config(
+        &scratch,
+        missing_dir.to_str().expect("utf-8"),
+        missing_codex.to_str().expect("utf-8"),
+    );
+    let (code, stdout, stderr) = check(&scratch);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(!stdout.contains("valid"), "{stdout}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 2, "{stderr}");
+    assert!(
+        errors[0].starts_with(&format!(
+            "error: agents[0].directory: {}: ",
+            missing_dir.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        errors[1].starts_with(&format!(
+            "error: codex.binary: {}: ",
+            missing_codex.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--no-preflight"), "{stderr}");
+
+    // The same file passes with --no-preflight: it is valid, the machine is not ready.
+    let out = scratch
+        .codexd()
+        .args(["check-config", "--no-preflight", "--config"])
+        .arg(scratch.config())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+
+    // A codex name without a slash is looked up in PATH, like run does.
+    machine_config(
+        &scratch,
+        scratch.path("").to_str().expect("utf-8"),
+        "codex-nowhere-42",
+    );
+    let (code, _, stderr) = check(&scratch);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error: codex.binary: codex-nowhere-42 was not found in PATH"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn preflight_passes_on_a_ready_machine_and_reports_the_codex_version() {
+    let scratch = Scratch::new();
+    let codex = fake_codex(&scratch, "codex-cli 0.169.0");
+    std::fs::create_dir_all(scratch.path("work")).expect("mkdir");
+    machine_config(
+        &scratch,
+        scratch.path("work").to_str().expect("utf-8"),
+        codex.to_str().expect("utf-8"),
+    );
+    let (code, stdout, stderr) = check(&scratch);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("error:") && !stderr.contains("warning:"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("valid, 1 agent(s)"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("codex.binary {}: codex 0.169.0", codex.display())),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn preflight_warns_about_an_untested_codex_and_fails_a_silent_one() {
+    let scratch = Scratch::new();
+    let codex = fake_codex(&scratch, "codex-cli 0.170.2");
+    machine_config(
+        &scratch,
+        scratch.path("").to_str().expect("utf-8"),
+        codex.to_str().expect("utf-8"),
+    );
+    let (code, stdout, stderr) = check(&scratch);
+    assert_eq!(code, Some(0), "a version mismatch is a warning: {stderr}");
+    assert!(
+        stderr.contains("warning: codex.binary: ") && stderr.contains("is codex 0.170.2"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("codex 0.170.2"), "{stdout}");
+
+    fake_codex(&scratch, "");
+    let (code, _, stderr) = check(&scratch);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--version` printed no version"), "{stderr}");
 }

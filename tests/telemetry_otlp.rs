@@ -300,6 +300,7 @@ fn child() {
         otlp_protocol: Some(protocol),
         otlp_timeout: Some(Duration::from_millis(case.export_timeout_ms)),
         otlp_compression: Some(OtlpCompression::Gzip),
+        otlp_headers: None,
         traces_enabled: true,
         traces_sampler: None,
         metrics_enabled: true,

@@ -11,6 +11,7 @@
 //! | `supervisor.enabled`              | block present  | boolean (codexd): force the overseer on/off |
 //! | `supervisor.timeout`              | `60s`          | duration (codexd): an evaluation's budget   |
 //! | `webhooks.url`                    | none           | `http://` / `https://` URL                  |
+//! | `webhooks.url_file`               | none           | the URL from a file (see `secrets`)         |
 //! | `webhooks.irc_channel`            | `#alerts`      | channel name                                |
 //! | `webhooks.events`                 | see below      | list; unknown names draw a warning          |
 //! | `webhooks.format` (codexd)        | `discord`      | `discord`, `slack` or `generic`             |
@@ -30,7 +31,8 @@ use codexd_actors::overseer::prompt::Template;
 use codexd_actors::webhook::{AlertEvent, Endpoint, Format};
 
 use super::reader::{Ignored, Keys, Node, Report, did_you_mean, quote};
-use super::{OverseerConfig, WebhookConfig, agents, names};
+use super::{OverseerConfig, WebhookConfig, agents, names, secrets};
+use crate::env::Env;
 
 const SUPERVISOR_KEYS: Keys = Keys {
     known: &[
@@ -57,6 +59,7 @@ const SUPERVISOR_KEYS: Keys = Keys {
 const WEBHOOK_KEYS: Keys = Keys {
     known: &[
         "url",
+        "url_file",
         "irc_channel",
         "events",
         "format",
@@ -176,14 +179,27 @@ fn overseer_model(model: &str) -> Option<String> {
 }
 
 /// `webhooks:`.
-pub(super) fn webhooks(node: &Node<'_>, report: &mut Report) -> WebhookConfig {
+/// `url` may come from `${VAR}` or `url_file` ([`secrets`]).
+pub(super) fn webhooks(node: &Node<'_>, env: &Env, report: &mut Report) -> WebhookConfig {
     let fields = node.mapping(report, &WEBHOOK_KEYS);
     let defaults = WebhookConfig::default();
+    let url_at = match fields.has("url") {
+        true => fields.get("url"),
+        false => fields.get("url_file"),
+    };
+    // A URL written in the file may be quoted (by origin) in the error; one from outside not.
+    let check = match secrets::is_from_outside(&fields, "url") {
+        true => secret_webhook_url,
+        false => webhook_url,
+    };
     WebhookConfig {
-        url: fields
-            .get("url")
-            .string_where(report, webhook_url)
-            .map(str::to_owned),
+        url: secrets::secret(&fields, "url", env, report).filter(|url| match check(url) {
+            Some(problem) => {
+                report.error(url_at.at(), problem);
+                false
+            }
+            None => true,
+        }),
         irc_channel: fields
             .get("irc_channel")
             .string_where(report, names::channel)
@@ -220,6 +236,12 @@ pub(super) fn webhooks(node: &Node<'_>, report: &mut Report) -> WebhookConfig {
 /// An http(s) URL the webhook client can use (no credentials, a host).
 fn webhook_url(url: &str) -> Option<String> {
     names::http_url(url).or_else(|| Endpoint::parse(url).err())
+}
+
+/// [`webhook_url`] for a URL from `${VAR}` or a file: the problem never quotes it
+/// ([`Endpoint::parse`] quotes nothing; it passing leaves `http_url` only the whitespace rule).
+fn secret_webhook_url(url: &str) -> Option<String> {
+    Endpoint::parse(url).err().or_else(|| names::http_url(url))
 }
 
 fn format(name: &str) -> Option<String> {

@@ -8,6 +8,7 @@
 //! | `tls`                       | `false`     | TLS with verified certificates                 |
 //! | `tls_ca_file`               | none        | PEM file of extra CAs to trust (`~` expanded)  |
 //! | `sasl.username`/`.password` | none        | SASL PLAIN; both or neither; never logged      |
+//! | `sasl.password_file`        | none        | the password from a file (see `secrets`)       |
 //! | `trace_tag`                 | `auto`      | `auto` or a tag name ending in `traceparent`   |
 //! | `keepalive`                 | `90s`       | our PING after this much silence               |
 //! | `keepalive_timeout`         | `60s`       | no answer to it this long → dead link          |
@@ -22,7 +23,7 @@ use std::time::Duration;
 use codexd_actors::irc::SaslPlain;
 
 use super::reader::{Ignored, Keys, Node, Report};
-use super::{ServerConfig, names, paths};
+use super::{ServerConfig, names, paths, secrets};
 use crate::env::Env;
 
 const SERVER_KEYS: Keys = Keys {
@@ -59,7 +60,7 @@ const SERVER_KEYS: Keys = Keys {
 };
 
 const SASL_KEYS: Keys = Keys {
-    known: &["username", "password"],
+    known: &["username", "password", "password_file"],
     ignored: &[],
 };
 
@@ -110,7 +111,7 @@ pub(super) fn server(node: &Node<'_>, env: &Env, report: &mut Report) -> ServerC
             .unwrap_or(d.port),
         tls: fields.get("tls").boolean(report).unwrap_or(d.tls),
         tls_ca_file: paths::path(&fields.get("tls_ca_file"), env, report),
-        sasl: sasl(&fields.get("sasl"), report),
+        sasl: sasl(&fields.get("sasl"), env, report),
         trace_tag: fields
             .get("trace_tag")
             .string_where(report, trace_tag)
@@ -169,40 +170,67 @@ fn flood_rate(node: &Node<'_>, report: &mut Report) -> Option<f64> {
     Some(rate)
 }
 
-/// `sasl: {username, password}`: both non-empty single lines.
-fn sasl(node: &Node<'_>, report: &mut Report) -> Option<SaslPlain> {
+/// `sasl: {username, password | password_file}`: both non-empty single lines. The password
+/// may come from `${VAR}` or a file ([`secrets`]).
+fn sasl(node: &Node<'_>, env: &Env, report: &mut Report) -> Option<SaslPlain> {
     if !node.is_present() {
         return None;
     }
     let fields = node.mapping(report, &SASL_KEYS);
-    let mut part = |key: &str| {
-        let value = fields.get(key);
-        if !value.is_present() {
-            report.error(
-                node.at(),
-                format!("needs both username and password (missing {key})"),
-            );
-            return None;
-        }
-        // Never echo the value: it may be the password.
-        match value.given() {
-            Some(serde_yaml_ng::Value::String(text)) => match names::line(text) {
-                Some(problem) => {
-                    report.error(value.at(), problem);
-                    None
-                }
-                None => Some(text.clone()),
-            },
-            _ => {
-                report.error(value.at(), "must be a string");
-                None
-            }
-        }
+    let missing = |key: &str, report: &mut Report| {
+        report.error(
+            node.at(),
+            format!("needs both username and password (missing {key})"),
+        );
     };
-    let username = part("username");
-    let password = part("password");
+    let username = match fields.has("username") {
+        false => {
+            missing("username", report);
+            None
+        }
+        true => username(&fields.get("username"), report),
+    };
+    let given = match fields.has("password") {
+        true => fields.get("password"),
+        false => fields.get("password_file"),
+    };
+    let password = match (secrets::has(&fields, "password"), given.given()) {
+        (false, _) => {
+            missing("password", report);
+            None
+        }
+        (true, None) => {
+            report.error(given.at(), "must be a string");
+            None
+        }
+        (true, Some(_)) => secrets::secret(&fields, "password", env, report),
+    };
+    // Never echo the password: the problem names only what is wrong with it.
+    let password = password.filter(|text| match names::line(text) {
+        Some(problem) => {
+            report.error(given.at(), problem);
+            false
+        }
+        None => true,
+    });
     Some(SaslPlain {
         username: username?,
         password: password?,
     })
+}
+
+fn username(node: &Node<'_>, report: &mut Report) -> Option<String> {
+    match node.given() {
+        Some(serde_yaml_ng::Value::String(text)) => match names::line(text) {
+            Some(problem) => {
+                report.error(node.at(), problem);
+                None
+            }
+            None => Some(text.clone()),
+        },
+        _ => {
+            report.error(node.at(), "must be a string");
+            None
+        }
+    }
 }

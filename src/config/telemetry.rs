@@ -9,6 +9,8 @@
 //! | `otlp_protocol`              | `grpc`, `http/protobuf`                              |
 //! | `otlp_timeout_ms`            | integer > 0                                          |
 //! | `otlp_compression`           | `gzip`, `none`, `""` or null (null/`""` → `None`)    |
+//! | `otlp_headers`               | `name=value,…` (see [`headers`]); a secret           |
+//! | `otlp_headers_file`          | the same, from a file (see `secrets`)                |
 //! | `traces_enabled`             | bool (default true)                                  |
 //! | `traces_sampler`             | see [`sampler`]                                      |
 //! | `metrics_enabled`            | bool (default true)                                  |
@@ -16,9 +18,10 @@
 
 use std::time::Duration;
 
-use super::names;
-use super::reader::{Keys, Node, Report, quote};
-use super::{OtlpCompression, OtlpProtocol, Sampler, TelemetryConfig};
+use super::reader::{Fields, Keys, Node, Report, quote};
+use super::{OtlpCompression, OtlpHeaders, OtlpProtocol, Sampler, TelemetryConfig};
+use super::{names, secrets};
+use crate::env::Env;
 
 const KEYS: Keys = Keys {
     known: &[
@@ -28,6 +31,8 @@ const KEYS: Keys = Keys {
         "otlp_protocol",
         "otlp_timeout_ms",
         "otlp_compression",
+        "otlp_headers",
+        "otlp_headers_file",
         "traces_enabled",
         "traces_sampler",
         "metrics_enabled",
@@ -49,6 +54,7 @@ impl Default for TelemetryConfig {
             otlp_protocol: None,
             otlp_timeout: None,
             otlp_compression: None,
+            otlp_headers: None,
             traces_enabled: true,
             traces_sampler: None,
             metrics_enabled: true,
@@ -58,7 +64,7 @@ impl Default for TelemetryConfig {
 }
 
 /// Reads `telemetry:`.
-pub(super) fn section(node: &Node<'_>, report: &mut Report) -> TelemetryConfig {
+pub(super) fn section(node: &Node<'_>, env: &Env, report: &mut Report) -> TelemetryConfig {
     let fields = node.mapping(report, &KEYS);
     let defaults = TelemetryConfig::default();
     let checked = |key: &str, report: &mut Report, check: fn(&str) -> Option<String>| {
@@ -77,6 +83,7 @@ pub(super) fn section(node: &Node<'_>, report: &mut Report) -> TelemetryConfig {
         otlp_protocol: parsed(&fields.get("otlp_protocol"), report, protocol),
         otlp_timeout: milliseconds(&fields.get("otlp_timeout_ms"), report),
         otlp_compression: compression_node(&fields.get("otlp_compression"), report),
+        otlp_headers: otlp_headers(&fields, env, report),
         traces_enabled: fields
             .get("traces_enabled")
             .boolean(report)
@@ -114,6 +121,70 @@ fn milliseconds(node: &Node<'_>, report: &mut Report) -> Option<Duration> {
 /// `otlp_compression`: null reads as "not set" like everywhere, `""` too.
 fn compression_node(node: &Node<'_>, report: &mut Report) -> Option<OtlpCompression> {
     parsed(node, report, compression).flatten()
+}
+
+/// `otlp_headers` or `otlp_headers_file`, parsed by [`headers`]. The problem never quotes
+/// the text: it carries the credentials.
+fn otlp_headers(fields: &Fields<'_>, env: &Env, report: &mut Report) -> Option<OtlpHeaders> {
+    let text = secrets::secret(fields, "otlp_headers", env, report)?;
+    let at = match fields.has("otlp_headers") {
+        true => fields.get("otlp_headers"),
+        false => fields.get("otlp_headers_file"),
+    };
+    headers(&text)
+        .map_err(|problem| report.error(at.at(), problem))
+        .ok()
+}
+
+/// `name=value,name2=value2`, the format of `OTEL_EXPORTER_OTLP_HEADERS`: entries separated
+/// by commas, values percent-decoded (`Basic%20abc` → `Basic abc`), names lowercased.
+///
+/// | text                         | headers                             |
+/// |------------------------------|-------------------------------------|
+/// | `authorization=Bearer%20t`   | `[("authorization", "Bearer t")]`   |
+/// | `A=1, b=2`                   | `[("a", "1"), ("b", "2")]`          |
+/// | `a`, `=1`, `a b=1`           | error naming the entry's number     |
+/// | `a=%zz`, `a=%0A`             | error (bad escape, control char)    |
+pub(super) fn headers(text: &str) -> Result<OtlpHeaders, String> {
+    let entries = text.split(',').map(str::trim).filter(|e| !e.is_empty());
+    let parsed = entries.enumerate().map(|(index, entry)| {
+        let number = index + 1;
+        let (name, value) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("entry {number} is not name=value"))?;
+        let name = name.trim();
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if name.is_empty() || !name.chars().all(token) {
+            return Err(format!("entry {number} has an invalid header name"));
+        }
+        let value = percent_decode(value.trim())
+            .filter(|value| !value.chars().any(char::is_control))
+            .ok_or_else(|| {
+                format!("entry {number} has a value with a bad %-escape or a control character")
+            })?;
+        Ok((name.to_ascii_lowercase(), value))
+    });
+    let headers = parsed.collect::<Result<Vec<_>, String>>()?;
+    match headers.is_empty() {
+        true => Err("has no name=value entries".to_owned()),
+        false => Ok(OtlpHeaders(headers)),
+    }
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        if byte != b'%' {
+            bytes.push(byte);
+            rest = tail;
+            continue;
+        }
+        let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+        bytes.push(u8::from_str_radix(hex, 16).ok()?);
+        rest = &tail[2..];
+    }
+    String::from_utf8(bytes).ok()
 }
 
 /// | text            | protocol                  |
@@ -214,6 +285,34 @@ mod tests {
             }
         }
         assert!(sampler("nope").unwrap_err().contains(SAMPLERS));
+    }
+
+    #[test]
+    fn otlp_headers_parse_without_echoing_values() {
+        let ok = headers("Authorization=Basic%20abc, X-Org = 7").unwrap();
+        let want = [("authorization", "Basic abc"), ("x-org", "7")];
+        let want: Vec<_> = want.map(|(n, v)| (n.to_owned(), v.to_owned())).into();
+        assert_eq!(ok.0, want);
+        assert_eq!(
+            format!("{ok:?}"),
+            r#"{"authorization": "<redacted>", "x-org": "<redacted>"}"#
+        );
+        let cases = [
+            ("a=1,s3cret", "entry 2 is not name=value"),
+            ("=s3cret", "entry 1 has an invalid header name"),
+            ("a b=s3cret", "entry 1 has an invalid header name"),
+            ("a=s3cret%zz", "entry 1 has a value with a bad %-escape"),
+            (
+                "a=s3cret%0A",
+                "entry 1 has a value with a bad %-escape or a control",
+            ),
+            (" , ", "has no name=value entries"),
+        ];
+        for (text, want) in cases {
+            let problem = headers(text).unwrap_err();
+            assert!(problem.starts_with(want), "{text}: {problem}");
+            assert!(!problem.contains("s3cret"), "{text}: {problem}");
+        }
     }
 
     #[test]

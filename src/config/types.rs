@@ -134,6 +134,18 @@ pub enum OtlpProtocol {
     HttpProtobuf,
 }
 
+/// Headers (gRPC metadata) sent with every OTLP export, e.g. an `authorization` token.
+/// Names are lowercase; `Debug` shows the names only, never the values.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct OtlpHeaders(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for OtlpHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = self.0.iter().map(|(name, _)| (name, "<redacted>"));
+        f.debug_map().entries(names).finish()
+    }
+}
+
 /// OTLP payload compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OtlpCompression {
@@ -173,6 +185,8 @@ pub struct TelemetryConfig {
     pub otlp_timeout: Option<Duration>,
     /// `otlp_compression`: `gzip` (default) or `none`.
     pub otlp_compression: Option<OtlpCompression>,
+    /// `otlp_headers` / `otlp_headers_file` (default none): sent with every export.
+    pub otlp_headers: Option<OtlpHeaders>,
     /// `traces_enabled` (default true).
     pub traces_enabled: bool,
     /// `traces_sampler` (default `parentbased_always_on`).

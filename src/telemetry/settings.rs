@@ -14,6 +14,7 @@
 //! | compression  | `OTEL_EXPORTER_OTLP_{TRACES,METRICS}_COMPRESSION`, `…_OTLP_COMPRESSION` | `otlp_compression`      | `gzip`                    |
 //! | sampler      | `OTEL_TRACES_SAMPLER` (+ `OTEL_TRACES_SAMPLER_ARG`)                | `traces_sampler`             | `parentbased_always_on`   |
 //! | interval     | `OTEL_METRIC_EXPORT_INTERVAL` (ms)                                | `metrics_export_interval_ms` | 10000 ms                  |
+//! | headers      | `OTEL_EXPORTER_OTLP_{,TRACES_,METRICS_}HEADERS`, read by the exporter library, win per header | `otlp_headers`, `otlp_headers_file` | none |
 //!
 //! With `enabled: false` no `OTEL_*` variable is read at all.
 
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 use codexd_actors::redact;
 
-use crate::config::{OtlpCompression, OtlpProtocol, Sampler, TelemetryConfig};
+use crate::config::{OtlpCompression, OtlpHeaders, OtlpProtocol, Sampler, TelemetryConfig};
 use crate::env::Env;
 
 use super::TelemetryError;
@@ -68,6 +69,8 @@ pub struct Exporter {
     pub timeout: Duration,
     /// Payload compression.
     pub compression: OtlpCompression,
+    /// Headers (gRPC metadata) from the file; `Debug` shows their names only.
+    pub headers: OtlpHeaders,
 }
 
 impl Exporter {
@@ -225,6 +228,7 @@ fn exporter(cfg: &TelemetryConfig, env: &Env, signal: Signal) -> Result<Exporter
         endpoint,
         timeout,
         compression,
+        headers: cfg.otlp_headers.clone().unwrap_or_default(),
     })
 }
 
