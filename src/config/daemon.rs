@@ -52,6 +52,7 @@ const KEYS: Keys = Keys {
         "state_dir",
         "control_socket",
         "ipc_dir",
+        "pid_dir",
         "shutdown_grace",
     ],
     ignored: &[],
@@ -122,6 +123,7 @@ pub(super) fn config(root: &Node<'_>, env: &Env, report: &mut Report) -> Config 
         state_dir: paths::state_dir(&top.get("state_dir"), env, report),
         control_socket: paths::control_socket(&top.get("control_socket"), env, report),
         ipc_dir: paths::ipc_dir(&top.get("ipc_dir"), env, report),
+        pid_dir: paths::pid_dir(&top.get("pid_dir"), env, report),
         shutdown_grace: top
             .get("shutdown_grace")
             .duration(report)

@@ -402,7 +402,7 @@ fn default_path_expands_the_tilde() {
         ),
     ];
     for (vars, want) in cases {
-        let got = default_path(&Env::from_pairs(vars.clone()));
+        let got = default_path(&Env::from_pairs(vars.clone()), &|_| false);
         match (got, want) {
             (Ok(path), Ok(want)) => assert_eq!(path, PathBuf::from(want), "{vars:?}"),
             (Err(ConfigError::Invalid { errors }), Err(want)) => {
