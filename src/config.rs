@@ -29,6 +29,8 @@ mod tests_conversations;
 #[cfg(test)]
 mod tests_culture;
 #[cfg(test)]
+mod tests_manifest;
+#[cfg(test)]
 mod tests_reader;
 #[cfg(test)]
 mod tests_sections;
