@@ -85,7 +85,10 @@ fn a_migrated_manifest_loads_with_its_codex_agents_only() {
     assert_eq!(codex.model, "fake-model");
     assert_eq!(codex.channels, ["#dev"]);
     assert_eq!(config.server.port, 6999);
-    assert!(!config.overseer.enabled, "culture's supervisor block is not an opt-in");
+    assert!(
+        !config.overseer.enabled,
+        "culture's supervisor block is not an opt-in"
+    );
     assert_eq!(config.telemetry.service_name, None);
     let two_yaml = two.join("culture.yaml").display().to_string();
     let gone = dir.path().join("gone/culture.yaml").display().to_string();
@@ -147,7 +150,10 @@ fn codexds_own_file_points_at_cultures_and_adds_its_keys() {
     assert!(config.overseer.enabled);
     assert_eq!(config.overseer.model, "gpt-5.4");
     assert_eq!(config.overseer.window_size, 20, "culture's keys stay");
-    assert_eq!(config.server.port, 6999, "a section is laid over key by key");
+    assert_eq!(
+        config.server.port, 6999,
+        "a section is laid over key by key"
+    );
     assert_eq!(config.sleep, None);
 
     // The legacy file works the same way, and `~` is expanded.
@@ -159,33 +165,44 @@ fn codexds_own_file_points_at_cultures_and_adds_its_keys() {
     );
     let loaded = parse("culture: ~/agents.yaml\n", &home).expect("valid");
     assert_eq!(loaded.config.agents.len(), 1);
-    assert_eq!(strings(&loaded.warnings), ["agents[1]: archived; not hosted"]);
+    assert_eq!(
+        strings(&loaded.warnings),
+        ["agents[1]: archived; not hosted"]
+    );
 }
 
 #[test]
 fn codexds_own_file_does_not_list_agents_itself() {
     let dir = tempfile::tempdir().expect("tempdir");
     let culture = write(dir.path(), "agents.yaml", "agents: []\n");
-    let own = format!(
-        "culture: {}\nagents: []\nbogus: 1\n",
-        culture.display()
-    );
+    let own = format!("culture: {}\nagents: []\nbogus: 1\n", culture.display());
     let Err(ConfigError::Invalid { errors }) = parse(&own, &env()) else {
         panic!("expected errors");
     };
     assert_eq!(errors[0].path, "agents");
     assert_eq!(errors[1].to_string(), "bogus: unknown key");
     let missing = parse("culture: /nonexistent/server.yaml\n", &env());
-    assert!(matches!(missing, Err(ConfigError::Read { .. })), "{missing:?}");
+    assert!(
+        matches!(missing, Err(ConfigError::Read { .. })),
+        "{missing:?}"
+    );
     let wrong = parse("culture: 3\n", &env()).expect_err("not a path");
-    assert!(wrong.to_string().contains("culture: expected the path"), "{wrong}");
+    assert!(
+        wrong.to_string().contains("culture: expected the path"),
+        "{wrong}"
+    );
 }
 
 #[test]
 fn archived_legacy_agents_are_not_hosted() {
     let yaml = "server: {name: spark}\nagents:\n  - {nick: spark-a, archived: false}\n  - {nick: spark-b, archived: true, archived_at: '2026-01-02', archived_reason: done}\n";
     let loaded = parse(yaml, &env()).expect("valid");
-    let nicks: Vec<&str> = loaded.config.agents.iter().map(|a| a.nick.as_str()).collect();
+    let nicks: Vec<&str> = loaded
+        .config
+        .agents
+        .iter()
+        .map(|a| a.nick.as_str())
+        .collect();
     assert_eq!(nicks, ["spark-a"]);
     assert_eq!(
         strings(&loaded.warnings),
@@ -202,13 +219,21 @@ fn default_path_prefers_codexds_file_then_cultures() {
     };
     let cases: [(&Env, &'static [&'static str], &str); 6] = [
         (&home, &[], "/h/.culture/agents.yaml"),
-        (&home, &["/h/.culture/server.yaml"], "/h/.culture/server.yaml"),
+        (
+            &home,
+            &["/h/.culture/server.yaml"],
+            "/h/.culture/server.yaml",
+        ),
         (
             &home,
             &["/h/.culture/server.yaml", "/h/.config/codexd/config.yaml"],
             "/h/.config/codexd/config.yaml",
         ),
-        (&xdg, &["/h/.config/codexd/config.yaml"], "/h/.culture/agents.yaml"),
+        (
+            &xdg,
+            &["/h/.config/codexd/config.yaml"],
+            "/h/.culture/agents.yaml",
+        ),
         (&xdg, &["/x/codexd/config.yaml"], "/x/codexd/config.yaml"),
         (
             &Env::from_pairs([("HOME", "/h"), ("CODEXD_CONFIG", "/c.yaml")]),
