@@ -40,23 +40,33 @@ pub(super) struct Assembled {
     pub(super) errors: Vec<Diagnostic>,
     /// Agents not hosted, and why.
     pub(super) notices: Vec<Diagnostic>,
-    /// For each entry of the document's `agents` list, the `culture.yaml` it came from.
-    pub(super) origins: Vec<Option<PathBuf>>,
+    /// Where each entry of the document's `agents` list came from.
+    pub(super) origins: Vec<Origin>,
+}
+
+/// Where an agent entry came from, for its diagnostics' key paths.
+#[derive(Debug, Clone)]
+pub(super) enum Origin {
+    /// Item `n` of a legacy `agents:` list (archived agents before it were taken out).
+    Legacy(usize),
+    /// A manifest agent's `culture.yaml`.
+    File(PathBuf),
 }
 
 impl Assembled {
-    /// `agents[i].model` → `/dir/culture.yaml: model` for an agent read from a manifest.
+    /// Key paths of the checked document back to the files': `agents[i].model` →
+    /// `agents[n].model` (its place in the legacy file) or `/dir/culture.yaml: model`.
     pub(super) fn relabel(&self, diagnostics: &mut [Diagnostic]) {
         for diagnostic in diagnostics {
             let Some((index, rest)) = agent_index(&diagnostic.path) else {
                 continue;
             };
-            if let Some(Some(file)) = self.origins.get(index) {
-                diagnostic.path = match rest.strip_prefix('.') {
-                    Some(key) => format!("{}: {key}", file.display()),
-                    None => format!("{}{rest}", file.display()),
-                };
-            }
+            diagnostic.path = match (self.origins.get(index), rest.strip_prefix('.')) {
+                (Some(Origin::Legacy(n)), _) => format!("agents[{n}]{rest}"),
+                (Some(Origin::File(file)), Some(key)) => format!("{}: {key}", file.display()),
+                (Some(Origin::File(file)), None) => format!("{}{rest}", file.display()),
+                (None, _) => continue,
+            };
         }
     }
 }
@@ -127,10 +137,10 @@ fn legacy(mut value: Value) -> Assembled {
                 None => {
                     forget_archive_keys(&mut entry);
                     agents.push(entry);
+                    assembled.origins.push(Origin::Legacy(index));
                 }
             }
         }
-        assembled.origins = vec![None; agents.len()];
     }
     assembled.value = value;
     assembled
@@ -164,7 +174,7 @@ fn manifest(mut value: Value) -> Assembled {
         match manifest_agent(&server, suffix, directory, &file) {
             Ok(Hosted::Yes(entry)) => {
                 agents.push(entry);
-                assembled.origins.push(Some(file));
+                assembled.origins.push(Origin::File(file));
             }
             Ok(Hosted::No(why)) => assembled.notices.push(Diagnostic::new(&at, why)),
             Err(error) => assembled.errors.push(Diagnostic::new(&at, error)),

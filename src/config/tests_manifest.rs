@@ -208,6 +208,12 @@ fn archived_legacy_agents_are_not_hosted() {
         strings(&loaded.warnings),
         ["agents[1]: archived since 2026-01-02 (done); not hosted"]
     );
+    let after_archived = "server: {name: spark}\nagents:\n  - {nick: spark-a, archived: true}\n  - {nick: spark-b, chanels: []}\n";
+    assert_eq!(
+        super::tests::errors(after_archived),
+        ["agents[1].chanels: unknown key; did you mean \"channels\"?"],
+        "key paths count the file's entries"
+    );
 }
 
 #[test]
