@@ -16,7 +16,8 @@
 //!
 //! Sections (`server`, `supervisor`, `webhooks`, `telemetry`, `attention`, `restart`, `codex`,
 //! `admission`, `conversations`, `agents`) and paths (`state_dir`, `control_socket`,
-//! `ipc_dir`) are read by their own modules.
+//! `ipc_dir`, `pid_dir`) are read by their own modules; Culture's manifest and `culture:`
+//! were already turned into this one document (`culture.rs`).
 
 use std::time::Duration;
 
