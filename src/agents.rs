@@ -14,7 +14,7 @@ use codexd_actors::overseer::OverseerSettings;
 use codexd_actors::overseer::prompt::Template;
 use codexd_actors::runner::session::ThreadConfig;
 use codexd_actors::runner::{RunnerSettings, prompt};
-use codexd_actors::socket::{AgentSocket, BindError, StopRequest};
+use codexd_actors::socket::{AgentSocket, BindError, PidFile, StopRequest};
 use codexd_actors::webhook::{AlertEvent, Endpoint, WebhookSettings};
 use tokio::sync::mpsc;
 
@@ -34,13 +34,23 @@ pub struct Wiring {
 }
 
 /// Binds the agent's Culture IPC socket, `<ipc_dir>/culture-<nick>.sock`, unless `socket`
-/// runs as a test child. A live socket (another daemon serves this nick) is an error.
+/// runs as a test child, and writes `<pid_dir>/agent-<nick>.pid` beside it so Culture's CLI
+/// sees the agent running (a PID file that cannot be written is logged, not fatal). A live
+/// socket (another daemon serves this nick) is an error.
 pub fn bind_socket(config: &Config, agent: &AgentConfig) -> Result<Option<AgentSocket>, BindError> {
     if agent.test_children.iter().any(|t| t == "socket") {
         return Ok(None);
     }
     let dir = &config.ipc_dir;
-    AgentSocket::bind(&dir.path, &agent.nick, dir.private).map(Some)
+    let socket = AgentSocket::bind(&dir.path, &agent.nick, dir.private)?;
+    match PidFile::write(&config.pid_dir, &agent.nick, std::process::id()) {
+        Ok(pid_file) => Ok(Some(socket.with_pid_file(pid_file))),
+        Err(error) => {
+            let path = PidFile::path_for(&config.pid_dir, &agent.nick);
+            tracing::warn!(agent.nick = %agent.nick, path = %path.display(), error = %error, "pid file not written; culture's cli will list this agent as stopped");
+            Ok(Some(socket))
+        }
+    }
 }
 
 /// The tree for one agent: each part's settings from the config (the runner placed on a
@@ -376,11 +386,12 @@ pub fn agent_wide_changes(old: &Config, new: &Config) -> Vec<&'static str> {
 /// settings, are applied by restarting the changed agents; see also
 /// [`agent_wide_changes`]).
 pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 6] = [
+    let checks: [(&'static str, bool); 7] = [
         ("telemetry", old.telemetry != new.telemetry),
         ("state_dir", old.state_dir != new.state_dir),
         ("control_socket", old.control_socket != new.control_socket),
         ("ipc_dir", old.ipc_dir != new.ipc_dir),
+        ("pid_dir", old.pid_dir != new.pid_dir),
         ("shutdown_grace", old.shutdown_grace != new.shutdown_grace),
         (
             "codex.agents_per_process",

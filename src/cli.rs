@@ -45,7 +45,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon in the foreground (all agents, or the ones named with --agent).
     Run {
-        /// Config file [default: $CODEXD_CONFIG, else ~/.culture/agents.yaml].
+        /// Config file [default: $CODEXD_CONFIG, else ~/.config/codexd/config.yaml, ~/.culture/server.yaml, ~/.culture/agents.yaml: the first that exists].
         #[arg(long)]
         config: Option<PathBuf>,
         /// Run only this agent (repeatable).
@@ -56,7 +56,7 @@ pub enum Command {
     /// codex binary and its version, the server's host, writable state and socket
     /// directories) and print a summary of its agents.
     CheckConfig {
-        /// Config file [default: $CODEXD_CONFIG, else ~/.culture/agents.yaml].
+        /// Config file [default: $CODEXD_CONFIG, else ~/.config/codexd/config.yaml, ~/.culture/server.yaml, ~/.culture/agents.yaml: the first that exists].
         #[arg(long)]
         config: Option<PathBuf>,
         /// Validate the file only: no file system, codex or DNS checks (CI, other machines).
@@ -117,7 +117,7 @@ pub fn fail(code: u8, lines: &[String]) -> ExitCode {
 /// Resolves `--config`, `$CODEXD_CONFIG` or the default path.
 pub fn config_path(flag: Option<&Path>, env: &Env) -> Result<PathBuf, ConfigError> {
     let Some(path) = flag else {
-        return config::default_path(env);
+        return config::default_path(env, &|path| path.exists());
     };
     // A quoted `--config '~/x'` reaches us unexpanded; expand it like the config's own paths.
     match path.to_str().map(|p| env.expand_tilde(p)) {

@@ -1,4 +1,6 @@
-//! Configuration: Culture's agent-daemon YAML plus codexd's own sections.
+//! Configuration: Culture's agent-daemon YAML (the legacy `agents.yaml`, or Culture 14's
+//! manifest: `server.yaml` plus each agent's `culture.yaml`) plus codexd's own sections,
+//! possibly in a file of codexd's own that points at Culture's with `culture:`.
 //! Parse, validate, then start (STYLE rule 6).
 //!
 //! [`parse`] turns YAML text into a typed, defaulted, validated [`Config`], or reports every
@@ -11,6 +13,7 @@ mod agents;
 mod attention;
 mod codex;
 mod conversations;
+mod culture;
 mod daemon;
 mod names;
 mod paths;
@@ -26,6 +29,8 @@ mod tests;
 mod tests_conversations;
 #[cfg(test)]
 mod tests_culture;
+#[cfg(test)]
+mod tests_manifest;
 #[cfg(test)]
 mod tests_reader;
 #[cfg(test)]
@@ -123,34 +128,46 @@ impl Config {
     }
 }
 
-/// The config file to read when none is given: `$CODEXD_CONFIG` (with `~` expanded), else
-/// `~/.culture/agents.yaml` with `~` expanded (Culture passed the literal `~` to `open`).
-/// Relative paths are returned as they are, i.e. relative to the working directory.
-pub fn default_path(env: &Env) -> Result<PathBuf, ConfigError> {
-    let (text, problem) = match env.var(CONFIG_ENV_VAR) {
-        Some(text) => (
-            text,
-            Diagnostic::new(
-                CONFIG_ENV_VAR,
-                format!(
-                    "{} starts with \"~\" but HOME is unset",
-                    reader::quote(text)
-                ),
-            ),
-        ),
-        None => (
-            paths::DEFAULT_CONFIG,
-            Diagnostic::new(
-                "HOME",
-                format!(
-                    "unset, so the default config path {} cannot be resolved; set HOME or {CONFIG_ENV_VAR}",
-                    reader::quote(paths::DEFAULT_CONFIG)
-                ),
-            ),
-        ),
+/// The config file to read when none is given (`--config` wins over all of these):
+///
+/// | order | path                                                                 | when          |
+/// |-------|----------------------------------------------------------------------|---------------|
+/// | 1     | `$CODEXD_CONFIG`, `~` expanded                                       | set           |
+/// | 2     | `$XDG_CONFIG_HOME/codexd/config.yaml`, else `~/.config/codexd/config.yaml` | it exists |
+/// | 3     | `~/.culture/server.yaml` (Culture 14's manifest)                     | it exists     |
+/// | 4     | `~/.culture/agents.yaml` (the legacy file, or the manifest Culture's CLI migrated it into) | otherwise |
+///
+/// `exists` is asked about 2 and 3 (injected: tests need no files). Relative paths are
+/// returned as they are, i.e. relative to the working directory.
+pub fn default_path(env: &Env, exists: &dyn Fn(&Path) -> bool) -> Result<PathBuf, ConfigError> {
+    if let Some(text) = env.var(CONFIG_ENV_VAR) {
+        let problem = format!(
+            "{} starts with \"~\" but HOME is unset",
+            reader::quote(text)
+        );
+        return env.expand_tilde(text).ok_or(ConfigError::Invalid {
+            errors: vec![Diagnostic::new(CONFIG_ENV_VAR, problem)],
+        });
+    }
+    let own = match env.var("XDG_CONFIG_HOME") {
+        Some(dir) => Some(PathBuf::from(dir).join(paths::OWN_CONFIG)),
+        None => env
+            .home()
+            .map(|home| home.join(".config").join(paths::OWN_CONFIG)),
     };
-    env.expand_tilde(text).ok_or(ConfigError::Invalid {
-        errors: vec![problem],
+    let culture = [paths::MANIFEST_CONFIG, paths::LEGACY_CONFIG].map(|p| env.expand_tilde(p));
+    let found = own
+        .into_iter()
+        .chain(culture[0].clone())
+        .find(|path| exists(path));
+    found.or(culture[1].clone()).ok_or_else(|| {
+        let problem = format!(
+            "unset, so the default config path {} cannot be resolved; set HOME or {CONFIG_ENV_VAR}",
+            reader::quote(paths::LEGACY_CONFIG)
+        );
+        ConfigError::Invalid {
+            errors: vec![Diagnostic::new("HOME", problem)],
+        }
     })
 }
 
@@ -164,15 +181,17 @@ pub fn load(path: &Path, env: &Env) -> Result<Loaded, ConfigError> {
 }
 
 /// Parses and validates config text. An empty document is a valid config with no agents.
+/// Culture's manifest and a `culture:` key read the files they name (see `culture.rs`).
 pub fn parse(text: &str, env: &Env) -> Result<Loaded, ConfigError> {
-    let syntax = |error: serde_yaml_ng::Error| ConfigError::Syntax {
-        message: error.to_string(),
-    };
-    let mut value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(syntax)?;
-    value.apply_merge().map_err(syntax)?;
+    let value = culture::parse_yaml(text).map_err(|message| ConfigError::Syntax { message })?;
+    let assembled = culture::assemble(value, env)?;
     let mut report = reader::Report::default();
-    let config = daemon::config(&reader::Node::root(&value), env, &mut report);
-    let (errors, warnings) = report.finish();
+    let config = daemon::config(&reader::Node::root(&assembled.value), env, &mut report);
+    let (mut errors, mut warnings) = report.finish();
+    assembled.relabel(&mut errors);
+    assembled.relabel(&mut warnings);
+    let errors = [assembled.errors.clone(), errors].concat();
+    let warnings = [assembled.notices.clone(), warnings].concat();
     match errors.is_empty() {
         true => Ok(Loaded { config, warnings }),
         false => Err(ConfigError::Invalid { errors }),

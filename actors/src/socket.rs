@@ -29,6 +29,7 @@
 mod bind;
 mod conn;
 mod hub;
+mod pidfile;
 mod protocol;
 mod tool;
 mod verbs;
@@ -46,6 +47,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 pub use bind::{BindError, BoundSocket, discard_input, own_uid};
 pub use conn::MAX_REQUEST_LINE;
+pub use pidfile::PidFile;
 
 use crate::child::{ChildFactory, ChildHandle, ControlMsg, Report, spawn_linked};
 use crate::fault;
@@ -101,10 +103,12 @@ pub struct StopRequest {
     pub trace: TraceCtx,
 }
 
-/// An agent's bound IPC socket; the file is removed when the last holder drops it.
+/// An agent's bound IPC socket, and the PID file Culture's CLI looks for beside it; both
+/// files are removed when the last holder drops them.
 #[derive(Debug, Clone)]
 pub struct AgentSocket {
     bound: Arc<BoundSocket>,
+    pid_file: Option<Arc<PidFile>>,
 }
 
 impl AgentSocket {
@@ -125,12 +129,26 @@ impl AgentSocket {
         };
         Ok(Self {
             bound: Arc::new(bound),
+            pid_file: None,
         })
+    }
+
+    /// The same socket, with the agent's PID file held (and removed) alongside it.
+    pub fn with_pid_file(self, pid_file: PidFile) -> Self {
+        Self {
+            pid_file: Some(Arc::new(pid_file)),
+            ..self
+        }
     }
 
     /// Where it is bound.
     pub fn path(&self) -> &Path {
         self.bound.path()
+    }
+
+    /// The agent's PID file, if it has one.
+    pub fn pid_file(&self) -> Option<&Path> {
+        self.pid_file.as_deref().map(PidFile::path)
     }
 }
 
@@ -181,6 +199,7 @@ impl ChildFactory for SocketFactory {
         let peers = self.peers.clone();
         let shared = Shared {
             hub: self.hub.clone(),
+            pid_file: self.socket.pid_file.clone(),
             agent: Agent {
                 nick: peers.nick,
                 irc: peers.irc,

@@ -56,7 +56,7 @@ const KEYS: Keys = Keys {
     ignored: &[
         Ignored {
             key: "archived",
-            why: "Culture's archive flag; codexd hosts every listed agent",
+            why: "not true or false; only \"archived: true\" takes an agent out (not hosted)",
         },
         Ignored {
             key: "archived_at",

@@ -16,7 +16,8 @@
 //!
 //! Sections (`server`, `supervisor`, `webhooks`, `telemetry`, `attention`, `restart`, `codex`,
 //! `admission`, `conversations`, `agents`) and paths (`state_dir`, `control_socket`,
-//! `ipc_dir`) are read by their own modules.
+//! `ipc_dir`, `pid_dir`) are read by their own modules; Culture's manifest and `culture:`
+//! were already turned into this one document (`culture.rs`).
 
 use std::time::Duration;
 
@@ -52,6 +53,7 @@ const KEYS: Keys = Keys {
         "state_dir",
         "control_socket",
         "ipc_dir",
+        "pid_dir",
         "shutdown_grace",
     ],
     ignored: &[],
@@ -122,6 +124,7 @@ pub(super) fn config(root: &Node<'_>, env: &Env, report: &mut Report) -> Config 
         state_dir: paths::state_dir(&top.get("state_dir"), env, report),
         control_socket: paths::control_socket(&top.get("control_socket"), env, report),
         ipc_dir: paths::ipc_dir(&top.get("ipc_dir"), env, report),
+        pid_dir: paths::pid_dir(&top.get("pid_dir"), env, report),
         shutdown_grace: top
             .get("shutdown_grace")
             .duration(report)

@@ -1,11 +1,12 @@
 //! Paths in the config: `~` expansion through the injected [`Env`], and the defaults of
-//! `state_dir`, `control_socket` and `ipc_dir`.
+//! `state_dir`, `control_socket`, `ipc_dir` and `pid_dir`.
 //!
 //! | key              | default                                                           |
 //! |------------------|-------------------------------------------------------------------|
 //! | `state_dir`      | `~/.culture/codexd`                                               |
 //! | `control_socket` | `$XDG_RUNTIME_DIR/codexd.sock`, else `~/.culture/run/codexd.sock` |
 //! | `ipc_dir`        | `$XDG_RUNTIME_DIR`, else `~/.culture/run` (Culture's clients look there) |
+//! | `pid_dir`        | `~/.culture/pids` (Culture's `PID_DIR`, where its CLI looks)       |
 //!
 //! A leading `~` or `~/` is replaced by `$HOME`; when `$HOME` is unset that is an error naming
 //! the key. Relative paths stay relative (to the daemon's working directory).
@@ -17,10 +18,16 @@ use super::reader::{Node, Report, quote};
 use super::types::IpcDir;
 use crate::env::Env;
 
-/// Culture's default config file.
-pub(super) const DEFAULT_CONFIG: &str = "~/.culture/agents.yaml";
+/// codexd's own config file, under `$XDG_CONFIG_HOME` (else `~/.config`).
+pub(super) const OWN_CONFIG: &str = "codexd/config.yaml";
+/// Culture 14's manifest (its CLI's default `--config`).
+pub(super) const MANIFEST_CONFIG: &str = "~/.culture/server.yaml";
+/// Culture's legacy config file (migrated in place by Culture's CLI).
+pub(super) const LEGACY_CONFIG: &str = "~/.culture/agents.yaml";
 /// Where journals and thread ids live unless `state_dir` says otherwise.
 pub(super) const DEFAULT_STATE_DIR: &str = "~/.culture/codexd";
+/// Where each agent's `agent-<nick>.pid` goes unless `pid_dir` says otherwise.
+pub(super) const DEFAULT_PID_DIR: &str = "~/.culture/pids";
 /// The control socket's file name.
 pub(super) const CONTROL_SOCKET_NAME: &str = "codexd.sock";
 /// The control socket's directory when `$XDG_RUNTIME_DIR` is unset.
@@ -63,6 +70,14 @@ pub(super) fn state_dir(node: &Node<'_>, env: &Env, report: &mut Report) -> Path
         return path(node, env, report).unwrap_or_default();
     }
     under_home(node, DEFAULT_STATE_DIR, env, report)
+}
+
+/// `pid_dir`: the configured directory, else `~/.culture/pids`.
+pub(super) fn pid_dir(node: &Node<'_>, env: &Env, report: &mut Report) -> PathBuf {
+    if node.given().is_some() {
+        return path(node, env, report).unwrap_or_default();
+    }
+    under_home(node, DEFAULT_PID_DIR, env, report)
 }
 
 /// `control_socket`: the configured path, else `$XDG_RUNTIME_DIR/codexd.sock`, else

@@ -154,10 +154,6 @@ fn agents_must_be_a_list() {
             "agents: expected a list of agent mappings (\"- nick: ...\"), got null; remove the key or write \"agents: []\" for no agents",
         ),
         (
-            "agents:\n  codex: /home/op/src/codex\n",
-            "agents: expected a list of agent mappings (\"- nick: ...\"), got a mapping; this looks like Culture's manifest format (suffix: /dir), which codexd does not read",
-        ),
-        (
             "agents: culture-main\n",
             "agents: expected a list, got \"culture-main\"",
         ),

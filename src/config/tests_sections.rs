@@ -140,7 +140,7 @@ webhooks: {events: [agent_eror]}
 agents:
   - nick: spark-a
     agent: claude
-    archived: true
+    archived: 'no'
     archived_at: '2026-01-01'
     archived_reason: quiet
     suffix: a
@@ -159,7 +159,7 @@ agents:
         "supervisor.agent: ignored: another backend's key; codexd's overseer always uses codex".to_owned(),
         "webhooks.events[0]: \"agent_eror\" is not an event codexd emits, so it never fires; did you mean \"agent_error\"?".to_owned(),
         "agents[0].agent: \"claude\" is not \"codex\"; codexd runs this agent with codex anyway".to_owned(),
-        "agents[0].archived: ignored: Culture's archive flag; codexd hosts every listed agent".to_owned(),
+        "agents[0].archived: ignored: not true or false; only \"archived: true\" takes an agent out (not hosted)".to_owned(),
         format!("agents[0].archived_at: {archive}"),
         format!("agents[0].archived_reason: {archive}"),
         "agents[0].suffix: ignored: Culture manifest key; codexd names agents by nick".to_owned(),
@@ -349,12 +349,14 @@ fn tilde_expansion_with_and_without_home() {
             "control_socket: \"~/run/c.sock\" starts with \"~\" but HOME is unset",
             "codex.binary: \"~/bin/codex\" starts with \"~\" but HOME is unset",
             "agents[0].directory: \"~\" starts with \"~\" but HOME is unset",
+            "pid_dir: the default \"~/.culture/pids\" needs HOME, which is unset; set HOME or this key",
         ]
     );
     assert_eq!(
         errors_with("", &no_home),
         [
-            "state_dir: the default \"~/.culture/codexd\" needs HOME, which is unset; set HOME or this key"
+            "state_dir: the default \"~/.culture/codexd\" needs HOME, which is unset; set HOME or this key",
+            "pid_dir: the default \"~/.culture/pids\" needs HOME, which is unset; set HOME or this key",
         ]
     );
     assert_eq!(
@@ -363,9 +365,10 @@ fn tilde_expansion_with_and_without_home() {
             "state_dir: the default \"~/.culture/codexd\" needs HOME, which is unset; set HOME or this key",
             "control_socket: the default \"~/.culture/run/codexd.sock\" needs HOME, which is unset; set HOME or this key",
             "ipc_dir: the default \"~/.culture/run\" needs HOME, which is unset; set HOME or this key",
+            "pid_dir: the default \"~/.culture/pids\" needs HOME, which is unset; set HOME or this key",
         ]
     );
-    let absolute = "state_dir: /var/lib/codexd\ncontrol_socket: /run/codexd.sock\nipc_dir: /run\n";
+    let absolute = "state_dir: /var/lib/codexd\ncontrol_socket: /run/codexd.sock\nipc_dir: /run\npid_dir: /run/pids\n";
     assert_eq!(
         parse(absolute, &Env::default())
             .expect("no HOME needed")
@@ -402,7 +405,7 @@ fn default_path_expands_the_tilde() {
         ),
     ];
     for (vars, want) in cases {
-        let got = default_path(&Env::from_pairs(vars.clone()));
+        let got = default_path(&Env::from_pairs(vars.clone()), &|_| false);
         match (got, want) {
             (Ok(path), Ok(want)) => assert_eq!(path, PathBuf::from(want), "{vars:?}"),
             (Err(ConfigError::Invalid { errors }), Err(want)) => {

@@ -41,6 +41,8 @@ pub struct Config {
     pub control_socket: PathBuf,
     /// `ipc_dir:` — where each agent's Culture IPC socket `culture-<nick>.sock` lives (codexd).
     pub ipc_dir: IpcDir,
+    /// `pid_dir:` — where each agent's `agent-<nick>.pid` lives, for Culture's CLI (codexd).
+    pub pid_dir: PathBuf,
     /// `shutdown_grace:` — how long a graceful shutdown may take before children are killed.
     pub shutdown_grace: Duration,
     /// `agents:` — one entry per hosted agent, with per-agent overrides already resolved.

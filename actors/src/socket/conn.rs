@@ -34,6 +34,8 @@ pub(crate) const REFUSAL_DRAIN: Duration = Duration::from_secs(1);
 pub(crate) struct Shared {
     pub(crate) hub: Arc<Hub>,
     pub(crate) agent: Agent,
+    /// Removed before `shutdown` is answered (see [`super::pidfile`]).
+    pub(crate) pid_file: Option<Arc<super::PidFile>>,
 }
 
 /// Serves one client until it hangs up.
@@ -80,6 +82,11 @@ pub(crate) async fn serve(stream: UnixStream, shared: Arc<Shared>) {
                     let shutdown = request.verb == Verb::Shutdown;
                     let response = answer(&shared.agent, request, pid).await;
                     if shutdown && response.is_ok() {
+                        // Culture's CLI reads the PID file once answered and would SIGTERM
+                        // that pid, the whole daemon: it must be gone first.
+                        if let Some(pid_file) = &shared.pid_file {
+                            pid_file.remove();
+                        }
                         // Culture answers before it stops; wait until the answer is out.
                         shared.hub.answered(true);
                         let _ = lines
