@@ -9,6 +9,7 @@
 mod admission;
 mod agents;
 mod attention;
+mod audit;
 mod codex;
 mod conversations;
 mod daemon;
@@ -34,6 +35,7 @@ mod types;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use audit::AuditConfig;
 pub use types::*;
 
 use crate::env::Env;

@@ -28,6 +28,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::irc::{InboundMessage, MessageKind};
 use crate::trace::TraceCtx;
 pub use service::AuditService;
 
@@ -158,7 +159,7 @@ pub enum Event {
 /// `message.in`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MessageIn {
-    /// `mention`, `dm` or `invite`.
+    /// `mention`, `dm` or `invite` (`ambient` and `notice` never reach the intake).
     pub kind: &'static str,
     /// The intake's outcome: `journaled`, `duplicate`, `refused_rate`, `refused_pending`,
     /// `refused_journal`.
@@ -195,7 +196,7 @@ pub struct TurnEnd {
     pub thread_id: String,
     /// codex's turn id (none when codex never started the turn).
     pub turn_id: Option<String>,
-    /// `success`, `failed` or `timeout`.
+    /// `success`, `error` or `timeout` (Culture's `outcome`).
     pub outcome: &'static str,
     /// A failed turn's reason.
     pub error: Option<String>,
@@ -365,6 +366,30 @@ impl AuditWriter {
             );
         }
     }
+}
+
+/// `message.in` for `message` with the intake's `outcome`, when the log is on.
+pub fn message_in(audit: &Option<Audit>, message: &InboundMessage, outcome: &'static str) {
+    let Some(audit) = audit else {
+        return;
+    };
+    let kind = match message.kind {
+        MessageKind::Mention => "mention",
+        MessageKind::Direct => "dm",
+        MessageKind::Invite => "invite",
+        MessageKind::Ambient => "ambient",
+        MessageKind::Notice => "notice",
+    };
+    let event = Event::MessageIn(MessageIn {
+        kind,
+        outcome,
+        from: message.sender.clone(),
+        target: message.reply_to.clone(),
+        thread: message.thread.clone(),
+        msgid: message.msgid.clone(),
+        text: message.text.clone(),
+    });
+    audit.record(event, &message.trace);
 }
 
 /// | dropped so far | warn? |

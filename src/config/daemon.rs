@@ -115,7 +115,7 @@ pub(super) fn config(root: &Node<'_>, env: &Env, report: &mut Report) -> Config 
     Config {
         overseer: sections::overseer(&top.get("supervisor"), report),
         webhooks: sections::webhooks(&top.get("webhooks"), report),
-        telemetry: telemetry::section(&top.get("telemetry"), report),
+        telemetry: telemetry::section(&top.get("telemetry"), env, report),
         buffer_size: buffer_size(&top.get("buffer_size"), report),
         poll_interval,
         sleep: sleep_window(&top.get("sleep_start"), &top.get("sleep_end"), report),

@@ -13,12 +13,14 @@
 //! | `traces_sampler`             | see [`sampler`]                                      |
 //! | `metrics_enabled`            | bool (default true)                                  |
 //! | `metrics_export_interval_ms` | integer > 0                                          |
+//! | `audit_*`                    | see [`super::audit`]                                 |
 
 use std::time::Duration;
 
 use super::names;
 use super::reader::{Keys, Node, Report, quote};
 use super::{OtlpCompression, OtlpProtocol, Sampler, TelemetryConfig};
+use crate::env::Env;
 
 const KEYS: Keys = Keys {
     known: &[
@@ -32,6 +34,12 @@ const KEYS: Keys = Keys {
         "traces_sampler",
         "metrics_enabled",
         "metrics_export_interval_ms",
+        // Read by `audit.rs`.
+        "audit_enabled",
+        "audit_dir",
+        "audit_max_file_bytes",
+        "audit_rotate_utc_midnight",
+        "audit_queue_depth",
     ],
     ignored: &[],
 };
@@ -53,12 +61,13 @@ impl Default for TelemetryConfig {
             traces_sampler: None,
             metrics_enabled: true,
             metrics_export_interval: None,
+            audit: super::AuditConfig::default(),
         }
     }
 }
 
 /// Reads `telemetry:`.
-pub(super) fn section(node: &Node<'_>, report: &mut Report) -> TelemetryConfig {
+pub(super) fn section(node: &Node<'_>, env: &Env, report: &mut Report) -> TelemetryConfig {
     let fields = node.mapping(report, &KEYS);
     let defaults = TelemetryConfig::default();
     let checked = |key: &str, report: &mut Report, check: fn(&str) -> Option<String>| {
@@ -87,6 +96,7 @@ pub(super) fn section(node: &Node<'_>, report: &mut Report) -> TelemetryConfig {
             .boolean(report)
             .unwrap_or(defaults.metrics_enabled),
         metrics_export_interval: milliseconds(&fields.get("metrics_export_interval_ms"), report),
+        audit: super::audit::section(&fields, env, report),
     }
 }
 
