@@ -35,7 +35,8 @@ const MAX_QUEUE_DEPTH: i64 = 1_000_000;
 pub struct AuditConfig {
     /// `audit_enabled` (codexd default false).
     pub enabled: bool,
-    /// `audit_dir` (default `~/.culture/audit`), `~` expanded.
+    /// `audit_dir` (default `~/.culture/audit`), `~` expanded (the default only when the
+    /// log is on: unused, it stays as written).
     pub dir: PathBuf,
     /// `audit_max_file_bytes` (default 256 MiB).
     pub max_file_bytes: u64,
@@ -59,7 +60,7 @@ impl Default for AuditConfig {
 }
 
 /// Reads the `audit_*` keys of the `telemetry:` mapping's `fields`. The default directory
-/// needs `$HOME` only when the log is on.
+/// is expanded (and so needs `$HOME`) only when the log is on.
 pub(super) fn section(fields: &Fields<'_>, env: &Env, report: &mut Report) -> AuditConfig {
     let defaults = AuditConfig::default();
     let enabled = fields
@@ -70,7 +71,7 @@ pub(super) fn section(fields: &Fields<'_>, env: &Env, report: &mut Report) -> Au
     let dir = match node.given() {
         Some(_) => paths::path(&node, env, report),
         None if enabled => paths::expand(&node, DEFAULT_DIR, env, report),
-        None => env.expand_tilde(DEFAULT_DIR),
+        None => None, // unused: the default stays as it is
     };
     let max_file_bytes = fields
         .get("audit_max_file_bytes")
@@ -112,13 +113,16 @@ mod tests {
     fn culture_audit_keys_are_read() {
         let home = Env::from_pairs([("HOME", "/home/t")]);
         let off = audit("telemetry: {enabled: false}\n", &home).expect("valid");
+        assert_eq!(off, AuditConfig::default(), "off by default");
+        let on = audit("telemetry: {audit_enabled: true}\n", &home).expect("valid");
         assert_eq!(
-            off,
+            on,
             AuditConfig {
+                enabled: true,
                 dir: "/home/t/.culture/audit".into(),
                 ..AuditConfig::default()
             },
-            "off by default, Culture's other defaults"
+            "Culture's defaults"
         );
         let yaml = "telemetry:\n  audit_enabled: true\n  audit_dir: ~/logs/audit\n  audit_max_file_bytes: 1048576\n  audit_rotate_utc_midnight: false\n  audit_queue_depth: 50\n";
         assert_eq!(
@@ -150,7 +154,8 @@ mod tests {
         }
         // The default directory needs HOME only when the log is on.
         let no_home = Env::from_pairs(Vec::<(&str, &str)>::new());
-        assert!(audit("telemetry: {audit_enabled: false}\n", &no_home).is_ok());
+        let off = audit("telemetry: {audit_enabled: false}\n", &no_home).unwrap_err();
+        assert!(!off.contains("telemetry.audit_dir"), "{off}");
         let error = audit("telemetry: {audit_enabled: true}\n", &no_home).expect_err("no HOME");
         assert!(error.contains("telemetry.audit_dir"), "{error}");
     }
