@@ -8,6 +8,7 @@ use codexd_actors::agent::{AgentParts, AgentSpec, AgentWiring};
 use codexd_actors::attention::policy::{BandSpec, Policy};
 use codexd_actors::attention::sleep::LocalClock;
 use codexd_actors::attention::{AttentionSettings, Mode};
+use codexd_actors::audit::Audit;
 use codexd_actors::codex::{CodexCommand, CodexPool, Slot};
 use codexd_actors::irc::{FloodSettings, IrcSettings, TlsSettings, TraceTagMode};
 use codexd_actors::overseer::OverseerSettings;
@@ -31,6 +32,8 @@ pub struct Wiring {
     pub stop: mpsc::Sender<StopRequest>,
     /// The daemon's codex processes (the `codex` service places the agent on one).
     pub pool: CodexPool,
+    /// The daemon's audit log, when `telemetry.audit_enabled`.
+    pub audit: Option<Audit>,
 }
 
 /// Binds the agent's Culture IPC socket, `<ipc_dir>/culture-<nick>.sock`, unless `socket`
@@ -63,8 +66,11 @@ pub fn spec(
     wiring: Wiring,
 ) -> AgentSpec {
     let testing = |name: &str| agent.test_children.iter().any(|t| t == name);
-    let runner = (!testing("runner"))
-        .then(|| runner_settings(config, agent, place(&wiring.pool, config, agent)));
+    let audit = wiring.audit.map(|audit| audit.agent(&agent.nick));
+    let runner = (!testing("runner")).then(|| RunnerSettings {
+        audit: audit.clone(),
+        ..runner_settings(config, agent, place(&wiring.pool, config, agent))
+    });
     let parts = AgentParts {
         nick: agent.nick.clone(),
         policy: agent.restart,
@@ -73,7 +79,10 @@ pub fn spec(
         runner,
         attention: attention_settings(config, agent),
         clock: local_clock(),
-        irc: irc_settings(config, agent),
+        irc: IrcSettings {
+            audit,
+            ..irc_settings(config, agent)
+        },
         socket: wiring.socket,
         overseer: config
             .overseer
@@ -503,6 +512,7 @@ mod tests {
             socket: None,
             stop,
             pool: CodexPool::new(1, Default::default()),
+            audit: None,
         };
         let spec = spec(&config, &list[0], Duration::from_secs(1), wiring);
         let names: Vec<&str> = spec.children.iter().map(|c| c.name.as_str()).collect();
@@ -526,6 +536,7 @@ mod tests {
             socket: None,
             stop,
             pool: CodexPool::new(1, Default::default()),
+            audit: None,
         };
         let on = spec(&config, agent, Duration::from_secs(1), wiring);
         assert!(on.children.iter().any(|c| c.name == "overseer"));
@@ -563,6 +574,7 @@ mod tests {
             socket: None,
             stop,
             pool: CodexPool::new(1, Default::default()),
+            audit: None,
         };
         let off = spec(&config, &config.agents[0], Duration::from_secs(1), wiring);
         assert!(off.children.iter().all(|c| c.name != "overseer"));

@@ -344,6 +344,10 @@ pub fn status_table(status: &HostStatus) -> String {
             );
         }
     }
+    // The audit log's file and counts (when `telemetry.audit_enabled`).
+    for audit in status.services.iter().filter(|s| s.name == "audit") {
+        row(&mut out, "audit".to_owned(), audit);
+    }
     out
 }
 

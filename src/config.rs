@@ -11,6 +11,7 @@
 mod admission;
 mod agents;
 mod attention;
+mod audit;
 mod codex;
 mod conversations;
 mod culture;
@@ -42,6 +43,7 @@ mod types;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use audit::AuditConfig;
 pub use types::*;
 
 use crate::env::Env;

@@ -15,8 +15,10 @@ pub mod telemetry;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use codexd_actors::agent::AgentSpec;
+use codexd_actors::audit::{Audit, AuditService, AuditSettings, AuditWriter};
 use codexd_actors::child::{ChildRole, ChildSpec};
 use codexd_actors::codex::CodexPool;
 use codexd_actors::host::{Host, HostSpec};
@@ -43,6 +45,14 @@ pub enum RunError {
     /// The Host actor could not be spawned.
     #[error("cannot start the supervision tree: {0}")]
     Spawn(String),
+    /// `telemetry.audit_enabled` is on but the audit log cannot be written.
+    #[error("audit log {}: {source}", dir.display())]
+    Audit {
+        /// `telemetry.audit_dir`.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Where the configuration came from, so SIGHUP can read it again.
@@ -77,6 +87,7 @@ pub async fn run(
     let socket = ControlSocket::bind(&config.control_socket)?;
     tracing::info!(path = %socket.path().display(), "control socket listening");
     let grace = config.shutdown_grace;
+    let (audit, audit_writer) = start_audit(&config)?.unzip();
     let (stop, mut stops) = mpsc::channel(STOP_REQUESTS);
     let mut daemon = Daemon {
         agents: BTreeMap::new(),
@@ -84,6 +95,7 @@ pub async fn run(
         stop,
         grace,
         pool: CodexPool::new(config.codex.agents_per_process, config.restart),
+        audit,
     };
     let wanted: Vec<AgentConfig> = source.selected(&config).into_iter().cloned().collect();
     let mut specs = Vec::new();
@@ -98,7 +110,7 @@ pub async fn run(
         return Err(RunError::NoAgentStarted(refused.join("; ")));
     }
     let spec = HostSpec {
-        services: services(&config, &socket, &daemon.pool),
+        services: services(&config, &socket, &daemon.pool, daemon.audit.as_ref()),
         agents: specs,
         stop_timeout: grace,
     };
@@ -127,14 +139,44 @@ pub async fn run(
     tracing::info!(grace_s = grace.as_secs_f64(), "shutting down");
     host.shutdown(grace).await;
     drop(daemon);
+    if let Some(writer) = audit_writer {
+        writer.finish(grace).await;
+    }
     drop(socket);
     tracing::info!("codexd stopped");
     Ok(())
 }
 
-/// The Host's services (control socket, codex pool), under the daemon's `restart:` policy,
-/// so `restart: {health_interval: …}` paces their health pings too.
-fn services(config: &Config, socket: &ControlSocket, pool: &CodexPool) -> Vec<ChildSpec> {
+/// The audit log when `telemetry.audit_enabled` (fixed at start, like the codex pool).
+fn start_audit(config: &Config) -> Result<Option<(Audit, AuditWriter)>, RunError> {
+    let audit = &config.telemetry.audit;
+    if !audit.enabled {
+        return Ok(None);
+    }
+    let settings = AuditSettings {
+        dir: audit.dir.clone(),
+        server: config.server.name.clone(),
+        max_file_bytes: audit.max_file_bytes,
+        rotate_utc_midnight: audit.rotate_utc_midnight,
+        queue_depth: audit.queue_depth,
+    };
+    let started = codexd_actors::audit::start(settings, std::sync::Arc::new(SystemTime::now));
+    let started = started.map_err(|source| RunError::Audit {
+        dir: audit.dir.clone(),
+        source,
+    })?;
+    tracing::info!(dir = %audit.dir.display(), "audit log on");
+    Ok(Some(started))
+}
+
+/// The Host's services (control socket, codex pool, the audit log's status), under the
+/// daemon's `restart:` policy, so `restart: {health_interval: …}` paces their health pings too.
+fn services(
+    config: &Config,
+    socket: &ControlSocket,
+    pool: &CodexPool,
+    audit: Option<&Audit>,
+) -> Vec<ChildSpec> {
     let service =
         |name: &str, factory: std::sync::Arc<dyn codexd_actors::child::ChildFactory>| ChildSpec {
             name: name.to_owned(),
@@ -149,6 +191,14 @@ fn services(config: &Config, socket: &ControlSocket, pool: &CodexPool) -> Vec<Ch
         ),
         pool.service(config.restart, config.shutdown_grace / 2),
     ]
+    .into_iter()
+    .chain(audit.map(|audit| {
+        service(
+            "audit",
+            std::sync::Arc::new(AuditService::new(audit.clone())),
+        )
+    }))
+    .collect()
 }
 
 /// IPC stop requests waiting for the daemon (one per agent is plenty).
@@ -164,6 +214,8 @@ struct Daemon {
     grace: std::time::Duration,
     /// The codex processes (`codex.agents_per_process`, fixed at start).
     pool: CodexPool,
+    /// The audit log (`telemetry.audit_*`, fixed at start).
+    audit: Option<Audit>,
 }
 
 impl Daemon {
@@ -184,6 +236,7 @@ impl Daemon {
             socket,
             stop: self.stop.clone(),
             pool: self.pool.clone(),
+            audit: self.audit.clone(),
         };
         Ok(agents::spec(config, agent, self.grace / 2, wiring))
     }
@@ -299,7 +352,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = ControlSocket::bind(&dir.path().join("codexd.sock")).expect("binds");
         let pool = CodexPool::new(1, config.restart);
-        let services = services(&config, &socket, &pool);
+        let services = services(&config, &socket, &pool, None);
         let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["control", "codex"]);
         for service in &services {

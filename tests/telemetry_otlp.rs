@@ -306,6 +306,7 @@ fn child() {
         metrics_enabled: true,
         // Long enough that the only metric export is the one shutdown flushes.
         metrics_export_interval: Some(Duration::from_secs(600)),
+        ..TelemetryConfig::default()
     };
     let settings = Settings::resolve(&cfg, "culture-test", &Env::default()).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod attention;
+pub mod audit;
 pub mod child;
 pub mod codex;
 mod durable;

@@ -92,6 +92,8 @@ pub struct RunnerSettings {
     pub home: Option<String>,
     /// The agent's tags (Culture's ROOMINVITE prompt shows them).
     pub tags: Vec<String>,
+    /// The audit log (messages in, turns, tool calls); `None` when it is off.
+    pub audit: Option<crate::audit::Audit>,
 }
 
 impl RunnerSettings {
@@ -113,6 +115,7 @@ impl RunnerSettings {
             conversations: ConversationSettings::default(),
             home: None,
             tags: Vec::new(),
+            audit: None,
         }
     }
 
@@ -211,6 +214,7 @@ impl RunnerFactory {
                     runner: peers.link.clone(),
                     webhook: peers.webhook.clone(),
                     tags: settings.tags.clone(),
+                    audit: settings.audit.clone(),
                 };
                 let admission = settings.admission;
                 Arc::new(Inbox::start(journal, intake, admission, inbox_peers))

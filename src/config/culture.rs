@@ -7,8 +7,8 @@
 //! | `agents:` is a mapping (Culture 14's manifest, `server.yaml`, or an `agents.yaml` Culture's CLI migrated in place) | each `suffix: /dir` read from `/dir/culture.yaml`: nick `<server.name>-<suffix>`, directory `/dir`; hosted when `backend: codex` and not archived |
 //! | codexd's own file with `culture: PATH` | the file at `PATH` read as above, then every other key of codexd's file laid over it (a section key by key) |
 //!
-//! What codexd understands in a manifest and does not use: `presence` and `telemetry.audit_*`
-//! (taken out here); the `supervisor:` block Culture always writes does not switch the
+//! What codexd understands in a manifest and does not use: `presence` (taken out here);
+//! `telemetry.audit_*` is used (codexd's audit log, next to agentirc's); the `supervisor:` block Culture always writes does not switch the
 //! overseer on (`supervisor.enabled` defaults to `false`), and agentirc's
 //! `telemetry.service_name` default (`culture.agentirc`) is dropped so codexd's applies.
 //! Agents that are not hosted are notices (warnings): archived, another backend, a
@@ -298,16 +298,15 @@ fn forget_archive_keys(entry: &mut Value) {
 }
 
 /// Keys every manifest carries that codexd understands and does not use (module doc):
-/// `presence`, `server.archived*` (Culture archives each agent as well), `supervisor.thinking`
-/// and `telemetry.audit_*` (Culture's audit log; when codexd reads these keys itself, they
-/// stay in the document instead).
+/// `presence`, `server.archived*` (Culture archives each agent as well) and
+/// `supervisor.thinking`. (`telemetry.audit_*` stays: codexd writes the audit log it asks
+/// for.)
 fn understood_culture_keys(value: &mut Value) {
     take(value, "presence");
     if let Some(Value::Mapping(server)) = value.get_mut("server") {
         server.retain(|key, _| !key.as_str().is_some_and(|k| k.starts_with("archived")));
     }
     if let Some(Value::Mapping(telemetry)) = value.get_mut("telemetry") {
-        telemetry.retain(|key, _| !key.as_str().is_some_and(|k| k.starts_with("audit_")));
         if telemetry.get("service_name").and_then(Value::as_str) == Some(AGENTIRC_SERVICE_NAME) {
             telemetry.remove("service_name");
         }

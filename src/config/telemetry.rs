@@ -15,6 +15,7 @@
 //! | `traces_sampler`             | see [`sampler`]                                      |
 //! | `metrics_enabled`            | bool (default true)                                  |
 //! | `metrics_export_interval_ms` | integer > 0                                          |
+//! | `audit_*`                    | see [`super::audit`]                                 |
 
 use std::time::Duration;
 
@@ -37,6 +38,12 @@ const KEYS: Keys = Keys {
         "traces_sampler",
         "metrics_enabled",
         "metrics_export_interval_ms",
+        // Read by `audit.rs`.
+        "audit_enabled",
+        "audit_dir",
+        "audit_max_file_bytes",
+        "audit_rotate_utc_midnight",
+        "audit_queue_depth",
     ],
     ignored: &[],
 };
@@ -59,6 +66,7 @@ impl Default for TelemetryConfig {
             traces_sampler: None,
             metrics_enabled: true,
             metrics_export_interval: None,
+            audit: super::AuditConfig::default(),
         }
     }
 }
@@ -94,6 +102,7 @@ pub(super) fn section(node: &Node<'_>, env: &Env, report: &mut Report) -> Teleme
             .boolean(report)
             .unwrap_or(defaults.metrics_enabled),
         metrics_export_interval: milliseconds(&fields.get("metrics_export_interval_ms"), report),
+        audit: super::audit::section(&fields, env, report),
     }
 }
 

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::audit::AuditConfig;
+
 /// The whole daemon configuration: Culture's agent-daemon file plus codexd's own sections.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -197,6 +199,8 @@ pub struct TelemetryConfig {
     pub metrics_enabled: bool,
     /// `metrics_export_interval_ms` (default 10000).
     pub metrics_export_interval: Option<Duration>,
+    /// `audit_*`: the audit JSONL log (independent of `enabled`).
+    pub audit: AuditConfig,
 }
 
 /// One attention band: how often a target in it is polled and how long it stays.

@@ -118,6 +118,7 @@ async fn rig(mode: Mode, sleep: Option<SleepWindow>, clock_at: u32) -> Rig {
         runner: runner_link.clone(),
         webhook: Link::default(),
         tags: Vec::new(),
+        audit: None,
     };
     let (_intake, queue) = crate::irc::IntakePath::new(16);
     let inbox = Inbox::start(journal, queue, Default::default(), inbox_peers);

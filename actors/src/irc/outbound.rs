@@ -16,6 +16,7 @@ use super::{
     Flavor, IrcError, IrcEvent, IrcMessage, IrcState, Phase, Presence, Query, ReplyLine,
     SendPriority, SendReport, ThreadOp, TraceTagMode,
 };
+use crate::audit::{Event, MessageOut};
 use crate::trace::{TraceCtx, TraceTagNames};
 
 /// How long a query may take before it is answered with a timeout.
@@ -61,9 +62,11 @@ impl IrcState {
             .map(|c| format!("{verb} {target} :{c}"))
             .collect();
         if how.priority == SendPriority::Low {
-            return self.deliver_low(wire, trace);
+            return (self.deliver_low(wire, trace))
+                .inspect(|report| self.audit_out(verb, target, text, report, trace));
         }
         let report = self.deliver(wire, trace)?;
+        self.audit_out(verb, target, text, &report, trace);
         for chunk in &chunks {
             self.buffer_own(target, chunk);
         }
@@ -71,6 +74,28 @@ impl IrcState {
             target: target.to_owned(),
         });
         Ok(report)
+    }
+
+    /// `message.out` for a text handed to the connection (or queued), when the log is on.
+    fn audit_out(
+        &self,
+        verb: &'static str,
+        target: &str,
+        text: &str,
+        report: &SendReport,
+        trace: &TraceCtx,
+    ) {
+        let Some(audit) = &self.settings.audit else {
+            return;
+        };
+        let event = Event::MessageOut(MessageOut {
+            command: verb,
+            target: target.to_owned(),
+            text: text.to_owned(),
+            lines: report.lines,
+            queued: report.queued,
+        });
+        audit.record(event, trace);
     }
 
     /// The pieces of `text` that fit one line each (after `reserve` bytes of the text).

@@ -91,6 +91,8 @@ pub struct IrcSettings {
     pub presence_heartbeat: Duration,
     /// Where the channels joined at run time are remembered (`None`: not remembered).
     pub joined_file: Option<std::path::PathBuf>,
+    /// The audit log (`message.out`); `None` when `telemetry.audit_enabled` is off.
+    pub audit: Option<crate::audit::Audit>,
 }
 
 impl IrcSettings {
@@ -120,6 +122,7 @@ impl IrcSettings {
             buffer_size: 500,
             presence_heartbeat: Duration::from_secs(30),
             joined_file: None,
+            audit: None,
         }
     }
 

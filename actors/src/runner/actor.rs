@@ -44,6 +44,7 @@ use crate::fault;
 use crate::trace::TraceCtx;
 
 mod attach;
+mod audit;
 mod invite;
 mod report;
 mod schedule;
@@ -520,6 +521,7 @@ impl RunnerState {
                     if let Some(id) = &active.turn.id {
                         active.turn.span.record("codex.turn_id", id.as_str());
                     }
+                    self.audit_turn_start(&key);
                 }
                 self.next();
             }

@@ -25,6 +25,7 @@ use super::RunnerMessage;
 use super::admission::{Admission, AdmissionSettings, Refusal};
 use super::journal::{Batch, EntryKind, JournalError, NewEntry, SharedJournal};
 use super::prompt;
+use crate::audit;
 use crate::irc::{Addressed, InboundMessage, IrcMessage, MessageKind, SendPriority};
 use crate::link::Link;
 use crate::webhook::{self, Alert, AlertEvent, WebhookMessage};
@@ -48,6 +49,8 @@ pub struct InboxPeers {
     pub webhook: Link<WebhookMessage>,
     /// Its tags (Culture's ROOMINVITE prompt shows them).
     pub tags: Vec<String>,
+    /// The audit log (`message.in`); `None` when it is off.
+    pub audit: Option<crate::audit::Audit>,
 }
 
 /// The meter of the intake's metric.
@@ -176,9 +179,11 @@ impl Intake {
             match entry {
                 Some(entry) => {
                     journaled += 1;
+                    audit::message_in(&self.peers.audit, message, "journaled");
                     tracing::info!(agent.nick = %nick, entry = entry.id, from = %message.sender, to = %message.reply_to, "mention accepted (journaled)");
                 }
                 None => {
+                    audit::message_in(&self.peers.audit, message, "duplicate");
                     tracing::info!(agent.nick = %nick, msgid = ?message.msgid, "duplicate mention ignored (same msgid)");
                 }
             }
@@ -227,6 +232,7 @@ impl Intake {
         let nick = &self.peers.nick;
         let label = refusal.label();
         count(nick, label, 1);
+        audit::message_in(&self.peers.audit, message, label);
         let notify = self.admission.notice_due(&message.sender, now);
         {
             let mut stats = self.stats.lock();

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{Open, RunnerState};
+use crate::audit::{Event, ToolCallDone};
 use crate::codex::jsonrpc::{Outgoing, RequestId};
 use crate::runner::RunnerMessage;
 use crate::runner::conversation::ThreadMode;
@@ -66,6 +67,8 @@ impl RunnerState {
             tool.outcome = tracing::field::Empty,
             tool.duration_ms = tracing::field::Empty,
         );
+        let audited = (self.settings.audit.clone())
+            .map(|audit| (audit, arguments.clone(), call_id.to_owned()));
         let door = self.peers.tools.clone();
         let timeout = self.settings.tool_timeout;
         let myself = self.myself.clone();
@@ -80,6 +83,16 @@ impl RunnerState {
             span.record("tool.outcome", label);
             span.record("tool.duration_ms", duration_ms);
             tracing::info!(parent: &span, agent.nick = %nick, tool = %tool, outcome = label, duration_ms, "tool call answered");
+            if let Some((audit, arguments, call_id)) = audited {
+                let call = ToolCallDone {
+                    tool,
+                    call_id,
+                    arguments,
+                    outcome: label,
+                    duration_ms,
+                };
+                audit.record(Event::ToolCall(call), &span.in_scope(TraceCtx::current));
+            }
             let _ = myself.cast(RunnerMessage::ToolDone {
                 generation,
                 id,

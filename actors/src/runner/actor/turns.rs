@@ -260,6 +260,7 @@ impl RunnerState {
         active.turn.close_open_items();
         end_span(&active.turn, outcome.name());
         self.record_metrics(&active.turn, &outcome);
+        self.audit_turn_end(key, &active, &outcome);
         self.peers.turn.clear(key);
         if self.turns.is_empty() {
             self.presence(Presence::Idle);
