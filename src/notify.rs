@@ -244,7 +244,8 @@ mod tests {
     #[test]
     fn the_watchdog_is_half_its_usec_and_only_for_our_pid() {
         let half = Some(Duration::from_millis(500));
-        let table: [(&[(&str, &str)], Option<Duration>); 6] = [
+        type Vars = &'static [(&'static str, &'static str)];
+        let table: [(Vars, Option<Duration>); 6] = [
             (&[("WATCHDOG_USEC", "1000000")], half),
             (&[("WATCHDOG_USEC", "1000000"), ("WATCHDOG_PID", "7")], half),
             (&[("WATCHDOG_USEC", "1000000"), ("WATCHDOG_PID", "8")], None),
