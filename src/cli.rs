@@ -19,8 +19,13 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// User input error: unknown agent, child or fault kind.
     pub const INPUT: u8 = 1;
-    /// Usage, configuration or environment error (bad config, socket in use, bad OTEL_* value).
-    pub const CONFIG: u8 = 2;
+    /// Configuration or environment error (bad or unreadable config, control socket in use,
+    /// every IPC socket served elsewhere, bad OTEL_* value): sysexits' `EX_CONFIG`, so a
+    /// service manager can tell it from a crash (`RestartPreventExitStatus=78`).
+    pub const CONFIG: u8 = 78;
+    /// Internal failure (the async runtime or signal handlers cannot start, the supervision
+    /// tree died): sysexits' `EX_SOFTWARE`; worth a restart.
+    pub const SOFTWARE: u8 = 70;
     /// The daemon could not be reached (not running, not answering).
     pub const UNREACHABLE: u8 = 3;
 }
@@ -112,6 +117,19 @@ pub fn fail(code: u8, lines: &[String]) -> ExitCode {
         eprintln!("hint: {line}");
     }
     ExitCode::from(code)
+}
+
+/// The exit code of a daemon that could not run: what the operator must fix (the control
+/// socket or every agent's IPC socket is another process's, the audit log cannot be
+/// written) is [`exit::CONFIG`], so systemd
+/// does not restart into the same wall; a tree that died is [`exit::SOFTWARE`], worth a restart.
+pub fn run_error_code(error: &crate::RunError) -> u8 {
+    match error {
+        crate::RunError::ControlSocket(_)
+        | crate::RunError::NoAgentStarted(_)
+        | crate::RunError::Audit { .. } => exit::CONFIG,
+        crate::RunError::HostDied | crate::RunError::Spawn(_) => exit::SOFTWARE,
+    }
 }
 
 /// Resolves `--config`, `$CODEXD_CONFIG` or the default path.

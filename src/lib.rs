@@ -1,7 +1,8 @@
 //! codexd: hosts OpenAI Codex agents on IRC, one supervised actor subtree per agent.
 //!
 //! [`run`] is the daemon: bind the control socket, start the Host with its agents, then
-//! follow signal events (reload, shutdown) until a graceful, bounded shutdown.
+//! follow signal events (reload, shutdown) until a graceful, bounded shutdown, telling
+//! systemd about each step when it asks ([`notify`]).
 #![forbid(unsafe_code)]
 
 pub mod agents;
@@ -9,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod env;
+pub mod notify;
 pub mod preflight;
 pub mod signal;
 pub mod telemetry;
@@ -118,12 +120,18 @@ pub async fn run(
         .await
         .map_err(|e| RunError::Spawn(e.to_string()))?;
     tracing::info!(agents = daemon.agents.len(), "codexd running");
+    let settings = notify::Settings::from_env(&source.env, std::process::id());
+    let mut service = notify::Service::start(settings, host.clone());
     let mut running = config;
 
     loop {
         tokio::select! {
             event = events.recv() => match event {
-                Some(signal::Event::Reload) => running = daemon.reload(&host, &source, running).await,
+                Some(signal::Event::Reload) => {
+                    service.reloading();
+                    running = daemon.reload(&host, &source, running).await;
+                    service.reloaded();
+                }
                 Some(signal::Event::Shutdown) | None => break,
             },
             Some(request) = stops.recv() => {
@@ -137,6 +145,7 @@ pub async fn run(
         }
     }
     tracing::info!(grace_s = grace.as_secs_f64(), "shutting down");
+    service.stopping();
     host.shutdown(grace).await;
     drop(daemon);
     if let Some(writer) = audit_writer {

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("hint: cannot start the async runtime: {error}");
-            return ExitCode::from(exit::CONFIG);
+            return ExitCode::from(exit::SOFTWARE);
         }
     };
     let code = runtime.block_on(dispatch(cli, env));
@@ -109,11 +109,11 @@ async fn run(
             let source = ConfigSource { path, env, only };
             match codexd::run(loaded.config, source, events).await {
                 Ok(()) => ExitCode::from(exit::OK),
-                Err(error) => cli::fail(exit::CONFIG, &[error.to_string()]),
+                Err(error) => cli::fail(cli::run_error_code(&error), &[error.to_string()]),
             }
         }
         Err(error) => cli::fail(
-            exit::CONFIG,
+            exit::SOFTWARE,
             &[format!("cannot install signal handlers: {error}")],
         ),
     };

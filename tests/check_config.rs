@@ -52,7 +52,7 @@ fn a_broken_config_reports_every_error_with_its_key_path() {
         .output()
         .expect("run");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
     for path in [
         "server.port",
         "buffer_size",
@@ -76,14 +76,14 @@ fn a_broken_config_reports_every_error_with_its_key_path() {
 }
 
 #[test]
-fn a_missing_config_is_a_hint_and_exit_2() {
+fn a_missing_config_is_a_hint_and_exit_78() {
     let scratch = Scratch::new();
     let out = scratch
         .codexd()
         .args(["check-config", "--config", "/nonexistent/agents.yaml"])
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(78));
     assert!(
         String::from_utf8_lossy(&out.stderr)
             .contains("hint: failed to load config '/nonexistent/agents.yaml'")

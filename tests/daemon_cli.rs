@@ -288,7 +288,7 @@ fn a_second_daemon_on_the_same_socket_is_refused() {
         .arg(scratch.config())
         .output()
         .expect("second");
-    assert_eq!(code(&out), 2);
+    assert_eq!(code(&out), 78);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("already listening"),
         "{}",

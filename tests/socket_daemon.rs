@@ -148,7 +148,7 @@ fn a_socket_served_by_another_daemon_is_never_stolen() {
         .output()
         .expect("third");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
     assert!(
         stderr.contains("no agent could start: agent spark-a not started: ipc socket: another process is already listening on"),
         "{stderr}"

@@ -55,13 +55,16 @@ impl Scratch {
     }
 
     /// A `codexd` command with HOME and XDG_RUNTIME_DIR inside the scratch dir and no
-    /// OTEL_*, CODEXD_* or proxy variables leaking in from the caller (a proxy would carry
-    /// the webhook's loopback requests away).
+    /// OTEL_*, CODEXD_*, proxy or systemd notify variables leaking in from the caller (a
+    /// proxy would carry the webhook's loopback requests away; a test run under systemd
+    /// would have its daemons notify the test runner's manager).
     pub fn codexd(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_codexd"));
         for (key, _) in std::env::vars() {
             let proxy = key.to_ascii_uppercase().ends_with("_PROXY");
-            if key.starts_with("OTEL_") || key.starts_with("CODEXD_") || proxy {
+            let systemd =
+                ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"].contains(&key.as_str());
+            if key.starts_with("OTEL_") || key.starts_with("CODEXD_") || proxy || systemd {
                 cmd.env_remove(key);
             }
         }
