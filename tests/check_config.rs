@@ -170,7 +170,7 @@ fn preflight_names_a_missing_directory_and_codex_binary_by_key() {
         missing_codex.to_str().expect("utf-8"),
     );
     let (code, stdout, stderr) = check(&scratch);
-    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(code, Some(78), "{stderr}");
     assert!(!stdout.contains("valid"), "{stdout}");
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 2, "{stderr}");
@@ -206,7 +206,7 @@ fn preflight_names_a_missing_directory_and_codex_binary_by_key() {
         "codex-nowhere-42",
     );
     let (code, _, stderr) = check(&scratch);
-    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(code, Some(78), "{stderr}");
     assert!(
         stderr.contains("error: codex.binary: codex-nowhere-42 was not found in PATH"),
         "{stderr}"
@@ -255,6 +255,6 @@ fn preflight_warns_about_an_untested_codex_and_fails_a_silent_one() {
 
     fake_codex(&scratch, "");
     let (code, _, stderr) = check(&scratch);
-    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(code, Some(78), "{stderr}");
     assert!(stderr.contains("--version` printed no version"), "{stderr}");
 }
