@@ -44,6 +44,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use audit::AuditConfig;
+pub(crate) use telemetry::percent_decode;
 pub use types::*;
 
 use crate::env::Env;

@@ -180,7 +180,9 @@ pub(super) fn headers(text: &str) -> Result<OtlpHeaders, String> {
     }
 }
 
-fn percent_decode(text: &str) -> Option<String> {
+/// `text` percent-decoded (`OTEL_EXPORTER_OTLP_HEADERS` rules); `None` when a `%` is not
+/// followed by two hex digits or the bytes are not UTF-8.
+pub(crate) fn percent_decode(text: &str) -> Option<String> {
     let mut bytes = Vec::with_capacity(text.len());
     let mut rest = text.as_bytes();
     while let Some((&byte, tail)) = rest.split_first() {

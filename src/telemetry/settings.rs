@@ -356,21 +356,10 @@ fn parse_resource_attributes(value: &str) -> Result<Vec<(String, String)>, Strin
         .collect()
 }
 
+/// `text` percent-decoded; the error never quotes it (a header value may be a secret).
 fn percent_decode(text: &str) -> Result<String, String> {
-    let mut bytes = Vec::with_capacity(text.len());
-    let mut rest = text.as_bytes();
-    while let Some((&byte, tail)) = rest.split_first() {
-        if byte != b'%' {
-            bytes.push(byte);
-            rest = tail;
-            continue;
-        }
-        let hex = tail.get(..2).and_then(|h| std::str::from_utf8(h).ok());
-        let decoded = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
-        bytes.push(decoded.ok_or_else(|| format!("bad percent-encoding in {text:?}"))?);
-        rest = &tail[2..];
-    }
-    String::from_utf8(bytes).map_err(|_| format!("{text:?} does not decode to UTF-8"))
+    crate::config::percent_decode(text)
+        .ok_or_else(|| "bad percent-encoding, or not UTF-8 once decoded".to_owned())
 }
 
 /// The first variable of `names` that is set, as a positive number of milliseconds.
