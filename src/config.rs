@@ -43,7 +43,6 @@ mod types;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use audit::AuditConfig;
 pub(crate) use telemetry::percent_decode;
 pub use types::*;
 

@@ -28,7 +28,6 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::irc::{InboundMessage, MessageKind};
 use crate::trace::TraceCtx;
 pub use service::AuditService;
 
@@ -366,30 +365,6 @@ impl AuditWriter {
             );
         }
     }
-}
-
-/// `message.in` for `message` with the intake's `outcome`, when the log is on.
-pub fn message_in(audit: &Option<Audit>, message: &InboundMessage, outcome: &'static str) {
-    let Some(audit) = audit else {
-        return;
-    };
-    let kind = match message.kind {
-        MessageKind::Mention => "mention",
-        MessageKind::Direct => "dm",
-        MessageKind::Invite => "invite",
-        MessageKind::Ambient => "ambient",
-        MessageKind::Notice => "notice",
-    };
-    let event = Event::MessageIn(MessageIn {
-        kind,
-        outcome,
-        from: message.sender.clone(),
-        target: message.reply_to.clone(),
-        thread: message.thread.clone(),
-        msgid: message.msgid.clone(),
-        text: message.text.clone(),
-    });
-    audit.record(event, &message.trace);
 }
 
 /// | dropped so far | warn? |

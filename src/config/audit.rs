@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use super::paths;
 use super::reader::{Fields, Report};
+use super::types::AuditConfig;
 use crate::env::Env;
 
 /// Culture's default directory (agentirc writes there too; the file names differ).
@@ -29,22 +30,6 @@ const DEFAULT_QUEUE_DEPTH: usize = 10_000;
 const MIN_FILE_BYTES: i64 = 4096;
 /// The largest queue accepted.
 const MAX_QUEUE_DEPTH: i64 = 1_000_000;
-
-/// `telemetry.audit_*`: where the audit log goes when it is on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditConfig {
-    /// `audit_enabled` (codexd default false).
-    pub enabled: bool,
-    /// `audit_dir` (default `~/.culture/audit`), `~` expanded (the default only when the
-    /// log is on: unused, it stays as written).
-    pub dir: PathBuf,
-    /// `audit_max_file_bytes` (default 256 MiB).
-    pub max_file_bytes: u64,
-    /// `audit_rotate_utc_midnight` (default true).
-    pub rotate_utc_midnight: bool,
-    /// `audit_queue_depth` (default 10000).
-    pub queue_depth: usize,
-}
 
 impl Default for AuditConfig {
     /// Off, with Culture's defaults; the directory unexpanded (parsing expands it).

@@ -8,8 +8,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::audit::AuditConfig;
-
 /// The whole daemon configuration: Culture's agent-daemon file plus codexd's own sections.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -323,4 +321,20 @@ pub struct IpcDir {
     pub path: PathBuf,
     /// Culture's `~/.culture/run` fallback: made 0700 even when it already exists.
     pub private: bool,
+}
+
+/// `telemetry.audit_*`: where the audit log goes when it is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// `audit_enabled` (codexd default false).
+    pub enabled: bool,
+    /// `audit_dir` (default `~/.culture/audit`), `~` expanded (the default only when the
+    /// log is on: unused, it stays as written).
+    pub dir: PathBuf,
+    /// `audit_max_file_bytes` (default 256 MiB).
+    pub max_file_bytes: u64,
+    /// `audit_rotate_utc_midnight` (default true).
+    pub rotate_utc_midnight: bool,
+    /// `audit_queue_depth` (default 10000).
+    pub queue_depth: usize,
 }

@@ -179,11 +179,11 @@ impl Intake {
             match entry {
                 Some(entry) => {
                     journaled += 1;
-                    audit::message_in(&self.peers.audit, message, "journaled");
+                    audit_in(&self.peers.audit, message, "journaled");
                     tracing::info!(agent.nick = %nick, entry = entry.id, from = %message.sender, to = %message.reply_to, "mention accepted (journaled)");
                 }
                 None => {
-                    audit::message_in(&self.peers.audit, message, "duplicate");
+                    audit_in(&self.peers.audit, message, "duplicate");
                     tracing::info!(agent.nick = %nick, msgid = ?message.msgid, "duplicate mention ignored (same msgid)");
                 }
             }
@@ -232,7 +232,7 @@ impl Intake {
         let nick = &self.peers.nick;
         let label = refusal.label();
         count(nick, label, 1);
-        audit::message_in(&self.peers.audit, message, label);
+        audit_in(&self.peers.audit, message, label);
         let notify = self.admission.notice_due(&message.sender, now);
         {
             let mut stats = self.stats.lock();
@@ -352,4 +352,28 @@ fn count(nick: &str, outcome: &'static str, n: usize) {
                 KeyValue::new("outcome", outcome),
             ],
         );
+}
+
+/// `message.in` for `message` with the intake's `outcome`, when the log is on.
+fn audit_in(audit: &Option<audit::Audit>, message: &InboundMessage, outcome: &'static str) {
+    let Some(audit) = audit else {
+        return;
+    };
+    let kind = match message.kind {
+        MessageKind::Mention => "mention",
+        MessageKind::Direct => "dm",
+        MessageKind::Invite => "invite",
+        MessageKind::Ambient => "ambient",
+        MessageKind::Notice => "notice",
+    };
+    let event = audit::Event::MessageIn(audit::MessageIn {
+        kind,
+        outcome,
+        from: message.sender.clone(),
+        target: message.reply_to.clone(),
+        thread: message.thread.clone(),
+        msgid: message.msgid.clone(),
+        text: message.text.clone(),
+    });
+    audit.record(event, &message.trace);
 }
