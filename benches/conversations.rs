@@ -81,26 +81,10 @@ const CHANNELS: [&str; 4] = ["#c1", "#c2", "#c3", "#c4"];
 /// Part 2: each answer's pace (5 words: the text whole after 0.5 s, completed after 0.6 s).
 const ANSWER_WORD: Duration = Duration::from_millis(100);
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+type Result<T> = std::result::Result<T, latency::BenchError>;
 
 fn main() -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let rounds: usize = std::env::var("CONVERSATIONS_ROUNDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(10);
-    let failures = runtime.block_on(run(rounds))?;
-    if failures.is_empty() {
-        return Ok(());
-    }
-    eprintln!("{} failures:", failures.len());
-    for failure in &failures {
-        eprintln!("  {failure}");
-    }
-    Err(format!("{} failures: the figures are meaningless", failures.len()).into())
+    latency::main_rounds("CONVERSATIONS_ROUNDS", 10, run)
 }
 
 async fn run(rounds: usize) -> Result<Vec<String>> {

@@ -57,26 +57,10 @@ const WARM_UP: usize = 3;
 const QUIET: Duration = Duration::from_secs(6);
 const CHANNEL: &str = "#general";
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+type Result<T> = std::result::Result<T, latency::BenchError>;
 
 fn main() -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let rounds: usize = std::env::var("REPLIES_ROUNDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(5);
-    let failures = runtime.block_on(run(rounds))?;
-    if failures.is_empty() {
-        return Ok(());
-    }
-    eprintln!("{} failures:", failures.len());
-    for failure in &failures {
-        eprintln!("  {failure}");
-    }
-    Err(format!("{} failures: the figures are meaningless", failures.len()).into())
+    latency::main_rounds("REPLIES_ROUNDS", 5, run)
 }
 
 /// What the fake model answers to mention `n` (1-based).

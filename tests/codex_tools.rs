@@ -311,20 +311,6 @@ async fn a_thread_from_before_the_tools_hands_over_a_summary_to_a_new_thread() {
     );
 }
 
-/// The irc child's channels in `codexd status`.
-fn irc_channels(agent: &CodexAgent) -> Option<Vec<String>> {
-    let status = agent.scratch.status()?;
-    let irc = support::child(&status, NICK, "irc")?;
-    (irc["detail"]["state"] == "connected").then(|| {
-        irc["detail"]["channels"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c.as_str().map(str::to_owned))
-            .collect()
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channel_joined_at_run_time_is_rejoined_after_a_restart_until_parted() {
     let script = vec![
@@ -339,7 +325,9 @@ async fn a_channel_joined_at_run_time_is_rejoined_after_a_restart_until_parted()
     agent.say("#general", &format!("@{NICK} join #later")).await;
     agent.reply("#general", "joined").await;
     eventually("in #later", || {
-        irc_channels(&agent).filter(|c| c.iter().any(|c| c == "#later"))
+        agent
+            .irc_channels()
+            .filter(|c| c.iter().any(|c| c == "#later"))
     });
     eventually("the mention done", || {
         (agent.runner()?["detail"]["pending"] == 0).then_some(())
@@ -347,7 +335,9 @@ async fn a_channel_joined_at_run_time_is_rejoined_after_a_restart_until_parted()
     agent.stop_daemon();
     agent.restart_daemon();
     let channels = eventually("rejoined after the restart", || {
-        irc_channels(&agent).filter(|c| c.iter().any(|c| c == "#later"))
+        agent
+            .irc_channels()
+            .filter(|c| c.iter().any(|c| c == "#later"))
     });
     assert_eq!(channels, ["#general", "#ops", "#later"]);
 
@@ -360,6 +350,6 @@ async fn a_channel_joined_at_run_time_is_rejoined_after_a_restart_until_parted()
     });
     agent.stop_daemon();
     agent.restart_daemon();
-    let channels = eventually("connected again", || irc_channels(&agent));
+    let channels = eventually("connected again", || agent.irc_channels());
     assert_eq!(channels, ["#general", "#ops"], "a part forgets it");
 }

@@ -24,15 +24,6 @@ use fake_model::{FakeModel, Gate, Reply, call_outputs, last_user_text, user_text
 use serde_json::{Value, json};
 use support::eventually;
 
-/// The model requests whose last user message contains `needle`.
-fn requests_for(model: &FakeModel, needle: &str) -> Vec<Value> {
-    model
-        .requests()
-        .into_iter()
-        .filter(|request| user_texts(request).iter().any(|text| text.contains(needle)))
-        .collect()
-}
-
 /// The runner's conversations: (name, thread id, state).
 fn conversations(agent: &CodexAgent) -> Option<Vec<(String, Value, String)>> {
     let runner = agent.runner()?;
@@ -86,7 +77,7 @@ async fn a_secret_told_in_a_dm_never_reaches_a_channel_turn_and_is_remembered_in
     agent.reply("spark-ori", "it was xylophone").await;
 
     let model = agent.model.as_ref().expect("fake model");
-    let channel = requests_for(model, "anything new");
+    let channel = model.requests_with("anything new");
     assert_eq!(channel.len(), 2, "the call, then its output");
     for request in &channel {
         assert!(
@@ -101,7 +92,7 @@ async fn a_secret_told_in_a_dm_never_reaches_a_channel_turn_and_is_remembered_in
             .any(|(_, output)| output.contains("DM:spark-ori is a private conversation")),
         "the channel's read of the DM is refused: {outputs:?}"
     );
-    let dm = requests_for(model, "what was the word");
+    let dm = model.requests_with("what was the word");
     assert_eq!(dm.len(), 1);
     assert!(
         user_texts(&dm[0])
@@ -142,7 +133,7 @@ async fn a_follow_up_sent_while_a_turn_streams_is_steered_into_it_and_answered_o
     let runner = eventually("both mentions done", || idle_and_empty(&agent));
 
     let model = agent.model.as_ref().expect("fake model");
-    let steered = requests_for(model, "use staging");
+    let steered = model.requests_with("use staging");
     assert_eq!(steered.len(), 1, "one request carries the follow-up");
     let texts = user_texts(&steered[0]);
     assert!(
@@ -224,7 +215,7 @@ async fn codex_killed_under_two_conversations_replays_each_on_its_own_thread() {
 
     let model = agent.model.as_ref().expect("fake model");
     for (mine, other) in [("alpha", "beta"), ("beta", "alpha")] {
-        let requests = requests_for(model, mine);
+        let requests = model.requests_with(mine);
         assert_eq!(requests.len(), 2, "the cut-off turn and its replay");
         for request in requests {
             assert!(
@@ -275,7 +266,7 @@ async fn an_upgraded_agents_thread_carries_on_as_its_first_channels_conversation
         "the old thread is #general's now (the agent's first channel)"
     );
     let model = agent.model.as_ref().expect("fake model");
-    let asked = requests_for(model, "which word");
+    let asked = model.requests_with("which word");
     assert!(
         user_texts(&asked[0])
             .iter()
@@ -318,8 +309,8 @@ async fn with_one_turn_at_a_time_and_no_steering_mentions_wait_in_journal_order(
     let turns = runner["detail"]["turns"].as_array().expect("turns").len();
     assert_eq!(turns, 1, "one turn at a time: {runner}");
     let model = agent.model.as_ref().expect("fake model");
-    assert!(requests_for(model, "second").is_empty(), "#ops waited");
-    assert!(requests_for(model, "third").is_empty(), "not steered");
+    assert!(model.requests_with("second").is_empty(), "#ops waited");
+    assert!(model.requests_with("third").is_empty(), "not steered");
 
     gate.open();
     agent.reply("#general", "answer one").await;
@@ -367,10 +358,10 @@ async fn a_turn_codex_died_during_replays_alone_so_a_second_death_gives_up_only_
     // alpha (journaled first) replays alone: beta waits.
     eventually("alpha's replay streams", || {
         let model = agent.model.as_ref()?;
-        (model.held() == 1 && requests_for(model, "alpha").len() == 2).then_some(())
+        (model.held() == 1 && model.requests_with("alpha").len() == 2).then_some(())
     });
     let model = agent.model.as_ref().expect("fake model");
-    assert_eq!(requests_for(model, "beta").len(), 1, "beta waits for alpha");
+    assert_eq!(model.requests_with("beta").len(), 1, "beta waits for alpha");
     let runner = agent.runner().expect("status");
     assert_eq!(
         runner["detail"]["turns"].as_array().map(Vec::len),
@@ -447,7 +438,7 @@ async fn past_eight_loaded_threads_the_one_idle_longest_is_unloaded_and_resumed_
     agent.say("#c0", &format!("@{NICK} what fruit?")).await;
     agent.reply("#c0", "it was lemon").await;
     let model = agent.model.as_ref().expect("fake model");
-    let asked = requests_for(model, "what fruit");
+    let asked = model.requests_with("what fruit");
     assert!(
         user_texts(&asked[0])
             .iter()

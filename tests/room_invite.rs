@@ -19,7 +19,7 @@ mod otlp;
 mod support;
 
 use codex_agent::{Codex, CodexAgent, Extra, NICK};
-use fake_model::{FakeModel, Reply, user_texts};
+use fake_model::{Reply, user_texts};
 use otlp::OtlpSink;
 use serde_json::Value;
 use support::eventually;
@@ -27,31 +27,9 @@ use support::eventually;
 /// The prompt's first line (Culture's text).
 const INVITED: &str = "You've been invited to join IRC room";
 
-fn irc_channels(agent: &CodexAgent) -> Option<Vec<String>> {
-    let status = agent.scratch.status()?;
-    let irc = support::child(&status, NICK, "irc")?;
-    (irc["detail"]["state"] == "connected").then(|| {
-        irc["detail"]["channels"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c.as_str().map(str::to_owned))
-            .collect()
-    })
-}
-
 fn invitations(agent: &CodexAgent) -> Option<Value> {
     let runner = agent.runner()?;
     (runner["detail"]["pending"] == 0).then(|| runner["detail"]["invitations"].clone())
-}
-
-/// The model requests whose user messages contain `needle`.
-fn requests_with(model: &FakeModel, needle: &str) -> Vec<Value> {
-    model
-        .requests()
-        .into_iter()
-        .filter(|r| user_texts(r).iter().any(|t| t.contains(needle)))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +88,7 @@ async fn an_invitation_is_evaluated_apart_joined_on_yes_declined_on_no_and_kept_
     assert_eq!(counts["joined"], 1, "{counts}");
     assert_eq!(counts["last"]["channel"], "#cooking", "{counts}");
     assert_eq!(counts["last"]["verdict"], "declined", "{counts}");
-    let channels = irc_channels(&agent).expect("irc status");
+    let channels = agent.irc_channels().expect("irc status");
     assert!(channels.contains(&"#release".to_owned()), "{channels:?}");
     assert!(!channels.contains(&"#cooking".to_owned()), "{channels:?}");
 
@@ -119,7 +97,7 @@ async fn an_invitation_is_evaluated_apart_joined_on_yes_declined_on_no_and_kept_
         .await;
     agent.reply("#general", "nothing else").await;
     let model = agent.model.as_ref().expect("fake model");
-    let release = requests_with(model, &format!("{INVITED} #release"));
+    let release = model.requests_with(&format!("{INVITED} #release"));
     assert_eq!(
         release.len(),
         1,
@@ -141,7 +119,7 @@ async fn an_invitation_is_evaluated_apart_joined_on_yes_declined_on_no_and_kept_
         "the invitation saw a conversation: {}",
         release[0]
     );
-    let later = requests_with(model, "anything else");
+    let later = model.requests_with("anything else");
     assert!(
         !later[0].to_string().contains(INVITED),
         "a conversation saw the invitation: {}",
@@ -159,7 +137,9 @@ async fn an_invitation_is_evaluated_apart_joined_on_yes_declined_on_no_and_kept_
     agent.stop_daemon();
     agent.restart_daemon();
     let channels = eventually("still in #release after the restart", || {
-        irc_channels(&agent).filter(|c| c.contains(&"#release".to_owned()))
+        agent
+            .irc_channels()
+            .filter(|c| c.contains(&"#release".to_owned()))
     });
     assert!(!channels.contains(&"#cooking".to_owned()), "{channels:?}");
     agent.stop_daemon();
@@ -232,5 +212,5 @@ async fn an_invitation_flood_is_refused_past_the_senders_limit() {
         agent.ori.expect("spark-ori is told", told).await;
     }
     let model = agent.model.as_ref().expect("fake model");
-    assert_eq!(requests_with(model, INVITED).len(), 2, "two evaluated");
+    assert_eq!(model.requests_with(INVITED).len(), 2, "two evaluated");
 }

@@ -40,3 +40,33 @@ impl std::fmt::Display for Stats {
         )
     }
 }
+
+/// A bench's error.
+pub(crate) type BenchError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A bench's `main`: `run(rounds)` on a 2-worker runtime, `rounds` from `$var` (else
+/// `default`); any failure it reports makes the bench exit non-zero (the figures are
+/// meaningless then).
+pub(crate) fn main_rounds<F, Fut>(var: &str, default: usize, run: F) -> Result<(), BenchError>
+where
+    F: FnOnce(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>, BenchError>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let rounds: usize = std::env::var(var)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default);
+    let failures = runtime.block_on(run(rounds))?;
+    if failures.is_empty() {
+        return Ok(());
+    }
+    eprintln!("{} failures:", failures.len());
+    for failure in &failures {
+        eprintln!("  {failure}");
+    }
+    Err(format!("{} failures: the figures are meaningless", failures.len()).into())
+}

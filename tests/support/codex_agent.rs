@@ -166,6 +166,20 @@ impl CodexAgent {
         });
     }
 
+    /// The channels the agent's `irc` actor is in, once it is connected.
+    pub fn irc_channels(&self) -> Option<Vec<String>> {
+        let status = self.scratch.status()?;
+        let irc = child(&status, NICK, "irc")?;
+        (irc["detail"]["state"] == "connected").then(|| {
+            irc["detail"]["channels"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str().map(str::to_owned))
+                .collect()
+        })
+    }
+
     /// The runner's status detail.
     pub fn runner(&self) -> Option<serde_json::Value> {
         let status = self.scratch.status()?;

@@ -309,6 +309,14 @@ impl FakeModel {
             .collect()
     }
 
+    /// The recorded request bodies with a user message containing `needle`, in order.
+    pub fn requests_with(&self, needle: &str) -> Vec<Value> {
+        self.requests()
+            .into_iter()
+            .filter(|request| user_texts(request).iter().any(|t| t.contains(needle)))
+            .collect()
+    }
+
     /// How many text deltas have been written so far, every stream together: one means a
     /// reply is streaming, so the request it answers did arrive.
     pub fn deltas(&self) -> usize {
