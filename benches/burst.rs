@@ -88,6 +88,7 @@ async fn run() -> Result<()> {
                 services: vec![pool.service(RestartPolicy::default(), Duration::from_secs(5))],
                 agents: Vec::new(),
                 stop_timeout: Duration::from_secs(5),
+                observer: None,
             };
             let (host, _) = Host::spawn(spec).await?;
             let mut up = slot.watch();

@@ -16,7 +16,7 @@ use codexd_actors::overseer::prompt::Template;
 use codexd_actors::runner::session::ThreadConfig;
 use codexd_actors::runner::{RunnerSettings, prompt};
 use codexd_actors::socket::{AgentSocket, BindError, PidFile, StopRequest};
-use codexd_actors::webhook::{AlertEvent, Endpoint, WebhookSettings};
+use codexd_actors::webhook::{AlertEvent, AlertRelay, Endpoint, WebhookSettings};
 use tokio::sync::mpsc;
 
 use crate::config::{AgentConfig, Config};
@@ -34,6 +34,8 @@ pub struct Wiring {
     pub pool: CodexPool,
     /// The daemon's audit log, when `telemetry.audit_enabled`.
     pub audit: Option<Audit>,
+    /// Every agent's webhook, for alerts about a whole agent.
+    pub alerts: AlertRelay,
 }
 
 /// Binds the agent's Culture IPC socket, `<ipc_dir>/culture-<nick>.sock`, unless `socket`
@@ -93,6 +95,7 @@ pub fn spec(
     let outside = AgentWiring {
         stop: wiring.stop,
         codex: wiring.pool,
+        alerts: wiring.alerts,
     };
     AgentSpec::assemble(parts, outside)
 }
@@ -277,11 +280,8 @@ pub fn attention_settings(config: &Config, agent: &AgentConfig) -> AttentionSett
         mode,
         thread_window: attention.thread_window,
         sleep: config.sleep,
-        // Other agents' alerts are not conversation.
-        quiet: match config.webhooks.join_channel {
-            true => vec![config.webhooks.irc_channel.clone()],
-            false => Vec::new(),
-        },
+        // Other agents' alerts are not conversation, joined or listed in `channels`.
+        quiet: vec![config.webhooks.irc_channel.clone()],
         retry: attention.tick,
     }
 }
@@ -513,6 +513,7 @@ mod tests {
             stop,
             pool: CodexPool::new(1, Default::default()),
             audit: None,
+            alerts: Default::default(),
         };
         let spec = spec(&config, &list[0], Duration::from_secs(1), wiring);
         let names: Vec<&str> = spec.children.iter().map(|c| c.name.as_str()).collect();
@@ -537,6 +538,7 @@ mod tests {
             stop,
             pool: CodexPool::new(1, Default::default()),
             audit: None,
+            alerts: Default::default(),
         };
         let on = spec(&config, agent, Duration::from_secs(1), wiring);
         assert!(on.children.iter().any(|c| c.name == "overseer"));
@@ -575,6 +577,7 @@ mod tests {
             stop,
             pool: CodexPool::new(1, Default::default()),
             audit: None,
+            alerts: Default::default(),
         };
         let off = spec(&config, &config.agents[0], Duration::from_secs(1), wiring);
         assert!(off.children.iter().all(|c| c.name != "overseer"));

@@ -25,6 +25,7 @@ use codexd_actors::child::{ChildRole, ChildSpec};
 use codexd_actors::codex::CodexPool;
 use codexd_actors::host::{Host, HostSpec};
 use codexd_actors::socket::{AgentSocket, StopRequest};
+use codexd_actors::webhook::AlertRelay;
 use tokio::sync::mpsc;
 
 use crate::agents::ReloadPlan;
@@ -98,6 +99,7 @@ pub async fn run(
         grace,
         pool: CodexPool::new(config.codex.agents_per_process, config.restart),
         audit,
+        alerts: AlertRelay::default(),
     };
     let wanted: Vec<AgentConfig> = source.selected(&config).into_iter().cloned().collect();
     let mut specs = Vec::new();
@@ -115,6 +117,7 @@ pub async fn run(
         services: services(&config, &socket, &daemon.pool, daemon.audit.as_ref()),
         agents: specs,
         stop_timeout: grace,
+        observer: Some(daemon.alerts.observer(config.restart.window)),
     };
     let (host, mut host_ended) = Host::spawn(spec)
         .await
@@ -225,6 +228,8 @@ struct Daemon {
     pool: CodexPool,
     /// The audit log (`telemetry.audit_*`, fixed at start).
     audit: Option<Audit>,
+    /// Every agent's webhook: the Host's alerts about a whole agent go through another's.
+    alerts: AlertRelay,
 }
 
 impl Daemon {
@@ -246,6 +251,7 @@ impl Daemon {
             stop: self.stop.clone(),
             pool: self.pool.clone(),
             audit: self.audit.clone(),
+            alerts: self.alerts.clone(),
         };
         Ok(agents::spec(config, agent, self.grace / 2, wiring))
     }

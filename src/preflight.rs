@@ -82,10 +82,14 @@ fn directory(dir: &Path) -> Option<String> {
 }
 
 /// Each distinct codex binary once, with the key it comes from: the daemon's `codex.binary`
-/// when an agent keeps it, else the agent's own override.
+/// when an agent keeps it, else the agent's own override. An agent whose runner is a test
+/// child (`test_children: [runner]`, the drills) starts no codex and needs none.
 fn codex_binaries(config: &Config) -> Vec<(String, PathBuf)> {
     let mut binaries: Vec<(String, PathBuf)> = Vec::new();
     for (index, agent) in config.agents.iter().enumerate() {
+        if agent.test_children.iter().any(|child| child == "runner") {
+            continue;
+        }
         let binary = &agent.codex.binary;
         if binaries.iter().any(|(_, known)| known == binary) {
             continue;
@@ -244,5 +248,23 @@ mod tests {
             under_file.ends_with("file is not a directory"),
             "{under_file}"
         );
+    }
+
+    #[test]
+    fn agents_with_a_test_runner_need_no_codex() {
+        let env = Env::from_pairs([("HOME", "/home/t")]);
+        let yaml = "server: {name: drill}\ncodex: {binary: /nowhere/codex}\nagents:\n  \
+                    - {nick: drill-a, test_children: [irc, socket, runner]}\n  \
+                    - {nick: drill-b, test_children: [irc]}\n";
+        let config = crate::config::parse(yaml, &env).expect("valid").config;
+        let binaries = codex_binaries(&config);
+        assert_eq!(
+            binaries,
+            [("codex.binary".to_owned(), PathBuf::from("/nowhere/codex"))],
+            "only drill-b runs codex"
+        );
+        let yaml = "server: {name: drill}\nagents:\n  - {nick: drill-a, test_children: [runner]}\n";
+        let config = crate::config::parse(yaml, &env).expect("valid").config;
+        assert!(codex_binaries(&config).is_empty());
     }
 }

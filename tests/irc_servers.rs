@@ -278,7 +278,11 @@ async fn the_disconnect_fault_through_the_cli_heals() {
         let detail = irc_detail(&scratch.status()?)?;
         (detail["state"] == "connected" && detail["connects"] == 2).then_some(detail)
     });
-    assert_eq!(detail["channels"], serde_json::json!(["#general"]));
+    // The alerts channel is joined by default (webhooks.join_channel).
+    assert_eq!(
+        detail["channels"],
+        serde_json::json!(["#general", "#alerts"])
+    );
     let table = scratch.cli(&["status", "--socket", socket.to_str().expect("utf-8 path")]);
     let table = String::from_utf8_lossy(&table.stdout).into_owned();
     assert!(

@@ -112,7 +112,10 @@ async fn a_correction_reaches_the_skill_client_as_a_whisper() {
         out.stderr, "[whisper:CORRECTION] stay on the failing test\n",
         "{out:?}"
     );
-    assert_eq!(out.json()["data"]["channels"], json!(["#general", "#ops"]));
+    assert_eq!(
+        out.json()["data"]["channels"],
+        json!(["#general", "#ops", "#alerts"])
+    );
 
     // A status query is a turn too, but its answer is not agent activity.
     let status = agent

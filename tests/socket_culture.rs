@@ -125,7 +125,7 @@ async fn the_skill_client_drives_every_verb() {
     assert_eq!(
         out.stdout,
         format!(
-            "{{\n  \"type\": \"response\",\n  \"id\": \"{id}\",\n  \"ok\": true,\n  \"data\": {{\n    \"channels\": [\n      \"#general\"\n    ]\n  }}\n}}\n"
+            "{{\n  \"type\": \"response\",\n  \"id\": \"{id}\",\n  \"ok\": true,\n  \"data\": {{\n    \"channels\": [\n      \"#general\",\n      \"#alerts\"\n    ]\n  }}\n}}\n"
         )
     );
     assert_eq!(out.stderr, "");
@@ -196,7 +196,7 @@ async fn the_skill_client_drives_every_verb() {
     assert_ok(&s.skill(&["join", "#ops"]));
     eventually("#ops joined", || {
         let value = assert_ok(&s.skill(&["channels"]));
-        (value["data"]["channels"] == json!(["#general", "#ops"])).then_some(())
+        (value["data"]["channels"] == json!(["#general", "#alerts", "#ops"])).then_some(())
     });
     assert_eq!(
         error_of(&s.skill(&["join", "ops"])),
@@ -296,7 +296,8 @@ async fn culture_channel_works_through_the_agent() {
         return;
     };
     let out = s.channel(&["list"]).success();
-    assert_eq!(out.stdout, "Active channels:\n  #general\n");
+    // The alerts channel is joined by default (webhooks.join_channel).
+    assert_eq!(out.stdout, "Active channels:\n  #general\n  #alerts\n");
 
     // Without --create, culture first checks over IRC that the channel exists.
     let out = s

@@ -44,7 +44,7 @@ use crate::socket::{AgentSocket, SocketFactory, SocketMessage, SocketPeers, Stop
 use crate::supervisor::{ShutdownOrder, Supervisor, SupervisorArgs};
 use crate::test_child::{Script, TestChildFactory};
 use crate::tools::ToolDoor;
-use crate::webhook::{WebhookFactory, WebhookPeers, WebhookSettings, observe};
+use crate::webhook::{AlertRelay, WebhookFactory, WebhookPeers, WebhookSettings, observe};
 
 /// Events an agent's `irc` actor may buffer for slow subscribers.
 const IRC_EVENTS: usize = 1024;
@@ -83,6 +83,8 @@ pub struct AgentWiring {
     pub stop: mpsc::Sender<StopRequest>,
     /// The codex service: the agent's alerts report its process's circuit.
     pub codex: CodexPool,
+    /// Every agent's webhook: alerts about a whole agent go through another one's.
+    pub alerts: AlertRelay,
 }
 
 /// The names of an agent's children, in start order.
@@ -163,6 +165,7 @@ impl AgentSpec {
                 "webhook" => {
                     let peers = WebhookPeers {
                         irc: irc.clone(),
+                        irc_events: Some(irc_events.clone()),
                         link: webhook.clone(),
                     };
                     Some(Arc::new(WebhookFactory::new(parts.webhook.clone(), peers)))
@@ -225,8 +228,9 @@ impl AgentSpec {
                 children.push(child(name, test_child(name)));
             }
         }
-        let observer = observe::observer(&parts.nick, webhook, policy.window);
+        let observer = observe::observer(&parts.nick, webhook.clone(), policy.window);
         wiring.codex.report_to(&parts.nick, observer.clone());
+        wiring.alerts.register(&parts.nick, webhook);
         AgentSpec {
             nick: parts.nick,
             policy,

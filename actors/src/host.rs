@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentSpec;
 use crate::child::{ChildSpec, ChildStatus, ControlError, ControlMsg, FaultKind};
+use crate::events::TransitionObserver;
 use crate::supervisor::{ShutdownOrder, Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::trace::TraceCtx;
 
@@ -28,6 +29,9 @@ pub struct HostSpec {
     pub agents: Vec<AgentSpec>,
     /// How long one agent may take to stop.
     pub stop_timeout: Duration,
+    /// Told about every transition of the Host's own children: agents as a whole and
+    /// services (whole-agent alerts, [`crate::webhook::AlertRelay`]).
+    pub observer: Option<TransitionObserver>,
 }
 
 /// `codexd status`: every agent with its children, and the services.
@@ -76,7 +80,7 @@ impl Host {
             children,
             shutdown: ShutdownOrder::Parallel,
             stop_timeout: spec.stop_timeout,
-            observer: None,
+            observer: spec.observer,
         };
         let (actor, join) = Actor::spawn(None, Supervisor, args).await?;
         Ok((Host { actor }, join))
@@ -114,9 +118,13 @@ impl Host {
         Ok(HostStatus { agents, services })
     }
 
-    /// Injects `kind` into `child` of agent `nick`.
+    /// Injects `kind` into `child` of agent `nick`; child `agent` is the agent's own
+    /// supervisor (the Host restarts the whole subtree).
     pub async fn fault(&self, nick: &str, child: &str, kind: FaultKind) -> Result<(), HostError> {
-        let path = vec![nick.to_owned(), child.to_owned()];
+        let path = match child {
+            crate::webhook::relay::AGENT => vec![nick.to_owned()],
+            _ => vec![nick.to_owned(), child.to_owned()],
+        };
         Ok(self
             .request(|reply| {
                 SupervisorMsg::Control(ControlMsg::Fault {

@@ -15,6 +15,8 @@
 //! | one POST (reqwest + rustls/ring)       | [`http`]      |
 //! | one delivery with retries, its span    | [`deliver`]   |
 //! | supervision transitions → alerts       | [`observe`]   |
+//! | the alerts channel: refusals, resends  | [`irc_sink`]  |
+//! | whole-agent alerts via another agent   | [`relay`]     |
 //! | the runner's alert texts               | [`texts`]     |
 //!
 //! | event             | raised by                                    | default allow-list |
@@ -36,9 +38,11 @@
 mod deliver;
 mod event;
 pub mod http;
+pub mod irc_sink;
 pub mod observe;
 pub mod payload;
 pub mod policy;
+pub mod relay;
 pub mod texts;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,6 +52,7 @@ use std::time::{Duration, SystemTime};
 use futures::future::BoxFuture;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 use serde::Serialize;
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -57,15 +62,17 @@ pub use event::AlertEvent;
 pub use http::Endpoint;
 pub use payload::Format;
 use policy::{Dedup, Queue};
+pub use relay::AlertRelay;
 
 use crate::child::{
     ChildFactory, ChildHandle, ControlError, ControlMsg, FaultKind, Report, spawn_linked,
 };
 use crate::fault;
-use crate::irc::{IrcMessage, SendPriority};
+use crate::irc::{IrcEvent, IrcMessage, SendPriority};
 use crate::link::Link;
 use crate::redact;
 use crate::trace::TraceCtx;
+use irc_sink::{IrcLine, Unconfirmed, Verdict};
 
 /// One alert.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +109,17 @@ pub enum WebhookMessage {
     Alert(Alert),
     /// The delivery task finished one alert.
     Delivered(Delivery),
+    /// The server refused a line to the alerts channel (`<numeric> <reason>`).
+    IrcRefused(String),
+    /// Send a refused alert line again.
+    IrcResend(IrcLine),
+    /// The `irc` actor did not take an alert line.
+    IrcNotHanded {
+        /// The line.
+        line: IrcLine,
+        /// Why.
+        problem: String,
+    },
 }
 
 impl From<ControlMsg> for WebhookMessage {
@@ -182,9 +200,12 @@ pub struct WebhookStats {
     pub failed: u64,
     /// HTTP retries made.
     pub retries: u64,
-    /// Alerts handed to the `irc` actor.
+    /// Alert lines handed to the `irc` actor (resends included).
     pub irc_sent: u64,
-    /// Alerts the `irc` actor did not take.
+    /// Refusals of alert lines by the server (`404`, `442`, …); each is sent again.
+    pub irc_refused: u64,
+    /// Alert lines lost: the `irc` actor did not take them, or the server refused every
+    /// resend.
     pub irc_failed: u64,
     /// The last delivery problem (HTTP or IRC).
     pub last_error: Option<String>,
@@ -197,6 +218,8 @@ pub struct WebhookStats {
 pub struct WebhookPeers {
     /// Its `irc` actor (the alerts channel).
     pub irc: Link<IrcMessage>,
+    /// The `irc` actor's events (refusals of alert lines); `None`: not watched.
+    pub irc_events: Option<broadcast::Sender<IrcEvent>>,
     /// Where each webhook instance registers itself.
     pub link: Link<WebhookMessage>,
 }
@@ -268,6 +291,10 @@ pub struct WebhookState {
     courier: Option<Arc<Courier>>,
     in_flight: Option<JoinHandle<()>>,
     blackhole: Arc<AtomicBool>,
+    /// Alert lines the server may still refuse.
+    unconfirmed: Unconfirmed,
+    /// Forwards the server's refusals of alert lines.
+    refusals: Option<JoinHandle<()>>,
 }
 
 impl Actor for Webhook {
@@ -302,7 +329,12 @@ impl Actor for Webhook {
             stats.queued = 0;
         }
         args.peers.link.set(myself.clone());
+        let refusals = (args.peers.irc_events.as_ref())
+            .zip(settings.irc_channel.clone())
+            .map(|(events, channel)| irc_sink::listen(events, channel, myself.clone()));
         Ok(WebhookState {
+            unconfirmed: Unconfirmed::default(),
+            refusals,
             dedup: Dedup::new(settings.dedup_window),
             queue: Queue::new(settings.queue),
             settings,
@@ -331,6 +363,18 @@ impl Actor for Webhook {
                 state.on_delivered(delivery);
                 Ok(())
             }
+            WebhookMessage::IrcRefused(refusal) => {
+                state.on_irc_refused(&refusal);
+                Ok(())
+            }
+            WebhookMessage::IrcResend(line) => {
+                state.send_to_irc(line);
+                Ok(())
+            }
+            WebhookMessage::IrcNotHanded { line, problem } => {
+                state.on_irc_not_handed(&line, &problem);
+                Ok(())
+            }
         }
     }
 
@@ -339,7 +383,10 @@ impl Actor for Webhook {
         myself: ActorRef<WebhookMessage>,
         state: &mut WebhookState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(task) = state.in_flight.take() {
+        for task in [state.in_flight.take(), state.refusals.take()]
+            .into_iter()
+            .flatten()
+        {
             task.abort();
         }
         if !state.queue.is_empty() {
@@ -402,7 +449,10 @@ impl WebhookState {
             return;
         }
         tracing::info!(agent.nick = %alert.nick, alert.event = event, text = %alert.message, "alert");
-        self.to_irc(&alert);
+        let line = self
+            .unconfirmed
+            .line(alert.message.clone(), alert.trace.clone());
+        self.send_to_irc(line);
         if self.courier.is_none() {
             return;
         }
@@ -418,26 +468,27 @@ impl WebhookState {
         self.pump();
     }
 
-    /// Hands the alert to the `irc` actor from a task (Culture: the channel is not joined).
-    fn to_irc(&self, alert: &Alert) {
+    /// Hands an alert line to the `irc` actor from a task; it waits in `unconfirmed` until
+    /// the server may no longer refuse it.
+    fn send_to_irc(&mut self, line: IrcLine) {
         let Some(channel) = self.settings.irc_channel.clone() else {
             return;
         };
+        self.unconfirmed.handed(line.clone(), Instant::now());
         let (irc, stats, timeout) = (
             self.peers.irc.clone(),
             self.stats.clone(),
             self.settings.irc_timeout,
         );
-        let (text, trace) = (alert.message.clone(), alert.trace.clone());
-        let nick = self.settings.nick.clone();
+        let myself = self.myself.clone();
         tokio::spawn(async move {
             let make = |reply| IrcMessage::Send {
                 target: channel,
-                text,
+                text: line.text.clone(),
                 notice: false,
                 require_joined: false,
                 priority: SendPriority::Normal,
-                trace,
+                trace: line.trace.clone(),
                 reply,
             };
             let problem = match irc.call(make, timeout).await {
@@ -445,16 +496,49 @@ impl WebhookState {
                 Ok(Err(error)) => Some(error.to_string()),
                 Err(error) => Some(format!("irc actor: {error:?}")),
             };
-            let mut stats = stats.lock().unwrap_or_else(|p| p.into_inner());
             match problem {
-                None => stats.irc_sent += 1,
+                None => stats.lock().unwrap_or_else(|p| p.into_inner()).irc_sent += 1,
                 Some(problem) => {
-                    tracing::warn!(agent.nick = %nick, error = %problem, "Failed to send IRC alert");
-                    stats.irc_failed += 1;
-                    stats.last_error = Some(format!("irc: {problem}"));
+                    let _ = myself.cast(WebhookMessage::IrcNotHanded { line, problem });
                 }
             }
         });
+    }
+
+    fn on_irc_not_handed(&mut self, line: &IrcLine, problem: &str) {
+        self.unconfirmed.not_handed(line.id);
+        tracing::warn!(agent.nick = %self.settings.nick, error = %problem, "Failed to send IRC alert");
+        let mut stats = self.stats();
+        stats.irc_failed += 1;
+        stats.last_error = Some(format!("irc: {problem}"));
+    }
+
+    /// The server refused a line to the alerts channel: send the oldest waiting one again
+    /// later, or give it up (the `irc_sink` table).
+    fn on_irc_refused(&mut self, refusal: &str) {
+        self.stats().irc_refused += 1;
+        let channel = self.settings.irc_channel.as_deref().unwrap_or_default();
+        let Some(mut line) = self.unconfirmed.refused(Instant::now()) else {
+            tracing::warn!(agent.nick = %self.settings.nick, channel, refusal, "the server refused a line to the alerts channel");
+            return;
+        };
+        line.refusals += 1;
+        match irc_sink::verdict(line.refusals) {
+            Verdict::Retry(after) => {
+                tracing::warn!(agent.nick = %self.settings.nick, channel, refusal, retry_in_ms = after.as_millis() as u64, "the server refused an alert line; sending it again");
+                let myself = self.myself.clone();
+                myself.send_after(after, move || WebhookMessage::IrcResend(line));
+            }
+            Verdict::GiveUp => {
+                tracing::warn!(agent.nick = %self.settings.nick, channel, refusal, refusals = line.refusals, "the server refused an alert line every time; given up");
+                let mut stats = self.stats();
+                stats.irc_failed += 1;
+                stats.last_error = Some(format!(
+                    "irc: {channel} refused the alert {} times ({refusal}); is the agent in the channel? (webhooks.join_channel)",
+                    line.refusals
+                ));
+            }
+        }
     }
 
     /// Starts the next delivery when none is in flight.

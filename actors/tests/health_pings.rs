@@ -102,6 +102,7 @@ async fn agents_started_apart_are_pinged_at_the_same_instants() {
         services: Vec::new(),
         agents: vec![agent("spark-a", &early)],
         stop_timeout: Duration::from_secs(5),
+        observer: None,
     })
     .await
     .expect("host spawns");

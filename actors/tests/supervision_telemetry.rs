@@ -66,6 +66,7 @@ async fn a_fault_is_one_trace_and_each_transition_a_span_event_and_metric() {
         services: vec![],
         agents: vec![agent],
         stop_timeout: Duration::from_secs(1),
+        observer: None,
     })
     .await
     .expect("host");

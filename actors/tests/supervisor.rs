@@ -64,6 +64,7 @@ async fn host(agents: Vec<AgentSpec>) -> Host {
         services: Vec::new(),
         agents,
         stop_timeout: secs(5),
+        observer: None,
     })
     .await
     .expect("host spawns");

@@ -72,6 +72,7 @@ impl Rig {
         let link = Link::default();
         let peers = WebhookPeers {
             irc: Link::default(),
+            irc_events: None,
             link: link.clone(),
         };
         let factory = WebhookFactory::new(settings, peers);

@@ -19,7 +19,7 @@
 //! | `webhooks.max_attempts` (codexd)  | `4`            | integer 1..=20: HTTP attempts per alert     |
 //! | `webhooks.queue_size` (codexd)    | `64`           | integer 1..=10000: HTTP deliveries waiting  |
 //! | `webhooks.dedup_window` (codexd)  | `60s`          | duration, or `0` to suppress nothing        |
-//! | `webhooks.join_channel` (codexd)  | `false`        | agents join `irc_channel` (agentirc, `+n`)  |
+//! | `webhooks.join_channel` (codexd)  | `true`         | agents join `irc_channel` (agentirc, `+n`)  |
 //!
 //! Known events: Culture's `agent_spiraling`, `agent_error`, `agent_question`,
 //! `agent_timeout`, `agent_complete` and codexd's `circuit_open`, `circuit_closed`,
@@ -117,7 +117,7 @@ impl Default for WebhookConfig {
             max_attempts: 4,
             queue_size: 64,
             dedup_window: Duration::from_secs(60),
-            join_channel: false,
+            join_channel: true,
         }
     }
 }

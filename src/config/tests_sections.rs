@@ -469,7 +469,7 @@ fn telemetry_section() {
 #[test]
 fn webhook_delivery_keys() {
     let config = ok(
-        "server: {name: spark}\nwebhooks:\n  url: http://127.0.0.1:9/hook\n  format: slack\n  timeout: 3s\n  max_attempts: 2\n  queue_size: 5\n  dedup_window: 0\n  join_channel: true\n  events: [circuit_open, agent_restarted]\n",
+        "server: {name: spark}\nwebhooks:\n  url: http://127.0.0.1:9/hook\n  format: slack\n  timeout: 3s\n  max_attempts: 2\n  queue_size: 5\n  dedup_window: 0\n  join_channel: false\n  events: [circuit_open, agent_restarted]\n",
     );
     let hooks = &config.config.webhooks;
     assert_eq!(hooks.format, codexd_actors::webhook::Format::Slack);
@@ -477,12 +477,19 @@ fn webhook_delivery_keys() {
     assert_eq!(hooks.max_attempts, 2);
     assert_eq!(hooks.queue_size, 5);
     assert_eq!(hooks.dedup_window, Duration::ZERO);
-    assert!(hooks.join_channel);
+    assert!(
+        !hooks.join_channel,
+        "false is Culture's behaviour, kept on request"
+    );
     assert_eq!(hooks.events, ["circuit_open", "agent_restarted"]);
     let defaults = ok("server: {name: spark}\n").config.webhooks;
     assert_eq!(defaults.dedup_window, secs(60));
     assert!(!defaults.events.iter().any(|e| e == "agent_restarted"));
     assert!(defaults.events.iter().any(|e| e == "circuit_closed"));
+    assert!(
+        defaults.join_channel,
+        "agents join the alerts channel by default"
+    );
 }
 
 #[test]

@@ -122,8 +122,8 @@ pub struct WebhookConfig {
     pub queue_size: usize,
     /// `dedup_window` (codexd; default 60 s): identical alerts within it are suppressed.
     pub dedup_window: Duration,
-    /// `join_channel` (codexd; default false, Culture's behaviour): agents join
-    /// `irc_channel`, for servers that refuse messages from non-members (agentirc, `+n`).
+    /// `join_channel` (codexd; default true): agents join `irc_channel`, since servers
+    /// refuse messages from non-members (agentirc, `+n`); `false` is Culture's behaviour.
     pub join_channel: bool,
 }
 

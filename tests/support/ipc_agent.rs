@@ -109,6 +109,7 @@ impl IpcAgent {
             services: Vec::new(),
             agents: vec![spec],
             stop_timeout: Duration::from_secs(5),
+            observer: None,
         })
         .await
         .expect("host");

@@ -40,6 +40,7 @@ async fn host(pool: &CodexPool) -> Host {
         services: vec![pool.service(policy, Duration::from_secs(5))],
         agents: Vec::new(),
         stop_timeout: Duration::from_secs(5),
+        observer: None,
     };
     Host::spawn(spec).await.expect("host spawns").0
 }

@@ -189,6 +189,17 @@ pub enum IrcEvent {
         /// The nick in use instead.
         using: String,
     },
+    /// The server refused something sent to `target` (`401` no such nick, `403` no such
+    /// channel, `404` cannot send to channel, `442` not on channel); the webhook counts and
+    /// retries a refused alert line.
+    Refused {
+        /// The channel or nick the refused line was for.
+        target: String,
+        /// The numeric, e.g. `404`.
+        numeric: String,
+        /// The server's text.
+        reason: String,
+    },
     /// The server refused the nick outright (e.g. agentirc's `<server>-` prefix rule).
     NickRejected {
         /// The nick.

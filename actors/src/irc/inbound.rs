@@ -166,9 +166,11 @@ impl IrcState {
             }
             "ROOMINVITE" => self.on_roominvite(&line),
             "ERROR" => self.last_error = Some(format!("server error: {}", line.param(0))),
-            "401" | "403" | "404" | "442" | "461" | "421" => {
+            "401" | "403" | "404" | "442" => {
                 self.queries.refuse(line.param(1), line.params.last());
+                self.on_refused(&line);
             }
+            "461" | "421" => self.queries.refuse(line.param(1), line.params.last()),
             _ => self.queries.offer(&line.verb, &line.params),
         }
     }
@@ -408,6 +410,16 @@ impl IrcState {
         };
         let reply_to = if channel { target } else { &sender };
         self.publish(line, &sender, reply_to.to_owned(), kind);
+    }
+
+    /// `401`/`403`/`404`/`442 <us> <target> :<reason>`: published, so the webhook can count
+    /// and retry a refused alert line.
+    fn on_refused(&mut self, line: &Line) {
+        let _ = self.events.send(IrcEvent::Refused {
+            target: line.param(1).to_owned(),
+            numeric: line.verb.clone(),
+            reason: line.params.last().cloned().unwrap_or_default(),
+        });
     }
 
     /// Channel NOTICEs are buffered (never mentions); NOTICEs to us (agentirc's "… mentioned

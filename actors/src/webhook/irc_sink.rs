@@ -1,0 +1,174 @@
+//! The IRC half of an alert: the line handed to the `irc` actor for `webhooks.irc_channel`,
+//! and what happens when the server refuses it.
+//!
+//! IRC acknowledges nothing, but it refuses in order: a `404 Cannot send to channel` (or
+//! `442`, `403`, `401`) for the alerts channel answers the oldest alert line handed to the
+//! connection and not yet answered. So every line handed over waits here for
+//! [`CONFIRM_WINDOW`]; a refusal takes the oldest one.
+//!
+//! | refusals of one line so far | what happens                                           |
+//! |-----------------------------|--------------------------------------------------------|
+//! | 1, 2, 3                     | counted (`irc_refused`), sent again after 1 s, 2 s, 4 s |
+//! | 4                           | given up: counted (`irc_failed`), logged, `last_error` |
+//!
+//! A refusal with no line waiting (a tool's own message to the channel) is counted only.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use ractor::ActorRef;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::WebhookMessage;
+use crate::irc::IrcEvent;
+use crate::trace::TraceCtx;
+
+/// How long a line handed to IRC may still be refused.
+pub const CONFIRM_WINDOW: Duration = Duration::from_secs(60);
+/// How many times a refused line is sent again.
+pub const RETRIES: u32 = 3;
+/// The wait before the first resend; it doubles for each further one.
+pub const RETRY_BASE: Duration = Duration::from_secs(1);
+
+/// One alert line on its way to the alerts channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IrcLine {
+    /// Tells the lines apart (a hand-off that failed removes its own).
+    pub(super) id: u64,
+    /// The redacted alert text.
+    pub(super) text: String,
+    /// The work that raised the alert.
+    pub(super) trace: TraceCtx,
+    /// Refusals so far.
+    pub(super) refusals: u32,
+}
+
+/// What to do with a refused line.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Verdict {
+    /// Send it again after the wait.
+    Retry(Duration),
+    /// It was refused [`RETRIES`] + 1 times.
+    GiveUp,
+}
+
+/// The verdict for a line refused `refusals` times (the module table).
+pub(super) fn verdict(refusals: u32) -> Verdict {
+    match refusals {
+        0 => Verdict::Retry(Duration::ZERO),
+        n if n <= RETRIES => Verdict::Retry(RETRY_BASE * 2u32.pow(n - 1)),
+        _ => Verdict::GiveUp,
+    }
+}
+
+/// Lines handed to IRC within [`CONFIRM_WINDOW`], oldest first.
+#[derive(Debug, Default)]
+pub(super) struct Unconfirmed {
+    lines: VecDeque<(Instant, IrcLine)>,
+    next_id: u64,
+}
+
+impl Unconfirmed {
+    /// A new line for `text` (not yet handed over).
+    pub(super) fn line(&mut self, text: String, trace: TraceCtx) -> IrcLine {
+        self.next_id += 1;
+        IrcLine {
+            id: self.next_id,
+            text,
+            trace,
+            refusals: 0,
+        }
+    }
+
+    /// `line` goes to the `irc` actor now.
+    pub(super) fn handed(&mut self, line: IrcLine, now: Instant) {
+        self.expire(now);
+        self.lines.push_back((now, line));
+    }
+
+    /// The `irc` actor did not take line `id`: nothing can refuse it.
+    pub(super) fn not_handed(&mut self, id: u64) {
+        self.lines.retain(|(_, line)| line.id != id);
+    }
+
+    /// The server refused a line to the channel: the oldest one still waiting, if any.
+    pub(super) fn refused(&mut self, now: Instant) -> Option<IrcLine> {
+        self.expire(now);
+        self.lines.pop_front().map(|(_, line)| line)
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((at, _)) = self.lines.front() {
+            if now.duration_since(*at) < CONFIRM_WINDOW {
+                break;
+            }
+            self.lines.pop_front();
+        }
+    }
+}
+
+/// Forwards the `irc` actor's refusals of lines to `channel` to the webhook instance.
+pub(super) fn listen(
+    events: &broadcast::Sender<IrcEvent>,
+    channel: String,
+    webhook: ActorRef<WebhookMessage>,
+) -> JoinHandle<()> {
+    let mut events = events.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(IrcEvent::Refused {
+                    target,
+                    numeric,
+                    reason,
+                }) if target.eq_ignore_ascii_case(&channel) => {
+                    let refusal = format!("{numeric} {reason}");
+                    if webhook.cast(WebhookMessage::IrcRefused(refusal)).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                    tracing::warn!(
+                        skipped,
+                        "webhook missed irc events; a refused alert line may go uncounted"
+                    );
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_lines_are_retried_three_times_then_given_up() {
+        assert_eq!(verdict(1), Verdict::Retry(Duration::from_secs(1)));
+        assert_eq!(verdict(2), Verdict::Retry(Duration::from_secs(2)));
+        assert_eq!(verdict(3), Verdict::Retry(Duration::from_secs(4)));
+        assert_eq!(verdict(4), Verdict::GiveUp);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_answers_the_oldest_line_within_the_window() {
+        let mut waiting = Unconfirmed::default();
+        let first = waiting.line("one".into(), TraceCtx::default());
+        let second = waiting.line("two".into(), TraceCtx::default());
+        let third = waiting.line("three".into(), TraceCtx::default());
+        assert_ne!(first.id, second.id);
+        let start = Instant::now();
+        waiting.handed(first, start);
+        waiting.handed(second.clone(), start + Duration::from_secs(30));
+        waiting.handed(third.clone(), start + Duration::from_secs(31));
+        waiting.not_handed(third.id);
+        // The first line's window is over: the refusal is the second's.
+        let refused = waiting.refused(start + CONFIRM_WINDOW);
+        assert_eq!(refused.map(|l| l.text), Some("two".to_owned()));
+        assert_eq!(waiting.refused(start + CONFIRM_WINDOW), None);
+    }
+}
