@@ -102,8 +102,8 @@ pub enum Command {
         /// A channel the agent is in (#name), or a nick.
         #[arg(value_name = "TARGET")]
         to: String,
-        /// The text (several words are joined with spaces).
-        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        /// The text (several words are joined with spaces; after `--` it may start with `-`).
+        #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
         #[command(flatten)]
         target: Target,
@@ -115,8 +115,8 @@ pub enum Command {
         nick: String,
         /// CORRECTION | THINK_DEEPER
         kind: String,
-        /// The text (several words are joined with spaces).
-        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        /// The text (several words are joined with spaces; after `--` it may start with `-`).
+        #[arg(required = true, num_args = 1..)]
         text: Vec<String>,
         #[command(flatten)]
         target: Target,
