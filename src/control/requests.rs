@@ -75,14 +75,12 @@ impl From<OperatorError> for Refusal {
     }
 }
 
-/// Parses one request line into its `id` and request, or the error answer.
-pub(super) fn parse(line: &[u8]) -> Result<(Value, Request), Response> {
+/// Parses one request line into its `id` and request, or the `id` (null when there is
+/// none) and why not.
+pub(super) fn parse(line: &[u8]) -> Result<(Value, Request), (Value, Refusal)> {
     let value: Value = serde_json::from_slice(line).map_err(|error| {
-        Response::failure(
-            Value::Null,
-            ErrorCode::BadRequest,
-            format!("invalid JSON: {error}"),
-        )
+        let refusal = Refusal::new(ErrorCode::BadRequest, format!("invalid JSON: {error}"));
+        (Value::Null, refusal)
     })?;
     let id = value.get("id").cloned().unwrap_or_default();
     let mut fields = value;
@@ -91,11 +89,13 @@ pub(super) fn parse(line: &[u8]) -> Result<(Value, Request), Response> {
     }
     match serde_json::from_value(fields) {
         Ok(request) => Ok((id, request)),
-        Err(error) => Err(Response::failure(
+        Err(error) => Err((
             id,
-            ErrorCode::BadRequest,
-            format!(
-                "bad request: {error} (expected cmd status, reset, fault, pause, resume, say, whisper or watch)"
+            Refusal::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "bad request: {error} (expected cmd status, reset, fault, pause, resume, say, whisper or watch)"
+                ),
             ),
         )),
     }
@@ -319,9 +319,11 @@ mod tests {
         );
         let (_, status) = parse(br#"{"cmd":"status"}"#).expect("valid");
         assert_eq!(status, Request::Status { nick: None });
-        let refused = parse(br#"{"cmd":"whisper","nick":"a"}"#).expect_err("fields missing");
-        assert_eq!(refused.code, Some(ErrorCode::BadRequest));
-        let error = refused.error.unwrap_or_default();
+        let (id, refused) =
+            parse(br#"{"id":"x","cmd":"whisper","nick":"a"}"#).expect_err("fields missing");
+        assert_eq!(id, json!("x"));
+        assert_eq!(refused.code, ErrorCode::BadRequest);
+        let error = refused.message;
         assert!(error.contains("missing field"), "{error}");
         assert!(error.contains("whisper or watch"), "{error}");
     }

@@ -180,7 +180,7 @@ async fn serve(stream: UnixStream, peers: Peers) {
             }
             Ok(_) if line.iter().all(u8::is_ascii_whitespace) => continue,
             Ok(_) => match requests::parse(&line) {
-                Err(refusal) => refusal,
+                Err((id, refusal)) => refusal.into_response(id),
                 Ok((id, Request::Watch { nick })) => {
                     match watch::subscribe(&peers, nick.as_deref()).await {
                         Ok(watcher) => {
