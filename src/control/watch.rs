@@ -124,9 +124,65 @@ fn skipped_line(count: u64, now: SystemTime) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::time::{Duration, UNIX_EPOCH};
 
+    use codexd_actors::audit::{Event, MessageOut, TAP_CAPACITY};
+    use codexd_actors::trace::TraceCtx;
+    use tokio::io::AsyncBufReadExt;
+    use tokio::net::UnixStream;
+
     use super::*;
+
+    fn said(text: &str) -> Event {
+        Event::MessageOut(MessageOut {
+            command: "PRIVMSG",
+            target: "#dev".to_owned(),
+            text: text.to_owned(),
+            lines: 1,
+            queued: false,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_slow_watcher_is_told_what_it_missed_and_a_gone_one_ends_the_stream() {
+        let audit = codexd_actors::audit::live("spark", Arc::new(SystemTime::now));
+        let watcher = Watcher {
+            tap: audit.watch(),
+            nick: Some("spark-a".to_owned()),
+            agents: vec!["spark-a".to_owned()],
+        };
+        // Published before the stream reads anything: the oldest 10 are lost.
+        for n in 0..TAP_CAPACITY + 10 {
+            let agent = if n % 2 == 0 { "spark-a" } else { "spark-b" };
+            audit
+                .agent(agent)
+                .record(said(&n.to_string()), &TraceCtx::default());
+        }
+        let (server, client) = UnixStream::pair().expect("pair");
+        let (read, mut write) = server.into_split();
+        let stream = tokio::spawn(async move {
+            let mut reader = BufReader::new(read);
+            watcher.stream(&mut reader, &mut write).await;
+        });
+        let (client_read, client_write) = client.into_split();
+        let mut lines = BufReader::new(client_read).lines();
+        let first: Value =
+            serde_json::from_str(&lines.next_line().await.expect("read").expect("a line"))
+                .expect("JSON");
+        assert_eq!(first["event_type"], "watch.skipped");
+        assert_eq!(first["payload"]["skipped"], 10);
+        let next: Value =
+            serde_json::from_str(&lines.next_line().await.expect("read").expect("a line"))
+                .expect("JSON");
+        assert_eq!(next["agent"], "spark-a", "only the watched agent's records");
+        assert_eq!(next["payload"]["text"], "10");
+        drop((lines, client_write));
+        tokio::time::timeout(Duration::from_secs(10), stream)
+            .await
+            .expect("the stream notices the hang-up")
+            .expect("no panic");
+    }
 
     #[test]
     fn a_skipped_line_counts_what_was_lost() {
