@@ -15,7 +15,7 @@ use codexd_actors::overseer::OverseerSettings;
 use codexd_actors::overseer::prompt::Template;
 use codexd_actors::runner::session::ThreadConfig;
 use codexd_actors::runner::{RunnerSettings, prompt};
-use codexd_actors::socket::{AgentSocket, BindError, PidFile, StopRequest};
+use codexd_actors::socket::{AgentSocket, BindError, PidFile, SocketDirectory, StopRequest};
 use codexd_actors::webhook::{AlertEvent, AlertRelay, Endpoint, WebhookSettings};
 use tokio::sync::mpsc;
 
@@ -32,10 +32,13 @@ pub struct Wiring {
     pub stop: mpsc::Sender<StopRequest>,
     /// The daemon's codex processes (the `codex` service places the agent on one).
     pub pool: CodexPool,
-    /// The daemon's audit log, when `telemetry.audit_enabled`.
+    /// The daemon's audit log (its files when `telemetry.audit_enabled`; always the live
+    /// tap `codexd watch` follows).
     pub audit: Option<Audit>,
     /// Every agent's webhook, for alerts about a whole agent.
     pub alerts: AlertRelay,
+    /// Where the operator's requests find the agent's `socket` actor.
+    pub sockets: SocketDirectory,
 }
 
 /// Binds the agent's Culture IPC socket, `<ipc_dir>/culture-<nick>.sock`, unless `socket`
@@ -96,6 +99,7 @@ pub fn spec(
         stop: wiring.stop,
         codex: wiring.pool,
         alerts: wiring.alerts,
+        sockets: wiring.sockets,
     };
     AgentSpec::assemble(parts, outside)
 }
@@ -514,6 +518,7 @@ mod tests {
             pool: CodexPool::new(1, Default::default()),
             audit: None,
             alerts: Default::default(),
+            sockets: SocketDirectory::default(),
         };
         let spec = spec(&config, &list[0], Duration::from_secs(1), wiring);
         let names: Vec<&str> = spec.children.iter().map(|c| c.name.as_str()).collect();
@@ -539,6 +544,7 @@ mod tests {
             pool: CodexPool::new(1, Default::default()),
             audit: None,
             alerts: Default::default(),
+            sockets: SocketDirectory::default(),
         };
         let on = spec(&config, agent, Duration::from_secs(1), wiring);
         assert!(on.children.iter().any(|c| c.name == "overseer"));
@@ -578,6 +584,7 @@ mod tests {
             pool: CodexPool::new(1, Default::default()),
             audit: None,
             alerts: Default::default(),
+            sockets: SocketDirectory::default(),
         };
         let off = spec(&config, &config.agents[0], Duration::from_secs(1), wiring);
         assert!(off.children.iter().all(|c| c.name != "overseer"));

@@ -1,17 +1,33 @@
-//! The command line: `codexd run | check-config | status | reset | fault`. Every failure
-//! prints at least one `hint:` line on stderr and exits with a documented code.
+//! The command line: `codexd run | check-config` run or check the daemon; the client
+//! commands (`status | reset | fault | pause | resume | say | whisper | watch`, [`client`])
+//! talk to a running one over its control socket; `completions | man` print what is
+//! generated from the definition ([`args`]). Every failure prints at least one `hint:` line
+//! on stderr and exits with a documented code ([`exit`]).
+//!
+//! | module      | holds                                                    |
+//! |-------------|----------------------------------------------------------|
+//! | [`args`]    | the clap definition                                      |
+//! | [`client`]  | each client command: request, answer, output             |
+//! | [`status`]  | the status table and the `--check` health findings       |
+//! | [`watch`]   | `codexd watch`: the stream, as JSON lines or a live view |
+//! | [`docs`]    | shell completions and the man page                       |
+
+pub mod args;
+pub mod client;
+pub mod docs;
+pub mod status;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use codexd_actors::host::HostStatus;
+pub use args::{Cli, Command, Target};
+pub use status::{print_status, status_table};
 
 use crate::config::{self, Config, ConfigError, Loaded};
 use crate::control::{self, ErrorCode, Request, Response};
 use crate::env::Env;
-use crate::telemetry::LogFormat;
 
 /// Exit codes (also in README.md).
 pub mod exit {
@@ -28,88 +44,14 @@ pub mod exit {
     pub const SOFTWARE: u8 = 70;
     /// The daemon could not be reached (not running, not answering).
     pub const UNREACHABLE: u8 = 3;
+    /// `status --check`: something is unhealthy (an open circuit, an agent down or paused
+    /// for failures); one `hint:` line per finding says what.
+    pub const UNHEALTHY: u8 = 4;
 }
 
-/// How long the CLI waits for the daemon's answer.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// codexd — hosts OpenAI Codex agents on IRC.
-#[derive(Debug, Parser)]
-#[command(name = "codexd", version, about, propagate_version = true)]
-pub struct Cli {
-    /// Log format on stderr.
-    #[arg(long, global = true, default_value = "human")]
-    pub log_format: LogFormat,
-    /// What to do (none: print help).
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-/// The subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the daemon in the foreground (all agents, or the ones named with --agent).
-    Run {
-        /// Config file [default: $CODEXD_CONFIG, else ~/.config/codexd/config.yaml, ~/.culture/server.yaml, ~/.culture/agents.yaml: the first that exists].
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Run only this agent (repeatable).
-        #[arg(long = "agent", value_name = "NICK")]
-        agents: Vec<String>,
-    },
-    /// Validate a config file, check that this machine can run it (agent directories, the
-    /// codex binary and its version, the server's host, writable state and socket
-    /// directories) and print a summary of its agents.
-    CheckConfig {
-        /// Config file [default: $CODEXD_CONFIG, else ~/.config/codexd/config.yaml, ~/.culture/server.yaml, ~/.culture/agents.yaml: the first that exists].
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Validate the file only: no file system, codex or DNS checks (CI, other machines).
-        #[arg(long)]
-        no_preflight: bool,
-    },
-    /// Show the running daemon's supervision tree.
-    Status {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Close the circuit of an agent's child (or of the agent and all its children), or of a
-    /// codex process (`codexd reset codex process-<n>`).
-    Reset {
-        /// The agent's nick, or `codex` for the codex service.
-        nick: String,
-        /// The child (irc, socket, runner, …, or process-<n>); omit to reset them all.
-        child: Option<String>,
-        #[command(flatten)]
-        target: Target,
-    },
-    /// Break a child on purpose: panic, error, hang, hang:<seconds>, or a child's own fault
-    /// (irc disconnect, runner kill, webhook blackhole, codex process-<n> kill).
-    Fault {
-        /// The agent's nick, or `codex` for the codex service.
-        nick: String,
-        /// The child (irc, socket, runner, …, or process-<n>).
-        child: String,
-        /// panic | error | hang | hang:<seconds> | disconnect | kill | blackhole
-        kind: String,
-        #[command(flatten)]
-        target: Target,
-    },
-}
-
-/// How the client commands find the daemon.
-#[derive(Debug, clap::Args)]
-pub struct Target {
-    /// Control socket [default: control_socket from the config].
-    #[arg(long)]
-    pub socket: Option<PathBuf>,
-    /// Config file whose control_socket to use.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-}
+/// How long the CLI waits for the daemon's answer (a `say` may wait 15 s for the `irc`
+/// actor; the daemon gives up at 20 s and says so).
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// Prints `hint:` lines and returns `code`.
 pub fn fail(code: u8, lines: &[String]) -> ExitCode {
@@ -276,97 +218,52 @@ pub fn socket_path(target: &Target, env: &Env) -> Result<PathBuf, ExitCode> {
     }
 }
 
-/// Sends one request and maps the answer to an exit code; `on_ok` prints a success.
+/// Sends one request and maps the answer to an exit code; `on_ok` prints a success and
+/// returns the exit code (`status --check` may find the daemon unhealthy).
 pub async fn ask(
     socket: &Path,
     request: Request,
-    on_ok: impl FnOnce(Option<serde_json::Value>),
+    on_ok: impl FnOnce(Option<serde_json::Value>) -> ExitCode,
 ) -> ExitCode {
     match control::request(socket, &request, REQUEST_TIMEOUT).await {
-        Ok(Response { ok: true, data, .. }) => {
-            on_ok(data);
-            ExitCode::from(exit::OK)
-        }
-        Ok(Response { code, error, .. }) => {
-            let code = match code {
-                Some(
-                    ErrorCode::NoSuchChild
-                    | ErrorCode::NotRunning
-                    | ErrorCode::UnknownFault
-                    | ErrorCode::BadRequest,
-                ) => exit::INPUT,
-                Some(ErrorCode::Unresponsive) | None => exit::UNREACHABLE,
-            };
-            fail(
-                code,
-                &[error.unwrap_or_else(|| "the daemon refused the request".to_owned())],
-            )
-        }
-        Err(error) => fail(
-            exit::UNREACHABLE,
-            &[
-                error.to_string(),
-                "is `codexd run` running with the same control_socket?".to_owned(),
-            ],
-        ),
+        Ok(Response { ok: true, data, .. }) => on_ok(data),
+        Ok(refused) => refusal(refused),
+        Err(error) => unreachable(error),
     }
 }
 
-/// Renders the status tree as a table.
-pub fn status_table(status: &HostStatus) -> String {
-    use std::fmt::Write as _;
-    let mut out = format!(
-        "{:<24} {:<13} {:<9} {:>8}  {}\n",
-        "AGENT/CHILD", "STATE", "CIRCUIT", "RESTARTS", "LAST ERROR / DETAIL"
-    );
-    let row = |out: &mut String, name: String, s: &codexd_actors::child::ChildStatus| {
-        let state = serde_json::to_value(s.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        // A running child's own summary (irc: "connected host:port as nick in #a,#b").
-        let summary = s
-            .detail
-            .as_ref()
-            .and_then(|d| d.get("summary"))
-            .and_then(|v| v.as_str());
-        let error = match (s.last_error.as_deref(), summary) {
-            (Some(error), Some(summary)) => format!("{error}; now {summary}"),
-            (Some(error), None) => error.to_owned(),
-            (None, Some(summary)) => summary.to_owned(),
-            (None, None) => String::new(),
-        };
-        let _ = writeln!(
-            out,
-            "{name:<24} {state:<13} {:<9} {:>8}  {error}",
-            s.circuit, s.restarts
-        );
+/// A refused request: its error as a hint, exit 1 for what the operator can fix.
+///
+/// | code                                                      | exit                 |
+/// |-----------------------------------------------------------|----------------------|
+/// | `no_such_child`, `not_running`, `unknown_fault`, `refused`, `bad_request` | 1 ([`exit::INPUT`]) |
+/// | `unresponsive`, none                                      | 3 ([`exit::UNREACHABLE`]) |
+pub(crate) fn refusal(answer: Response) -> ExitCode {
+    let code = match answer.code {
+        Some(
+            ErrorCode::NoSuchChild
+            | ErrorCode::NotRunning
+            | ErrorCode::UnknownFault
+            | ErrorCode::Refused
+            | ErrorCode::BadRequest,
+        ) => exit::INPUT,
+        Some(ErrorCode::Unresponsive) | None => exit::UNREACHABLE,
     };
-    for agent in &status.agents {
-        row(&mut out, agent.nick.clone(), &agent.supervision);
-        for child in &agent.supervision.children {
-            row(&mut out, format!("  {}", child.name), child);
-        }
-    }
-    if status.agents.is_empty() {
-        out.push_str("(no agents)\n");
-    }
-    let codex = status.services.iter().find(|s| s.name == "codex");
-    for process in codex.map(|c| c.children.as_slice()).unwrap_or_default() {
-        row(&mut out, format!("codex {}", process.name), process);
-        if process.state == codexd_actors::child::ChildState::CircuitOpen {
-            let _ = writeln!(
-                out,
-                "{:<24} `codexd reset codex {}` starts it now",
-                "", process.name
-            );
-        }
-    }
-    // The audit log's file and counts (when `telemetry.audit_enabled`).
-    for audit in status.services.iter().filter(|s| s.name == "audit") {
-        row(&mut out, "audit".to_owned(), audit);
-    }
-    out
+    let error = answer
+        .error
+        .unwrap_or_else(|| "the daemon refused the request".to_owned());
+    fail(code, &[error])
+}
+
+/// The daemon could not be asked: exit 3.
+pub(crate) fn unreachable(error: control::ClientError) -> ExitCode {
+    fail(
+        exit::UNREACHABLE,
+        &[
+            error.to_string(),
+            "is `codexd run` running with the same control_socket?".to_owned(),
+        ],
+    )
 }
 
 /// A config path that could not even be worked out (e.g. `~` with HOME unset).
@@ -393,7 +290,7 @@ pub fn check_selection(config: &Config, only: &[String], path: &Path) -> Result<
 /// an export already under way can finish.
 pub fn start_telemetry(
     config: &Config,
-    format: LogFormat,
+    format: crate::telemetry::LogFormat,
     env: &Env,
 ) -> Result<(crate::telemetry::Telemetry, Duration), ExitCode> {
     let instance = if config.agents.is_empty() {
@@ -416,17 +313,4 @@ pub fn start_telemetry(
     let telemetry = crate::telemetry::init(&settings, format)
         .map_err(|e| fail(exit::CONFIG, &[format!("cannot start telemetry: {e}")]))?;
     Ok((telemetry, flush))
-}
-
-/// Prints `status` data as JSON or as a table.
-pub fn print_status(data: Option<serde_json::Value>, json: bool) {
-    let data = data.unwrap_or_default();
-    if json {
-        println!("{data}");
-        return;
-    }
-    match serde_json::from_value::<HostStatus>(data.clone()) {
-        Ok(status) => print!("{}", status_table(&status)),
-        Err(_) => println!("{data}"),
-    }
 }

@@ -24,7 +24,7 @@ use codexd_actors::audit::{Audit, AuditService, AuditSettings, AuditWriter};
 use codexd_actors::child::{ChildRole, ChildSpec};
 use codexd_actors::codex::CodexPool;
 use codexd_actors::host::{Host, HostSpec};
-use codexd_actors::socket::{AgentSocket, StopRequest};
+use codexd_actors::socket::{AgentSocket, SocketDirectory, StopRequest};
 use codexd_actors::webhook::AlertRelay;
 use tokio::sync::mpsc;
 
@@ -90,7 +90,7 @@ pub async fn run(
     let socket = ControlSocket::bind(&config.control_socket)?;
     tracing::info!(path = %socket.path().display(), "control socket listening");
     let grace = config.shutdown_grace;
-    let (audit, audit_writer) = start_audit(&config)?.unzip();
+    let (audit, audit_writer) = start_audit(&config)?;
     let (stop, mut stops) = mpsc::channel(STOP_REQUESTS);
     let mut daemon = Daemon {
         agents: BTreeMap::new(),
@@ -100,6 +100,7 @@ pub async fn run(
         pool: CodexPool::new(config.codex.agents_per_process, config.restart),
         audit,
         alerts: AlertRelay::default(),
+        sockets: SocketDirectory::default(),
     };
     let wanted: Vec<AgentConfig> = source.selected(&config).into_iter().cloned().collect();
     let mut specs = Vec::new();
@@ -114,7 +115,7 @@ pub async fn run(
         return Err(RunError::NoAgentStarted(refused.join("; ")));
     }
     let spec = HostSpec {
-        services: services(&config, &socket, &daemon.pool, daemon.audit.as_ref()),
+        services: services(&config, &socket, &daemon),
         agents: specs,
         stop_timeout: grace,
         observer: Some(daemon.alerts.observer(config.restart.window)),
@@ -159,11 +160,13 @@ pub async fn run(
     Ok(())
 }
 
-/// The audit log when `telemetry.audit_enabled` (fixed at start, like the codex pool).
-fn start_audit(config: &Config) -> Result<Option<(Audit, AuditWriter)>, RunError> {
+/// The audit log: its files and writer when `telemetry.audit_enabled` (fixed at start,
+/// like the codex pool), else only the live tap `codexd watch` follows.
+fn start_audit(config: &Config) -> Result<(Audit, Option<AuditWriter>), RunError> {
     let audit = &config.telemetry.audit;
+    let clock = std::sync::Arc::new(SystemTime::now);
     if !audit.enabled {
-        return Ok(None);
+        return Ok((codexd_actors::audit::live(&config.server.name, clock), None));
     }
     let settings = AuditSettings {
         dir: audit.dir.clone(),
@@ -172,23 +175,19 @@ fn start_audit(config: &Config) -> Result<Option<(Audit, AuditWriter)>, RunError
         rotate_utc_midnight: audit.rotate_utc_midnight,
         queue_depth: audit.queue_depth,
     };
-    let started = codexd_actors::audit::start(settings, std::sync::Arc::new(SystemTime::now));
-    let started = started.map_err(|source| RunError::Audit {
-        dir: audit.dir.clone(),
-        source,
-    })?;
+    let (handle, writer) =
+        codexd_actors::audit::start(settings, clock).map_err(|source| RunError::Audit {
+            dir: audit.dir.clone(),
+            source,
+        })?;
     tracing::info!(dir = %audit.dir.display(), "audit log on");
-    Ok(Some(started))
+    Ok((handle, Some(writer)))
 }
 
-/// The Host's services (control socket, codex pool, the audit log's status), under the
-/// daemon's `restart:` policy, so `restart: {health_interval: …}` paces their health pings too.
-fn services(
-    config: &Config,
-    socket: &ControlSocket,
-    pool: &CodexPool,
-    audit: Option<&Audit>,
-) -> Vec<ChildSpec> {
+/// The Host's services (control socket, codex pool, the audit log's status when it writes
+/// files), under the daemon's `restart:` policy, so `restart: {health_interval: …}` paces
+/// their health pings too.
+fn services(config: &Config, socket: &ControlSocket, daemon: &Daemon) -> Vec<ChildSpec> {
     let service =
         |name: &str, factory: std::sync::Arc<dyn codexd_actors::child::ChildFactory>| ChildSpec {
             name: name.to_owned(),
@@ -199,15 +198,21 @@ fn services(
     vec![
         service(
             "control",
-            std::sync::Arc::new(ControlFactory::new(socket.listener())),
+            std::sync::Arc::new(ControlFactory::new(
+                socket.listener(),
+                daemon.audit.clone(),
+                daemon.sockets.clone(),
+            )),
         ),
-        pool.service(config.restart, config.shutdown_grace / 2),
+        daemon
+            .pool
+            .service(config.restart, config.shutdown_grace / 2),
     ]
     .into_iter()
-    .chain(audit.map(|audit| {
+    .chain(daemon.audit.writes_files().then(|| {
         service(
             "audit",
-            std::sync::Arc::new(AuditService::new(audit.clone())),
+            std::sync::Arc::new(AuditService::new(daemon.audit.clone())),
         )
     }))
     .collect()
@@ -226,10 +231,12 @@ struct Daemon {
     grace: std::time::Duration,
     /// The codex processes (`codex.agents_per_process`, fixed at start).
     pool: CodexPool,
-    /// The audit log (`telemetry.audit_*`, fixed at start).
-    audit: Option<Audit>,
+    /// The audit log (`telemetry.audit_*`, fixed at start) and its live tap.
+    audit: Audit,
     /// Every agent's webhook: the Host's alerts about a whole agent go through another's.
     alerts: AlertRelay,
+    /// Every agent's socket actor, for the operator's requests.
+    sockets: SocketDirectory,
 }
 
 impl Daemon {
@@ -250,8 +257,9 @@ impl Daemon {
             socket,
             stop: self.stop.clone(),
             pool: self.pool.clone(),
-            audit: self.audit.clone(),
+            audit: Some(self.audit.clone()),
             alerts: self.alerts.clone(),
+            sockets: self.sockets.clone(),
         };
         Ok(agents::spec(config, agent, self.grace / 2, wiring))
     }
@@ -366,8 +374,18 @@ mod tests {
         let config = config::parse(yaml, &env).expect("valid").config;
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = ControlSocket::bind(&dir.path().join("codexd.sock")).expect("binds");
-        let pool = CodexPool::new(1, config.restart);
-        let services = services(&config, &socket, &pool, None);
+        let (stop, _) = mpsc::channel(1);
+        let daemon = Daemon {
+            agents: BTreeMap::new(),
+            stopped: BTreeSet::new(),
+            stop,
+            grace: config.shutdown_grace,
+            pool: CodexPool::new(1, config.restart),
+            audit: codexd_actors::audit::live("spark", std::sync::Arc::new(SystemTime::now)),
+            alerts: AlertRelay::default(),
+            sockets: SocketDirectory::default(),
+        };
+        let services = services(&config, &socket, &daemon);
         let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["control", "codex"]);
         for service in &services {

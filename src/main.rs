@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clap::Parser;
 use codexd::cli::{self, Cli, Command, exit};
-use codexd::control::Request;
 use codexd::env::Env;
 use codexd::{ConfigSource, signal, telemetry};
 
@@ -44,42 +43,21 @@ async fn dispatch(cli: Cli, env: Env) -> ExitCode {
             Ok(path) => cli::check_config(&path, &env, !no_preflight).await,
             Err(error) => cli::load_config_error(error),
         },
-        Command::Status { json, target } => {
-            let Ok(socket) = cli::socket_path(&target, &env) else {
-                return ExitCode::from(exit::CONFIG);
-            };
-            cli::ask(&socket, Request::Status, |data| {
-                cli::print_status(data, json)
-            })
-            .await
+        Command::Completions { shell } => {
+            cli::docs::completions(shell, &mut std::io::stdout());
+            ExitCode::from(exit::OK)
         }
-        Command::Reset {
-            nick,
-            child,
-            target,
-        } => {
-            let Ok(socket) = cli::socket_path(&target, &env) else {
-                return ExitCode::from(exit::CONFIG);
-            };
-            cli::ask(&socket, Request::Reset { nick, child }, |_| {
-                println!("reset")
-            })
-            .await
-        }
-        Command::Fault {
-            nick,
-            child,
-            kind,
-            target,
-        } => {
-            let Ok(socket) = cli::socket_path(&target, &env) else {
-                return ExitCode::from(exit::CONFIG);
-            };
-            cli::ask(&socket, Request::Fault { nick, child, kind }, |_| {
-                println!("fault injected")
-            })
-            .await
-        }
+        Command::Man => match cli::docs::man_page(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::from(exit::OK),
+            Err(error) => cli::fail(
+                exit::SOFTWARE,
+                &[format!("cannot write the man page: {error}")],
+            ),
+        },
+        client => match cli::client::run(client, &env).await {
+            Some(code) => code,
+            None => cli::fail(exit::SOFTWARE, &["not a client command".to_owned()]),
+        },
     }
 }
 

@@ -15,7 +15,7 @@
 //! | `Link<IrcMessage>`       | runner, webhook, attention, socket → irc       |
 //! | `Link<WebhookMessage>`   | runner, socket, overseer → webhook             |
 //! | `Link<RunnerMessage>`    | intake, attention polls, socket → runner       |
-//! | `Link<SocketMessage>`    | overseer → socket (whispers); runner → socket (the model's tool calls) |
+//! | `Link<SocketMessage>`    | overseer → socket (whispers); runner → socket (the model's tool calls); the daemon's [`SocketDirectory`] → socket (operator requests) |
 //! | `IntakePath` (bounded, lossless) | irc → runner intake: mentions and DMs  |
 //! | `IrcEvent` broadcast     | irc → attention (may lag: never the journal's path) |
 //! | `RunnerEvent` broadcast  | runner → overseer                              |
@@ -40,7 +40,9 @@ use crate::overseer::{OverseerFactory, OverseerPeers, OverseerSettings};
 use crate::pause::PauseSwitch;
 use crate::restart::RestartPolicy;
 use crate::runner::{CurrentTurn, RUNNER_EVENTS, RunnerFactory, RunnerPeers, RunnerSettings};
-use crate::socket::{AgentSocket, SocketFactory, SocketMessage, SocketPeers, StopRequest};
+use crate::socket::{
+    AgentSocket, SocketDirectory, SocketFactory, SocketMessage, SocketPeers, StopRequest,
+};
 use crate::supervisor::{ShutdownOrder, Supervisor, SupervisorArgs};
 use crate::test_child::{Script, TestChildFactory};
 use crate::tools::ToolDoor;
@@ -85,6 +87,8 @@ pub struct AgentWiring {
     pub codex: CodexPool,
     /// Every agent's webhook: alerts about a whole agent go through another one's.
     pub alerts: AlertRelay,
+    /// Where the operator's requests find the agent's `socket` actor.
+    pub sockets: SocketDirectory,
 }
 
 /// The names of an agent's children, in start order.
@@ -157,6 +161,7 @@ impl AgentSpec {
             stop: wiring.stop,
         };
         let socket_link = Link::default();
+        wiring.sockets.register(&parts.nick, socket_link.clone());
         let mut children = Vec::new();
         let mut polls = None;
         for name in CHILD_NAMES {

@@ -15,8 +15,13 @@
 //! | turn ended                   | `turn.end`    | the runner's `finish`                  |
 //! | tool call answered           | `tool.call`   | the runner's tool task                 |
 //! | PRIVMSG / NOTICE handed to IRC | `message.out` | the `irc` actor's `send_text`        |
+//!
+//! The same records also go to a live [`Tap`] (`codexd watch`), whether or not the file is
+//! written: [`live`] makes a handle with no file. The tap is a broadcast that never waits
+//! for a watcher; one that falls behind is told how many records it missed.
 
 mod service;
+mod tap;
 mod writer;
 
 use std::path::PathBuf;
@@ -30,6 +35,7 @@ use serde_json::Value;
 
 use crate::trace::TraceCtx;
 pub use service::AuditService;
+pub use tap::{TAP_CAPACITY, Tap, Tapped};
 
 /// Where and how the audit files are written (Culture's `telemetry.audit_*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +81,10 @@ impl PartialEq for Audit {
 
 /// What the handles and the writer share.
 struct Shared {
-    sender: SyncSender<Item>,
+    /// The writer's queue; `None` for a handle made by [`live`] (no file, the tap only).
+    sender: Option<SyncSender<Item>>,
+    /// Every record, for `codexd watch`.
+    tap: tokio::sync::broadcast::Sender<Arc<Record>>,
     server: String,
     dir: PathBuf,
     clock: Clock,
@@ -88,7 +97,7 @@ struct Shared {
 
 /// What travels to the writer.
 enum Item {
-    Record(Box<Record>),
+    Record(Arc<Record>),
     /// Wakes the writer to see `closing`.
     Close,
 }
@@ -121,9 +130,10 @@ pub struct AuditStats {
     pub syncs: u64,
 }
 
-/// One audit line. Keys in this order; `payload` holds the event's fields.
+/// One audit line (and one `codexd watch` line). Keys in this order; `payload` holds the
+/// event's fields.
 #[derive(Debug, Clone, Serialize)]
-struct Record {
+pub struct Record {
     /// RFC 3339 UTC, microseconds: `2026-01-02T03:04:05.123456Z`.
     ts: String,
     server: String,
@@ -249,7 +259,8 @@ pub fn start(settings: AuditSettings, clock: Clock) -> std::io::Result<(Audit, A
     crate::durable::create_dir(&settings.dir)?;
     let (sender, receiver) = std::sync::mpsc::sync_channel(settings.queue_depth.max(1));
     let shared = Arc::new(Shared {
-        sender,
+        sender: Some(sender),
+        tap: tap::channel(),
         server: settings.server.clone(),
         dir: settings.dir.clone(),
         clock,
@@ -273,6 +284,37 @@ pub fn start(settings: AuditSettings, clock: Clock) -> std::io::Result<(Audit, A
     Ok((audit, AuditWriter { shared, done }))
 }
 
+/// A handle with no file (`telemetry.audit_enabled` off): its records reach only the
+/// live [`Tap`], and cost nothing while nobody watches.
+pub fn live(server: &str, clock: Clock) -> Audit {
+    let shared = Arc::new(Shared {
+        sender: None,
+        tap: tap::channel(),
+        server: server.to_owned(),
+        dir: PathBuf::new(),
+        clock,
+        stats: Counters::default(),
+        closing: AtomicBool::new(false),
+        file: Mutex::new(None),
+    });
+    Audit {
+        shared,
+        agent: Arc::from(""),
+    }
+}
+
+impl Record {
+    /// The agent whose record it is.
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    /// What happened.
+    pub fn event(&self) -> &Event {
+        &self.event
+    }
+}
+
 impl Audit {
     /// The same log, writing `nick`'s records.
     pub fn agent(&self, nick: &str) -> Audit {
@@ -283,18 +325,30 @@ impl Audit {
     }
 
     /// Queues `event` with the trace and span ids of `trace` (the context of the work it
-    /// belongs to); never blocks. A full queue drops it, counted and logged.
+    /// belongs to) and hands it to the watchers; never blocks. A full queue drops it,
+    /// counted and logged. Without a file and a watcher it is not even built.
     pub fn record(&self, event: Event, trace: &TraceCtx) {
+        let watched = self.shared.tap.receiver_count() > 0;
+        if self.shared.sender.is_none() && !watched {
+            return;
+        }
         let (trace_id, span_id) = ids(trace);
-        let record = Record {
+        let record = Arc::new(Record {
             ts: timestamp((self.shared.clock)()),
             server: self.shared.server.clone(),
             agent: self.agent.to_string(),
             trace_id,
             span_id,
             event,
+        });
+        if watched {
+            // Fails only when the last watcher left meanwhile.
+            let _ = self.shared.tap.send(record.clone());
+        }
+        let Some(sender) = &self.shared.sender else {
+            return;
         };
-        let why = match self.shared.sender.try_send(Item::Record(Box::new(record))) {
+        let why = match sender.try_send(Item::Record(record)) {
             Ok(()) => return,
             Err(TrySendError::Full(_)) => "queue full",
             Err(TrySendError::Disconnected(_)) => "writer stopped",
@@ -308,6 +362,17 @@ impl Audit {
     /// The counters, for status.
     pub fn stats(&self) -> AuditStats {
         self.shared.stats()
+    }
+
+    /// Whether records are written to files (false for a [`live`] handle).
+    pub fn writes_files(&self) -> bool {
+        self.shared.sender.is_some()
+    }
+
+    /// Follows every agent's records from now on (`codexd watch`); dropping the tap ends
+    /// the subscription.
+    pub fn watch(&self) -> Tap {
+        Tap::new(self.shared.tap.subscribe())
     }
 }
 
@@ -348,7 +413,9 @@ impl AuditWriter {
     /// (a wedged disk), saying so.
     pub async fn finish(self, timeout: Duration) {
         self.shared.closing.store(true, Ordering::Relaxed);
-        let _ = self.shared.sender.try_send(Item::Close);
+        if let Some(sender) = &self.shared.sender {
+            let _ = sender.try_send(Item::Close);
+        }
         if tokio::time::timeout(timeout, self.done).await.is_err() {
             tracing::error!(
                 timeout_s = timeout.as_secs_f64(),

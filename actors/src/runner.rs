@@ -92,7 +92,8 @@ pub struct RunnerSettings {
     pub home: Option<String>,
     /// The agent's tags (Culture's ROOMINVITE prompt shows them).
     pub tags: Vec<String>,
-    /// The audit log (messages in, turns, tool calls); `None` when it is off.
+    /// The audit log (messages in, turns, tool calls): its files, if on, and the live tap
+    /// `codexd watch` follows; `None` records nothing (tests).
     pub audit: Option<crate::audit::Audit>,
 }
 

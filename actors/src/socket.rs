@@ -25,10 +25,14 @@
 //! | `status`            | —                                           | Culture's seven fields       |
 //! | `pause` / `resume`  | the agent's pause switch                    | —                            |
 //! | `shutdown`          | stops this agent (answered first)           | —                            |
+//!
+//! The operator's `codexd pause|resume|say|whisper` reach the actor through the daemon's
+//! [`SocketDirectory`] and are carried out by the same verbs ([`operator`]).
 
 mod bind;
 mod conn;
 mod hub;
+mod operator;
 mod pidfile;
 mod protocol;
 mod tool;
@@ -39,14 +43,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr};
 use serde::Serialize;
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
+use tracing::Instrument;
 
 pub use bind::{BindError, BoundSocket, discard_input, own_uid};
 pub use conn::MAX_REQUEST_LINE;
+pub use operator::{OperatorError, OperatorRequest, SocketDirectory, WhisperKind};
 pub use pidfile::PidFile;
 
 use crate::child::{ChildFactory, ChildHandle, ControlMsg, Report, spawn_linked};
@@ -75,6 +81,16 @@ pub enum SocketMessage {
     /// A tool call of the agent's model ([`crate::tools`]): carried out like the IPC
     /// request it is, in a task (never in the actor).
     Tool(crate::tools::ToolCall),
+    /// An operator's request (`codexd pause|resume|say|whisper`): a whisper is delivered
+    /// here, the others are carried out in a task as the IPC verbs they are.
+    Operator {
+        /// What to do.
+        request: OperatorRequest,
+        /// The control request it continues.
+        trace: TraceCtx,
+        /// The answer's warnings, or why it was refused.
+        reply: RpcReplyPort<Result<Vec<String>, OperatorError>>,
+    },
 }
 
 impl From<ControlMsg> for SocketMessage {
@@ -286,6 +302,11 @@ impl Actor for Socket {
             SocketMessage::Control(control) => return state.on_control(control).await,
             SocketMessage::Whisper(whisper) => state.whisper(&whisper),
             SocketMessage::Tool(call) => state.tool(call),
+            SocketMessage::Operator {
+                request,
+                trace,
+                reply,
+            } => state.operator(request, trace, reply),
         }
         Ok(())
     }
@@ -315,6 +336,44 @@ impl SocketState {
             .await;
             let _ = call.reply.send(outcome);
         });
+    }
+
+    /// An operator's request: a whisper now (no I/O), the rest in a task of its own.
+    fn operator(
+        &self,
+        request: OperatorRequest,
+        trace: TraceCtx,
+        reply: RpcReplyPort<Result<Vec<String>, OperatorError>>,
+    ) {
+        let nick = &self.shared.agent.nick;
+        let span = trace.follow(tracing::info_span!(
+            "codexd.operator.request",
+            agent.nick = %nick,
+            request = request.name(),
+        ));
+        if let OperatorRequest::Whisper { kind, text } = request {
+            let whisper = Whisper {
+                message: text,
+                kind: kind.name().to_owned(),
+                trace: span.in_scope(TraceCtx::current),
+            };
+            span.in_scope(|| tracing::info!(agent.nick = %nick, whisper.kind = kind.name(), "operator whisper"));
+            self.whisper(&whisper);
+            let _ = reply.send(Ok(Vec::new()));
+            return;
+        }
+        let shared = self.shared.clone();
+        tokio::spawn(
+            async move {
+                let trace = TraceCtx::current();
+                let answer = operator::carry_out(&shared.agent, request, &trace).await;
+                if let Err(error) = &answer {
+                    tracing::info!(agent.nick = %shared.agent.nick, error = %error, "operator request refused");
+                }
+                let _ = reply.send(answer);
+            }
+            .instrument(span),
+        );
     }
 
     async fn on_control(&mut self, control: ControlMsg) -> Result<(), ActorProcessingErr> {

@@ -1,45 +1,65 @@
 //! The control actor: a Host service that accepts connections on the bound socket and
-//! turns each request line into a typed request to the Host. Accepting and reading happen
-//! in tasks owned by the actor's state, so the mailbox always stays responsive and a
-//! restart (or stop) aborts them.
+//! turns each request line into a typed request to the Host, to an agent's socket actor
+//! ([`super::requests`]) or, for `watch`, into a stream ([`super::watch`]). Accepting and
+//! reading happen in tasks owned by the actor's state, so the mailbox always stays
+//! responsive and a restart (or stop) aborts them, watches included.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use codexd_actors::child::{
-    ChildFactory, ChildHandle, ControlError, ControlMsg, FaultKind, spawn_linked,
-};
+use codexd_actors::audit::Audit;
+use codexd_actors::child::{ChildFactory, ChildHandle, ControlMsg, spawn_linked};
 use codexd_actors::fault;
-use codexd_actors::host::{Host, HostError};
+use codexd_actors::host::Host;
+use codexd_actors::socket::SocketDirectory;
 use futures::future::BoxFuture;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SpawnErr};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::{ErrorCode, MAX_LINE, Request, Response};
+use super::{ErrorCode, MAX_LINE, Request, Response, requests, watch};
 use codexd_actors::socket::own_uid;
-
-/// How long `fault <nick> <child> hang` hangs when no duration is given.
-pub(super) const DEFAULT_HANG: Duration = Duration::from_secs(30);
 
 /// Starts the control actor on a socket bound by [`super::ControlSocket`].
 pub struct ControlFactory {
     listener: Arc<UnixListener>,
+    audit: Audit,
+    sockets: SocketDirectory,
 }
 
 impl ControlFactory {
-    /// A factory serving `listener`.
-    pub fn new(listener: Arc<UnixListener>) -> Self {
-        Self { listener }
+    /// A factory serving `listener`, reaching agents through `sockets` and following
+    /// `audit`'s live tap for `watch`.
+    pub fn new(listener: Arc<UnixListener>, audit: Audit, sockets: SocketDirectory) -> Self {
+        Self {
+            listener,
+            audit,
+            sockets,
+        }
     }
+}
+
+/// What a connection can reach.
+#[derive(Debug, Clone)]
+pub(super) struct Peers {
+    /// The Host (status, reset, fault, the agents there are).
+    pub(super) host: Host,
+    /// The audit log's live tap.
+    pub(super) audit: Audit,
+    /// Every agent's socket actor.
+    pub(super) sockets: SocketDirectory,
 }
 
 impl ChildFactory for ControlFactory {
     fn spawn(&self, supervisor: ActorCell) -> BoxFuture<'static, Result<ChildHandle, SpawnErr>> {
         let args = ControlArgs {
             listener: self.listener.clone(),
-            host: Host::from_ref(supervisor.clone().into()),
+            peers: Peers {
+                host: Host::from_ref(supervisor.clone().into()),
+                audit: self.audit.clone(),
+                sockets: self.sockets.clone(),
+            },
         };
         spawn_linked(Control, args, supervisor)
     }
@@ -64,7 +84,7 @@ impl From<ControlMsg> for ControlServerMsg {
 /// What the control actor starts with.
 pub(super) struct ControlArgs {
     listener: Arc<UnixListener>,
-    host: Host,
+    peers: Peers,
 }
 
 /// The accept loop, aborted (with every connection) when the actor's state is dropped.
@@ -88,7 +108,7 @@ impl Actor for Control {
         _myself: ActorRef<ControlServerMsg>,
         args: ControlArgs,
     ) -> Result<ControlState, ActorProcessingErr> {
-        let accept = tokio::spawn(accept_loop(args.listener, args.host));
+        let accept = tokio::spawn(accept_loop(args.listener, args.peers));
         Ok(ControlState { accept })
     }
 
@@ -104,13 +124,13 @@ impl Actor for Control {
     }
 }
 
-async fn accept_loop(listener: Arc<UnixListener>, host: Host) {
+async fn accept_loop(listener: Arc<UnixListener>, peers: Peers) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(serve(stream, host.clone()));
+                    connections.spawn(serve(stream, peers.clone()));
                 }
                 Err(error) => {
                     tracing::warn!(error = %error, "control socket accept failed");
@@ -122,8 +142,9 @@ async fn accept_loop(listener: Arc<UnixListener>, host: Host) {
     }
 }
 
-/// Serves one connection: one answer per request line until the client hangs up.
-async fn serve(stream: UnixStream, host: Host) {
+/// Serves one connection: one answer per request line until the client hangs up; a
+/// `watch` turns the rest of the connection into its stream.
+async fn serve(stream: UnixStream, peers: Peers) {
     let peer = stream.peer_cred().map(|c| c.uid());
     let (read, mut write) = stream.into_split();
     if peer.as_ref().ok() != Some(&own_uid()) {
@@ -158,7 +179,22 @@ async fn serve(stream: UnixStream, host: Host) {
                 return; // the rest of the oversized line cannot be resynchronised
             }
             Ok(_) if line.iter().all(u8::is_ascii_whitespace) => continue,
-            Ok(_) => answer(&line, &host).await,
+            Ok(_) => match requests::parse(&line) {
+                Err((id, refusal)) => refusal.into_response(id),
+                Ok((id, Request::Watch { nick })) => {
+                    match watch::subscribe(&peers, nick.as_deref()).await {
+                        Ok(watcher) => {
+                            let answer = Response::success(id, watcher.describe());
+                            if write_line(&mut write, &answer).await.is_ok() {
+                                watcher.stream(&mut reader, &mut write).await;
+                            }
+                            return;
+                        }
+                        Err(refusal) => refusal.into_response(id),
+                    }
+                }
+                Ok((id, request)) => requests::answer(id, request, &peers).await,
+            },
         };
         if write_line(&mut write, &response).await.is_err() {
             return;
@@ -166,81 +202,11 @@ async fn serve(stream: UnixStream, host: Host) {
     }
 }
 
-async fn write_line(
+pub(super) async fn write_line(
     write: &mut (impl AsyncWriteExt + Unpin),
     response: &Response,
 ) -> std::io::Result<()> {
     let mut bytes = serde_json::to_vec(response).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     write.write_all(&bytes).await
-}
-
-/// Parses one request line and carries it out.
-async fn answer(line: &[u8], host: &Host) -> Response {
-    let value: serde_json::Value = match serde_json::from_slice(line) {
-        Ok(value) => value,
-        Err(error) => {
-            return Response::failure(
-                serde_json::Value::Null,
-                ErrorCode::BadRequest,
-                format!("invalid JSON: {error}"),
-            );
-        }
-    };
-    let id = value.get("id").cloned().unwrap_or_default();
-    let mut fields = value;
-    if let Some(object) = fields.as_object_mut() {
-        object.remove("id");
-    }
-    let request: Request = match serde_json::from_value(fields) {
-        Ok(request) => request,
-        Err(error) => {
-            return Response::failure(
-                id,
-                ErrorCode::BadRequest,
-                format!("bad request: {error} (expected cmd status, reset or fault)"),
-            );
-        }
-    };
-    let span = tracing::info_span!("control.request", cmd = ?request);
-    let _entered = span.enter();
-    match carry_out(request, host).await {
-        Ok(data) => Response::success(id, data),
-        Err(error) => Response::failure(id, code_of(&error), error.to_string()),
-    }
-}
-
-async fn carry_out(request: Request, host: &Host) -> Result<serde_json::Value, HostError> {
-    match request {
-        Request::Status => {
-            let status = host.status().await?;
-            Ok(serde_json::to_value(status).unwrap_or_default())
-        }
-        Request::Reset { nick, child } => host
-            .reset(&nick, child.as_deref())
-            .await
-            .map(|()| serde_json::Value::Null),
-        Request::Fault { nick, child, kind } => {
-            let kind = FaultKind::parse(&kind, DEFAULT_HANG)?;
-            tracing::warn!(agent.nick = %nick, child = %child, fault = %kind, "injecting fault on operator request");
-            host.fault(&nick, &child, kind)
-                .await
-                .map(|()| serde_json::Value::Null)
-        }
-    }
-}
-
-fn code_of(error: &HostError) -> ErrorCode {
-    match error {
-        HostError::Refused(ControlError::NoSuchChild { .. }) => ErrorCode::NoSuchChild,
-        HostError::Refused(ControlError::NotRunning { .. }) => ErrorCode::NotRunning,
-        HostError::Refused(
-            ControlError::UnknownFault(_)
-            | ControlError::HangOutOfRange(_)
-            | ControlError::UnsupportedFault { .. },
-        ) => ErrorCode::UnknownFault,
-        HostError::Refused(ControlError::Unreachable(_)) | HostError::Unresponsive(_) => {
-            ErrorCode::Unresponsive
-        }
-    }
 }

@@ -214,7 +214,8 @@ fn a_full_queue_drops_and_counts_without_blocking() {
     let (sender, receiver) = std::sync::mpsc::sync_channel(2);
     let audit = Audit {
         shared: Arc::new(Shared {
-            sender,
+            sender: Some(sender),
+            tap: tap::channel(),
             server: "spark".to_owned(),
             dir: "/nonexistent".into(),
             clock,
@@ -256,4 +257,52 @@ fn agentirc_cannot_name_a_file_like_codexds() {
         assert_eq!(&name[date_at - 1..date_at], ".", "{name}");
         assert!(name.ends_with(".jsonl"), "{name}");
     }
+}
+
+#[tokio::test]
+async fn a_watcher_sees_every_agents_records_with_or_without_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (clock, _) = manual_clock(BEFORE_MIDNIGHT);
+    let (written, writer) =
+        start(settings(dir.path(), 1 << 20, true), clock.clone()).expect("starts");
+    for audit in [written, live("spark", clock)] {
+        let mut tap = audit.watch();
+        audit.agent("spark-a").record(out("one"), &traced());
+        audit.agent("spark-b").record(out("two"), &traced());
+        for (agent, text) in [("spark-a", "one"), ("spark-b", "two")] {
+            let Tapped::Record(record) = tap.next().await else {
+                panic!("a record");
+            };
+            assert_eq!(record.agent(), agent);
+            let line = serde_json::to_value(&*record).expect("json");
+            assert_eq!(line["event_type"], "message.out");
+            assert_eq!(line["payload"]["text"], text);
+            assert_eq!(line["server"], "spark");
+            assert_eq!(line["ts"], "2026-03-01T23:59:59.000000Z");
+        }
+    }
+    writer.finish(Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn a_watcher_that_falls_behind_is_told_how_many_it_missed() {
+    let (clock, _) = manual_clock(BEFORE_MIDNIGHT);
+    let audit = live("spark", clock).agent("spark-a");
+    let mut tap = audit.watch();
+    let sent = TAP_CAPACITY + 10;
+    for n in 0..sent {
+        audit.record(out(&n.to_string()), &traced());
+    }
+    let Tapped::Skipped(skipped) = tap.next().await else {
+        panic!("the oldest records were lost");
+    };
+    assert_eq!(skipped, 10);
+    let Tapped::Record(next) = tap.next().await else {
+        panic!("then the records still held");
+    };
+    let Event::MessageOut(message) = next.event() else {
+        panic!("{next:?}");
+    };
+    assert_eq!(message.text, "10");
+    assert!(!audit.writes_files());
 }

@@ -91,7 +91,8 @@ pub struct IrcSettings {
     pub presence_heartbeat: Duration,
     /// Where the channels joined at run time are remembered (`None`: not remembered).
     pub joined_file: Option<std::path::PathBuf>,
-    /// The audit log (`message.out`); `None` when `telemetry.audit_enabled` is off.
+    /// The audit log (`message.out`): its files, if on, and the live tap `codexd watch`
+    /// follows; `None` records nothing (tests).
     pub audit: Option<crate::audit::Audit>,
 }
 

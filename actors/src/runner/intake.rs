@@ -49,7 +49,7 @@ pub struct InboxPeers {
     pub webhook: Link<WebhookMessage>,
     /// Its tags (Culture's ROOMINVITE prompt shows them).
     pub tags: Vec<String>,
-    /// The audit log (`message.in`); `None` when it is off.
+    /// The audit log (`message.in`), files and live tap; `None` records nothing.
     pub audit: Option<crate::audit::Audit>,
 }
 
