@@ -122,6 +122,16 @@ async fn irc_verbs_reach_the_wire_only_through_the_irc_actor() {
             .await,
     );
     wire(&fake, "PRIVMSG bob :psst").await;
+    // A CTCP delimiter never reaches the wire: the text cannot become a CTCP request.
+    assert_ok(
+        &c.request(
+            "irc_send",
+            json!({"channel": "bob", "message": "\u{1}VERSION\u{1} please"}),
+        )
+        .await,
+    );
+    wire(&fake, "PRIVMSG bob :VERSION please").await;
+    assert!(!fake.all_lines().await.iter().any(|l| l.contains('\u{1}')));
 
     // irc_ask skips the joined check (Culture) and raises agent_question.
     assert_ok(

@@ -165,10 +165,13 @@ fn is_line_break(c: char) -> bool {
     )
 }
 
-/// The non-empty lines of `text`, with Python `str.splitlines()` breaks, NUL removed.
+/// The non-empty lines of `text`, with Python `str.splitlines()` breaks, NUL and the CTCP
+/// delimiter `\x01` removed (so no text from IPC, a tool or a reply becomes a CTCP request,
+/// e.g. `\x01VERSION\x01`, sent as the agent).
 ///
-/// Returns `Cow` pieces: borrowed unless a NUL had to be stripped. A piece that is empty
-/// after stripping is skipped, so nothing yielded can be empty or carry CR, LF or NUL.
+/// Returns `Cow` pieces: borrowed unless a character had to be stripped. A piece that is
+/// empty after stripping is skipped, so nothing yielded can be empty or carry CR, LF, NUL
+/// or `\x01`.
 ///
 /// | text               | lines               |
 /// |--------------------|---------------------|
@@ -176,16 +179,18 @@ fn is_line_break(c: char) -> bool {
 /// | `"a\x0bb\u{2028}c"`| `a`, `b`, `c`       |
 /// | `"  \nx"`          | `"  "`, `x` (spaces are kept, like Python `if line:`) |
 /// | `"a\0b\n\0"`       | `ab`                |
+/// | `"\x01VERSION\x01"` | `VERSION`           |
 pub fn lines(text: &str) -> impl Iterator<Item = Cow<'_, str>> {
     text.split(is_line_break)
         .map(strip_nul)
         .filter(|line| !line.is_empty())
 }
 
-/// `line` without NUL characters, borrowed when there were none.
+/// `line` without NUL and `\x01`, borrowed when there were none.
 fn strip_nul(line: &str) -> Cow<'_, str> {
-    if line.contains('\0') {
-        Cow::Owned(line.replace('\0', ""))
+    let stripped = |c: char| matches!(c, '\0' | '\x01');
+    if line.contains(stripped) {
+        Cow::Owned(line.replace(stripped, ""))
     } else {
         Cow::Borrowed(line)
     }
@@ -394,6 +399,10 @@ mod tests {
             ("a\u{85}b\u{2028}c\u{2029}d", &["a", "b", "c", "d"]),
             ("  \nx", &["  ", "x"]),
             ("a\0b\n\0\nc", &["ab", "c"]),
+            (
+                "\x01VERSION\x01\n\x01ACTION waves\x01",
+                &["VERSION", "ACTION waves"],
+            ),
             ("tab\tstays", &["tab\tstays"]),
         ];
         for (text, expected) in cases {
