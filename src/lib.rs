@@ -80,11 +80,13 @@ impl ConfigSource {
 }
 
 /// Runs the daemon until `events` asks for shutdown (or closes), or until IPC `shutdown`
-/// has stopped every agent.
+/// has stopped every agent. A reload moves OTLP export to the new collector through
+/// `telemetry` (inert when telemetry is off).
 pub async fn run(
     config: Config,
     source: ConfigSource,
     mut events: mpsc::Receiver<signal::Event>,
+    telemetry: telemetry::Reloader,
 ) -> Result<(), RunError> {
     let socket = ControlSocket::bind(&config.control_socket)?;
     tracing::info!(path = %socket.path().display(), "control socket listening");
@@ -98,6 +100,7 @@ pub async fn run(
         grace,
         pool: CodexPool::new(config.codex.agents_per_process, config.restart),
         audit,
+        telemetry,
     };
     let wanted: Vec<AgentConfig> = source.selected(&config).into_iter().cloned().collect();
     let mut specs = Vec::new();
@@ -225,6 +228,8 @@ struct Daemon {
     pool: CodexPool,
     /// The audit log (`telemetry.audit_*`, fixed at start).
     audit: Option<Audit>,
+    /// OTLP export's collector settings, applied again on reload.
+    telemetry: telemetry::Reloader,
 }
 
 impl Daemon {
@@ -271,9 +276,9 @@ impl Daemon {
         self.agents.is_empty()
     }
 
-    /// SIGHUP: re-read the config; if it is valid, start added agents (and those stopped
-    /// over IPC), stop removed ones and restart changed ones one by one, leaving the rest
-    /// untouched; a daemon-level change every agent is built from (`server`, `webhooks`,
+    /// SIGHUP: re-read the config; if it is valid, move OTLP export to a changed collector,
+    /// start added agents (and those stopped over IPC), stop removed ones and restart changed
+    /// ones one by one, leaving the rest untouched; a daemon-level change every agent is built from (`server`, `webhooks`,
     /// …: [`agents::agent_wide_changes`]) restarts every agent, one by one. What only a
     /// daemon restart applies is named in the log. If the file is not valid, keep running
     /// as is. Returns the config now in force.
@@ -300,6 +305,9 @@ impl Daemon {
         if !needs_restart.is_empty() {
             tracing::warn!(keys = ?needs_restart, "these settings changed but take effect only when codexd restarts");
         }
+        self.telemetry
+            .reload(&loaded.config.telemetry, &source.env)
+            .await;
         let running: Vec<AgentConfig> = source
             .selected(&current)
             .into_iter()
