@@ -2,11 +2,14 @@
 //! [`Target`], which a reload replaces while spans and metrics keep flowing, and which logs a
 //! failing collector once per change instead of once per export.
 //!
-//! | export result                      | logged                                        |
-//! |------------------------------------|-----------------------------------------------|
-//! | fails, first time or a new error   | WARN `otlp export failed` (signal, endpoint, trust, error) |
-//! | fails again with the same error    | nothing                                       |
-//! | succeeds after failing             | INFO `otlp export recovered`                  |
+//! | export result                                        | logged                                   |
+//! |------------------------------------------------------|------------------------------------------|
+//! | fails with an error not yet logged since the last success (at most [`DISTINCT_LOGGED`] of them) | WARN `otlp export failed` (signal, endpoint, trust, error) |
+//! | fails with an error already logged, or beyond those  | nothing                                  |
+//! | succeeds after failing                               | INFO `otlp export recovered` (failed_exports) |
+//!
+//! A refused TLS handshake reads the same every time; a collector that drops the connection
+//! (e.g. mTLS without a client certificate, over gRPC) gives one of a few texts in turn.
 //!
 //! The SDK's own `BatchSpanProcessor.ExportError` / `PeriodicReader.ExportError` events (one
 //! per failed export, and for HTTP only "network error") are left out of the log output
@@ -24,6 +27,9 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::{Temporality, exporter::PushMetricExporter};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
+/// How many different errors one failure streak logs at most.
+pub(super) const DISTINCT_LOGGED: usize = 5;
+
 /// Why the last request of an HTTP exporter failed, noted by its client (the exporter itself
 /// reports only "network error").
 pub(super) type FailureNote = Arc<Mutex<Option<String>>>;
@@ -37,8 +43,15 @@ pub(super) struct Target<E> {
     /// What the collector's certificate is checked against; `None` for `http://`.
     trust: Option<String>,
     note: Option<FailureNote>,
-    /// The error last logged; `None` while exports succeed.
-    failing: Mutex<Option<String>>,
+    /// The failures since the last successful export.
+    streak: Mutex<Streak>,
+}
+
+/// Exports failed in a row, and the errors among them that were logged.
+#[derive(Debug, Default)]
+struct Streak {
+    failed: u64,
+    logged: Vec<String>,
 }
 
 impl<E> Target<E> {
@@ -56,7 +69,7 @@ impl<E> Target<E> {
             endpoint,
             trust,
             note,
-            failing: Mutex::new(None),
+            streak: Mutex::new(Streak::default()),
         }
     }
 
@@ -65,22 +78,25 @@ impl<E> Target<E> {
         &mut self.exporter
     }
 
-    /// Logs `result` when it changes what is known about the collector (module table).
+    /// Logs `result` when it tells something new about the collector (module table).
     fn observe(&self, result: &OTelSdkResult) {
         let noted = self.note.as_ref().and_then(|note| lock(note).take());
-        let mut failing = lock(&self.failing);
+        let mut streak = lock(&self.streak);
         let Err(error) = result else {
-            if failing.take().is_some() {
+            let ended = std::mem::take(&mut *streak);
+            if ended.failed > 0 {
                 tracing::info!(
                     signal = self.signal,
                     endpoint = %self.endpoint,
+                    failed_exports = ended.failed,
                     "otlp export recovered"
                 );
             }
             return;
         };
-        let reason = redact::text(&noted.unwrap_or_else(|| error.to_string()));
-        if failing.as_deref() == Some(reason.as_str()) {
+        streak.failed += 1;
+        let reason = without_repeats(&redact::text(&noted.unwrap_or_else(|| error.to_string())));
+        if streak.logged.contains(&reason) || streak.logged.len() >= DISTINCT_LOGGED {
             return;
         }
         tracing::warn!(
@@ -90,7 +106,7 @@ impl<E> Target<E> {
             error = %reason,
             "otlp export failed"
         );
-        *failing = Some(reason);
+        streak.logged.push(reason);
     }
 }
 
@@ -202,6 +218,27 @@ pub(super) fn is_replaced_sdk_event(meta: &tracing::Metadata<'_>) -> bool {
             meta.name(),
             "BatchSpanProcessor.ExportError" | "PeriodicReader.ExportError"
         )
+}
+
+/// The text without a repeated tail: the gRPC exporter renders its innermost cause twice.
+///
+/// | text                     | shown             |
+/// |--------------------------|-------------------|
+/// | `e: a: b: a: b`          | `e: a: b`         |
+/// | `e: a: a`                | `e: a`            |
+/// | `a: b: a`                | `a: b: a`         |
+fn without_repeats(text: &str) -> String {
+    let mut parts: Vec<&str> = text.split(": ").collect();
+    'shrink: loop {
+        let n = parts.len();
+        for k in 1..=n / 2 {
+            if parts[n - 2 * k..n - k] == parts[n - k..] {
+                parts.truncate(n - k);
+                continue 'shrink;
+            }
+        }
+        return parts.join(": ");
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -90,12 +90,14 @@ fn export_n(swap: &Swap<Scripted>, exports: usize) -> String {
 }
 
 #[test]
-fn a_failing_collector_is_logged_once_per_change() {
+fn each_error_of_a_failure_streak_is_logged_once() {
+    let untrusted = "transport error: invalid peer certificate: UnknownIssuer: invalid peer certificate: \
+         UnknownIssuer";
     let script = vec![
-        failure("invalid peer certificate: UnknownIssuer"),
-        failure("invalid peer certificate: UnknownIssuer"),
-        failure("invalid peer certificate: UnknownIssuer"),
+        failure(untrusted),
+        failure(untrusted),
         failure("connection refused"),
+        failure(untrusted),
         Ok(()),
         Ok(()),
         failure("connection refused"),
@@ -125,12 +127,46 @@ fn a_failing_collector_is_logged_once_per_change() {
         "{log}"
     );
     let lines: Vec<&str> = log.lines().collect();
-    assert!(lines[0].contains("UnknownIssuer"), "{log}");
+    assert!(
+        lines[0].ends_with(
+            "error=Operation failed: transport error: invalid peer certificate: UnknownIssuer"
+        ),
+        "said once: {log}"
+    );
     assert!(
         lines[0].contains("endpoint=https://collector:4317"),
         "{log}"
     );
     assert!(lines[1].contains("connection refused"), "{log}");
+    assert!(lines[2].contains("failed_exports=4"), "{log}");
+}
+
+#[test]
+fn a_streak_logs_a_few_different_errors_at_most() {
+    let script = (0..20)
+        .map(|n| failure(&format!("error {}", n % 10)))
+        .collect();
+    let swap = Swap(Slot::new(target(
+        Scripted::answering(script),
+        "https://collector:4317",
+    )));
+    let log = export_n(&swap, 20);
+    let failed = log.matches("otlp export failed").count();
+    assert_eq!(failed, DISTINCT_LOGGED, "{log}");
+}
+
+#[test]
+fn repeated_tails_are_said_once() {
+    let cases = [
+        ("e: a: b: a: b", "e: a: b"),
+        ("e: a: a", "e: a"),
+        ("a: b: a", "a: b: a"),
+        ("a", "a"),
+        ("", ""),
+    ];
+    for (text, want) in cases {
+        assert_eq!(without_repeats(text), want, "{text}");
+    }
 }
 
 #[test]
