@@ -185,6 +185,16 @@ fn files_for_a_plaintext_endpoint_are_not_read_and_are_warned_about() {
     assert!(plain.otlp.expect("on").warnings.is_empty());
 }
 
+/// (case, file, env, origin, file name, the reason starts with)
+type BadCase = (
+    &'static str,
+    TelemetryConfig,
+    Vec<(&'static str, String)>,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
 #[test]
 fn bad_files_are_errors_naming_their_source_and_path_never_the_key() {
     let files = Files::new();
@@ -195,8 +205,7 @@ fn bad_files_are_errors_naming_their_source_and_path_never_the_key() {
         otlp_client_key_file: key.map(|n| files.path(n)),
         ..https.clone()
     };
-    // (case, file, env, origin, path, the reason starts with)
-    let cases: Vec<(&str, TelemetryConfig, Vec<(&str, String)>, &str, &str, &str)> = vec![
+    let cases: Vec<BadCase> = vec![
         (
             "missing CA",
             with(Some("nope.pem"), None, None),
