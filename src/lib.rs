@@ -278,10 +278,10 @@ impl Daemon {
 
     /// SIGHUP: re-read the config; if it is valid, move OTLP export to a changed collector,
     /// start added agents (and those stopped over IPC), stop removed ones and restart changed
-    /// ones one by one, leaving the rest untouched; a daemon-level change every agent is built from (`server`, `webhooks`,
-    /// …: [`agents::agent_wide_changes`]) restarts every agent, one by one. What only a
-    /// daemon restart applies is named in the log. If the file is not valid, keep running
-    /// as is. Returns the config now in force.
+    /// ones one by one, leaving the rest untouched; a daemon-level change every agent is
+    /// built from (`server`, `webhooks`, …: [`agents::agent_wide_changes`]) restarts every
+    /// agent, one by one. What only a daemon restart applies is named in the log. If the
+    /// file is not valid, keep running as is. Returns the config now in force.
     async fn reload(&mut self, host: &Host, source: &ConfigSource, current: Config) -> Config {
         let loaded = match config::load(&source.path, &source.env) {
             Ok(loaded) => loaded,

@@ -2,11 +2,15 @@
 //! and — only when `telemetry.enabled` — OTLP export of spans and metrics to a collector.
 //!
 //! ```text
-//! Settings::resolve(&cfg.telemetry, &instance_id, &env)?   // pure: env > file > default
+//! Settings::resolve(&cfg.telemetry, &instance_id, &env)?   // env > file > default; TLS files read
 //! let telemetry = telemetry::init(&settings, log_format)?; // inside a multi-thread runtime
-//! ...                                                      // run the tree
+//! codexd::run(.., telemetry.reloader()).await;             // SIGHUP: maybe a new collector
 //! telemetry.shutdown(Duration::from_secs(5));             // flush; never hangs
 //! ```
+//!
+//! An `https://` collector is reached over TLS (rustls on ring, system roots plus the CA
+//! file, an optional client certificate: [`tls`]); a failing collector is logged once per
+//! distinct error, never per export ([`swap`]).
 //!
 //! Spans reach OpenTelemetry through the tracing-opentelemetry layer, filtered by
 //! [`codexd_actors::trace::otel_filter`] (INFO and above, never `ractor*` or
@@ -218,7 +222,8 @@ pub fn init(settings: &Settings, log_format: LogFormat) -> Result<Telemetry, Tel
     })
 }
 
-/// Leaves out the SDK's per-export error events: codexd logs failing exports once per change.
+/// Leaves out the SDK's per-export error events: codexd logs each distinct export error of a
+/// failure streak once ([`swap`]).
 fn not_replaced_by_codexd() -> impl Filter<Registry> {
     filter_fn(|meta| !swap::is_replaced_sdk_event(meta))
 }

@@ -1,6 +1,6 @@
 //! The exporter the SDK's processors hold: a [`Swap`] in front of the current collector's
-//! [`Target`], which a reload replaces while spans and metrics keep flowing, and which logs a
-//! failing collector once per change instead of once per export.
+//! [`Target`], which a reload replaces while spans and metrics keep flowing, and which logs
+//! each distinct error of a failing collector once instead of once per export.
 //!
 //! | export result                                        | logged                                   |
 //! |------------------------------------------------------|------------------------------------------|
