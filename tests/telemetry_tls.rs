@@ -243,9 +243,9 @@ fn mtls_over_both_protocols_and_refused_without_a_client_certificate() {
     stop(daemon);
 }
 
-/// SIGHUP moves both signals from a gRPC collector trusted through the file's CA to an
-/// HTTP/protobuf one that requires a client certificate; a later reload naming a missing
-/// CA file is rejected and the exports stay where they are.
+/// SIGHUP moves both signals from an HTTP/protobuf collector trusted through the file's CA
+/// to a gRPC one that requires a client certificate; a later reload naming a missing CA
+/// file is rejected and the exports stay where they are.
 #[test]
 fn sighup_moves_exports_to_another_collector() {
     let Some(pki) = pki() else { return };
@@ -258,18 +258,19 @@ fn sighup_moves_exports_to_another_collector() {
     let service = "codexd-tls-reload";
     let scratch = Scratch::new();
     let to_first = format!(
-        "  otlp_endpoint: {}\n  otlp_ca_file: {}\n",
-        first.grpc_endpoint(),
+        "  otlp_endpoint: {}\n  otlp_protocol: http/protobuf\n  otlp_ca_file: {}\n",
+        first.http_endpoint(),
         path(&pki.ca.ca())
     );
     scratch.write_config(&config(service, &to_first));
     let daemon = run(&scratch, &[]);
-    exports_arrive(&scratch, &first, service);
+    let transports = exports_arrive(&scratch, &first, service);
+    assert_eq!(transports, ("http".into(), "http".into()));
 
     let to_second = format!(
-        "  otlp_endpoint: {}\n  otlp_protocol: http/protobuf\n  otlp_ca_file: {}\n  \
+        "  otlp_endpoint: {}\n  otlp_protocol: grpc\n  otlp_ca_file: {}\n  \
          otlp_client_cert_file: {}\n  otlp_client_key_file: {}\n",
-        second.http_endpoint(),
+        second.grpc_endpoint(),
         path(&pki.ca.ca()),
         path(&pki.client.cert),
         path(&pki.client.key)
@@ -280,7 +281,8 @@ fn sighup_moves_exports_to_another_collector() {
         let log = daemon.log_text();
         (log.matches("otlp exporter switched").count() == 2).then_some(())
     });
-    exports_arrive(&scratch, &second, service);
+    let transports = exports_arrive(&scratch, &second, service);
+    assert_eq!(transports, ("grpc".into(), "grpc".into()));
     // Exports of one signal run one at a time: once the second collector has had one of
     // each, nothing is on its way to the first any more.
     let left_behind = received(&first, service);
