@@ -399,8 +399,7 @@ pub fn agent_wide_changes(old: &Config, new: &Config) -> Vec<&'static str> {
 /// settings, are applied by restarting the changed agents; see also
 /// [`agent_wide_changes`]).
 pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
-    let checks: [(&'static str, bool); 7] = [
-        ("telemetry", old.telemetry != new.telemetry),
+    let checks: [(&'static str, bool); 6] = [
         ("state_dir", old.state_dir != new.state_dir),
         ("control_socket", old.control_socket != new.control_socket),
         ("ipc_dir", old.ipc_dir != new.ipc_dir),
@@ -411,11 +410,13 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
             old.codex.agents_per_process != new.codex.agents_per_process,
         ),
     ];
-    checks
+    let changed = checks
         .into_iter()
         .filter(|(_, changed)| *changed)
-        .map(|(key, _)| key)
-        .collect()
+        .map(|(key, _)| key);
+    let mut keys = old.telemetry.restart_only_changes(&new.telemetry);
+    keys.extend(changed);
+    keys
 }
 
 #[cfg(test)]
@@ -437,11 +438,12 @@ mod tests {
         let parse = |text: &str| crate::config::parse(text, &env).expect("valid").config;
         let old = parse("server: {name: spark}\nbuffer_size: 10\n");
         let new = parse(
-            "server: {name: spark, port: 7000}\nbuffer_size: 10\nipc_dir: /run/x\nshutdown_grace: 1m\n",
+            "server: {name: spark, port: 7000}\nbuffer_size: 10\nipc_dir: /run/x\nshutdown_grace: 1m\n\
+             telemetry: {service_name: x, otlp_endpoint: 'https://collector:4317'}\n",
         );
         assert_eq!(
             restart_only_changes(&old, &new),
-            ["ipc_dir", "shutdown_grace"]
+            ["telemetry.service_name", "ipc_dir", "shutdown_grace"]
         );
         assert_eq!(agent_wide_changes(&old, &new), ["server"]);
         assert!(restart_only_changes(&old, &old).is_empty());

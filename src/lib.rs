@@ -81,11 +81,13 @@ impl ConfigSource {
 }
 
 /// Runs the daemon until `events` asks for shutdown (or closes), or until IPC `shutdown`
-/// has stopped every agent.
+/// has stopped every agent. A reload moves OTLP export to the new collector through
+/// `telemetry` (inert when telemetry is off).
 pub async fn run(
     config: Config,
     source: ConfigSource,
     mut events: mpsc::Receiver<signal::Event>,
+    telemetry: telemetry::Reloader,
 ) -> Result<(), RunError> {
     let socket = ControlSocket::bind(&config.control_socket)?;
     tracing::info!(path = %socket.path().display(), "control socket listening");
@@ -101,6 +103,7 @@ pub async fn run(
         audit,
         alerts: AlertRelay::default(),
         sockets: SocketDirectory::default(),
+        telemetry,
     };
     let wanted: Vec<AgentConfig> = source.selected(&config).into_iter().cloned().collect();
     let mut specs = Vec::new();
@@ -237,6 +240,8 @@ struct Daemon {
     alerts: AlertRelay,
     /// Every agent's socket actor, for the operator's requests.
     sockets: SocketDirectory,
+    /// OTLP export's collector settings, applied again on reload.
+    telemetry: telemetry::Reloader,
 }
 
 impl Daemon {
@@ -285,12 +290,12 @@ impl Daemon {
         self.agents.is_empty()
     }
 
-    /// SIGHUP: re-read the config; if it is valid, start added agents (and those stopped
-    /// over IPC), stop removed ones and restart changed ones one by one, leaving the rest
-    /// untouched; a daemon-level change every agent is built from (`server`, `webhooks`,
-    /// …: [`agents::agent_wide_changes`]) restarts every agent, one by one. What only a
-    /// daemon restart applies is named in the log. If the file is not valid, keep running
-    /// as is. Returns the config now in force.
+    /// SIGHUP: re-read the config; if it is valid, move OTLP export to a changed collector,
+    /// start added agents (and those stopped over IPC), stop removed ones and restart changed
+    /// ones one by one, leaving the rest untouched; a daemon-level change every agent is
+    /// built from (`server`, `webhooks`, …: [`agents::agent_wide_changes`]) restarts every
+    /// agent, one by one. What only a daemon restart applies is named in the log. If the
+    /// file is not valid, keep running as is. Returns the config now in force.
     async fn reload(&mut self, host: &Host, source: &ConfigSource, current: Config) -> Config {
         let loaded = match config::load(&source.path, &source.env) {
             Ok(loaded) => loaded,
@@ -314,6 +319,9 @@ impl Daemon {
         if !needs_restart.is_empty() {
             tracing::warn!(keys = ?needs_restart, "these settings changed but take effect only when codexd restarts");
         }
+        self.telemetry
+            .reload(&loaded.config.telemetry, &source.env)
+            .await;
         let running: Vec<AgentConfig> = source
             .selected(&current)
             .into_iter()
@@ -384,6 +392,7 @@ mod tests {
             audit: codexd_actors::audit::live("spark", std::sync::Arc::new(SystemTime::now)),
             alerts: AlertRelay::default(),
             sockets: SocketDirectory::default(),
+            telemetry: telemetry::Reloader::default(),
         };
         let services = services(&config, &socket, &daemon);
         let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();

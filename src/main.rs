@@ -85,7 +85,8 @@ async fn run(
     let code = match signal::listen() {
         Ok(events) => {
             let source = ConfigSource { path, env, only };
-            match codexd::run(loaded.config, source, events).await {
+            let reloader = telemetry.reloader();
+            match codexd::run(loaded.config, source, events, reloader).await {
                 Ok(()) => ExitCode::from(exit::OK),
                 Err(error) => cli::fail(cli::run_error_code(&error), &[error.to_string()]),
             }

@@ -8,6 +8,8 @@
 //! | the same                              | the version is the tested 0.169.x                      | warning    |
 //! | `server.host`                         | resolves within 5 s                                    | error      |
 //! | `state_dir`, `ipc_dir`, `control_socket` (its directory) | writable, or creatable under a writable directory | error |
+//! | `telemetry` (when `enabled`) with the `OTEL_*` variables | resolves as `run` would: every variable parses, the TLS files of an `https://` endpoint read, parse and go together (the error names the key or variable) | error |
+//! | the same                              | TLS files named for a plaintext `http://` endpoint     | warning    |
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -69,7 +71,27 @@ pub async fn check(config: &Config, env: &Env) -> Preflight {
             found.error(key, problem);
         }
     }
+    telemetry(config, env, &mut found);
     found
+}
+
+/// The telemetry settings `run` would resolve, TLS files included.
+fn telemetry(config: &Config, env: &Env, found: &mut Preflight) {
+    match crate::telemetry::Settings::resolve(&config.telemetry, &config.server.name, env) {
+        Ok(settings) => {
+            let warnings = settings.otlp.map(|otlp| otlp.warnings).unwrap_or_default();
+            found
+                .warnings
+                .extend(warnings.into_iter().map(|message| Diagnostic {
+                    path: "telemetry".to_owned(),
+                    message,
+                }));
+        }
+        Err(error) => {
+            let (path, message) = error.diagnostic();
+            found.error(&path, message);
+        }
+    }
 }
 
 /// An agent's `directory`: present and a directory.

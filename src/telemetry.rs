@@ -2,11 +2,15 @@
 //! and — only when `telemetry.enabled` — OTLP export of spans and metrics to a collector.
 //!
 //! ```text
-//! Settings::resolve(&cfg.telemetry, &instance_id, &env)?   // pure: env > file > default
+//! Settings::resolve(&cfg.telemetry, &instance_id, &env)?   // env > file > default; TLS files read
 //! let telemetry = telemetry::init(&settings, log_format)?; // inside a multi-thread runtime
-//! ...                                                      // run the tree
+//! codexd::run(.., telemetry.reloader()).await;             // SIGHUP: maybe a new collector
 //! telemetry.shutdown(Duration::from_secs(5));             // flush; never hangs
 //! ```
+//!
+//! An `https://` collector is reached over TLS (rustls on ring, system roots plus the CA
+//! file, an optional client certificate: [`tls`]); a failing collector is logged once per
+//! distinct error, never per export ([`swap`]).
 //!
 //! Spans reach OpenTelemetry through the tracing-opentelemetry layer, filtered by
 //! [`codexd_actors::trace::otel_filter`] (INFO and above, never `ractor*` or
@@ -14,8 +18,12 @@
 //! instruments use `opentelemetry::global::meter("codexd")`. docs/telemetry.md lists every
 //! span, event and metric.
 
+mod http;
 mod pipeline;
+mod reload;
 mod settings;
+mod swap;
+mod tls;
 
 use std::fmt;
 use std::str::FromStr;
@@ -29,12 +37,14 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::filter::{EnvFilter, filter_fn};
-use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::filter::{EnvFilter, FilterExt as _, filter_fn};
+use tracing_subscriber::layer::{Filter, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer, Registry};
 
+pub use reload::Reloader;
 pub use settings::{Exporter, OtlpSettings, Settings};
+pub use tls::{ClientCert, PemFile, Tls};
 
 /// The tracer (instrumentation scope) of every exported span, kept from Culture.
 pub const TRACER_NAME: &str = "culture.harness";
@@ -93,6 +103,14 @@ pub enum TelemetryError {
         /// What is wrong.
         reason: String,
     },
+    /// A TLS file (CA, client certificate or key) is missing, unreadable or unusable.
+    #[error("{origin}: {reason}")]
+    Tls {
+        /// The key or variable that named it, e.g. `OTEL_EXPORTER_OTLP_CERTIFICATE`.
+        origin: String,
+        /// The path and what is wrong with it (never the file's content).
+        reason: String,
+    },
     /// The OTLP exporter library refused the resolved settings.
     #[error("building the OTLP {signal} exporter: {source}")]
     Exporter {
@@ -110,13 +128,31 @@ pub enum TelemetryError {
     Subscriber(#[from] tracing_subscriber::util::TryInitError),
 }
 
-/// The running telemetry: the providers to flush at exit. Dropping it without
-/// [`Telemetry::shutdown`] loses the spans still queued.
+impl TelemetryError {
+    /// The key or variable the error names (`telemetry` when none) and what is wrong, as
+    /// `check-config` lists problems.
+    pub fn diagnostic(&self) -> (String, String) {
+        match self {
+            TelemetryError::InvalidEnv {
+                variable,
+                value,
+                reason,
+            } => (variable.clone(), format!("{value:?}: {reason}")),
+            TelemetryError::InvalidConfig { key, reason } => ((*key).to_owned(), reason.clone()),
+            TelemetryError::Tls { origin, reason } => (origin.clone(), reason.clone()),
+            other => ("telemetry".to_owned(), other.to_string()),
+        }
+    }
+}
+
+/// The running telemetry: the providers to flush at exit and the handle SIGHUP switches
+/// collectors with. Dropping it without [`Telemetry::shutdown`] loses the spans still queued.
 #[derive(Debug)]
 #[must_use = "call shutdown() at exit to flush queued spans and metrics"]
 pub struct Telemetry {
     tracer: Option<SdkTracerProvider>,
     meter: Option<SdkMeterProvider>,
+    reloader: Reloader,
 }
 
 /// How [`Telemetry::shutdown`] ended.
@@ -139,9 +175,19 @@ pub fn init(settings: &Settings, log_format: LogFormat) -> Result<Telemetry, Tel
     // The OTLP HTTP exporter's reqwest client takes rustls's process default: ring, the
     // only provider in the build (no aws-lc). Already installed (a second init) is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let providers = match &settings.otlp {
-        Some(otlp) => pipeline::build(otlp)?,
-        None => pipeline::Providers::default(),
+    let (providers, reloader) = match &settings.otlp {
+        Some(otlp) => {
+            let providers = pipeline::build(otlp)?;
+            let instance = otlp.resource.get("service.instance.id");
+            let reloader = Reloader::new(
+                instance.map_or("", String::as_str),
+                otlp,
+                providers.spans.clone(),
+                providers.metrics.clone(),
+            );
+            (providers, reloader)
+        }
+        None => (pipeline::Providers::default(), Reloader::default()),
     };
     let log_filter = EnvFilter::builder()
         .parse(&settings.log_filter)
@@ -156,7 +202,7 @@ pub fn init(settings: &Settings, log_format: LogFormat) -> Result<Telemetry, Tel
             .with_filter(filter_fn(otel_filter))
     });
     tracing_subscriber::registry()
-        .with(log_layer(log_format).with_filter(log_filter))
+        .with(log_layer(log_format).with_filter(log_filter.and(not_replaced_by_codexd())))
         .with(otel_layer)
         .try_init()?;
 
@@ -172,7 +218,14 @@ pub fn init(settings: &Settings, log_format: LogFormat) -> Result<Telemetry, Tel
     Ok(Telemetry {
         tracer: providers.tracer,
         meter: providers.meter,
+        reloader,
     })
+}
+
+/// Leaves out the SDK's per-export error events: codexd logs each distinct export error of a
+/// failure streak once ([`swap`]).
+fn not_replaced_by_codexd() -> impl Filter<Registry> {
+    filter_fn(|meta| !swap::is_replaced_sdk_event(meta))
 }
 
 /// The stderr layer in the requested format, without ANSI colours.
@@ -204,6 +257,9 @@ fn log_started(settings: &Settings) {
         interval_ms = otlp.metric_export_interval.as_millis() as u64,
         "otlp telemetry initialized"
     );
+    for warning in &otlp.warnings {
+        tracing::warn!("{warning}");
+    }
 }
 
 /// Routes panics (ractor catches actor panics) to one structured error event.
@@ -231,6 +287,11 @@ fn install_panic_hook() {
 }
 
 impl Telemetry {
+    /// The handle a SIGHUP reload moves the exporters to a new collector with.
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
+    }
+
     /// True when spans or metrics are exported.
     pub fn is_exporting(&self) -> bool {
         self.tracer.is_some() || self.meter.is_some()

@@ -1,14 +1,15 @@
 //! TLS to the IRC server: certificates are verified (system roots plus `tls_ca_file`). A
-//! loopback TLS server with a certificate from a throwaway CA (made with the `openssl` CLI)
-//! is trusted only when that CA is configured.
+//! loopback TLS server with a certificate from a throwaway CA (made with the `openssl` CLI,
+//! `support/certs.rs`) is trusted only when that CA is configured.
 
+#[path = "support/certs.rs"]
+mod certs;
 #[path = "support/irc_agent.rs"]
 mod irc_agent;
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
+use certs::{CertPair, TestCa};
 use codexd_actors::irc::TlsSettings;
 use irc_agent::{Agent, settings};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -18,80 +19,13 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
 
-/// Makes `ca.pem` and a `localhost` server certificate (`server.pem`, `server.key`) in `dir`.
-/// None when the openssl CLI is not available.
-fn make_certs(dir: &Path) -> Option<()> {
-    let run = |args: &[&str]| {
-        Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|_| ())
-    };
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .ok()?;
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=codexd test CA",
-    ])?;
-    run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=localhost",
-    ])?;
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ])
-}
-
 /// A TLS IRC server that welcomes whoever registers; returns its port.
-async fn tls_server(dir: &Path) -> u16 {
-    let certs = CertificateDer::pem_file_iter(dir.join("server.pem"))
+async fn tls_server(server: &CertPair) -> u16 {
+    let certs = CertificateDer::pem_file_iter(&server.cert)
         .expect("cert file")
         .collect::<Result<Vec<_>, _>>()
         .expect("certs");
-    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).expect("key");
+    let key = PrivateKeyDer::from_pem_file(&server.key).expect("key");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -134,18 +68,18 @@ async fn tls_server(dir: &Path) -> u16 {
 #[tokio::test]
 async fn tls_with_the_configured_ca_connects_and_an_unknown_issuer_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    if make_certs(dir.path()).is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("the openssl CLI is needed to make test certificates");
+    let ca = match TestCa::new(dir.path(), "irc") {
+        Ok(ca) => ca,
+        Err(reason) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("peer missing under CI=true: {reason}")
         }
-        eprintln!("SKIP: openssl CLI not available; TLS test not run");
-        return;
-    }
-    let port = tls_server(dir.path()).await;
+        Err(reason) => return eprintln!("SKIP: {reason}; TLS test not run"),
+    };
+    let port = tls_server(&ca.server("server")).await;
 
     let mut trusted = settings("localhost", port, "fake", "fake-bot");
     trusted.tls = Some(TlsSettings {
-        ca_file: Some(dir.path().join("ca.pem")),
+        ca_file: Some(ca.ca()),
     });
     let agent = Agent::start(trusted).await;
     let status = agent.wait_connected().await;

@@ -11,17 +11,21 @@
 //! | `otlp_compression`           | `gzip`, `none`, `""` or null (null/`""` → `None`)    |
 //! | `otlp_headers`               | `name=value,…` (see [`headers`]); a secret           |
 //! | `otlp_headers_file`          | the same, from a file (see `secrets`)                |
+//! | `otlp_ca_file`               | path, `~` expanded (read by `telemetry::Settings`)   |
+//! | `otlp_client_cert_file`      | path, `~` expanded; only with `otlp_client_key_file` |
+//! | `otlp_client_key_file`       | path, `~` expanded; only with `otlp_client_cert_file` |
 //! | `traces_enabled`             | bool (default true)                                  |
 //! | `traces_sampler`             | see [`sampler`]                                      |
 //! | `metrics_enabled`            | bool (default true)                                  |
 //! | `metrics_export_interval_ms` | integer > 0                                          |
 //! | `audit_*`                    | see [`super::audit`]                                 |
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::reader::{Fields, Keys, Node, Report, quote};
 use super::{OtlpCompression, OtlpHeaders, OtlpProtocol, Sampler, TelemetryConfig};
-use super::{names, secrets};
+use super::{names, paths, secrets};
 use crate::env::Env;
 
 const KEYS: Keys = Keys {
@@ -34,6 +38,9 @@ const KEYS: Keys = Keys {
         "otlp_compression",
         "otlp_headers",
         "otlp_headers_file",
+        "otlp_ca_file",
+        "otlp_client_cert_file",
+        "otlp_client_key_file",
         "traces_enabled",
         "traces_sampler",
         "metrics_enabled",
@@ -62,6 +69,9 @@ impl Default for TelemetryConfig {
             otlp_timeout: None,
             otlp_compression: None,
             otlp_headers: None,
+            otlp_ca_file: None,
+            otlp_client_cert_file: None,
+            otlp_client_key_file: None,
             traces_enabled: true,
             traces_sampler: None,
             metrics_enabled: true,
@@ -92,6 +102,9 @@ pub(super) fn section(node: &Node<'_>, env: &Env, report: &mut Report) -> Teleme
         otlp_timeout: milliseconds(&fields.get("otlp_timeout_ms"), report),
         otlp_compression: compression_node(&fields.get("otlp_compression"), report),
         otlp_headers: otlp_headers(&fields, env, report),
+        otlp_ca_file: paths::path(&fields.get("otlp_ca_file"), env, report),
+        otlp_client_cert_file: client_file(&fields, "otlp_client_cert_file", env, report),
+        otlp_client_key_file: client_file(&fields, "otlp_client_key_file", env, report),
         traces_enabled: fields
             .get("traces_enabled")
             .boolean(report)
@@ -103,6 +116,61 @@ pub(super) fn section(node: &Node<'_>, env: &Env, report: &mut Report) -> Teleme
             .unwrap_or(defaults.metrics_enabled),
         metrics_export_interval: milliseconds(&fields.get("metrics_export_interval_ms"), report),
         audit: super::audit::section(&fields, env, report),
+    }
+}
+
+/// `otlp_client_cert_file` or `otlp_client_key_file`: a path, given together with the other
+/// (a certificate is useless without its key); the pair's error is reported at the one given.
+fn client_file(fields: &Fields<'_>, key: &str, env: &Env, report: &mut Report) -> Option<PathBuf> {
+    const PAIR: [&str; 2] = ["otlp_client_cert_file", "otlp_client_key_file"];
+    let node = fields.get(key);
+    let path = paths::path(&node, env, report)?;
+    let other = PAIR.into_iter().find(|k| *k != key).unwrap_or(key);
+    if fields.get(other).given().is_none() {
+        report.error(
+            node.at(),
+            format!("give {} and {} together", PAIR[0], PAIR[1]),
+        );
+        return None;
+    }
+    Some(path)
+}
+
+impl TelemetryConfig {
+    /// The `telemetry.*` keys that differ between `self` and `new` and take effect only when
+    /// codexd restarts. The collector's keys (`otlp_endpoint`, `otlp_protocol`,
+    /// `otlp_timeout_ms`, `otlp_compression`, `otlp_headers`, the TLS files) are not among
+    /// them: a reload moves the exporters to the new collector.
+    pub fn restart_only_changes(&self, new: &TelemetryConfig) -> Vec<&'static str> {
+        let checks = [
+            ("telemetry.enabled", self.enabled != new.enabled),
+            (
+                "telemetry.service_name",
+                self.service_name != new.service_name,
+            ),
+            (
+                "telemetry.traces_enabled",
+                self.traces_enabled != new.traces_enabled,
+            ),
+            (
+                "telemetry.traces_sampler",
+                self.traces_sampler != new.traces_sampler,
+            ),
+            (
+                "telemetry.metrics_enabled",
+                self.metrics_enabled != new.metrics_enabled,
+            ),
+            (
+                "telemetry.metrics_export_interval_ms",
+                self.metrics_export_interval != new.metrics_export_interval,
+            ),
+            ("telemetry.audit_*", self.audit != new.audit),
+        ];
+        checks
+            .into_iter()
+            .filter(|(_, changed)| *changed)
+            .map(|(key, _)| key)
+            .collect()
     }
 }
 
@@ -324,6 +392,81 @@ mod tests {
             assert!(problem.starts_with(want), "{text}: {problem}");
             assert!(!problem.contains("s3cret"), "{text}: {problem}");
         }
+    }
+
+    fn parse(yaml: &str) -> Result<TelemetryConfig, Vec<String>> {
+        let env = Env::from_pairs([("HOME", "/home/op")]);
+        match crate::config::parse(yaml, &env) {
+            Ok(loaded) => Ok(loaded.config.telemetry),
+            Err(crate::config::ConfigError::Invalid { errors }) => {
+                Err(errors.iter().map(ToString::to_string).collect())
+            }
+            Err(other) => panic!("{yaml}: {other}"),
+        }
+    }
+
+    #[test]
+    fn tls_files_are_paths_and_a_client_certificate_needs_its_key() {
+        let both = parse(
+            "telemetry: {otlp_ca_file: ~/ca.pem, otlp_client_cert_file: /etc/c.pem, \
+             otlp_client_key_file: c.key}",
+        )
+        .expect("valid");
+        assert_eq!(both.otlp_ca_file, Some(PathBuf::from("/home/op/ca.pem")));
+        assert_eq!(
+            both.otlp_client_cert_file,
+            Some(PathBuf::from("/etc/c.pem"))
+        );
+        assert_eq!(both.otlp_client_key_file, Some(PathBuf::from("c.key")));
+        let cases = [
+            (
+                "telemetry: {otlp_client_cert_file: /etc/c.pem}",
+                "telemetry.otlp_client_cert_file: give otlp_client_cert_file and \
+                 otlp_client_key_file together",
+            ),
+            (
+                "telemetry: {otlp_client_key_file: /etc/c.key}",
+                "telemetry.otlp_client_key_file: give otlp_client_cert_file and \
+                 otlp_client_key_file together",
+            ),
+            (
+                "telemetry: {otlp_ca_file: ''}",
+                "telemetry.otlp_ca_file: must not be empty",
+            ),
+        ];
+        for (yaml, want) in cases {
+            assert_eq!(parse(yaml).expect_err(yaml), [want], "{yaml}");
+        }
+    }
+
+    #[test]
+    fn only_the_collectors_keys_change_without_a_restart() {
+        let old = parse("telemetry: {enabled: true, otlp_endpoint: 'http://a:4317'}").unwrap();
+        let live = parse(
+            "telemetry: {enabled: true, otlp_endpoint: 'https://b:4317', otlp_protocol: grpc, \
+             otlp_timeout_ms: 9, otlp_compression: none, otlp_headers: 'a=1', \
+             otlp_ca_file: /ca.pem, otlp_client_cert_file: /c.pem, otlp_client_key_file: /c.key}",
+        )
+        .unwrap();
+        assert!(old.restart_only_changes(&live).is_empty());
+        let restart = parse(
+            "telemetry: {enabled: false, service_name: x, traces_enabled: false, \
+             traces_sampler: always_on, metrics_enabled: false, metrics_export_interval_ms: 5, \
+             audit_enabled: true}",
+        )
+        .unwrap();
+        assert_eq!(
+            old.restart_only_changes(&restart),
+            [
+                "telemetry.enabled",
+                "telemetry.service_name",
+                "telemetry.traces_enabled",
+                "telemetry.traces_sampler",
+                "telemetry.metrics_enabled",
+                "telemetry.metrics_export_interval_ms",
+                "telemetry.audit_*",
+            ]
+        );
     }
 
     #[test]

@@ -189,6 +189,13 @@ pub struct TelemetryConfig {
     pub otlp_compression: Option<OtlpCompression>,
     /// `otlp_headers` / `otlp_headers_file` (default none): sent with every export.
     pub otlp_headers: Option<OtlpHeaders>,
+    /// `otlp_ca_file` (codexd; default none): PEM CA certificates an `https://` collector's
+    /// certificate may chain to, beside the system's roots.
+    pub otlp_ca_file: Option<PathBuf>,
+    /// `otlp_client_cert_file` (codexd; default none): PEM client certificate chain (mTLS).
+    pub otlp_client_cert_file: Option<PathBuf>,
+    /// `otlp_client_key_file` (codexd; default none): the client certificate's PEM key.
+    pub otlp_client_key_file: Option<PathBuf>,
     /// `traces_enabled` (default true).
     pub traces_enabled: bool,
     /// `traces_sampler` (default `parentbased_always_on`).

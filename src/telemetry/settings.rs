@@ -15,8 +15,11 @@
 //! | sampler      | `OTEL_TRACES_SAMPLER` (+ `OTEL_TRACES_SAMPLER_ARG`)                | `traces_sampler`             | `parentbased_always_on`   |
 //! | interval     | `OTEL_METRIC_EXPORT_INTERVAL` (ms)                                | `metrics_export_interval_ms` | 10000 ms                  |
 //! | headers      | `OTEL_EXPORTER_OTLP_{,TRACES_,METRICS_}HEADERS`, read by the exporter library, win per header | `otlp_headers`, `otlp_headers_file` | none |
+//! | TLS files    | `OTEL_EXPORTER_OTLP_{,TRACES_,METRICS_}{CERTIFICATE,CLIENT_CERTIFICATE,CLIENT_KEY}` ([`super::tls`]) | `otlp_ca_file`, `otlp_client_cert_file`, `otlp_client_key_file` | system roots, no client certificate |
 //!
-//! With `enabled: false` no `OTEL_*` variable is read at all.
+//! With `enabled: false` no `OTEL_*` variable is read at all. The only I/O: the TLS files of
+//! an `https://` endpoint are read and checked here, so a bad one stops start-up (or a
+//! reload) with an error naming its key or variable.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -27,6 +30,7 @@ use crate::config::{OtlpCompression, OtlpHeaders, OtlpProtocol, Sampler, Telemet
 use crate::env::Env;
 
 use super::TelemetryError;
+use super::tls::{self, Tls};
 
 const DEFAULT_SERVICE_NAME: &str = "culture.harness.codex";
 const DEFAULT_LOG_FILTER: &str = "info";
@@ -56,6 +60,8 @@ pub struct OtlpSettings {
     pub metrics: Option<Exporter>,
     /// How often the periodic reader exports metrics.
     pub metric_export_interval: Duration,
+    /// Worth a warning, not fatal: TLS files named for a plaintext `http://` endpoint.
+    pub warnings: Vec<String>,
 }
 
 /// One signal's OTLP exporter.
@@ -71,6 +77,8 @@ pub struct Exporter {
     pub compression: OtlpCompression,
     /// Headers (gRPC metadata) from the file; `Debug` shows their names only.
     pub headers: OtlpHeaders,
+    /// TLS for an `https://` endpoint (`None`: plaintext `http://`).
+    pub tls: Option<Tls>,
 }
 
 impl Exporter {
@@ -89,14 +97,22 @@ impl OtlpSettings {
 
 /// The two exported signals and the names of their variables.
 #[derive(Debug, Clone, Copy)]
-enum Signal {
+pub(super) enum Signal {
     Traces,
     Metrics,
 }
 
 impl Signal {
+    /// `traces` or `metrics`, as logs name the signal.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+        }
+    }
+
     /// `OTEL_EXPORTER_OTLP_TRACES_<suffix>` then `OTEL_EXPORTER_OTLP_<suffix>`.
-    fn variables(self, suffix: &str) -> [String; 2] {
+    pub(super) fn variables(self, suffix: &str) -> [String; 2] {
         let name = match self {
             Signal::Traces => "TRACES",
             Signal::Metrics => "METRICS",
@@ -167,13 +183,14 @@ fn otlp_settings(
     instance_id: &str,
     env: &Env,
 ) -> Result<Option<OtlpSettings>, TelemetryError> {
+    let mut warnings = Vec::new();
     let traces = cfg
         .traces_enabled
-        .then(|| exporter(cfg, env, Signal::Traces))
+        .then(|| exporter(cfg, env, Signal::Traces, &mut warnings))
         .transpose()?;
     let metrics = cfg
         .metrics_enabled
-        .then(|| exporter(cfg, env, Signal::Metrics))
+        .then(|| exporter(cfg, env, Signal::Metrics, &mut warnings))
         .transpose()?;
     if traces.is_none() && metrics.is_none() {
         return Ok(None);
@@ -186,10 +203,16 @@ fn otlp_settings(
         metric_export_interval: millis_var(env, &["OTEL_METRIC_EXPORT_INTERVAL".to_owned()])?
             .or(cfg.metrics_export_interval)
             .unwrap_or(DEFAULT_METRIC_INTERVAL),
+        warnings,
     }))
 }
 
-fn exporter(cfg: &TelemetryConfig, env: &Env, signal: Signal) -> Result<Exporter, TelemetryError> {
+fn exporter(
+    cfg: &TelemetryConfig,
+    env: &Env,
+    signal: Signal,
+    warnings: &mut Vec<String>,
+) -> Result<Exporter, TelemetryError> {
     let protocol = match first(env, &signal.variables("PROTOCOL")) {
         Some((variable, value)) => parse_protocol(value)
             .ok_or_else(|| invalid_env(&variable, value, "expected grpc or http/protobuf"))?,
@@ -223,12 +246,14 @@ fn exporter(cfg: &TelemetryConfig, env: &Env, signal: Signal) -> Result<Exporter
             .ok_or_else(|| invalid_env(&variable, value, "expected gzip or none"))?,
         None => cfg.otlp_compression.unwrap_or(OtlpCompression::Gzip),
     };
+    let tls = tls::resolve(cfg, env, signal, &endpoint, warnings)?;
     Ok(Exporter {
         protocol,
         endpoint,
         timeout,
         compression,
         headers: cfg.otlp_headers.clone().unwrap_or_default(),
+        tls,
     })
 }
 

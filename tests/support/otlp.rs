@@ -18,10 +18,21 @@ pub(crate) struct OtlpSink {
     child: Child,
     out: PathBuf,
     _dir: tempfile::TempDir,
+    /// `https` when the sink serves TLS, else `http`.
+    scheme: &'static str,
     /// OTLP/gRPC port on 127.0.0.1.
     pub(crate) grpc_port: u16,
     /// OTLP/HTTP port on 127.0.0.1.
     pub(crate) http_port: u16,
+}
+
+/// TLS for the sink: its certificate and key, and the CA client certificates must chain to
+/// (mTLS) when set.
+#[derive(Debug, Clone)]
+pub(crate) struct SinkTls {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) client_ca: Option<PathBuf>,
 }
 
 /// One span as the sink received it.
@@ -80,6 +91,15 @@ impl OtlpSink {
     /// Starts the sink; `Err` says the receiver is not installed. A sink that is installed
     /// but does not come up is a test failure (panic).
     pub(crate) fn start() -> Result<OtlpSink, String> {
+        Self::start_with(None)
+    }
+
+    /// Starts the sink serving TLS only (both transports).
+    pub(crate) fn start_tls(tls: &SinkTls) -> Result<OtlpSink, String> {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&SinkTls>) -> Result<OtlpSink, String> {
         let python = peers_dir().join("otlp-sink/venv/bin/python");
         if !python.exists() {
             return Err(format!(
@@ -90,9 +110,19 @@ impl OtlpSink {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/otlp_sink.py");
         let dir = tempfile::tempdir().expect("temp dir");
         let out = dir.path().join("received.jsonl");
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .arg(&out)
+        let mut command = Command::new(&python);
+        command.arg(&script).arg(&out);
+        if let Some(tls) = tls {
+            command.arg("--tls-cert").arg(&tls.cert);
+            command.arg("--tls-key").arg(&tls.key);
+            if let Some(ca) = &tls.client_ca {
+                command.arg("--client-ca").arg(ca);
+            }
+        }
+        // gRPC core logs every refused TLS handshake at INFO; the tests read the refusals
+        // from the output file instead.
+        let mut child = command
+            .env("GRPC_VERBOSITY", "ERROR")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -120,6 +150,7 @@ impl OtlpSink {
                 .expect("port")
         };
         Ok(OtlpSink {
+            scheme: if tls.is_some() { "https" } else { "http" },
             grpc_port: port("grpc"),
             http_port: port("http"),
             child,
@@ -128,14 +159,22 @@ impl OtlpSink {
         })
     }
 
-    /// `http://127.0.0.1:<grpc port>`.
+    /// `http://127.0.0.1:<grpc port>` (`https://` when serving TLS).
     pub(crate) fn grpc_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.grpc_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.grpc_port)
     }
 
-    /// `http://127.0.0.1:<http port>` (a base URL; the exporter appends `/v1/<signal>`).
+    /// `http://127.0.0.1:<http port>` (a base URL; the exporter appends `/v1/<signal>`;
+    /// `https://` when serving TLS).
     pub(crate) fn http_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.http_port)
+    }
+
+    /// Why the TLS handshakes of refused HTTP connections failed, as Python's ssl put it.
+    pub(crate) fn tls_errors(&self) -> Vec<String> {
+        let requests = self.requests();
+        let errors = requests.iter().filter_map(|r| r["tls_error"].as_str());
+        errors.map(str::to_owned).collect()
     }
 
     /// Every export request received so far, one JSON object each.

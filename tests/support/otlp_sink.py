@@ -1,6 +1,6 @@
 """A minimal OTLP receiver for codexd's tests: gRPC and HTTP/protobuf on 127.0.0.1.
 
-Usage: otlp_sink.py OUT.jsonl
+Usage: otlp_sink.py OUT.jsonl [--tls-cert CERT --tls-key KEY [--client-ca CA]]
 
 Binds both transports on free loopback ports, then prints one line on stdout:
     {"grpc": <port>, "http": <port>}
@@ -12,15 +12,22 @@ small TCP relay in front of the real server that reads the cleartext HTTP/2 fram
 appends, for the first DATA frame of every request stream, the gRPC compressed-flag byte:
     {"transport": "grpc", "wire": {"stream": <id>, "compressed": true | false}}
 It answers every export with success. SIGTERM or SIGINT stops it.
+
+With --tls-cert and --tls-key both transports serve TLS only (the certificate chain and key
+are PEM files); with --client-ca as well they require a client certificate signed by that CA
+(mTLS). Over TLS the gRPC port is the server itself (no relay, so no "wire" lines), and every
+HTTP connection whose TLS handshake fails appends
+    {"transport": "http", "tls_error": "<the ssl module's reason>"}
 Needs grpcio and opentelemetry-proto (scripts/install-peers puts them in a venv).
 """
 
+import argparse
 import base64
 import gzip
 import json
 import signal
 import socket
-import sys
+import ssl
 import threading
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,7 +88,7 @@ def grpc_encoding(context):
     return dict(context.invocation_metadata()).get("grpc-encoding")
 
 
-def grpc_server(recorder):
+def grpc_server(recorder, tls):
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
 
     def servicer(base, signal_name):
@@ -99,12 +106,55 @@ def grpc_server(recorder):
         servicer(metrics_grpc.MetricsServiceServicer, "metrics"), server
     )
     logs_grpc.add_LogsServiceServicer_to_server(servicer(logs_grpc.LogsServiceServicer, "logs"), server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    if tls is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        credentials = grpc.ssl_server_credentials(
+            [(read(tls.tls_key), read(tls.tls_cert))],
+            root_certificates=read(tls.client_ca) if tls.client_ca else None,
+            require_client_auth=tls.client_ca is not None,
+        )
+        port = server.add_secure_port("127.0.0.1:0", credentials)
     server.start()
     return server, port
 
 
-def http_server(recorder):
+def read(path):
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def server_context(tls):
+    """The HTTP side's TLS: the certificate, and client certificates required with a CA."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls.tls_cert, tls.tls_key)
+    if tls.client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(tls.client_ca)
+    return context
+
+
+class TlsHTTPServer(ThreadingHTTPServer):
+    """Handshakes each connection on its own thread, recording the ones that fail."""
+
+    def __init__(self, address, handler, context, recorder):
+        super().__init__(address, handler)
+        self.context = context
+        self.recorder = recorder
+
+    def finish_request(self, request, client_address):
+        try:
+            conn = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as error:
+            self.recorder.write({"transport": "http", "tls_error": str(error)})
+            return
+        try:
+            self.RequestHandlerClass(conn, client_address, self)
+        finally:
+            conn.close()
+
+
+def http_server(recorder, tls):
     by_path = {path: (name, request_type, response_type) for name, (request_type, response_type, path) in SIGNALS.items()}
 
     class Handler(BaseHTTPRequestHandler):
@@ -131,7 +181,10 @@ def http_server(recorder):
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is None:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    else:
+        server = TlsHTTPServer(("127.0.0.1", 0), Handler, server_context(tls), recorder)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, server.server_address[1]
@@ -208,16 +261,24 @@ class FrameReader:
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: otlp_sink.py OUT.jsonl")
-    recorder = Recorder(sys.argv[1])
+    parser = argparse.ArgumentParser(description="A minimal OTLP receiver for codexd's tests")
+    parser.add_argument("out", help="the JSON-lines file every request is appended to")
+    parser.add_argument("--tls-cert", help="serve TLS with this PEM certificate chain")
+    parser.add_argument("--tls-key", help="and this PEM key")
+    parser.add_argument("--client-ca", help="require client certificates signed by this CA")
+    args = parser.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.client_ca and not args.tls_cert):
+        parser.error("--tls-cert and --tls-key go together; --client-ca needs them")
+    tls = args if args.tls_cert else None
+    recorder = Recorder(args.out)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    grpc_srv, grpc_port = grpc_server(recorder)
-    relay_port = relay(recorder, grpc_port)
-    http_srv, http_port = http_server(recorder)
-    print(json.dumps({"grpc": relay_port, "http": http_port}), flush=True)
+    grpc_srv, grpc_port = grpc_server(recorder, tls)
+    # The relay reads cleartext HTTP/2 frames: over TLS the server is reached directly.
+    public_grpc_port = relay(recorder, grpc_port) if tls is None else grpc_port
+    http_srv, http_port = http_server(recorder, tls)
+    print(json.dumps({"grpc": public_grpc_port, "http": http_port}), flush=True)
     stop.wait()
     http_srv.shutdown()
     grpc_srv.stop(grace=None)
