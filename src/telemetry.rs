@@ -14,6 +14,7 @@
 //! instruments use `opentelemetry::global::meter("codexd")`. docs/telemetry.md lists every
 //! span, event and metric.
 
+pub mod identity;
 mod pipeline;
 mod settings;
 
