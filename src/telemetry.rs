@@ -15,6 +15,7 @@
 //! span, event and metric.
 
 pub mod identity;
+mod json_log;
 mod pipeline;
 mod settings;
 
@@ -176,14 +177,18 @@ pub fn init(settings: &Settings, log_format: LogFormat) -> Result<Telemetry, Tel
     })
 }
 
-/// The stderr layer in the requested format, without ANSI colours.
+/// The stderr layer in the requested format, without ANSI colours; JSON lines written inside
+/// an exported span carry its `trace_id` and `span_id` ([`json_log`]).
 fn log_layer(format: LogFormat) -> Box<dyn Layer<Registry> + Send + Sync> {
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false);
     match format {
         LogFormat::Human => layer.boxed(),
-        LogFormat::Json => layer.json().boxed(),
+        LogFormat::Json => layer
+            .json()
+            .event_format(json_log::JsonWithTraceIds::new())
+            .boxed(),
     }
 }
 
