@@ -80,11 +80,13 @@ impl ConfigSource {
 }
 
 /// Runs the daemon until `events` asks for shutdown (or closes), or until IPC `shutdown`
-/// has stopped every agent.
+/// has stopped every agent. `gauges` (when metrics are exported) are fed from the Host's
+/// status while it runs.
 pub async fn run(
     config: Config,
     source: ConfigSource,
     mut events: mpsc::Receiver<signal::Event>,
+    gauges: Option<telemetry::Gauges>,
 ) -> Result<(), RunError> {
     let socket = ControlSocket::bind(&config.control_socket)?;
     tracing::info!(path = %socket.path().display(), "control socket listening");
@@ -120,6 +122,7 @@ pub async fn run(
         .await
         .map_err(|e| RunError::Spawn(e.to_string()))?;
     tracing::info!(agents = daemon.agents.len(), "codexd running");
+    let _gauges = gauges.map(|gauges| gauges.start(host.clone()));
     let settings = notify::Settings::from_env(&source.env, std::process::id());
     let mut service = notify::Service::start(settings, host.clone());
     let mut running = config;

@@ -107,7 +107,7 @@ async fn run(
     let code = match signal::listen() {
         Ok(events) => {
             let source = ConfigSource { path, env, only };
-            match codexd::run(loaded.config, source, events).await {
+            match codexd::run(loaded.config, source, events, telemetry.gauges()).await {
                 Ok(()) => ExitCode::from(exit::OK),
                 Err(error) => cli::fail(cli::run_error_code(&error), &[error.to_string()]),
             }

@@ -14,6 +14,7 @@
 //! instruments use `opentelemetry::global::meter("codexd")`. docs/telemetry.md lists every
 //! span, event and metric.
 
+pub mod gauges;
 pub mod identity;
 mod json_log;
 mod pipeline;
@@ -26,6 +27,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use codexd_actors::trace::otel_filter;
+use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
@@ -36,6 +38,7 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer, Registry};
 
+pub use gauges::Gauges;
 pub use settings::{Exporter, OtlpSettings, Settings};
 
 /// The tracer (instrumentation scope) of every exported span, kept from Culture.
@@ -119,6 +122,7 @@ pub enum TelemetryError {
 pub struct Telemetry {
     tracer: Option<SdkTracerProvider>,
     meter: Option<SdkMeterProvider>,
+    gauges: Option<Gauges>,
 }
 
 /// How [`Telemetry::shutdown`] ended.
@@ -169,11 +173,20 @@ pub fn init(settings: &Settings, log_format: LogFormat) -> Result<Telemetry, Tel
     if let Some(provider) = &providers.meter {
         opentelemetry::global::set_meter_provider(provider.clone());
     }
+    // Only while metrics are exported: no snapshot, no refresh task otherwise.
+    let gauges = providers
+        .meter
+        .as_ref()
+        .zip(settings.otlp.as_ref())
+        .map(|(provider, otlp)| {
+            Gauges::register(&provider.meter(METER_NAME), otlp.metric_export_interval)
+        });
     install_panic_hook();
     log_started(settings);
     Ok(Telemetry {
         tracer: providers.tracer,
         meter: providers.meter,
+        gauges,
     })
 }
 
@@ -237,6 +250,11 @@ fn install_panic_hook() {
 }
 
 impl Telemetry {
+    /// The status gauges, when metrics are exported; [`Gauges::start`] them once the Host runs.
+    pub fn gauges(&self) -> Option<Gauges> {
+        self.gauges.clone()
+    }
+
     /// True when spans or metrics are exported.
     pub fn is_exporting(&self) -> bool {
         self.tracer.is_some() || self.meter.is_some()

@@ -50,7 +50,8 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let mut line = String::new();
-        self.inner.format_event(ctx, Writer::new(&mut line), event)?;
+        self.inner
+            .format_event(ctx, Writer::new(&mut line), event)?;
         match otel_ids(event) {
             Some((trace_id, span_id)) => writer.write_str(&with_ids(&line, trace_id, span_id)),
             None => writer.write_str(&line),
