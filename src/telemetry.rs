@@ -2,8 +2,9 @@
 //! and — only when `telemetry.enabled` — OTLP export of spans and metrics to a collector.
 //!
 //! ```text
-//! Settings::resolve(&cfg.telemetry, &instance_id, &env)?   // pure: env > file > default
+//! Settings::resolve(&cfg.telemetry, &identity::instance_id(), &env)? // pure: env > file > default
 //! let telemetry = telemetry::init(&settings, log_format)?; // inside a multi-thread runtime
+//! telemetry.gauges().map(|g| g.start(host.clone()));     // once the Host runs (`crate::run`)
 //! ...                                                      // run the tree
 //! telemetry.shutdown(Duration::from_secs(5));             // flush; never hangs
 //! ```
@@ -11,8 +12,9 @@
 //! Spans reach OpenTelemetry through the tracing-opentelemetry layer, filtered by
 //! [`codexd_actors::trace::otel_filter`] (INFO and above, never `ractor*` or
 //! `opentelemetry*`). The tracer is named `culture.harness` like Culture's; codexd's own
-//! instruments use `opentelemetry::global::meter("codexd")`. docs/telemetry.md lists every
-//! span, event and metric.
+//! instruments use `opentelemetry::global::meter("codexd")`, the status [`gauges`] included.
+//! JSON log lines carry the ids of their span (`json_log`). docs/telemetry.md lists every
+//! span, event, metric and gauge.
 
 pub mod gauges;
 pub mod identity;
@@ -191,7 +193,7 @@ pub fn init(settings: &Settings, log_format: LogFormat) -> Result<Telemetry, Tel
 }
 
 /// The stderr layer in the requested format, without ANSI colours; JSON lines written inside
-/// an exported span carry its `trace_id` and `span_id` ([`json_log`]).
+/// an exported span carry its `trace_id` and `span_id` (`json_log`).
 fn log_layer(format: LogFormat) -> Box<dyn Layer<Registry> + Send + Sync> {
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)

@@ -7,10 +7,10 @@
 //! ```
 //!
 //! Observable-gauge callbacks are synchronous and run on the SDK's export thread, so they
-//! never ask the tree: they read the [`Snapshot`] a task refreshes once per metric export
+//! never ask the tree: they read the snapshot a task refreshes once per metric export
 //! interval. A gauge is therefore at most one interval older than its export. When the tree
 //! does not answer, the snapshot is emptied (the gauges report nothing) until it does.
-//! [`snapshot`] says which part of the tree each gauge reads.
+//! The `snapshot` module says which part of the tree each gauge reads.
 //!
 //! | gauge                    | unit        | attributes                               |
 //! |--------------------------|-------------|------------------------------------------|
