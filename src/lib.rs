@@ -122,7 +122,7 @@ pub async fn run(
         .await
         .map_err(|e| RunError::Spawn(e.to_string()))?;
     tracing::info!(agents = daemon.agents.len(), "codexd running");
-    let _gauges = gauges.map(|gauges| gauges.start(host.clone()));
+    let refresh = gauges.map(|gauges| gauges.start(host.clone()));
     let settings = notify::Settings::from_env(&source.env, std::process::id());
     let mut service = notify::Service::start(settings, host.clone());
     let mut running = config;
@@ -149,6 +149,7 @@ pub async fn run(
     }
     tracing::info!(grace_s = grace.as_secs_f64(), "shutting down");
     service.stopping();
+    drop(refresh); // the gauges keep their last values for the final export
     host.shutdown(grace).await;
     drop(daemon);
     if let Some(writer) = audit_writer {
