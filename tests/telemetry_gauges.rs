@@ -376,6 +376,11 @@ fn a_json_log_line_carries_the_trace_id_of_its_span() {
     });
     daemon.signal("TERM");
     assert!(daemon.wait().success(), "{}", daemon.log_text());
+    let log = daemon.log_text();
+    assert!(
+        !log.contains("did not answer"),
+        "the gauges stop first:\n{log}"
+    );
 
     let spans = sink.spans();
     let span = spans
