@@ -140,6 +140,10 @@ async fn a_mention_traces_through_the_tool_call_to_the_line_it_sends() {
         assert!(!want.is_empty(), "{key}: nothing to compare in {turn:#?}");
         assert_eq!(turn.attr(key), Some(want), "{key} on {turn:#?}");
     }
+    for key in ["gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"] {
+        let value = &turn.attributes[key];
+        assert!(value.get("intValue").is_some(), "{key} is an int: {value}");
+    }
     let call = child_of(
         &spans,
         &turn.span_id,

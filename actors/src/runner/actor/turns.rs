@@ -450,8 +450,10 @@ pub(super) fn end_span(turn: &Turn, outcome: &str) {
     if let Some((input, output)) = turn.tokens {
         turn.span.record("tokens.input", input);
         turn.span.record("tokens.output", output);
-        turn.span.record(genai::USAGE_INPUT_TOKENS, input);
-        turn.span.record(genai::USAGE_OUTPUT_TOKENS, output);
+        // As i64: tracing-opentelemetry exports a u64 field as text, the convention says int.
+        let int = |count: u64| i64::try_from(count).unwrap_or(i64::MAX);
+        turn.span.record(genai::USAGE_INPUT_TOKENS, int(input));
+        turn.span.record(genai::USAGE_OUTPUT_TOKENS, int(output));
     }
 }
 
