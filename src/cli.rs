@@ -285,7 +285,8 @@ pub fn check_selection(config: &Config, only: &[String], path: &Path) -> Result<
     }
 }
 
-/// Resolves telemetry settings (config + OTEL_* environment) and starts logging/export.
+/// Resolves telemetry settings (config + OTEL_* environment, a fresh `service.instance.id`,
+/// the machine's `host.name`) and starts logging/export.
 /// Also returns how long the final flush may take: the export timeout plus a second, so
 /// an export already under way can finish.
 pub fn start_telemetry(
@@ -293,18 +294,11 @@ pub fn start_telemetry(
     format: crate::telemetry::LogFormat,
     env: &Env,
 ) -> Result<(crate::telemetry::Telemetry, Duration), ExitCode> {
-    let instance = if config.agents.is_empty() {
-        config.server.name.clone()
-    } else {
-        config
-            .agents
-            .iter()
-            .map(|a| a.nick.as_str())
-            .collect::<Vec<_>>()
-            .join("-")
-    };
-    let settings = crate::telemetry::Settings::resolve(&config.telemetry, &instance, env)
-        .map_err(|e| fail(exit::CONFIG, &[e.to_string()]))?;
+    use crate::telemetry::identity;
+    let mut settings =
+        crate::telemetry::Settings::resolve(&config.telemetry, &identity::instance_id(), env)
+            .map_err(|e| fail(exit::CONFIG, &[e.to_string()]))?;
+    identity::add_host_name(&mut settings, identity::host_name());
     let exporters = settings
         .otlp
         .iter()

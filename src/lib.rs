@@ -82,12 +82,14 @@ impl ConfigSource {
 
 /// Runs the daemon until `events` asks for shutdown (or closes), or until IPC `shutdown`
 /// has stopped every agent. A reload moves OTLP export to the new collector through
-/// `telemetry` (inert when telemetry is off).
+/// `telemetry` (inert when telemetry is off); `gauges` (when metrics are exported) are fed
+/// from the Host's status while it runs.
 pub async fn run(
     config: Config,
     source: ConfigSource,
     mut events: mpsc::Receiver<signal::Event>,
     telemetry: telemetry::Reloader,
+    gauges: Option<telemetry::Gauges>,
 ) -> Result<(), RunError> {
     let socket = ControlSocket::bind(&config.control_socket)?;
     tracing::info!(path = %socket.path().display(), "control socket listening");
@@ -127,6 +129,7 @@ pub async fn run(
         .await
         .map_err(|e| RunError::Spawn(e.to_string()))?;
     tracing::info!(agents = daemon.agents.len(), "codexd running");
+    let refresh = gauges.map(|gauges| gauges.start(host.clone()));
     let settings = notify::Settings::from_env(&source.env, std::process::id());
     let mut service = notify::Service::start(settings, host.clone());
     let mut running = config;
@@ -153,6 +156,7 @@ pub async fn run(
     }
     tracing::info!(grace_s = grace.as_secs_f64(), "shutting down");
     service.stopping();
+    drop(refresh); // the gauges keep their last values for the final export
     host.shutdown(grace).await;
     drop(daemon);
     if let Some(writer) = audit_writer {

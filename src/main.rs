@@ -86,7 +86,7 @@ async fn run(
         Ok(events) => {
             let source = ConfigSource { path, env, only };
             let reloader = telemetry.reloader();
-            match codexd::run(loaded.config, source, events, reloader).await {
+            match codexd::run(loaded.config, source, events, reloader, telemetry.gauges()).await {
                 Ok(()) => ExitCode::from(exit::OK),
                 Err(error) => cli::fail(cli::run_error_code(&error), &[error.to_string()]),
             }

@@ -2,9 +2,10 @@
 //! and — only when `telemetry.enabled` — OTLP export of spans and metrics to a collector.
 //!
 //! ```text
-//! Settings::resolve(&cfg.telemetry, &instance_id, &env)?   // env > file > default; TLS files read
+//! Settings::resolve(&cfg.telemetry, &identity::instance_id(), &env)? // env > file > default; TLS files read
 //! let telemetry = telemetry::init(&settings, log_format)?; // inside a multi-thread runtime
-//! codexd::run(.., telemetry.reloader()).await;             // SIGHUP: maybe a new collector
+//! telemetry.gauges().map(|g| g.start(host.clone()));     // once the Host runs (`crate::run`)
+//! codexd::run(.., telemetry.reloader(), ..).await;         // SIGHUP: maybe a new collector
 //! telemetry.shutdown(Duration::from_secs(5));             // flush; never hangs
 //! ```
 //!
@@ -15,10 +16,14 @@
 //! Spans reach OpenTelemetry through the tracing-opentelemetry layer, filtered by
 //! [`codexd_actors::trace::otel_filter`] (INFO and above, never `ractor*` or
 //! `opentelemetry*`). The tracer is named `culture.harness` like Culture's; codexd's own
-//! instruments use `opentelemetry::global::meter("codexd")`. docs/telemetry.md lists every
-//! span, event and metric.
+//! instruments use `opentelemetry::global::meter("codexd")`, the status [`gauges`] included.
+//! JSON log lines carry the ids of their span (`json_log`). docs/telemetry.md lists every
+//! span, event, metric and gauge.
 
+pub mod gauges;
 mod http;
+pub mod identity;
+mod json_log;
 mod pipeline;
 mod reload;
 mod settings;
@@ -32,6 +37,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use codexd_actors::trace::otel_filter;
+use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
@@ -42,6 +48,7 @@ use tracing_subscriber::layer::{Filter, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer, Registry};
 
+pub use gauges::Gauges;
 pub use reload::Reloader;
 pub use settings::{Exporter, OtlpSettings, Settings};
 pub use tls::{ClientCert, PemFile, Tls};
@@ -153,6 +160,7 @@ pub struct Telemetry {
     tracer: Option<SdkTracerProvider>,
     meter: Option<SdkMeterProvider>,
     reloader: Reloader,
+    gauges: Option<Gauges>,
 }
 
 /// How [`Telemetry::shutdown`] ended.
@@ -213,12 +221,21 @@ pub fn init(settings: &Settings, log_format: LogFormat) -> Result<Telemetry, Tel
     if let Some(provider) = &providers.meter {
         opentelemetry::global::set_meter_provider(provider.clone());
     }
+    // Only while metrics are exported: no snapshot, no refresh task otherwise.
+    let gauges = providers
+        .meter
+        .as_ref()
+        .zip(settings.otlp.as_ref())
+        .map(|(provider, otlp)| {
+            Gauges::register(&provider.meter(METER_NAME), otlp.metric_export_interval)
+        });
     install_panic_hook();
     log_started(settings);
     Ok(Telemetry {
         tracer: providers.tracer,
         meter: providers.meter,
         reloader,
+        gauges,
     })
 }
 
@@ -228,14 +245,18 @@ fn not_replaced_by_codexd() -> impl Filter<Registry> {
     filter_fn(|meta| !swap::is_replaced_sdk_event(meta))
 }
 
-/// The stderr layer in the requested format, without ANSI colours.
+/// The stderr layer in the requested format, without ANSI colours; JSON lines written inside
+/// an exported span carry its `trace_id` and `span_id` (`json_log`).
 fn log_layer(format: LogFormat) -> Box<dyn Layer<Registry> + Send + Sync> {
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false);
     match format {
         LogFormat::Human => layer.boxed(),
-        LogFormat::Json => layer.json().boxed(),
+        LogFormat::Json => layer
+            .json()
+            .event_format(json_log::JsonWithTraceIds::new())
+            .boxed(),
     }
 }
 
@@ -290,6 +311,11 @@ impl Telemetry {
     /// The handle a SIGHUP reload moves the exporters to a new collector with.
     pub fn reloader(&self) -> Reloader {
         self.reloader.clone()
+    }
+
+    /// The status gauges, when metrics are exported; [`Gauges::start`] them once the Host runs.
+    pub fn gauges(&self) -> Option<Gauges> {
+        self.gauges.clone()
     }
 
     /// True when spans or metrics are exported.

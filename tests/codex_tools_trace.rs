@@ -116,6 +116,34 @@ async fn a_mention_traces_through_the_tool_call_to_the_line_it_sends() {
         ("harness.nick", NICK),
     );
     assert_eq!(turn.attr("outcome").as_deref(), Some("success"));
+    // The GenAI semantic conventions, next to Culture's names.
+    let genai_turn = [
+        ("gen_ai.operation.name", "invoke_agent".to_owned()),
+        ("gen_ai.provider.name", "openai".to_owned()),
+        ("gen_ai.system", "openai".to_owned()),
+        ("gen_ai.request.model", "fake-model".to_owned()),
+        ("gen_ai.agent.name", NICK.to_owned()),
+        (
+            "gen_ai.conversation.id",
+            turn.attr("codex.thread_id").unwrap_or_default(),
+        ),
+        (
+            "gen_ai.usage.input_tokens",
+            turn.attr("tokens.input").unwrap_or_default(),
+        ),
+        (
+            "gen_ai.usage.output_tokens",
+            turn.attr("tokens.output").unwrap_or_default(),
+        ),
+    ];
+    for (key, want) in genai_turn {
+        assert!(!want.is_empty(), "{key}: nothing to compare in {turn:#?}");
+        assert_eq!(turn.attr(key), Some(want), "{key} on {turn:#?}");
+    }
+    for key in ["gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"] {
+        let value = &turn.attributes[key];
+        assert!(value.get("intValue").is_some(), "{key} is an int: {value}");
+    }
     let call = child_of(
         &spans,
         &turn.span_id,
@@ -124,6 +152,16 @@ async fn a_mention_traces_through_the_tool_call_to_the_line_it_sends() {
     );
     assert_eq!(call.attr("tool.type").as_deref(), Some("dynamicToolCall"));
     assert_eq!(call.attr("tool.status").as_deref(), Some("completed"));
+    let genai_call = [
+        ("gen_ai.operation.name", Some("execute_tool".to_owned())),
+        ("gen_ai.tool.name", Some("irc_send".to_owned())),
+        ("gen_ai.tool.call.id", call.attr("tool.id")),
+        ("gen_ai.tool.type", Some("function".to_owned())),
+    ];
+    for (key, want) in genai_call {
+        assert!(want.is_some(), "{key}: nothing to compare in {call:#?}");
+        assert_eq!(call.attr(key), want, "{key} on {call:#?}");
+    }
     let run = child_of(
         &spans,
         &call.span_id,
@@ -133,6 +171,12 @@ async fn a_mention_traces_through_the_tool_call_to_the_line_it_sends() {
     assert_eq!(run.attr("tool.call_id"), call.attr("tool.id"), "{run:#?}");
     assert_eq!(run.attr("tool.outcome").as_deref(), Some("ok"));
     assert_eq!(run.attr("agent.nick").as_deref(), Some(NICK));
+    assert_eq!(
+        run.attr("gen_ai.tool.call.id"),
+        call.attr("tool.id"),
+        "{run:#?}"
+    );
+    assert_eq!(run.attr("gen_ai.tool.name").as_deref(), Some("irc_send"));
     let duration = run.attr("tool.duration_ms").unwrap_or_default();
     assert!(
         duration.parse::<u64>().is_ok(),
@@ -152,13 +196,34 @@ async fn a_mention_traces_through_the_tool_call_to_the_line_it_sends() {
     );
 
     // The mention was counted by the intake, and the count reached the collector too.
-    let intake = sink
-        .metrics()
-        .into_iter()
-        .find(|m| m.name == "codexd.intake.messages");
+    let metrics = sink.metrics();
+    let intake = metrics.iter().find(|m| m.name == "codexd.intake.messages");
     assert_eq!(
-        intake.map(|m| m.scope),
-        Some("codexd".to_owned()),
+        intake.map(|m| m.scope.as_str()),
+        Some("codexd"),
         "codexd.intake.messages exported"
     );
+    // The turn's tokens in the GenAI histogram, one sample per token type.
+    let usage = sink.latest_points("gen_ai.client.token.usage");
+    for (kind, span_key) in [("input", "tokens.input"), ("output", "tokens.output")] {
+        let point = usage
+            .iter()
+            .find(|p| p.attr("gen_ai.token.type").as_deref() == Some(kind))
+            .unwrap_or_else(|| panic!("no {kind} tokens in {usage:#?}"));
+        assert_eq!(point.count, Some(1), "{point:#?}");
+        let sum = point.value.map(|v| v.to_string());
+        assert_eq!(sum, turn.attr(span_key), "{point:#?}");
+        assert_eq!(
+            point.attr("gen_ai.operation.name").as_deref(),
+            Some("invoke_agent")
+        );
+        assert_eq!(
+            point.attr("gen_ai.provider.name").as_deref(),
+            Some("openai")
+        );
+        assert_eq!(
+            point.attr("gen_ai.request.model").as_deref(),
+            Some("fake-model")
+        );
+    }
 }

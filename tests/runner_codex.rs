@@ -339,12 +339,20 @@ async fn a_turn_is_traced_from_the_mention_to_the_reply() {
         tool.parent_span_id, turn.span_id,
         "the tool call is in the turn"
     );
+    // A tool codex runs itself is the GenAI convention's `extension`.
+    assert_eq!(
+        tool.attr("gen_ai.operation.name").as_deref(),
+        Some("execute_tool")
+    );
+    assert_eq!(tool.attr("gen_ai.tool.type").as_deref(), Some("extension"));
+    assert_eq!(tool.attr("gen_ai.tool.call.id"), tool.attr("tool.id"));
     let metrics: Vec<String> = sink.metrics().into_iter().map(|m| m.name).collect();
     for name in [
         "culture.harness.llm.calls",
         "culture.harness.llm.call.duration",
         "culture.harness.llm.tokens.input",
         "culture.harness.llm.tokens.output",
+        "gen_ai.client.token.usage",
     ] {
         assert!(metrics.iter().any(|m| m == name), "{name} in {metrics:?}");
     }

@@ -10,6 +10,7 @@ pub mod codex;
 mod durable;
 pub mod events;
 pub mod fault;
+pub mod genai;
 pub mod grid;
 pub mod host;
 pub mod irc;

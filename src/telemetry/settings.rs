@@ -134,8 +134,8 @@ impl Signal {
 
 impl Settings {
     /// Applies env > file > default; see the module table. `instance_id` becomes
-    /// `service.instance.id` (the caller passes the agents' nicks joined by `-`, or the server
-    /// name when there are none). A bad variable is an error naming it.
+    /// `service.instance.id` (the caller passes a fresh random UUID,
+    /// `identity::instance_id`). A bad variable is an error naming it.
     pub fn resolve(
         cfg: &TelemetryConfig,
         instance_id: &str,

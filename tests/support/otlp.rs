@@ -70,6 +70,37 @@ pub(crate) struct ReceivedMetric {
     pub(crate) service_name: String,
     pub(crate) scope: String,
     pub(crate) name: String,
+    /// The resource's attributes: key → OTLP/JSON `AnyValue`.
+    pub(crate) resource: serde_json::Map<String, Value>,
+    /// Which export request (0, 1, …, in arrival order) carried it.
+    pub(crate) request: usize,
+    /// Its data points (gauge, sum or histogram).
+    pub(crate) points: Vec<ReceivedPoint>,
+}
+
+/// One data point of a received metric.
+#[derive(Debug, Clone)]
+pub(crate) struct ReceivedPoint {
+    /// The point's attributes: key → OTLP/JSON `AnyValue`.
+    pub(crate) attributes: serde_json::Map<String, Value>,
+    /// A gauge's or sum's value (`asInt`, or `asDouble` rounded); a histogram's `sum`.
+    pub(crate) value: Option<f64>,
+    /// A histogram's `count`.
+    pub(crate) count: Option<u64>,
+}
+
+impl ReceivedPoint {
+    /// An attribute's value as text, like [`ReceivedSpan::attr`].
+    pub(crate) fn attr(&self, key: &str) -> Option<String> {
+        any_value_text(self.attributes.get(key)?)
+    }
+}
+
+impl ReceivedMetric {
+    /// A resource attribute's value as text.
+    pub(crate) fn resource_attr(&self, key: &str) -> Option<String> {
+        any_value_text(self.resource.get(key)?)
+    }
 }
 
 /// Where install-peers put the peers.
@@ -226,7 +257,9 @@ impl OtlpSink {
     /// Every metric received so far.
     pub(crate) fn metrics(&self) -> Vec<ReceivedMetric> {
         let mut metrics = Vec::new();
-        for request in self.requests().iter().filter(|r| r["signal"] == "metrics") {
+        let requests = self.requests();
+        let exports = requests.iter().filter(|r| r["signal"] == "metrics");
+        for (index, request) in exports.enumerate() {
             for resource in array(&request["request"]["resourceMetrics"]) {
                 let service_name = service_name(&resource["resource"]);
                 for scope in array(&resource["scopeMetrics"]) {
@@ -237,12 +270,23 @@ impl OtlpSink {
                             service_name: service_name.clone(),
                             scope: text(&scope["scope"]["name"]),
                             name: text(&metric["name"]),
+                            resource: attributes(&resource["resource"]),
+                            request: index,
+                            points: points(metric),
                         });
                     }
                 }
             }
         }
         metrics
+    }
+
+    /// The data points of `name` in the last export that carried it (a gauge's current
+    /// values); empty before the first.
+    pub(crate) fn latest_points(&self, name: &str) -> Vec<ReceivedPoint> {
+        let metrics = self.metrics();
+        let latest = metrics.iter().rev().find(|m| m.name == name);
+        latest.map(|m| m.points.clone()).unwrap_or_default()
     }
 }
 
@@ -259,6 +303,41 @@ fn array(value: &Value) -> &[Value] {
 
 fn text(value: &Value) -> String {
     value.as_str().unwrap_or_default().to_owned()
+}
+
+/// `attributes` of an OTLP/JSON object as key → `AnyValue`.
+fn attributes(object: &Value) -> serde_json::Map<String, Value> {
+    array(&object["attributes"])
+        .iter()
+        .map(|a| (text(&a["key"]), a["value"].clone()))
+        .collect()
+}
+
+/// The data points of a gauge, sum or histogram.
+fn points(metric: &Value) -> Vec<ReceivedPoint> {
+    let kinds = ["gauge", "sum", "histogram"];
+    let data = kinds.iter().map(|kind| &metric[*kind]["dataPoints"]);
+    let number = |value: &Value| match value {
+        Value::String(text) => text.parse::<f64>().ok(),
+        other => other.as_f64(),
+    };
+    data.flat_map(array)
+        .map(|point| ReceivedPoint {
+            attributes: attributes(point),
+            value: number(&point["asInt"])
+                .or_else(|| number(&point["asDouble"]))
+                .or_else(|| number(&point["sum"])),
+            count: number(&point["count"]).map(|c| c as u64),
+        })
+        .collect()
+}
+
+/// An OTLP/JSON `AnyValue` as text (`intValue` arrives as a string).
+fn any_value_text(value: &Value) -> Option<String> {
+    match value.as_object()?.values().next()? {
+        Value::String(text) => Some(text.clone()),
+        other => Some(other.to_string()),
+    }
 }
 
 fn service_name(resource: &Value) -> String {

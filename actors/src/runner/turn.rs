@@ -19,6 +19,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::genai;
+
 /// Item types that are tool calls (one `codexd.tool.call` span each).
 const TOOL_ITEMS: [&str; 5] = [
     "commandExecution",
@@ -146,13 +148,18 @@ impl Turn {
         if !TOOL_ITEMS.contains(&kind) {
             return;
         }
+        let name = tool_name(params).unwrap_or_default();
         let span = tracing::info_span!(
             parent: &self.span,
             "codexd.tool.call",
             tool.type = kind,
             tool.id = id,
-            tool.name = tool_name(params).unwrap_or_default(),
+            tool.name = name.as_str(),
             tool.status = tracing::field::Empty,
+            { genai::OPERATION_NAME } = genai::EXECUTE_TOOL,
+            { genai::TOOL_NAME } = name.as_str(),
+            { genai::TOOL_CALL_ID } = id,
+            { genai::TOOL_TYPE } = genai::tool_type(kind),
         );
         self.tools.insert(id.to_owned(), span);
     }

@@ -14,6 +14,7 @@ use tracing::Instrument;
 use super::{Open, RunnerState};
 use crate::audit::{Event, ToolCallDone};
 use crate::codex::jsonrpc::{Outgoing, RequestId};
+use crate::genai;
 use crate::runner::RunnerMessage;
 use crate::runner::conversation::ThreadMode;
 use crate::tools::{ToolCall, ToolDoor, ToolOutcome};
@@ -64,6 +65,8 @@ impl RunnerState {
             agent.nick = %nick,
             tool.name = %tool,
             tool.call_id = call_id,
+            { genai::TOOL_NAME } = %tool,
+            { genai::TOOL_CALL_ID } = call_id,
             tool.outcome = tracing::field::Empty,
             tool.duration_ms = tracing::field::Empty,
         );

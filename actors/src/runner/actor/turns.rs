@@ -8,6 +8,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::{Active, Job, METER, Open, Purpose, RunnerState, Waiter};
+use crate::genai;
 use crate::irc::{IrcMessage, Presence};
 use crate::pause::PauseReason;
 use crate::runner::conversation::ThreadMode;
@@ -198,6 +199,14 @@ impl RunnerState {
             outcome = tracing::field::Empty,
             tokens.input = tracing::field::Empty,
             tokens.output = tracing::field::Empty,
+            { genai::OPERATION_NAME } = genai::INVOKE_AGENT,
+            { genai::PROVIDER_NAME } = genai::PROVIDER,
+            { genai::SYSTEM } = genai::PROVIDER,
+            { genai::REQUEST_MODEL } = %self.settings.thread.model,
+            { genai::AGENT_NAME } = %self.settings.nick,
+            { genai::CONVERSATION_ID } = %thread,
+            { genai::USAGE_INPUT_TOKENS } = tracing::field::Empty,
+            { genai::USAGE_OUTPUT_TOKENS } = tracing::field::Empty,
         ));
         let trace = {
             let _entered = span.enter();
@@ -409,7 +418,29 @@ impl RunnerState {
                 .with_description("Per-LLM-call output token count by backend/model/nick")
                 .build()
                 .add(output, &by_nick);
+            record_token_usage(&meter, &self.settings.thread.model, input, output);
         }
+    }
+}
+
+/// The GenAI convention's `gen_ai.client.token.usage`: one input and one output sample per
+/// turn that reported usage.
+fn record_token_usage(meter: &opentelemetry::metrics::Meter, model: &str, input: u64, output: u64) {
+    let histogram = meter
+        .u64_histogram(genai::CLIENT_TOKEN_USAGE)
+        .with_unit("{token}")
+        .with_description("Number of input and output tokens used")
+        .with_boundaries(genai::TOKEN_BUCKETS.to_vec())
+        .build();
+    for (kind, count) in [("input", input), ("output", output)] {
+        let attributes = [
+            KeyValue::new(genai::OPERATION_NAME, genai::INVOKE_AGENT),
+            KeyValue::new(genai::PROVIDER_NAME, genai::PROVIDER),
+            KeyValue::new(genai::SYSTEM, genai::PROVIDER),
+            KeyValue::new(genai::REQUEST_MODEL, model.to_owned()),
+            KeyValue::new(genai::TOKEN_TYPE, kind),
+        ];
+        histogram.record(count, &attributes);
     }
 }
 
@@ -419,6 +450,10 @@ pub(super) fn end_span(turn: &Turn, outcome: &str) {
     if let Some((input, output)) = turn.tokens {
         turn.span.record("tokens.input", input);
         turn.span.record("tokens.output", output);
+        // As i64: tracing-opentelemetry exports a u64 field as text, the convention says int.
+        let int = |count: u64| i64::try_from(count).unwrap_or(i64::MAX);
+        turn.span.record(genai::USAGE_INPUT_TOKENS, int(input));
+        turn.span.record(genai::USAGE_OUTPUT_TOKENS, int(output));
     }
 }
 
