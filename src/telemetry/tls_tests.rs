@@ -60,6 +60,16 @@ fn resolve(cfg: &TelemetryConfig, env: &[(&str, String)]) -> Result<Settings, Te
 }
 
 /// The traces' and the metrics' TLS.
+/// An `https://` collector with the CA, the client certificate and its key from `files`.
+fn with_all_files(files: &Files) -> TelemetryConfig {
+    TelemetryConfig {
+        otlp_ca_file: Some(files.path("ca.pem")),
+        otlp_client_cert_file: Some(files.path("client.pem")),
+        otlp_client_key_file: Some(files.path("client.key")),
+        ..enabled("https://collector:4317")
+    }
+}
+
 fn both(settings: &Settings) -> (Option<Tls>, Option<Tls>) {
     let otlp = settings.otlp.as_ref().expect("telemetry on");
     let tls = |e: &Option<crate::telemetry::Exporter>| e.as_ref().expect("signal on").tls.clone();
@@ -88,12 +98,7 @@ fn an_https_endpoint_trusts_the_system_roots_without_files() {
 #[test]
 fn signal_variable_beats_generic_variable_beats_file() {
     let files = Files::new();
-    let cfg = TelemetryConfig {
-        otlp_ca_file: Some(files.path("ca.pem")),
-        otlp_client_cert_file: Some(files.path("client.pem")),
-        otlp_client_key_file: Some(files.path("client.key")),
-        ..enabled("https://collector:4317")
-    };
+    let cfg = with_all_files(&files);
     let s = |name: &str| Some(name.to_owned());
     let file = (
         s("telemetry.otlp_ca_file"),
@@ -323,12 +328,7 @@ fn debug_shows_where_files_are_not_what_they_hold() {
 #[test]
 fn both_transports_get_the_system_roots_the_ca_and_the_client_certificate() {
     let files = Files::new();
-    let cfg = TelemetryConfig {
-        otlp_ca_file: Some(files.path("ca.pem")),
-        otlp_client_cert_file: Some(files.path("client.pem")),
-        otlp_client_key_file: Some(files.path("client.key")),
-        ..enabled("https://collector:4317")
-    };
+    let cfg = with_all_files(&files);
     let tls = both(&resolve(&cfg, &[]).expect("resolves"))
         .0
         .expect("https");
