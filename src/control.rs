@@ -26,11 +26,25 @@ mod requests;
 mod server;
 mod watch;
 
+use codexd_actors::audit::Audit;
+use codexd_actors::host::Host;
+use codexd_actors::socket::SocketDirectory;
 use serde::{Deserialize, Serialize};
 
 pub use client::{ClientError, Watching, request, watch};
 pub use codexd_actors::socket::{BindError as SocketError, BoundSocket as ControlSocket};
 pub use server::ControlFactory;
+
+/// What a connection can reach.
+#[derive(Debug, Clone)]
+struct Peers {
+    /// The Host (status, reset, fault, the agents there are).
+    host: Host,
+    /// The audit log's live tap.
+    audit: Audit,
+    /// Every agent's socket actor.
+    sockets: SocketDirectory,
+}
 
 /// Longest request line accepted.
 pub const MAX_LINE: usize = 1 << 20;

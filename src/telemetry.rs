@@ -27,6 +27,7 @@ mod json_log;
 mod pipeline;
 mod reload;
 mod settings;
+mod signal;
 mod swap;
 mod tls;
 

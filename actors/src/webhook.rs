@@ -68,11 +68,11 @@ use crate::child::{
     ChildFactory, ChildHandle, ControlError, ControlMsg, FaultKind, Report, spawn_linked,
 };
 use crate::fault;
-use crate::irc::{IrcEvent, IrcMessage, SendPriority};
+use crate::irc::{IrcEvent, IrcMessage};
 use crate::link::Link;
 use crate::redact;
 use crate::trace::TraceCtx;
-use irc_sink::{IrcLine, Unconfirmed, Verdict};
+use irc_sink::{IrcLine, Unconfirmed};
 
 /// One alert.
 #[derive(Debug, Clone, PartialEq)]
@@ -466,79 +466,6 @@ impl WebhookState {
             tracing::warn!(agent.nick = %self.settings.nick, alert.event = lost.event, capacity = self.settings.queue, "webhook queue full; oldest alert dropped");
         }
         self.pump();
-    }
-
-    /// Hands an alert line to the `irc` actor from a task; it waits in `unconfirmed` until
-    /// the server may no longer refuse it.
-    fn send_to_irc(&mut self, line: IrcLine) {
-        let Some(channel) = self.settings.irc_channel.clone() else {
-            return;
-        };
-        self.unconfirmed.handed(line.clone(), Instant::now());
-        let (irc, stats, timeout) = (
-            self.peers.irc.clone(),
-            self.stats.clone(),
-            self.settings.irc_timeout,
-        );
-        let myself = self.myself.clone();
-        tokio::spawn(async move {
-            let make = |reply| IrcMessage::Send {
-                target: channel,
-                text: line.text.clone(),
-                notice: false,
-                require_joined: false,
-                priority: SendPriority::Normal,
-                trace: line.trace.clone(),
-                reply,
-            };
-            let problem = match irc.call(make, timeout).await {
-                Ok(Ok(_)) => None,
-                Ok(Err(error)) => Some(error.to_string()),
-                Err(error) => Some(format!("irc actor: {error:?}")),
-            };
-            match problem {
-                None => stats.lock().unwrap_or_else(|p| p.into_inner()).irc_sent += 1,
-                Some(problem) => {
-                    let _ = myself.cast(WebhookMessage::IrcNotHanded { line, problem });
-                }
-            }
-        });
-    }
-
-    fn on_irc_not_handed(&mut self, line: &IrcLine, problem: &str) {
-        self.unconfirmed.not_handed(line.id);
-        tracing::warn!(agent.nick = %self.settings.nick, error = %problem, "Failed to send IRC alert");
-        let mut stats = self.stats();
-        stats.irc_failed += 1;
-        stats.last_error = Some(format!("irc: {problem}"));
-    }
-
-    /// The server refused a line to the alerts channel: send the oldest waiting one again
-    /// later, or give it up (the `irc_sink` table).
-    fn on_irc_refused(&mut self, refusal: &str) {
-        self.stats().irc_refused += 1;
-        let channel = self.settings.irc_channel.as_deref().unwrap_or_default();
-        let Some(mut line) = self.unconfirmed.refused(Instant::now()) else {
-            tracing::warn!(agent.nick = %self.settings.nick, channel, refusal, "the server refused a line to the alerts channel");
-            return;
-        };
-        line.refusals += 1;
-        match irc_sink::verdict(line.refusals) {
-            Verdict::Retry(after) => {
-                tracing::warn!(agent.nick = %self.settings.nick, channel, refusal, retry_in_ms = after.as_millis() as u64, "the server refused an alert line; sending it again");
-                let myself = self.myself.clone();
-                myself.send_after(after, move || WebhookMessage::IrcResend(line));
-            }
-            Verdict::GiveUp => {
-                tracing::warn!(agent.nick = %self.settings.nick, channel, refusal, refusals = line.refusals, "the server refused an alert line every time; given up");
-                let mut stats = self.stats();
-                stats.irc_failed += 1;
-                stats.last_error = Some(format!(
-                    "irc: {channel} refused the alert {} times ({refusal}); is the agent in the channel? (webhooks.join_channel)",
-                    line.refusals
-                ));
-            }
-        }
     }
 
     /// Starts the next delivery when none is in flight.

@@ -17,7 +17,7 @@ use codexd_actors::trace::TraceCtx;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
-use super::server::Peers;
+use super::Peers;
 use super::{ErrorCode, Request, Response};
 
 /// How long `fault <nick> <child> hang` hangs when no duration is given.

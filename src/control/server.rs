@@ -18,7 +18,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::{ErrorCode, MAX_LINE, Request, Response, requests, watch};
+use super::{ErrorCode, MAX_LINE, Peers, Request, Response, requests, watch};
 use codexd_actors::socket::own_uid;
 
 /// Starts the control actor on a socket bound by [`super::ControlSocket`].
@@ -38,17 +38,6 @@ impl ControlFactory {
             sockets,
         }
     }
-}
-
-/// What a connection can reach.
-#[derive(Debug, Clone)]
-pub(super) struct Peers {
-    /// The Host (status, reset, fault, the agents there are).
-    pub(super) host: Host,
-    /// The audit log's live tap.
-    pub(super) audit: Audit,
-    /// Every agent's socket actor.
-    pub(super) sockets: SocketDirectory,
 }
 
 impl ChildFactory for ControlFactory {

@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
+use super::Peers;
 use super::requests::{Refusal, known_agent};
-use super::server::Peers;
 
 /// A subscribed watcher, before its stream starts.
 pub(super) struct Watcher {

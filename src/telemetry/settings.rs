@@ -30,6 +30,7 @@ use crate::config::{OtlpCompression, OtlpHeaders, OtlpProtocol, Sampler, Telemet
 use crate::env::Env;
 
 use super::TelemetryError;
+use super::signal::Signal;
 use super::tls::{self, Tls};
 
 const DEFAULT_SERVICE_NAME: &str = "culture.harness.codex";
@@ -92,43 +93,6 @@ impl OtlpSettings {
     /// `service.name` of the resource.
     pub fn service_name(&self) -> &str {
         self.resource.get("service.name").map_or("", String::as_str)
-    }
-}
-
-/// The two exported signals and the names of their variables.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Signal {
-    Traces,
-    Metrics,
-}
-
-impl Signal {
-    /// `traces` or `metrics`, as logs name the signal.
-    pub(super) fn name(self) -> &'static str {
-        match self {
-            Signal::Traces => "traces",
-            Signal::Metrics => "metrics",
-        }
-    }
-
-    /// `OTEL_EXPORTER_OTLP_TRACES_<suffix>` then `OTEL_EXPORTER_OTLP_<suffix>`.
-    pub(super) fn variables(self, suffix: &str) -> [String; 2] {
-        let name = match self {
-            Signal::Traces => "TRACES",
-            Signal::Metrics => "METRICS",
-        };
-        [
-            format!("OTEL_EXPORTER_OTLP_{name}_{suffix}"),
-            format!("OTEL_EXPORTER_OTLP_{suffix}"),
-        ]
-    }
-
-    /// The OTLP/HTTP path appended to a generic endpoint.
-    fn http_path(self) -> &'static str {
-        match self {
-            Signal::Traces => "/v1/traces",
-            Signal::Metrics => "/v1/metrics",
-        }
     }
 }
 

@@ -36,7 +36,7 @@ use rustls::{ClientConfig, RootCertStore};
 use tonic::transport::{ClientTlsConfig, Identity};
 
 use super::TelemetryError;
-use super::settings::Signal;
+use super::signal::Signal;
 use crate::config::TelemetryConfig;
 use crate::env::Env;
 
