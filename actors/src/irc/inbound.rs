@@ -10,6 +10,8 @@ use tokio::time::Instant;
 
 use super::buffer::{self, BufferedMessage};
 use super::{Flavor, InboundMessage, IrcEvent, IrcMessage, IrcState, MessageKind, Phase};
+use super::dedup::{self, Seen};
+use super::mesh::{self, LinkEvent};
 use super::{mention, room, text};
 use crate::trace::{TraceCtx, TraceTagNames};
 
@@ -164,6 +166,9 @@ impl IrcState {
                 self.buffer_server_line(line.param(1), format!("* Topic: {}", line.param(2)));
                 self.queries.offer(&line.verb, &line.params);
             }
+            "HISTORY" | "HISTORYEND" if self.mesh.replaying() && is_system(line.param(0)) => {
+                self.on_system_history(&line);
+            }
             "ROOMINVITE" => self.on_roominvite(&line),
             "ERROR" => self.last_error = Some(format!("server error: {}", line.param(0))),
             "401" | "403" | "404" | "442" => {
@@ -281,6 +286,7 @@ impl IrcState {
         if let Some(nick) = line.params.first() {
             self.nick = nick.clone();
         }
+        self.server_name = line.prefix.clone();
         self.mask_len = line
             .params
             .last()
@@ -366,6 +372,12 @@ impl IrcState {
             self.mask_len = Some(prefix.len());
         }
         let channel = line.param(0);
+        if self.flavor == Flavor::Agentirc && is_system(channel) {
+            self.mesh.begin_replay();
+            let line = format!("HISTORY SEARCH {} linked", mesh::SYSTEM_CHANNEL);
+            self.send_urgent(line);
+            return;
+        }
         let Err(full) = self.channels.insert(channel) else {
             return;
         };
@@ -393,14 +405,21 @@ impl IrcState {
             return;
         }
         let sender = line.sender.clone().unwrap_or_else(|| "unknown".to_owned());
+        let (target, text) = (line.param(0), line.param(1));
+        if self.flavor == Flavor::Agentirc && is_system(target) {
+            self.on_system_event(line, &sender);
+            return;
+        }
         if self.is_me(Some(&sender)) || sender.starts_with(SYSTEM_PREFIX) {
             return;
         }
-        let (target, text) = (line.param(0), line.param(1));
         if text.starts_with('\u{1}') && !text.starts_with("\u{1}ACTION ") {
             return;
         }
         let channel = is_channel(target);
+        if self.is_mesh_duplicate(line, &sender, !channel) {
+            return;
+        }
         let kind = if !channel {
             MessageKind::Direct
         } else if self.mentions.is_mention(text) {
@@ -410,6 +429,64 @@ impl IrcState {
         };
         let reply_to = if channel { target } else { &sender };
         self.publish(line, &sender, reply_to.to_owned(), kind);
+    }
+
+    /// A DM from another server of the mesh that is the mesh's second copy of a line
+    /// ([`dedup`]): counted and logged, never handled.
+    fn is_mesh_duplicate(&mut self, line: &Line, sender: &str, direct: bool) -> bool {
+        let (server, msgid) = (self.server_name.as_deref(), line.tag("msgid"));
+        if !dedup::applies(server, sender, direct, msgid) {
+            return false;
+        }
+        let text = line.param(1);
+        match self.duplicates.check(sender, line.param(0), text, Instant::now()) {
+            Seen::First => false,
+            Seen::Duplicate => {
+                tracing::info!(
+                    from = %sender,
+                    suppressed = self.duplicates.suppressed(),
+                    "dropped the mesh's second copy of a direct message"
+                );
+                true
+            }
+        }
+    }
+
+    /// A line in agentirc's `#system`: our server's link events update the mesh state
+    /// ([`mesh`]); a heal re-announces the agent; everything else there is ignored.
+    fn on_system_event(&mut self, line: &Line, sender: &str) {
+        let Some(server) = self.server_name.clone() else {
+            return;
+        };
+        let Some(event) = mesh::link_event(&server, sender, line.tag("event"), line.tag("event-data"))
+        else {
+            return;
+        };
+        tracing::info!(server = %server, event = ?event, "mesh link event");
+        let linked = matches!(event, LinkEvent::Linked(_));
+        if let Some(change) = self.mesh.apply(&server, event) {
+            tracing::warn!(change = ?change, "mesh state changed");
+            let _ = self.events.send(IrcEvent::Mesh(change));
+        }
+        if linked {
+            self.announce();
+        }
+    }
+
+    /// The answer to the join's `HISTORY SEARCH #system linked`: our server's past link
+    /// events, replayed without alerts, until `HISTORYEND`.
+    fn on_system_history(&mut self, line: &Line) {
+        let Some(server) = self.server_name.clone() else {
+            return;
+        };
+        if line.verb == "HISTORYEND" {
+            self.mesh.end_replay();
+            tracing::info!(server = %server, mesh = ?self.mesh.status(), "mesh state from history");
+            return;
+        }
+        if let Some(event) = mesh::history_event(&server, line.param(1), line.param(3)) {
+            self.mesh.apply(&server, event);
+        }
     }
 
     /// `401`/`403`/`404`/`442 <us> <target> :<reason>`: published, so the webhook can count
@@ -579,6 +656,11 @@ fn invite_sender(line: &Line, meta: &str) -> String {
         .or_else(|| line.sender.clone())
         .or_else(|| line.prefix.clone())
         .unwrap_or_else(|| "server".to_owned())
+}
+
+/// agentirc's `#system`.
+fn is_system(target: &str) -> bool {
+    target.eq_ignore_ascii_case(mesh::SYSTEM_CHANNEL)
 }
 
 /// `#channel` or `&channel`.

@@ -1,0 +1,326 @@
+//! Agents on a federated agentirc mesh (tests/support/mesh.rs): three linked servers, one
+//! codexd per server with two agents each, real codex offline against one fake model, all
+//! exporting spans to one real OTLP receiver. One scenario, in phases, so the machine runs
+//! one mesh at a time:
+//!
+//! | phase  | what is checked                                                                  |
+//! |--------|----------------------------------------------------------------------------------|
+//! | once   | a mention and a DM from `alpha` to an agent on `charlie`: one turn each; the DM's second copy from the mesh is suppressed and counted |
+//! | tools  | an agent on `alpha` sends to a channel and a nick on `charlie`, lists `#general` with who, starts a thread |
+//! | split  | `charlie`'s links cut: status and alerts say so, `charlie`'s users are served, a DM from `alpha` is refused by the mesh (401) and a channel mention is held |
+//! | heal   | links back: status and alerts, tags re-announced, the held mention answered, nothing accepted lost |
+//! | trace  | the mention sent on `alpha` to an agent on `charlie` is one trace at the receiver |
+//!
+//! Peers: agentirc, codex and the OTLP receiver from `scripts/install-peers`; a missing peer
+//! is a loud SKIP (a failure under `CI=true`).
+
+#[path = "support/codex_peer.rs"]
+mod codex_peer;
+#[path = "support/fake_model.rs"]
+mod fake_model;
+#[path = "support/irc_client.rs"]
+mod irc_client;
+#[path = "support/ircd.rs"]
+mod ircd;
+#[path = "support/link_proxy.rs"]
+mod link_proxy;
+#[path = "support/mesh.rs"]
+mod mesh;
+#[path = "support/otlp.rs"]
+#[allow(dead_code)]
+mod otlp;
+mod support;
+
+use fake_model::{Reply, call_outputs, last_user_text};
+use irc_client::{RawClient, command_and_params, parse_privmsg};
+use mesh::{AGENTS, Mesh, expect_system};
+use otlp::{OtlpSink, ReceivedSpan};
+use serde_json::{Value, json};
+use support::eventually;
+
+const ALPHA: usize = 0;
+const CHARLIE: usize = 2;
+/// The traced mention's trace, as `alpha-ori`'s own (unexported) span would send it.
+const TRACE_ID: &str = "5cf92f3577b34da6a3ce929d0e0e4737";
+const ORI_SPAN_ID: &str = "10f067aa0ba902b8";
+
+/// The model requests that start a turn for a user line containing `needle` (a tool's
+/// follow-up request, which ends with the tool's output, is not counted).
+fn turns_for(mesh: &Mesh, needle: &str) -> usize {
+    mesh.model
+        .requests()
+        .iter()
+        .filter(|request| last_user_text(request).is_some_and(|text| text.contains(needle)))
+        .filter(|request| {
+            let last = request["input"].as_array().and_then(|input| input.last());
+            last.is_none_or(|item| item["type"] != "function_call_output")
+        })
+        .count()
+}
+
+/// PRIVMSGs `user` received from `from` to `target` containing `needle`, so far.
+fn copies(user: &RawClient, from: &str, target: &str, needle: &str) -> usize {
+    user.received()
+        .iter()
+        .filter_map(|line| parse_privmsg(line))
+        .filter(|(_, sender, to, text)| sender == from && to == target && text.contains(needle))
+        .count()
+}
+
+/// Waits for a PRIVMSG from `from` to `target` containing `needle`: the line.
+async fn expect_from(user: &mut RawClient, from: &str, target: &str, needle: &str) -> String {
+    let what = format!("{from} says {needle:?} to {target}");
+    user.expect(&what, |line| {
+        parse_privmsg(line).is_some_and(|(_, sender, to, text)| {
+            sender == from && to == target && text.contains(needle)
+        })
+    })
+    .await
+}
+
+fn mesh_state(mesh: &Mesh, server: usize, agent: &str) -> Option<Value> {
+    Some(mesh.hosts[server].irc(agent)?["mesh"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_on_a_three_server_mesh() {
+    let sink = match OtlpSink::start() {
+        Ok(sink) => sink,
+        Err(reason) => return otlp::skip_or_fail(&reason),
+    };
+    let telemetry = format!(
+        "telemetry:\n  enabled: true\n  service_name: codexd-mesh\n  otlp_endpoint: {}\n  otlp_protocol: grpc\n",
+        sink.grpc_endpoint()
+    );
+    let Some(mut mesh) = Mesh::start(Some(sink.grpc_port), &telemetry).await else {
+        return;
+    };
+    answered_once(&mut mesh).await;
+    tools_act_across(&mut mesh).await;
+    traced_mention(&mut mesh).await;
+    split_and_heal(&mut mesh).await;
+    mesh.stop_hosts();
+    one_trace_across(&sink);
+}
+
+/// A mention and a DM from `alpha-ori` to `charlie-ann`: one turn and one answer each.
+async fn answered_once(mesh: &mut Mesh) {
+    mesh.model.when("mention-once", Reply::text("mention answered"));
+    mesh.model.when("dm-once", Reply::text("dm answered"));
+    let ori = &mut mesh.users[ALPHA];
+    ori.send("PRIVMSG #general :@charlie-ann mention-once").await;
+    expect_from(ori, "charlie-ann", "#general", "mention answered").await;
+    ori.send("PRIVMSG charlie-ann :dm-once").await;
+    expect_from(ori, "charlie-ann", "alpha-ori", "dm answered").await;
+    let host = &mesh.hosts[CHARLIE];
+    eventually("charlie-ann suppressed the DM's second copy", || {
+        (host.irc("ann")?["duplicates_suppressed"] == 1).then_some(())
+    });
+    eventually("both turns ended", || {
+        (host.runner("ann")?["turns_completed"] == 2).then_some(())
+    });
+    let runner = host.runner("ann").expect("status");
+    assert_eq!(runner["intake"]["journaled"], 2, "one journal entry each: {runner}");
+    assert_eq!(turns_for(mesh, "mention-once"), 1, "one model turn for the mention");
+    assert_eq!(turns_for(mesh, "dm-once"), 1, "one model turn for the DM");
+    // The mention came on a channel (relayed once): nothing suppressed for it, and no
+    // agent on another server counted anything.
+    for (server, agent) in [(ALPHA, "ann"), (ALPHA, "bob"), (CHARLIE, "bob")] {
+        let irc = mesh.hosts[server].irc(agent).expect("status");
+        assert_eq!(irc["duplicates_suppressed"], 0, "{irc}");
+    }
+    let ori = &mesh.users[ALPHA];
+    assert_eq!(copies(ori, "charlie-ann", "#general", "mention answered"), 1);
+    // agentirc also doubles the agent's DM answer on its way back to a raw client on
+    // another server: codexd sends it once, the user's client sees what agentirc relays.
+    let dm_copies = copies(ori, "charlie-ann", "alpha-ori", "dm answered");
+    assert!((1..=2).contains(&dm_copies), "{dm_copies} copies of the DM answer");
+    eprintln!("agentirc delivered the DM answer {dm_copies} time(s) to alpha-ori");
+}
+
+/// `charlie-ori` asks `alpha-ann`, whose tools reach `charlie`: a channel line, a DM, who,
+/// a thread.
+async fn tools_act_across(mesh: &mut Mesh) {
+    mesh.model.when(
+        "use-tools",
+        Reply::Calls(vec![
+            ("irc_send".into(), json!({"channel": "#ops", "message": "ops line from alpha"})),
+            ("irc_send".into(), json!({"channel": "charlie-ori", "message": "dm from alpha"})),
+            ("irc_who".into(), json!({"target": "#general"})),
+            (
+                "irc_thread_create".into(),
+                json!({"channel": "#general", "thread": "mesh-talk", "message": "thread from alpha"}),
+            ),
+        ]),
+    );
+    let ori = &mut mesh.users[CHARLIE];
+    ori.send("PRIVMSG #general :@alpha-ann use-tools").await;
+    expect_from(ori, "alpha-ann", "#ops", "ops line from alpha").await;
+    expect_from(ori, "alpha-ann", "charlie-ori", "dm from alpha").await;
+    expect_from(ori, "alpha-ann", "#general", "[thread:mesh-talk] thread from alpha").await;
+    expect_from(ori, "alpha-ann", "#general", "ok").await;
+    let follow_up = mesh
+        .model
+        .requests()
+        .into_iter()
+        .find(|request| call_outputs(request).len() == 4)
+        .expect("the request carrying the four tool outputs");
+    let outputs = call_outputs(&follow_up);
+    let who = outputs.iter().map(|(_, out)| out.as_str()).collect::<Vec<_>>().join("\n");
+    for nick in ["charlie-ann", "charlie-bob", "bravo-ann", "charlie-ori"] {
+        assert!(who.contains(nick), "who #general lists {nick}: {who}");
+    }
+}
+
+/// `charlie` loses both links, then gets them back.
+async fn split_and_heal(mesh: &mut Mesh) {
+    mesh.model.when("local-during-split", Reply::text("still serving charlie"));
+    mesh.model.when("held-during-split", Reply::text("answered after the heal"));
+    let tags_before = tags_seen_from_alpha(mesh, "charlie-ann").await;
+    assert!(tags_before.contains("mesh"), "charlie-ann's tags reach alpha: {tags_before}");
+    let journaled_before = journaled(mesh, CHARLIE, "ann");
+
+    mesh.cut(CHARLIE);
+    for agent in AGENTS {
+        eventually(&format!("charlie-{agent} sees its server split"), || {
+            let state = mesh_state(mesh, CHARLIE, agent)?;
+            (state["state"] == "split" && state["lost"] == json!(["alpha", "bravo"])).then_some(())
+        });
+        eventually(&format!("alpha-{agent} sees charlie lost"), || {
+            let state = mesh_state(mesh, ALPHA, agent)?;
+            (state["state"] == "split" && state["lost"] == json!(["charlie"])).then_some(())
+        });
+    }
+    let charlie = &mut mesh.users[CHARLIE];
+    for agent in ["charlie-ann", "charlie-bob"] {
+        expect_from(charlie, agent, "#alerts", "lost its mesh link").await;
+    }
+    charlie.send("PRIVMSG #general :@charlie-ann local-during-split").await;
+    expect_from(charlie, "charlie-ann", "#general", "still serving charlie").await;
+
+    let alpha = &mut mesh.users[ALPHA];
+    alpha.send("PRIVMSG charlie-ann :dm-during-split").await;
+    let refused = alpha
+        .expect("401 for a DM to a split server's agent", |line| {
+            let (command, params) = command_and_params(line);
+            command == "401" && params.get(1).is_some_and(|p| p == "charlie-ann")
+        })
+        .await;
+    eprintln!("a DM from alpha during the split: {refused}");
+    alpha.send("PRIVMSG #general :@charlie-ann held-during-split").await;
+
+    mesh.heal(CHARLIE);
+    mesh.wait_linked(&[ALPHA, 1, CHARLIE], 2);
+    let charlie = &mut mesh.users[CHARLIE];
+    for agent in ["charlie-ann", "charlie-bob"] {
+        expect_from(charlie, agent, "#alerts", "linked to the mesh again").await;
+    }
+    expect_system(charlie, CHARLIE, "linked to alpha").await;
+    let alpha = &mut mesh.users[ALPHA];
+    expect_from(alpha, "charlie-ann", "#general", "answered after the heal").await;
+    let tags_after = tags_seen_from_alpha(mesh, "charlie-ann").await;
+    assert!(tags_after.contains("mesh"), "re-announced after the heal: {tags_after}");
+
+    let host = &mesh.hosts[CHARLIE];
+    eventually("charlie-ann answered everything it accepted", || {
+        let runner = host.runner("ann")?;
+        (runner["pending"] == 0 && runner["phase"] == "idle").then_some(runner)
+    });
+    assert_eq!(
+        journaled(mesh, CHARLIE, "ann"),
+        journaled_before + 2,
+        "the local mention and the held one; the refused DM never reached codexd"
+    );
+    assert_eq!(turns_for(mesh, "held-during-split"), 1);
+    assert_eq!(turns_for(mesh, "dm-during-split"), 0);
+    let state = mesh_state(mesh, CHARLIE, "ann").expect("status");
+    assert_eq!(state["splits"], 1, "{state}");
+}
+
+fn journaled(mesh: &Mesh, server: usize, agent: &str) -> u64 {
+    let runner = mesh.hosts[server].runner(agent).expect("status");
+    runner["intake"]["journaled"].as_u64().expect("journaled")
+}
+
+/// `TAGS <nick>` asked on alpha: the tags alpha knows for `nick` (empty when none).
+async fn tags_seen_from_alpha(mesh: &mut Mesh, nick: &str) -> String {
+    let alpha = &mut mesh.users[ALPHA];
+    alpha.send(&format!("TAGS {nick}")).await;
+    let mut tags = String::new();
+    let end = alpha
+        .expect("TAGS answer", |line| {
+            let (command, params) = command_and_params(line);
+            command == "TAGSEND" || (command == "TAGS" && params.get(1).is_some_and(|p| p == nick))
+        })
+        .await;
+    let (command, params) = command_and_params(&end);
+    if command == "TAGS" {
+        tags = params.get(2).cloned().unwrap_or_default();
+    }
+    tags
+}
+
+/// `alpha-ori` mentions `charlie-bob` with its own traceparent; `charlie-bob`'s tool
+/// sends a line to `#ops`.
+async fn traced_mention(mesh: &mut Mesh) {
+    mesh.model.when(
+        "traced-mention",
+        Reply::call("irc_send", json!({"channel": "#ops", "message": "traced line"})),
+    );
+    let ori = &mut mesh.users[ALPHA];
+    ori.send(&format!(
+        "@culture.dev/traceparent=00-{TRACE_ID}-{ORI_SPAN_ID}-01 PRIVMSG #general :@charlie-bob traced-mention"
+    ))
+    .await;
+    expect_from(ori, "charlie-bob", "#ops", "traced line").await;
+    expect_from(ori, "charlie-bob", "#general", "ok").await;
+}
+
+/// The traced mention is one trace at the receiver: from codexd's handle span on charlie
+/// up through charlie's S2S span and alpha's PRIVMSG span to the client's span, and down
+/// to the turn, its tool call and the tool's run.
+fn one_trace_across(sink: &OtlpSink) {
+    let spans = eventually("every span of the trace at the receiver", || {
+        let spans: Vec<ReceivedSpan> = sink
+            .spans()
+            .into_iter()
+            .filter(|s| s.trace_id == TRACE_ID)
+            .collect();
+        let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+        let all = ["irc.command.PRIVMSG", "irc.s2s.SMSG", "harness.irc.message.handle", "codexd.tool.run"];
+        all.iter().all(|name| names.contains(name)).then_some(spans)
+    });
+    let handle = spans
+        .iter()
+        .find(|s| {
+            s.name == "harness.irc.message.handle"
+                && s.attr("irc.client.nick").as_deref() == Some("charlie-bob")
+                && s.attr("irc.command").as_deref() == Some("PRIVMSG")
+        })
+        .unwrap_or_else(|| panic!("charlie-bob's handle span in {spans:#?}"));
+    let mut chain = Vec::new();
+    let mut parent = handle.parent_span_id.clone();
+    while let Some(span) = spans.iter().find(|s| s.span_id == parent) {
+        chain.push((span.service_name.clone(), span.name.clone()));
+        parent = span.parent_span_id.clone();
+    }
+    assert_eq!(parent, ORI_SPAN_ID, "the chain ends at the client's span: {chain:?}");
+    let names: Vec<&str> = chain.iter().map(|(_, name)| name.as_str()).collect();
+    assert!(names.contains(&"irc.s2s.SMSG"), "charlie's relay span: {chain:?}");
+    assert_eq!(names.last(), Some(&"irc.command.PRIVMSG"), "alpha's span: {chain:?}");
+    assert!(
+        chain.iter().all(|(service, _)| service == "culture.agentirc"),
+        "{chain:?}"
+    );
+    let under = |parent: &str, name: &str| {
+        spans
+            .iter()
+            .find(|s| s.parent_span_id == parent && s.name == name)
+            .unwrap_or_else(|| panic!("{name} under {parent} in {spans:#?}"))
+    };
+    let turn = under(&handle.span_id, "harness.llm.call");
+    let call = under(&turn.span_id, "codexd.tool.call");
+    let run = under(&call.span_id, "codexd.tool.run");
+    assert_eq!(run.attr("tool.name").as_deref(), Some("irc_send"));
+    assert_eq!(run.attr("agent.nick").as_deref(), Some("charlie-bob"));
+}
