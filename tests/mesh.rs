@@ -33,7 +33,7 @@ mod support;
 
 use fake_model::{Reply, call_outputs, last_user_text};
 use irc_client::{RawClient, command_and_params, parse_privmsg};
-use mesh::{AGENTS, Mesh, expect_system};
+use mesh::{AGENTS, Mesh};
 use otlp::{OtlpSink, ReceivedSpan};
 use serde_json::{Value, json};
 use support::eventually;
@@ -76,6 +76,23 @@ async fn expect_from(user: &mut RawClient, from: &str, target: &str, needle: &st
         })
     })
     .await
+}
+
+/// Waits until both of charlie's agents said `needle` in `#alerts`, in either order.
+async fn expect_alerts(user: &mut RawClient, needle: &str) {
+    let mut waiting = vec!["charlie-ann", "charlie-bob"];
+    while !waiting.is_empty() {
+        let what = format!("{waiting:?} alert {needle:?} in #alerts");
+        let line = user
+            .expect(&what, |line| {
+                parse_privmsg(line).is_some_and(|(_, sender, to, text)| {
+                    waiting.contains(&sender.as_str()) && to == "#alerts" && text.contains(needle)
+                })
+            })
+            .await;
+        let (_, sender, _, _) = parse_privmsg(&line).expect("a PRIVMSG");
+        waiting.retain(|agent| *agent != sender);
+    }
 }
 
 fn mesh_state(mesh: &Mesh, server: usize, agent: &str) -> Option<Value> {
@@ -176,8 +193,7 @@ async fn tools_act_across(mesh: &mut Mesh) {
 async fn split_and_heal(mesh: &mut Mesh) {
     mesh.model.when("local-during-split", Reply::text("still serving charlie"));
     mesh.model.when("held-during-split", Reply::text("answered after the heal"));
-    let tags_before = tags_seen_from_alpha(mesh, "charlie-ann").await;
-    assert!(tags_before.contains("mesh"), "charlie-ann's tags reach alpha: {tags_before}");
+    wait_presence(mesh, "charlie-ann", |state| state.is_some_and(|s| s != "offline")).await;
     let journaled_before = journaled(mesh, CHARLIE, "ann");
 
     mesh.cut(CHARLIE);
@@ -192,12 +208,11 @@ async fn split_and_heal(mesh: &mut Mesh) {
         });
     }
     let charlie = &mut mesh.users[CHARLIE];
-    for agent in ["charlie-ann", "charlie-bob"] {
-        expect_from(charlie, agent, "#alerts", "lost its mesh link").await;
-    }
+    expect_alerts(charlie, "lost its mesh link to alpha").await;
     charlie.send("PRIVMSG #general :@charlie-ann local-during-split").await;
     expect_from(charlie, "charlie-ann", "#general", "still serving charlie").await;
 
+    wait_presence(mesh, "charlie-ann", |state| state == Some("offline")).await;
     let alpha = &mut mesh.users[ALPHA];
     alpha.send("PRIVMSG charlie-ann :dm-during-split").await;
     let refused = alpha
@@ -212,14 +227,10 @@ async fn split_and_heal(mesh: &mut Mesh) {
     mesh.heal(CHARLIE);
     mesh.wait_linked(&[ALPHA, 1, CHARLIE], 2);
     let charlie = &mut mesh.users[CHARLIE];
-    for agent in ["charlie-ann", "charlie-bob"] {
-        expect_from(charlie, agent, "#alerts", "linked to the mesh again").await;
-    }
-    expect_system(charlie, CHARLIE, "linked to alpha").await;
+    expect_alerts(charlie, "is linked to the mesh again (alpha, bravo)").await;
     let alpha = &mut mesh.users[ALPHA];
     expect_from(alpha, "charlie-ann", "#general", "answered after the heal").await;
-    let tags_after = tags_seen_from_alpha(mesh, "charlie-ann").await;
-    assert!(tags_after.contains("mesh"), "re-announced after the heal: {tags_after}");
+    wait_presence(mesh, "charlie-ann", |state| state.is_some_and(|s| s != "offline")).await;
 
     let host = &mesh.hosts[CHARLIE];
     eventually("charlie-ann answered everything it accepted", || {
@@ -242,22 +253,37 @@ fn journaled(mesh: &Mesh, server: usize, agent: &str) -> u64 {
     runner["intake"]["journaled"].as_u64().expect("journaled")
 }
 
-/// `TAGS <nick>` asked on alpha: the tags alpha knows for `nick` (empty when none).
-async fn tags_seen_from_alpha(mesh: &mut Mesh, nick: &str) -> String {
+/// `nick`'s presence state as `PRESENCE LIST` on alpha shows it, if listed.
+async fn presence_seen_from_alpha(mesh: &mut Mesh, nick: &str) -> Option<String> {
     let alpha = &mut mesh.users[ALPHA];
-    alpha.send(&format!("TAGS {nick}")).await;
-    let mut tags = String::new();
-    let end = alpha
-        .expect("TAGS answer", |line| {
-            let (command, params) = command_and_params(line);
-            command == "TAGSEND" || (command == "TAGS" && params.get(1).is_some_and(|p| p == nick))
-        })
+    let from = alpha.received().len();
+    alpha.send("PRESENCE LIST").await;
+    alpha
+        .expect("PRESENCEEND", |line| command_and_params(line).0 == "PRESENCEEND")
         .await;
-    let (command, params) = command_and_params(&end);
-    if command == "TAGS" {
-        tags = params.get(2).cloned().unwrap_or_default();
+    alpha.received()[from..]
+        .iter()
+        .map(|line| command_and_params(line))
+        .filter(|(command, _)| command == "PRESENCELIST")
+        .filter_map(|(_, params)| serde_json::from_str::<Value>(params.last()?).ok())
+        .find(|row| row["nick"] == nick)
+        .and_then(|row| row["state"].as_str().map(str::to_owned))
+}
+
+/// Asks alpha until `nick`'s presence satisfies `want` (a hang detector, as `eventually`).
+async fn wait_presence(mesh: &mut Mesh, nick: &str, want: impl Fn(Option<&str>) -> bool) {
+    let deadline = tokio::time::Instant::now() + support::PATIENCE;
+    loop {
+        let state = presence_seen_from_alpha(mesh, nick).await;
+        if want(state.as_deref()) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{nick}'s presence on alpha stayed {state:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    tags
 }
 
 /// `alpha-ori` mentions `charlie-bob` with its own traceparent; `charlie-bob`'s tool

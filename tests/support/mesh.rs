@@ -126,8 +126,9 @@ impl Mesh {
             servers.push(server);
             users.push(user);
         }
-        for (index, user) in users.iter_mut().enumerate().take(2) {
-            for peer in (0..SERVERS.len()).filter(|peer| *peer != index) {
+        // A user joined #system before every later server started: it sees those links.
+        for (index, user) in users.iter_mut().enumerate() {
+            for peer in index + 1..SERVERS.len() {
                 expect_system(user, index, &format!("linked to {}", SERVERS[peer])).await;
             }
         }
@@ -227,7 +228,7 @@ fn start_host(server: usize, port: u16, bin: &PathBuf, model: &FakeModel, top: &
         ));
     }
     scratch.write_config(&format!(
-        "{top}server:\n  name: {name}\n  host: 127.0.0.1\n  port: {port}\nstate_dir: {{home}}/state\ncontrol_socket: {{socket}}\nshutdown_grace: 10s\nagents:\n{agents}",
+        "{top}server:\n  name: {name}\n  host: 127.0.0.1\n  port: {port}\nstate_dir: {{home}}/state\ncontrol_socket: {{socket}}\nshutdown_grace: 10s\nattention:\n  enabled: false\nagents:\n{agents}",
         name = SERVERS[server],
     ));
     let daemon = scratch.run(&[]);
