@@ -208,7 +208,7 @@ async fn split_and_heal(mesh: &mut Mesh) {
         });
     }
     let charlie = &mut mesh.users[CHARLIE];
-    expect_alerts(charlie, "lost its mesh link to alpha").await;
+    expect_alerts(charlie, "server charlie lost its mesh link to").await;
     charlie.send("PRIVMSG #general :@charlie-ann local-during-split").await;
     expect_from(charlie, "charlie-ann", "#general", "still serving charlie").await;
 
