@@ -7,8 +7,8 @@
 //! |--------|----------------------------------------------------------------------------------|
 //! | once   | a mention and a DM from `alpha` to an agent on `charlie`: one turn each; the DM's second copy from the mesh is suppressed and counted |
 //! | tools  | an agent on `alpha` sends to a channel and a nick on `charlie`, lists `#general` with who, starts a thread |
-//! | split  | `charlie`'s links cut: status and alerts say so, `charlie`'s users are served, a DM from `alpha` is refused by the mesh (401) and a channel mention is held |
-//! | heal   | links back: status and alerts, tags re-announced, the held mention answered, nothing accepted lost |
+//! | split  | `charlie`'s links cut: status and alerts say so, `charlie`'s users are served, a DM from `alpha` is refused by the mesh (401); channel mentions from `alpha` and `bravo` are taken by their servers |
+//! | heal   | links back: status, alerts, presence; `alpha`'s mention re-sent by agentirc and answered, `bravo`'s never re-sent (agentirc's sequence rule, see `advance_sequence`); nothing codexd accepted lost |
 //! | trace  | the mention sent on `alpha` to an agent on `charlie` is one trace at the receiver |
 //!
 //! Peers: agentirc, codex and the OTLP receiver from `scripts/install-peers`; a missing peer
@@ -39,6 +39,7 @@ use serde_json::{Value, json};
 use support::eventually;
 
 const ALPHA: usize = 0;
+const BRAVO: usize = 1;
 const CHARLIE: usize = 2;
 /// The traced mention's trace, as `alpha-ori`'s own (unexported) span would send it.
 const TRACE_ID: &str = "5cf92f3577b34da6a3ce929d0e0e4737";
@@ -122,10 +123,12 @@ async fn agents_on_a_three_server_mesh() {
 
 /// A mention and a DM from `alpha-ori` to `charlie-ann`: one turn and one answer each.
 async fn answered_once(mesh: &mut Mesh) {
-    mesh.model.when("mention-once", Reply::text("mention answered"));
+    mesh.model
+        .when("mention-once", Reply::text("mention answered"));
     mesh.model.when("dm-once", Reply::text("dm answered"));
     let ori = &mut mesh.users[ALPHA];
-    ori.send("PRIVMSG #general :@charlie-ann mention-once").await;
+    ori.send("PRIVMSG #general :@charlie-ann mention-once")
+        .await;
     expect_from(ori, "charlie-ann", "#general", "mention answered").await;
     ori.send("PRIVMSG charlie-ann :dm-once").await;
     expect_from(ori, "charlie-ann", "alpha-ori", "dm answered").await;
@@ -137,8 +140,15 @@ async fn answered_once(mesh: &mut Mesh) {
         (host.runner("ann")?["turns_completed"] == 2).then_some(())
     });
     let runner = host.runner("ann").expect("status");
-    assert_eq!(runner["intake"]["journaled"], 2, "one journal entry each: {runner}");
-    assert_eq!(turns_for(mesh, "mention-once"), 1, "one model turn for the mention");
+    assert_eq!(
+        runner["intake"]["journaled"], 2,
+        "one journal entry each: {runner}"
+    );
+    assert_eq!(
+        turns_for(mesh, "mention-once"),
+        1,
+        "one model turn for the mention"
+    );
     assert_eq!(turns_for(mesh, "dm-once"), 1, "one model turn for the DM");
     // The mention came on a channel (relayed once): nothing suppressed for it, and no
     // agent on another server counted anything.
@@ -147,11 +157,17 @@ async fn answered_once(mesh: &mut Mesh) {
         assert_eq!(irc["duplicates_suppressed"], 0, "{irc}");
     }
     let ori = &mesh.users[ALPHA];
-    assert_eq!(copies(ori, "charlie-ann", "#general", "mention answered"), 1);
+    assert_eq!(
+        copies(ori, "charlie-ann", "#general", "mention answered"),
+        1
+    );
     // agentirc also doubles the agent's DM answer on its way back to a raw client on
     // another server: codexd sends it once, the user's client sees what agentirc relays.
     let dm_copies = copies(ori, "charlie-ann", "alpha-ori", "dm answered");
-    assert!((1..=2).contains(&dm_copies), "{dm_copies} copies of the DM answer");
+    assert!(
+        (1..=2).contains(&dm_copies),
+        "{dm_copies} copies of the DM answer"
+    );
     eprintln!("agentirc delivered the DM answer {dm_copies} time(s) to alpha-ori");
 }
 
@@ -174,7 +190,13 @@ async fn tools_act_across(mesh: &mut Mesh) {
     ori.send("PRIVMSG #general :@alpha-ann use-tools").await;
     expect_from(ori, "alpha-ann", "#ops", "ops line from alpha").await;
     expect_from(ori, "alpha-ann", "charlie-ori", "dm from alpha").await;
-    expect_from(ori, "alpha-ann", "#general", "[thread:mesh-talk] thread from alpha").await;
+    expect_from(
+        ori,
+        "alpha-ann",
+        "#general",
+        "[thread:mesh-talk] thread from alpha",
+    )
+    .await;
     expect_from(ori, "alpha-ann", "#general", "ok").await;
     let follow_up = mesh
         .model
@@ -183,7 +205,11 @@ async fn tools_act_across(mesh: &mut Mesh) {
         .find(|request| call_outputs(request).len() == 4)
         .expect("the request carrying the four tool outputs");
     let outputs = call_outputs(&follow_up);
-    let who = outputs.iter().map(|(_, out)| out.as_str()).collect::<Vec<_>>().join("\n");
+    let who = outputs
+        .iter()
+        .map(|(_, out)| out.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
     for nick in ["charlie-ann", "charlie-bob", "bravo-ann", "charlie-ori"] {
         assert!(who.contains(nick), "who #general lists {nick}: {who}");
     }
@@ -191,10 +217,19 @@ async fn tools_act_across(mesh: &mut Mesh) {
 
 /// `charlie` loses both links, then gets them back.
 async fn split_and_heal(mesh: &mut Mesh) {
-    mesh.model.when("local-during-split", Reply::text("still serving charlie"));
-    mesh.model.when("held-during-split", Reply::text("answered after the heal"));
-    wait_presence(mesh, "charlie-ann", |state| state.is_some_and(|s| s != "offline")).await;
+    mesh.model
+        .when("local-during-split", Reply::text("still serving charlie"));
+    mesh.model
+        .when("held-during-split", Reply::text("answered after the heal"));
+    wait_presence(mesh, "charlie-ann", |state| {
+        state.is_some_and(|s| s != "offline")
+    })
+    .await;
     let journaled_before = journaled(mesh, CHARLIE, "ann");
+    // agentirc re-sends what a peer missed by event sequence numbers, and the split server
+    // asks with its own number: put alpha well ahead of charlie and charlie ahead of bravo.
+    advance_sequence(mesh, ALPHA, 120).await;
+    advance_sequence(mesh, CHARLIE, 60).await;
 
     mesh.cut(CHARLIE);
     for agent in AGENTS {
@@ -209,7 +244,9 @@ async fn split_and_heal(mesh: &mut Mesh) {
     }
     let charlie = &mut mesh.users[CHARLIE];
     expect_alerts(charlie, "server charlie lost its mesh link to").await;
-    charlie.send("PRIVMSG #general :@charlie-ann local-during-split").await;
+    charlie
+        .send("PRIVMSG #general :@charlie-ann local-during-split")
+        .await;
     expect_from(charlie, "charlie-ann", "#general", "still serving charlie").await;
 
     wait_presence(mesh, "charlie-ann", |state| state == Some("offline")).await;
@@ -222,15 +259,44 @@ async fn split_and_heal(mesh: &mut Mesh) {
         })
         .await;
     eprintln!("a DM from alpha during the split: {refused}");
-    alpha.send("PRIVMSG #general :@charlie-ann held-during-split").await;
+    alpha
+        .send("PRIVMSG #general :@charlie-ann held-during-split")
+        .await;
+    eventually("bravo-ann sees charlie lost", || {
+        let state = mesh_state(mesh, BRAVO, "ann")?;
+        (state["lost"] == json!(["charlie"])).then_some(())
+    });
+    let bravo = &mut mesh.users[BRAVO];
+    bravo
+        .send("PRIVMSG #general :@charlie-bob lost-during-split")
+        .await;
 
     mesh.heal(CHARLIE);
-    mesh.wait_linked(&[ALPHA, 1, CHARLIE], 2);
+    mesh.wait_linked(&[ALPHA, BRAVO, CHARLIE], 2);
     let charlie = &mut mesh.users[CHARLIE];
     expect_alerts(charlie, "is linked to the mesh again (alpha, bravo)").await;
     let alpha = &mut mesh.users[ALPHA];
     expect_from(alpha, "charlie-ann", "#general", "answered after the heal").await;
-    wait_presence(mesh, "charlie-ann", |state| state.is_some_and(|s| s != "offline")).await;
+    wait_presence(mesh, "charlie-ann", |state| {
+        state.is_some_and(|s| s != "offline")
+    })
+    .await;
+
+    // bravo's line is behind charlie's own sequence number: never re-sent. Anything
+    // re-sent comes on the link before what bravo sends after the heal.
+    let bravo = &mut mesh.users[BRAVO];
+    bravo.send("PRIVMSG #general :marker-after-heal").await;
+    let charlie = &mut mesh.users[CHARLIE];
+    expect_from(charlie, "bravo-ori", "#general", "marker-after-heal").await;
+    assert_eq!(
+        copies(charlie, "bravo-ori", "#general", "lost-during-split"),
+        0
+    );
+    assert_eq!(
+        copies(charlie, "alpha-ori", "#general", "held-during-split"),
+        1
+    );
+    assert_eq!(turns_for(mesh, "lost-during-split"), 0);
 
     let host = &mesh.hosts[CHARLIE];
     eventually("charlie-ann answered everything it accepted", || {
@@ -248,6 +314,24 @@ async fn split_and_heal(mesh: &mut Mesh) {
     assert_eq!(state["splits"], 1, "{state}");
 }
 
+/// Emits `n` events on `server` that no other server sees (topics of a `+R` channel,
+/// which agentirc never federates): the server's event sequence moves ahead of its peers'.
+async fn advance_sequence(mesh: &mut Mesh, server: usize, n: usize) {
+    let user = &mut mesh.users[server];
+    let channel = format!("#seq-{}", mesh::SERVERS[server]);
+    user.join(&channel).await;
+    user.send(&format!("MODE {channel} +R")).await;
+    for topic in 0..n {
+        user.send(&format!("TOPIC {channel} :{topic}")).await;
+    }
+    let last = (n - 1).to_string();
+    user.expect("the last topic echoed", |line| {
+        let (command, params) = command_and_params(line);
+        command == "TOPIC" && params.first() == Some(&channel) && params.get(1) == Some(&last)
+    })
+    .await;
+}
+
 fn journaled(mesh: &Mesh, server: usize, agent: &str) -> u64 {
     let runner = mesh.hosts[server].runner(agent).expect("status");
     runner["intake"]["journaled"].as_u64().expect("journaled")
@@ -259,7 +343,9 @@ async fn presence_seen_from_alpha(mesh: &mut Mesh, nick: &str) -> Option<String>
     let from = alpha.received().len();
     alpha.send("PRESENCE LIST").await;
     alpha
-        .expect("PRESENCEEND", |line| command_and_params(line).0 == "PRESENCEEND")
+        .expect("PRESENCEEND", |line| {
+            command_and_params(line).0 == "PRESENCEEND"
+        })
         .await;
     alpha.received()[from..]
         .iter()
@@ -291,7 +377,10 @@ async fn wait_presence(mesh: &mut Mesh, nick: &str, want: impl Fn(Option<&str>) 
 async fn traced_mention(mesh: &mut Mesh) {
     mesh.model.when(
         "traced-mention",
-        Reply::call("irc_send", json!({"channel": "#ops", "message": "traced line"})),
+        Reply::call(
+            "irc_send",
+            json!({"channel": "#ops", "message": "traced line"}),
+        ),
     );
     let ori = &mut mesh.users[ALPHA];
     ori.send(&format!(
@@ -313,7 +402,12 @@ fn one_trace_across(sink: &OtlpSink) {
             .filter(|s| s.trace_id == TRACE_ID)
             .collect();
         let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
-        let all = ["irc.command.PRIVMSG", "irc.s2s.SMSG", "harness.irc.message.handle", "codexd.tool.run"];
+        let all = [
+            "irc.command.PRIVMSG",
+            "irc.s2s.SMSG",
+            "harness.irc.message.handle",
+            "codexd.tool.run",
+        ];
         all.iter().all(|name| names.contains(name)).then_some(spans)
     });
     let handle = spans
@@ -330,12 +424,24 @@ fn one_trace_across(sink: &OtlpSink) {
         chain.push((span.service_name.clone(), span.name.clone()));
         parent = span.parent_span_id.clone();
     }
-    assert_eq!(parent, ORI_SPAN_ID, "the chain ends at the client's span: {chain:?}");
+    assert_eq!(
+        parent, ORI_SPAN_ID,
+        "the chain ends at the client's span: {chain:?}"
+    );
     let names: Vec<&str> = chain.iter().map(|(_, name)| name.as_str()).collect();
-    assert!(names.contains(&"irc.s2s.SMSG"), "charlie's relay span: {chain:?}");
-    assert_eq!(names.last(), Some(&"irc.command.PRIVMSG"), "alpha's span: {chain:?}");
     assert!(
-        chain.iter().all(|(service, _)| service == "culture.agentirc"),
+        names.contains(&"irc.s2s.SMSG"),
+        "charlie's relay span: {chain:?}"
+    );
+    assert_eq!(
+        names.last(),
+        Some(&"irc.command.PRIVMSG"),
+        "alpha's span: {chain:?}"
+    );
+    assert!(
+        chain
+            .iter()
+            .all(|(service, _)| service == "culture.agentirc"),
         "{chain:?}"
     );
     let under = |parent: &str, name: &str| {

@@ -397,8 +397,8 @@ impl Actor for Webhook {
             state.refusals.take(),
             state.mesh_alerts.take(),
         ]
-            .into_iter()
-            .flatten()
+        .into_iter()
+        .flatten()
         {
             task.abort();
         }

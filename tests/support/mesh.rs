@@ -72,13 +72,20 @@ impl Host {
         if let Some(mut daemon) = self.daemon.take() {
             daemon.signal("TERM");
             let status = daemon.wait();
-            assert!(status.success(), "codexd exit: {status:?}\n{}", daemon.log_text());
+            assert!(
+                status.success(),
+                "codexd exit: {status:?}\n{}",
+                daemon.log_text()
+            );
         }
     }
 
     /// The daemon's log so far.
     pub fn log(&self) -> String {
-        self.daemon.as_ref().map(Daemon::log_text).unwrap_or_default()
+        self.daemon
+            .as_ref()
+            .map(Daemon::log_text)
+            .unwrap_or_default()
     }
 }
 
@@ -119,9 +126,13 @@ impl Mesh {
                 })
                 .collect();
             let server = Ircd::start_agentirc_linked(name, ports[index], otlp_grpc, &links).await?;
-            let mut user =
-                RawClient::connect("127.0.0.1", ports[index], &format!("{name}-ori"), &["message-tags"])
-                    .await;
+            let mut user = RawClient::connect(
+                "127.0.0.1",
+                ports[index],
+                &format!("{name}-ori"),
+                &["message-tags"],
+            )
+            .await;
             user.join("#system").await;
             servers.push(server);
             users.push(user);

@@ -9,9 +9,9 @@ use irc_proto::{Command, Message};
 use tokio::time::Instant;
 
 use super::buffer::{self, BufferedMessage};
-use super::{Flavor, InboundMessage, IrcEvent, IrcMessage, IrcState, MessageKind, Phase};
 use super::dedup::{self, Seen};
 use super::mesh::{self, LinkEvent};
+use super::{Flavor, InboundMessage, IrcEvent, IrcMessage, IrcState, MessageKind, Phase};
 use super::{mention, room, text};
 use crate::trace::{TraceCtx, TraceTagNames};
 
@@ -439,7 +439,10 @@ impl IrcState {
             return false;
         }
         let text = line.param(1);
-        match self.duplicates.check(sender, line.param(0), text, Instant::now()) {
+        match self
+            .duplicates
+            .check(sender, line.param(0), text, Instant::now())
+        {
             Seen::First => false,
             Seen::Duplicate => {
                 tracing::info!(
@@ -458,7 +461,8 @@ impl IrcState {
         let Some(server) = self.server_name.clone() else {
             return;
         };
-        let Some(event) = mesh::link_event(&server, sender, line.tag("event"), line.tag("event-data"))
+        let Some(event) =
+            mesh::link_event(&server, sender, line.tag("event"), line.tag("event-data"))
         else {
             return;
         };

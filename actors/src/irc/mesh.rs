@@ -162,7 +162,12 @@ impl Mesh {
 /// | `system-<other>`  | any              | any                      | none            |
 /// | any               | other / missing  | any                      | none            |
 /// | any               | link events      | undecodable or no peer   | none            |
-pub fn link_event(server: &str, sender: &str, kind: Option<&str>, data: Option<&str>) -> Option<LinkEvent> {
+pub fn link_event(
+    server: &str,
+    sender: &str,
+    kind: Option<&str>,
+    data: Option<&str>,
+) -> Option<LinkEvent> {
     if !sender.eq_ignore_ascii_case(&format!("system-{server}")) {
         return None;
     }
@@ -211,7 +216,9 @@ mod tests {
     use super::*;
 
     fn data(peer: &str) -> String {
-        let json = format!(r#"{{"channel":null,"data":{{"peer":"{peer}"}},"nick":"system-spark","timestamp":1.0,"type":"server.link"}}"#);
+        let json = format!(
+            r#"{{"channel":null,"data":{{"peer":"{peer}"}},"nick":"system-spark","timestamp":1.0,"type":"server.link"}}"#
+        );
         base64::engine::general_purpose::STANDARD.encode(json)
     }
 
@@ -219,24 +226,56 @@ mod tests {
     fn only_our_servers_link_events_count() {
         let thor = data("thor");
         let table = [
-            ("system-spark", Some("server.link"), Some(thor.as_str()), Some(LinkEvent::Linked("thor".into()))),
-            ("system-spark", Some("server.unlink"), Some(thor.as_str()), Some(LinkEvent::Unlinked("thor".into()))),
-            ("system-thor", Some("server.unlink"), Some(thor.as_str()), None),
+            (
+                "system-spark",
+                Some("server.link"),
+                Some(thor.as_str()),
+                Some(LinkEvent::Linked("thor".into())),
+            ),
+            (
+                "system-spark",
+                Some("server.unlink"),
+                Some(thor.as_str()),
+                Some(LinkEvent::Unlinked("thor".into())),
+            ),
+            (
+                "system-thor",
+                Some("server.unlink"),
+                Some(thor.as_str()),
+                None,
+            ),
             ("system-spark", Some("user.join"), Some(thor.as_str()), None),
             ("system-spark", None, None, None),
-            ("system-spark", Some("server.link"), Some("not base64!"), None),
+            (
+                "system-spark",
+                Some("server.link"),
+                Some("not base64!"),
+                None,
+            ),
             ("system-spark", Some("server.link"), Some("e30="), None),
         ];
         for (sender, kind, payload, want) in table {
-            assert_eq!(link_event("spark", sender, kind, payload), want, "{sender} {kind:?}");
+            assert_eq!(
+                link_event("spark", sender, kind, payload),
+                want,
+                "{sender} {kind:?}"
+            );
         }
     }
 
     #[test]
     fn history_lines_of_our_server_replay_without_alerts() {
         let table = [
-            ("system-spark", "linked to thor", Some(LinkEvent::Linked("thor".into()))),
-            ("system-spark", "unlinked from thor", Some(LinkEvent::Unlinked("thor".into()))),
+            (
+                "system-spark",
+                "linked to thor",
+                Some(LinkEvent::Linked("thor".into())),
+            ),
+            (
+                "system-spark",
+                "unlinked from thor",
+                Some(LinkEvent::Unlinked("thor".into())),
+            ),
             ("system-thor", "linked to spark", None),
             ("system-spark", "spark-ori joined #general", None),
             ("system-spark", "linked to ", None),
@@ -248,12 +287,18 @@ mod tests {
         mesh.apply("spark", LinkEvent::Linked("odin".into()));
         mesh.begin_replay();
         assert_eq!(mesh.apply("spark", LinkEvent::Linked("thor".into())), None);
-        assert_eq!(mesh.apply("spark", LinkEvent::Unlinked("thor".into())), None);
+        assert_eq!(
+            mesh.apply("spark", LinkEvent::Unlinked("thor".into())),
+            None
+        );
         mesh.end_replay();
         let status = mesh.status();
         assert_eq!((status.state.as_str(), status.splits), ("split", 0));
         assert_eq!(status.lost, ["thor"]);
-        assert!(status.peers.is_empty(), "the replay starts afresh: {status:?}");
+        assert!(
+            status.peers.is_empty(),
+            "the replay starts afresh: {status:?}"
+        );
     }
 
     #[test]
@@ -265,15 +310,27 @@ mod tests {
         assert_eq!(mesh.status().state, "linked");
         assert_eq!(
             mesh.apply("spark", LinkEvent::Unlinked("thor".into())),
-            Some(MeshChange::Split { server: "spark".into(), lost: vec!["thor".into()] })
+            Some(MeshChange::Split {
+                server: "spark".into(),
+                lost: vec!["thor".into()]
+            })
         );
-        assert_eq!(mesh.apply("spark", LinkEvent::Unlinked("odin".into())), None);
+        assert_eq!(
+            mesh.apply("spark", LinkEvent::Unlinked("odin".into())),
+            None
+        );
         let split = mesh.status();
-        assert_eq!((split.state.as_str(), split.peers.len(), split.lost.len()), ("split", 0, 2));
+        assert_eq!(
+            (split.state.as_str(), split.peers.len(), split.lost.len()),
+            ("split", 0, 2)
+        );
         assert_eq!(mesh.apply("spark", LinkEvent::Linked("thor".into())), None);
         assert_eq!(
             mesh.apply("spark", LinkEvent::Linked("odin".into())),
-            Some(MeshChange::Healed { server: "spark".into(), peers: vec!["odin".into(), "thor".into()] })
+            Some(MeshChange::Healed {
+                server: "spark".into(),
+                peers: vec!["odin".into(), "thor".into()]
+            })
         );
         assert_eq!(mesh.status().state, "linked");
         assert_eq!(mesh.status().splits, 1);

@@ -62,7 +62,10 @@ pub(super) fn listen(
                 }
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                    tracing::warn!(skipped, "webhook missed irc events; a mesh alert may be missing");
+                    tracing::warn!(
+                        skipped,
+                        "webhook missed irc events; a mesh alert may be missing"
+                    );
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             }
