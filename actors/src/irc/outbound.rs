@@ -226,7 +226,7 @@ impl IrcState {
         for line in identity {
             conn.send_urgent(self.tagged(line, &trace));
         }
-        let system = (self.flavor == Flavor::Agentirc).then(|| super::mesh::SYSTEM_CHANNEL);
+        let system = (self.flavor == Flavor::Agentirc).then_some(super::mesh::SYSTEM_CHANNEL);
         let joins = self
             .channels
             .iter()
