@@ -22,7 +22,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use crate::codex_peer::{CodexConfig, CodexHome, codex_bin};
 use crate::fake_model::FakeModel;
@@ -139,8 +139,8 @@ impl Mesh {
         }
         // A user joined #system before every later server started: it sees those links.
         for (index, user) in users.iter_mut().enumerate() {
-            for peer in index + 1..SERVERS.len() {
-                expect_system(user, index, &format!("linked to {}", SERVERS[peer])).await;
+            for later in &SERVERS[index + 1..] {
+                expect_system(user, index, &format!("linked to {later}")).await;
             }
         }
         for user in &mut users {
@@ -221,7 +221,7 @@ pub async fn expect_system(user: &mut RawClient, server: usize, text: &str) -> S
 }
 
 /// One codexd for `server`: both its agents in `#general` and `#ops`.
-fn start_host(server: usize, port: u16, bin: &PathBuf, model: &FakeModel, top: &str) -> Host {
+fn start_host(server: usize, port: u16, bin: &Path, model: &FakeModel, top: &str) -> Host {
     let scratch = Scratch::new();
     let codex = CodexHome::new(&model.base_url(), &CodexConfig::default());
     let mut agents = String::new();
