@@ -24,6 +24,7 @@ pub mod buffer;
 mod channels;
 mod conn;
 pub mod dedup;
+mod federation;
 pub mod flood;
 mod inbound;
 pub mod intake;

@@ -9,8 +9,7 @@ use irc_proto::{Command, Message};
 use tokio::time::Instant;
 
 use super::buffer::{self, BufferedMessage};
-use super::dedup::{self, Seen};
-use super::mesh::{self, LinkEvent};
+use super::mesh;
 use super::{Flavor, InboundMessage, IrcEvent, IrcMessage, IrcState, MessageKind, Phase};
 use super::{mention, room, text};
 use crate::trace::{TraceCtx, TraceTagNames};
@@ -54,14 +53,14 @@ impl Line {
         })
     }
 
-    fn tag(&self, key: &str) -> Option<&str> {
+    pub(super) fn tag(&self, key: &str) -> Option<&str> {
         self.tags
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
 
-    fn param(&self, index: usize) -> &str {
+    pub(super) fn param(&self, index: usize) -> &str {
         self.params.get(index).map_or("", String::as_str)
     }
 }
@@ -431,68 +430,6 @@ impl IrcState {
         self.publish(line, &sender, reply_to.to_owned(), kind);
     }
 
-    /// A DM from another server of the mesh that is the mesh's second copy of a line
-    /// ([`dedup`]): counted and logged, never handled.
-    fn is_mesh_duplicate(&mut self, line: &Line, sender: &str, direct: bool) -> bool {
-        let (server, msgid) = (self.server_name.as_deref(), line.tag("msgid"));
-        if !dedup::applies(server, sender, direct, msgid) {
-            return false;
-        }
-        let text = line.param(1);
-        match self
-            .duplicates
-            .check(sender, line.param(0), text, Instant::now())
-        {
-            Seen::First => false,
-            Seen::Duplicate => {
-                tracing::info!(
-                    from = %sender,
-                    suppressed = self.duplicates.suppressed(),
-                    "dropped the mesh's second copy of a direct message"
-                );
-                true
-            }
-        }
-    }
-
-    /// A line in agentirc's `#system`: our server's link events update the mesh state
-    /// ([`mesh`]); a heal re-announces the agent; everything else there is ignored.
-    fn on_system_event(&mut self, line: &Line, sender: &str) {
-        let Some(server) = self.server_name.clone() else {
-            return;
-        };
-        let Some(event) =
-            mesh::link_event(&server, sender, line.tag("event"), line.tag("event-data"))
-        else {
-            return;
-        };
-        tracing::info!(server = %server, event = ?event, "mesh link event");
-        let linked = matches!(event, LinkEvent::Linked(_));
-        if let Some(change) = self.mesh.apply(&server, event) {
-            tracing::warn!(change = ?change, "mesh state changed");
-            let _ = self.events.send(IrcEvent::Mesh(change));
-        }
-        if linked {
-            self.announce();
-        }
-    }
-
-    /// The answer to the join's `HISTORY SEARCH #system linked`: our server's past link
-    /// events, replayed without alerts, until `HISTORYEND`.
-    fn on_system_history(&mut self, line: &Line) {
-        let Some(server) = self.server_name.clone() else {
-            return;
-        };
-        if line.verb == "HISTORYEND" {
-            self.mesh.end_replay();
-            tracing::info!(server = %server, mesh = ?self.mesh.status(), "mesh state from history");
-            return;
-        }
-        if let Some(event) = mesh::history_event(&server, line.param(1), line.param(3)) {
-            self.mesh.apply(&server, event);
-        }
-    }
-
     /// `401`/`403`/`404`/`442 <us> <target> :<reason>`: published, so the webhook can count
     /// and retry a refused alert line.
     fn on_refused(&mut self, line: &Line) {
@@ -663,7 +600,7 @@ fn invite_sender(line: &Line, meta: &str) -> String {
 }
 
 /// agentirc's `#system`.
-fn is_system(target: &str) -> bool {
+pub(super) fn is_system(target: &str) -> bool {
     target.eq_ignore_ascii_case(mesh::SYSTEM_CHANNEL)
 }
 
