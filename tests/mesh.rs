@@ -271,10 +271,23 @@ async fn split_and_heal(mesh: &mut Mesh) {
         .send("PRIVMSG #general :@charlie-bob lost-during-split")
         .await;
 
+    let before_heal = mesh.users[CHARLIE].received().len();
     mesh.heal(CHARLIE);
     mesh.wait_linked(&[ALPHA, BRAVO, CHARLIE], 2);
     let charlie = &mut mesh.users[CHARLIE];
     expect_alerts(charlie, "is linked to the mesh again (alpha, bravo)").await;
+    // Re-announced: agentirc's link burst carries no tags, so the agents set them again.
+    for agent in ["charlie-ann", "charlie-bob"] {
+        let text = format!("{agent} tags \u{2192} mesh, charlie");
+        let seen = charlie.received()[before_heal..].iter().any(|line| {
+            parse_privmsg(line).is_some_and(|(_, from, to, said)| {
+                from == "system-charlie" && to == "#system" && said == text
+            })
+        });
+        if !seen {
+            mesh::expect_system(charlie, CHARLIE, &text).await;
+        }
+    }
     let alpha = &mut mesh.users[ALPHA];
     expect_from(alpha, "charlie-ann", "#general", "answered after the heal").await;
     wait_presence(mesh, "charlie-ann", |state| {
