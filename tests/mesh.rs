@@ -79,21 +79,24 @@ async fn expect_from(user: &mut RawClient, from: &str, target: &str, needle: &st
     .await
 }
 
-/// Waits until both of charlie's agents said `needle` in `#alerts`, in either order.
-async fn expect_alerts(user: &mut RawClient, needle: &str) {
-    let mut waiting = vec!["charlie-ann", "charlie-bob"];
-    while !waiting.is_empty() {
-        let what = format!("{waiting:?} alert {needle:?} in #alerts");
-        let line = user
-            .expect(&what, |line| {
-                parse_privmsg(line).is_some_and(|(_, sender, to, text)| {
-                    waiting.contains(&sender.as_str()) && to == "#alerts" && text.contains(needle)
-                })
-            })
-            .await;
-        let (_, sender, _, _) = parse_privmsg(&line).expect("a PRIVMSG");
-        waiting.retain(|agent| *agent != sender);
-    }
+/// Waits until one of charlie's agents says `needle` in `#alerts`: the alert's line.
+async fn expect_alert(user: &mut RawClient, needle: &str) -> String {
+    let what = format!("a charlie agent's alert {needle:?} in #alerts");
+    user.expect(&what, |line| {
+        parse_privmsg(line).is_some_and(|(_, sender, to, text)| {
+            sender.starts_with("charlie-") && to == "#alerts" && text.contains(needle)
+        })
+    })
+    .await
+}
+
+/// Alerts containing `needle` that `user` saw in `#alerts`, from any agent.
+fn alerts_seen(user: &RawClient, needle: &str) -> usize {
+    user.received()
+        .iter()
+        .filter_map(|line| parse_privmsg(line))
+        .filter(|(_, _, to, text)| to == "#alerts" && text.contains(needle))
+        .count()
 }
 
 fn mesh_state(mesh: &Mesh, server: usize, agent: &str) -> Option<Value> {
@@ -243,7 +246,7 @@ async fn split_and_heal(mesh: &mut Mesh) {
         });
     }
     let charlie = &mut mesh.users[CHARLIE];
-    expect_alerts(charlie, "server charlie lost its mesh link to").await;
+    expect_alert(charlie, "server charlie lost its mesh link to").await;
     charlie
         .send("PRIVMSG #general :@charlie-ann local-during-split")
         .await;
@@ -275,7 +278,11 @@ async fn split_and_heal(mesh: &mut Mesh) {
     mesh.heal(CHARLIE);
     mesh.wait_linked(&[ALPHA, BRAVO, CHARLIE], 2);
     let charlie = &mut mesh.users[CHARLIE];
-    expect_alerts(charlie, "is linked to the mesh again (alpha, bravo)").await;
+    expect_alert(
+        charlie,
+        "server charlie is linked to the mesh again (alpha, bravo)",
+    )
+    .await;
     // Re-announced: agentirc's link burst carries no tags, so the agents set them again.
     for agent in ["charlie-ann", "charlie-bob"] {
         let text = format!("{agent} tags \u{2192} mesh, charlie");
@@ -325,6 +332,13 @@ async fn split_and_heal(mesh: &mut Mesh) {
     assert_eq!(turns_for(mesh, "dm-during-split"), 0);
     let state = mesh_state(mesh, CHARLIE, "ann").expect("status");
     assert_eq!(state["splits"], 1, "{state}");
+    // One alert per change per server, not one per agent (both agents saw both changes).
+    let charlie = &mesh.users[CHARLIE];
+    assert_eq!(alerts_seen(charlie, "server charlie lost its mesh link"), 1);
+    assert_eq!(
+        alerts_seen(charlie, "server charlie is linked to the mesh again"),
+        1
+    );
 }
 
 /// Emits `n` events on `server` that no other server sees (topics of a `+R` channel,

@@ -226,6 +226,8 @@ pub struct WebhookPeers {
     pub irc_events: Option<broadcast::Sender<IrcEvent>>,
     /// Where each webhook instance registers itself.
     pub link: Link<WebhookMessage>,
+    /// Shared by the process's agents: one mesh alert per change per server.
+    pub mesh_gate: mesh::MeshAlertGate,
 }
 
 /// Starts the webhook; holds the stats and the HTTP client, which outlive its restarts.
@@ -338,8 +340,10 @@ impl Actor for Webhook {
         let refusals = (args.peers.irc_events.as_ref())
             .zip(settings.irc_channel.clone())
             .map(|(events, channel)| irc_sink::listen(events, channel, myself.clone()));
-        let mesh_alerts = (args.peers.irc_events.as_ref())
-            .map(|events| mesh::listen(events, settings.nick.clone(), myself.clone()));
+        let mesh_alerts = (args.peers.irc_events.as_ref()).map(|events| {
+            let gate = args.peers.mesh_gate.clone();
+            mesh::listen(events, settings.nick.clone(), gate, myself.clone())
+        });
         Ok(WebhookState {
             unconfirmed: Unconfirmed::default(),
             refusals,
