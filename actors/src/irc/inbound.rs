@@ -174,7 +174,12 @@ impl IrcState {
                 self.queries.refuse(line.param(1), line.params.last());
                 self.on_refused(&line);
             }
-            "461" | "421" => self.queries.refuse(line.param(1), line.params.last()),
+            "461" | "421" => {
+                if line.param(1).eq_ignore_ascii_case("HISTORY") {
+                    self.mesh.end_replay(); // a server without HISTORY: no past to replay
+                }
+                self.queries.refuse(line.param(1), line.params.last());
+            }
             _ => self.queries.offer(&line.verb, &line.params),
         }
     }
