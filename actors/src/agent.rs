@@ -172,6 +172,7 @@ impl AgentSpec {
                         irc: irc.clone(),
                         irc_events: Some(irc_events.clone()),
                         link: webhook.clone(),
+                        mesh_gate: wiring.alerts.mesh_gate(),
                     };
                     Some(Arc::new(WebhookFactory::new(parts.webhook.clone(), peers)))
                 }

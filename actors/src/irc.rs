@@ -23,11 +23,14 @@ mod api;
 pub mod buffer;
 mod channels;
 mod conn;
+pub mod dedup;
+mod federation;
 pub mod flood;
 mod inbound;
 pub mod intake;
 mod joined;
 pub mod mention;
+pub mod mesh;
 mod outbound;
 mod outbox;
 mod query;
@@ -322,6 +325,12 @@ pub struct IrcState {
     last_error: Option<String>,
     nick_rejected: bool,
     notices_dropped: u64,
+    /// The server's name (the source of its 001), once welcomed.
+    server_name: Option<String>,
+    /// The server's mesh links, from `#system` events (agentirc).
+    mesh: mesh::Mesh,
+    /// DMs from other servers of the mesh, to answer once.
+    duplicates: dedup::MeshDuplicates,
 }
 
 impl Actor for Irc {
@@ -365,6 +374,9 @@ impl Actor for Irc {
             last_error: None,
             nick_rejected: false,
             notices_dropped: 0,
+            server_name: None,
+            mesh: mesh::Mesh::default(),
+            duplicates: dedup::MeshDuplicates::default(),
             settings,
         })
     }
@@ -722,6 +734,8 @@ impl IrcState {
             connects: self.connects,
             queued: self.pending.len(),
             notices_dropped: self.notices_dropped,
+            duplicates_suppressed: self.duplicates.suppressed(),
+            mesh: (self.flavor == Flavor::Agentirc).then(|| self.mesh.status()),
             last_error: self.last_error.clone(),
             summary,
         }

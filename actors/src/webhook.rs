@@ -16,6 +16,7 @@
 //! | one delivery with retries, its span    | [`deliver`]   |
 //! | supervision transitions → alerts       | [`observe`]   |
 //! | the alerts channel: refusals, resends  | [`irc_sink`]  |
+//! | mesh splits and heals → alerts         | [`mesh`]      |
 //! | whole-agent alerts via another agent   | [`relay`]     |
 //! | the runner's alert texts               | [`texts`]     |
 //!
@@ -30,6 +31,8 @@
 //! | `circuit_closed`  | a child's circuit closed again               | yes                |
 //! | `agent_restarted` | a child's restart was scheduled              | no (noisy)         |
 //! | `journal_error`   | the journal cannot write (mentions refused, a finished turn not recorded) or set a file aside | yes |
+//! | `mesh_split`      | the agent's server lost a mesh link (agentirc `server.unlink`, [`mesh`]) | yes |
+//! | `mesh_healed`     | the agent's server has every lost link back (`server.link`) | yes |
 //!
 //! Faults: `panic`, `error`, `hang` as every child; `blackhole` toggles a mode in which
 //! every HTTP attempt waits out the request timeout and counts as a timeout (a restart
@@ -39,6 +42,7 @@ mod deliver;
 mod event;
 pub mod http;
 pub mod irc_sink;
+pub mod mesh;
 pub mod observe;
 pub mod payload;
 pub mod policy;
@@ -222,6 +226,8 @@ pub struct WebhookPeers {
     pub irc_events: Option<broadcast::Sender<IrcEvent>>,
     /// Where each webhook instance registers itself.
     pub link: Link<WebhookMessage>,
+    /// Shared by the process's agents: one mesh alert per change per server.
+    pub mesh_gate: mesh::MeshAlertGate,
 }
 
 /// Starts the webhook; holds the stats and the HTTP client, which outlive its restarts.
@@ -295,6 +301,8 @@ pub struct WebhookState {
     unconfirmed: Unconfirmed,
     /// Forwards the server's refusals of alert lines.
     refusals: Option<JoinHandle<()>>,
+    /// Turns the irc actor's mesh changes into alerts.
+    mesh_alerts: Option<JoinHandle<()>>,
 }
 
 impl Actor for Webhook {
@@ -332,9 +340,14 @@ impl Actor for Webhook {
         let refusals = (args.peers.irc_events.as_ref())
             .zip(settings.irc_channel.clone())
             .map(|(events, channel)| irc_sink::listen(events, channel, myself.clone()));
+        let mesh_alerts = (args.peers.irc_events.as_ref()).map(|events| {
+            let gate = args.peers.mesh_gate.clone();
+            mesh::listen(events, settings.nick.clone(), gate, myself.clone())
+        });
         Ok(WebhookState {
             unconfirmed: Unconfirmed::default(),
             refusals,
+            mesh_alerts,
             dedup: Dedup::new(settings.dedup_window),
             queue: Queue::new(settings.queue),
             settings,
@@ -383,9 +396,13 @@ impl Actor for Webhook {
         myself: ActorRef<WebhookMessage>,
         state: &mut WebhookState,
     ) -> Result<(), ActorProcessingErr> {
-        for task in [state.in_flight.take(), state.refusals.take()]
-            .into_iter()
-            .flatten()
+        for task in [
+            state.in_flight.take(),
+            state.refusals.take(),
+            state.mesh_alerts.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             task.abort();
         }

@@ -74,6 +74,7 @@ impl Rig {
             irc: Link::default(),
             irc_events: None,
             link: link.clone(),
+            mesh_gate: Default::default(),
         };
         let factory = WebhookFactory::new(settings, peers);
         let stats = factory.stats();

@@ -83,6 +83,8 @@ pub(super) const EVENTS: &[&str] = &[
     "circuit_closed",
     "agent_restarted",
     "journal_error",
+    "mesh_split",
+    "mesh_healed",
 ];
 
 /// How long an evaluation may run unless `supervisor.timeout` says otherwise.

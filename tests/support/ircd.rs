@@ -68,7 +68,29 @@ impl Ircd {
         Self::start_with(Flavor::Agentirc, name, Some(otlp_grpc_port)).await
     }
 
+    /// agentirc on `port` with `links` (`--link name:host:port:password`, one flag each)
+    /// and, with `otlp`, telemetry as in [`Ircd::start_agentirc_with_otlp`]: one server of a
+    /// mesh (tests/support/mesh.rs).
+    pub async fn start_agentirc_linked(
+        name: &str,
+        port: u16,
+        otlp: Option<u16>,
+        links: &[String],
+    ) -> Option<Ircd> {
+        Self::start_on(Flavor::Agentirc, name, otlp, port, links).await
+    }
+
     async fn start_with(flavor: Flavor, name: &str, otlp: Option<u16>) -> Option<Ircd> {
+        Self::start_on(flavor, name, otlp, free_port(), &[]).await
+    }
+
+    async fn start_on(
+        flavor: Flavor,
+        name: &str,
+        otlp: Option<u16>,
+        port: u16,
+        links: &[String],
+    ) -> Option<Ircd> {
         let program = match flavor {
             Flavor::Agentirc => peers_dir().join("agentirc/venv/bin/agentirc"),
             Flavor::Inspircd => PathBuf::from(INSPIRCD),
@@ -82,12 +104,14 @@ impl Ircd {
             return None;
         }
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let (args, envs) = match flavor {
+        let (mut args, envs) = match flavor {
             Flavor::Agentirc => agentirc_setup(dir.path(), name, port, otlp),
             Flavor::Inspircd => inspircd_setup(dir.path(), name, port),
             Flavor::Ngircd => ngircd_setup(dir.path(), name, port),
         };
+        for link in links {
+            args.extend(["--link".to_owned(), link.clone()]);
+        }
         let mut ircd = Ircd {
             flavor,
             name: name.to_owned(),
@@ -222,7 +246,7 @@ impl Ircd {
 /// process handed out before: the kernel may give a just-released port to the next bind(0),
 /// and two servers started in parallel on one port make the loser's readiness check connect
 /// to the winner (seen in CI: the winner's test ended, and the agent met a refused port).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
     loop {

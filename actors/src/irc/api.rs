@@ -200,6 +200,10 @@ pub enum IrcEvent {
         /// The server's text.
         reason: String,
     },
+    /// Our server lost its first mesh peer, or got back its last lost one (agentirc's
+    /// `server.unlink`/`server.link` in `#system`); the webhook raises `mesh_split` or
+    /// `mesh_healed`.
+    Mesh(super::mesh::MeshChange),
     /// The server refused the nick outright (e.g. agentirc's `<server>-` prefix rule).
     NickRejected {
         /// The nick.
@@ -295,6 +299,12 @@ pub struct IrcStatus {
     /// [`SendPriority::Low`] notices dropped since the actor started (link down or their
     /// queue full).
     pub notices_dropped: u64,
+    /// DMs from another server of the mesh dropped as the mesh's second copy of a line
+    /// (docs/irc.md, "Mesh duplicates").
+    pub duplicates_suppressed: u64,
+    /// agentirc only: the server's mesh links, from its `#system` events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<super::mesh::MeshStatus>,
     /// The last connection problem, if any.
     pub last_error: Option<String>,
     /// One line for the status table.

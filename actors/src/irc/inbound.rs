@@ -9,6 +9,7 @@ use irc_proto::{Command, Message};
 use tokio::time::Instant;
 
 use super::buffer::{self, BufferedMessage};
+use super::mesh;
 use super::{Flavor, InboundMessage, IrcEvent, IrcMessage, IrcState, MessageKind, Phase};
 use super::{mention, room, text};
 use crate::trace::{TraceCtx, TraceTagNames};
@@ -52,14 +53,14 @@ impl Line {
         })
     }
 
-    fn tag(&self, key: &str) -> Option<&str> {
+    pub(super) fn tag(&self, key: &str) -> Option<&str> {
         self.tags
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
 
-    fn param(&self, index: usize) -> &str {
+    pub(super) fn param(&self, index: usize) -> &str {
         self.params.get(index).map_or("", String::as_str)
     }
 }
@@ -164,13 +165,21 @@ impl IrcState {
                 self.buffer_server_line(line.param(1), format!("* Topic: {}", line.param(2)));
                 self.queries.offer(&line.verb, &line.params);
             }
+            "HISTORY" | "HISTORYEND" if self.mesh.replaying() && is_system(line.param(0)) => {
+                self.on_system_history(&line);
+            }
             "ROOMINVITE" => self.on_roominvite(&line),
             "ERROR" => self.last_error = Some(format!("server error: {}", line.param(0))),
             "401" | "403" | "404" | "442" => {
                 self.queries.refuse(line.param(1), line.params.last());
                 self.on_refused(&line);
             }
-            "461" | "421" => self.queries.refuse(line.param(1), line.params.last()),
+            "461" | "421" => {
+                if line.param(1).eq_ignore_ascii_case("HISTORY") {
+                    self.mesh.end_replay(); // a server without HISTORY: no past to replay
+                }
+                self.queries.refuse(line.param(1), line.params.last());
+            }
             _ => self.queries.offer(&line.verb, &line.params),
         }
     }
@@ -281,6 +290,7 @@ impl IrcState {
         if let Some(nick) = line.params.first() {
             self.nick = nick.clone();
         }
+        self.server_name = line.prefix.clone();
         self.mask_len = line
             .params
             .last()
@@ -366,6 +376,12 @@ impl IrcState {
             self.mask_len = Some(prefix.len());
         }
         let channel = line.param(0);
+        if self.flavor == Flavor::Agentirc && is_system(channel) {
+            self.mesh.begin_replay();
+            let line = format!("HISTORY SEARCH {} linked", mesh::SYSTEM_CHANNEL);
+            self.send_urgent(line);
+            return;
+        }
         let Err(full) = self.channels.insert(channel) else {
             return;
         };
@@ -393,14 +409,21 @@ impl IrcState {
             return;
         }
         let sender = line.sender.clone().unwrap_or_else(|| "unknown".to_owned());
+        let (target, text) = (line.param(0), line.param(1));
+        if self.flavor == Flavor::Agentirc && is_system(target) {
+            self.on_system_event(line, &sender);
+            return;
+        }
         if self.is_me(Some(&sender)) || sender.starts_with(SYSTEM_PREFIX) {
             return;
         }
-        let (target, text) = (line.param(0), line.param(1));
         if text.starts_with('\u{1}') && !text.starts_with("\u{1}ACTION ") {
             return;
         }
         let channel = is_channel(target);
+        if self.is_mesh_duplicate(line, &sender, !channel) {
+            return;
+        }
         let kind = if !channel {
             MessageKind::Direct
         } else if self.mentions.is_mention(text) {
@@ -579,6 +602,11 @@ fn invite_sender(line: &Line, meta: &str) -> String {
         .or_else(|| line.sender.clone())
         .or_else(|| line.prefix.clone())
         .unwrap_or_else(|| "server".to_owned())
+}
+
+/// agentirc's `#system`.
+pub(super) fn is_system(target: &str) -> bool {
+    target.eq_ignore_ascii_case(mesh::SYSTEM_CHANNEL)
 }
 
 /// `#channel` or `&channel`.

@@ -216,16 +216,8 @@ impl IrcState {
     /// then what waited (both paced as normal lines), and the current presence.
     pub(super) fn after_welcome(&mut self) {
         let trace = TraceCtx::current();
-        let mut identity = Vec::new();
+        let identity = self.identity();
         if self.flavor == Flavor::Agentirc {
-            let nick = &self.nick;
-            identity.push(format!("MODE {nick} +A"));
-            if !self.settings.tags.is_empty() {
-                identity.push(format!("TAGS {nick} {}", self.settings.tags.join(",")));
-            }
-            if let Some(icon) = &self.settings.icon {
-                identity.push(format!("ICON {icon}"));
-            }
             self.start_presence_heartbeat();
         }
         let Some(conn) = &self.conn else {
@@ -234,7 +226,13 @@ impl IrcState {
         for line in identity {
             conn.send_urgent(self.tagged(line, &trace));
         }
-        let joins = self.channels.iter().map(|c| format!("JOIN {c}"));
+        let system = (self.flavor == Flavor::Agentirc).then_some(super::mesh::SYSTEM_CHANNEL);
+        let joins = self
+            .channels
+            .iter()
+            .map(String::as_str)
+            .chain(system)
+            .map(|c| format!("JOIN {c}"));
         let waiting = std::mem::take(&mut self.pending);
         let lines: Vec<String> = joins
             .map(|line| self.tagged(line, &trace))
@@ -249,6 +247,36 @@ impl IrcState {
             let line = self.presence_line(self.presence, self.presence_task.clone());
             self.send_presence(line);
         }
+    }
+
+    /// agentirc's identity lines: `MODE +A`, `TAGS`, `ICON` (none elsewhere).
+    fn identity(&self) -> Vec<String> {
+        let mut identity = Vec::new();
+        if self.flavor == Flavor::Agentirc {
+            let nick = &self.nick;
+            identity.push(format!("MODE {nick} +A"));
+            if !self.settings.tags.is_empty() {
+                identity.push(format!("TAGS {nick} {}", self.settings.tags.join(",")));
+            }
+            if let Some(icon) = &self.settings.icon {
+                identity.push(format!("ICON {icon}"));
+            }
+        }
+        identity
+    }
+
+    /// After our server linked to a peer: say who we are again (tags, icon, presence),
+    /// which agentirc's link burst does not carry to the peer.
+    pub(super) fn announce(&mut self) {
+        let trace = TraceCtx::current();
+        let Some(conn) = &self.conn else {
+            return;
+        };
+        for line in self.identity() {
+            conn.send_urgent(self.tagged(line, &trace));
+        }
+        let line = self.presence_line(self.presence, self.presence_task.clone());
+        self.send_presence(line);
     }
 
     pub(super) fn join(&mut self, channel: &str, trace: &TraceCtx) -> Result<(), IrcError> {

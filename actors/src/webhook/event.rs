@@ -1,4 +1,4 @@
-//! The alert events: Culture's five and codexd's three, their names and the default
+//! The alert events: Culture's five and codexd's own, their names and the default
 //! allow-list (see the table in [`super`]).
 
 use serde::Serialize;
@@ -26,11 +26,15 @@ pub enum AlertEvent {
     /// The agent's journal could not write (mentions refused, or a finished turn not
     /// recorded) or had to set aside a file it could not read.
     JournalError,
+    /// The agent's server lost a link of its agentirc mesh.
+    MeshSplit,
+    /// The agent's server has every lost mesh link back.
+    MeshHealed,
 }
 
 impl AlertEvent {
     /// Every event, in documentation order.
-    pub const ALL: [AlertEvent; 9] = [
+    pub const ALL: [AlertEvent; 11] = [
         AlertEvent::AgentSpiraling,
         AlertEvent::AgentError,
         AlertEvent::AgentQuestion,
@@ -40,11 +44,14 @@ impl AlertEvent {
         AlertEvent::CircuitClosed,
         AlertEvent::AgentRestarted,
         AlertEvent::JournalError,
+        AlertEvent::MeshSplit,
+        AlertEvent::MeshHealed,
     ];
 
     /// The default allow-list: Culture's five plus `circuit_open`, `circuit_closed` and
-    /// `journal_error` (`agent_restarted` is opt-in: a crash loop raises one per restart).
-    pub const DEFAULTS: [AlertEvent; 8] = [
+    /// `journal_error`, `mesh_split` and `mesh_healed` (`agent_restarted` is opt-in: a crash
+    /// loop raises one per restart; a split without its heal would leave an operator guessing).
+    pub const DEFAULTS: [AlertEvent; 10] = [
         AlertEvent::AgentSpiraling,
         AlertEvent::AgentError,
         AlertEvent::AgentQuestion,
@@ -53,6 +60,8 @@ impl AlertEvent {
         AlertEvent::CircuitOpen,
         AlertEvent::CircuitClosed,
         AlertEvent::JournalError,
+        AlertEvent::MeshSplit,
+        AlertEvent::MeshHealed,
     ];
 
     /// The event's name (`agent_error`, `circuit_open`, …).
@@ -67,6 +76,8 @@ impl AlertEvent {
             AlertEvent::CircuitClosed => "circuit_closed",
             AlertEvent::AgentRestarted => "agent_restarted",
             AlertEvent::JournalError => "journal_error",
+            AlertEvent::MeshSplit => "mesh_split",
+            AlertEvent::MeshHealed => "mesh_healed",
         }
     }
 

@@ -31,9 +31,15 @@ pub const AGENT: &str = "agent";
 pub struct AlertRelay {
     webhooks: Arc<Mutex<BTreeMap<String, Link<WebhookMessage>>>>,
     undelivered: Arc<AtomicU64>,
+    mesh: super::mesh::MeshAlertGate,
 }
 
 impl AlertRelay {
+    /// The gate that lets one agent per server raise each mesh alert.
+    pub fn mesh_gate(&self) -> super::mesh::MeshAlertGate {
+        self.mesh.clone()
+    }
+
     /// `nick`'s webhook (replaces an earlier registration of the same nick).
     pub fn register(&self, nick: &str, webhook: Link<WebhookMessage>) {
         self.lock().insert(nick.to_owned(), webhook);
