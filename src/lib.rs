@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod env;
+pub mod fdlimit;
 pub mod notify;
 pub mod preflight;
 pub mod signal;

@@ -82,9 +82,11 @@ async fn run(
         Ok(telemetry) => telemetry,
         Err(code) => return code,
     };
+    let source = ConfigSource { path, env, only };
+    let agents = source.selected(&loaded.config).len();
+    codexd::fdlimit::raise_for(agents, loaded.config.codex.agents_per_process);
     let code = match signal::listen() {
         Ok(events) => {
-            let source = ConfigSource { path, env, only };
             let reloader = telemetry.reloader();
             match codexd::run(loaded.config, source, events, reloader, telemetry.gauges()).await {
                 Ok(()) => ExitCode::from(exit::OK),
