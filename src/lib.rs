@@ -15,6 +15,7 @@ pub mod notify;
 pub mod preflight;
 pub mod signal;
 pub mod telemetry;
+pub mod transfer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

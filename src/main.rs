@@ -47,6 +47,7 @@ async fn dispatch(cli: Cli, env: Env) -> ExitCode {
             cli::docs::completions(shell, &mut std::io::stdout());
             ExitCode::from(exit::OK)
         }
+        Command::Agent { action } => cli::agent::run(action, &env).await,
         Command::Man => match cli::docs::man_page(&mut std::io::stdout()) {
             Ok(()) => ExitCode::from(exit::OK),
             Err(error) => cli::fail(
