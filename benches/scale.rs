@@ -13,7 +13,8 @@
 //!
 //! Agents sit in channels of `SCALE_CHANNEL` agents (`#c0`, `#c1`, …), so one reply is not
 //! fanned out to every agent. Environment: `SCALE_AGENTS=100,300` (N), `SCALE_PER_PROCESS=10,50`
-//! (K), `SCALE_IDLE_SECS=60`, `SCALE_MENTIONS=100`, `SCALE_READY_SECS=600`, `SCALE_CHANNEL=50`.
+//! (K), `SCALE_IDLE_SECS=60`, `SCALE_MENTIONS=100`, `SCALE_READY_SECS=600`, `SCALE_CHANNEL=50`;
+//! `SCALE_SETTLE_SECS=0` waits after ready before the idle window; `SCALE_NOFILE=<n>` caps open files (soft and hard) for codexd and agentirc.
 //! Nothing is asserted; a reply other than the fake model's `ok` is a failure (exit non-zero).
 
 #[path = "../tests/support/codex_peer.rs"]
@@ -68,6 +69,19 @@ async fn run(mentions: usize) -> Result<Vec<String>, BenchError> {
     let Some(codex) = codex_bin() else {
         return Err("codex is not installed (scripts/install-peers codex): no figures".into());
     };
+    if let Some(limit) = std::env::var("SCALE_NOFILE")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        // Soft and hard: what a host whose limits.conf (or unit) caps open files gives
+        // codexd (and agentirc). Irreversible for this process.
+        let cap = rustix::process::Rlimit {
+            current: Some(limit),
+            maximum: Some(limit),
+        };
+        rustix::process::setrlimit(rustix::process::Resource::Nofile, cap)?;
+        println!("open files capped at {limit} (soft and hard) for codexd and agentirc");
+    }
     let mut failures = Vec::new();
     println!(
         "| agents | per process | ready | fds (needed, soft limit) | daemon RSS / Pss | codex processes, RSS / Pss | idle wake-ups/h | mention→reply p50 / p99 | broke |"
@@ -98,7 +112,15 @@ async fn measure(
     let scratch = Scratch::new();
     let channel_size = number("SCALE_CHANNEL", 50).max(1) as usize;
     let nicks: Vec<String> = (0..count).map(|i| format!("spark-a{i}")).collect();
-    write_config(&scratch, &ircd, codex, &home, &nicks, per_process, channel_size);
+    write_config(
+        &scratch,
+        &ircd,
+        codex,
+        &home,
+        &nicks,
+        per_process,
+        channel_size,
+    );
     let started = Instant::now();
     let mut daemon = scratch.run(&[]);
     let patience = Duration::from_secs(number("SCALE_READY_SECS", 600));
@@ -113,6 +135,7 @@ async fn measure(
         ));
     };
     let fds = fds(pid, count, per_process);
+    tokio::time::sleep(Duration::from_secs(number("SCALE_SETTLE_SECS", 0))).await;
     let wakeups = idle_wakeups(pid, Duration::from_secs(number("SCALE_IDLE_SECS", 60))).await;
     let daemon_memory = Memory::of(pid)?;
     let children = Children::of(pid)?;
@@ -130,7 +153,8 @@ async fn measure(
         ori.send(&format!("PRIVMSG {room} :@{nick} hello")).await;
         let line = ori
             .expect(&format!("{nick} answers"), |line| {
-                command_and_params(line).0 == "PRIVMSG" && source_nick(line).as_deref() == Some(nick)
+                command_and_params(line).0 == "PRIVMSG"
+                    && source_nick(line).as_deref() == Some(nick)
             })
             .await;
         latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
@@ -143,7 +167,9 @@ async fn measure(
     daemon.signal("TERM");
     let exit = daemon.wait();
     if !exit.success() {
-        failures.push(format!("N={count} K={per_process}: codexd exited with {exit}"));
+        failures.push(format!(
+            "N={count} K={per_process}: codexd exited with {exit}"
+        ));
     }
     Ok(format!(
         "| {count} | {per_process} | {ready:.1?} | {fds} | {} / {} | {}, {} / {} | {wakeups} | {:.0} / {:.0} ms (n {}) | — |",
@@ -208,11 +234,17 @@ fn wait_ready(
         if let Some(status) = scratch.status() {
             connected = nicks
                 .iter()
-                .filter(|n| support::child(&status, n, "irc").is_some_and(|c| c["detail"]["state"] == "connected"))
+                .filter(|n| {
+                    support::child(&status, n, "irc")
+                        .is_some_and(|c| c["detail"]["state"] == "connected")
+                })
                 .count();
             idle = nicks
                 .iter()
-                .filter(|n| support::child(&status, n, "runner").is_some_and(|c| c["detail"]["phase"] == "idle"))
+                .filter(|n| {
+                    support::child(&status, n, "runner")
+                        .is_some_and(|c| c["detail"]["phase"] == "idle")
+                })
                 .count();
             if connected == nicks.len() && idle == nicks.len() {
                 return (Some(()), connected, idle);
@@ -227,8 +259,16 @@ fn wait_ready(
 fn broke(daemon: &Daemon, ircd: &Ircd, connected: usize, idle: usize, count: usize) -> String {
     let log = daemon.log_text();
     let mut seen = BTreeSet::new();
-    for line in log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")) {
-        let message: String = line.split_whitespace().skip(2).take(8).collect::<Vec<_>>().join(" ");
+    for line in log
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+    {
+        let message: String = line
+            .split_whitespace()
+            .skip(2)
+            .take(8)
+            .collect::<Vec<_>>()
+            .join(" ");
         seen.insert(message);
     }
     let server = ircd.log_text();
@@ -249,7 +289,10 @@ fn fds(pid: u32, count: usize, per_process: usize) -> String {
         .and_then(|l| l.split_whitespace().nth(3))
         .unwrap_or("?")
         .to_owned();
-    format!("{open} ({}, {soft})", codexd::fdlimit::needed(count, per_process))
+    format!(
+        "{open} ({}, {soft})",
+        codexd::fdlimit::needed(count, per_process)
+    )
 }
 
 /// Context switches of all the daemon's threads over `window`, scaled to an hour.

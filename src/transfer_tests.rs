@@ -5,7 +5,8 @@ use std::path::Path;
 use super::*;
 
 const THREAD: &str = "01a1fe2b-4c00-7a80-b33f-6cf937d51fcf";
-const ROLLOUT: &str = "sessions/2026/11/21/rollout-2026-11-21T10-00-00-01a1fe2b-4c00-7a80-b33f-6cf937d51fcf.jsonl";
+const ROLLOUT: &str =
+    "sessions/2026/11/21/rollout-2026-11-21T10-00-00-01a1fe2b-4c00-7a80-b33f-6cf937d51fcf.jsonl";
 
 /// A host: `state/<nick>/` with a thread book, a journal entry and a `.tmp` leftover, and
 /// a CODEX_HOME with the thread's rollout and another thread's.
@@ -49,8 +50,16 @@ fn an_exported_agent_is_imported_under_a_new_nick_with_its_threads_and_rollouts(
             rollout: Some(ROLLOUT.into()),
         }]
     );
-    assert!(!bundle.join("codex/sessions/2026/11/21/rollout-x-other.jsonl").exists());
-    assert!(!bundle.join("state/journal/00000000000000000008.json.tmp").exists());
+    assert!(
+        !bundle
+            .join("codex/sessions/2026/11/21/rollout-x-other.jsonl")
+            .exists()
+    );
+    assert!(
+        !bundle
+            .join("state/journal/00000000000000000008.json.tmp")
+            .exists()
+    );
     assert_eq!(mode(&bundle.join("manifest.json")), 0o600);
     assert_eq!(mode(&bundle.join("state/journal")), 0o700);
 
@@ -58,10 +67,20 @@ fn an_exported_agent_is_imported_under_a_new_nick_with_its_threads_and_rollouts(
     let (state_b, codex_b) = (other.join("state"), other.join("codex"));
     import(&bundle, &state_b, "other-a", &codex_b).unwrap();
     let agent = state_b.join("other-a");
-    assert!(fs::read_to_string(agent.join("threads.json")).unwrap().contains(THREAD));
+    assert!(
+        fs::read_to_string(agent.join("threads.json"))
+            .unwrap()
+            .contains(THREAD)
+    );
     assert!(agent.join("journal/00000000000000000007.json").exists());
-    assert_eq!(fs::read_to_string(agent.join("channels")).unwrap(), "#general\n");
-    assert_eq!(fs::read_to_string(codex_b.join(ROLLOUT)).unwrap(), "{\"history\":1}\n");
+    assert_eq!(
+        fs::read_to_string(agent.join("channels")).unwrap(),
+        "#general\n"
+    );
+    assert_eq!(
+        fs::read_to_string(codex_b.join(ROLLOUT)).unwrap(),
+        "{\"history\":1}\n"
+    );
     for path in [agent.join("threads.json"), codex_b.join(ROLLOUT)] {
         assert_eq!(mode(&path), 0o600, "{}", path.display());
     }
@@ -78,7 +97,10 @@ fn an_export_needs_state_and_a_new_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let (state, codex) = host(tmp.path(), "spark-a");
     let error = export(&state, "spark-b", "spark", &codex, &tmp.path().join("x")).unwrap_err();
-    assert!(error.to_string().contains("agent 'spark-b' has no state"), "{error}");
+    assert!(
+        error.to_string().contains("agent 'spark-b' has no state"),
+        "{error}"
+    );
     let error = export(&state, "spark-a", "spark", &codex, tmp.path()).unwrap_err();
     assert!(matches!(error, TransferError::Exists { .. }), "{error}");
 }
@@ -95,7 +117,10 @@ fn an_import_refuses_a_bad_bundle_and_a_rollout_with_other_content() {
     fs::create_dir_all(codex_b.join(ROLLOUT).parent().unwrap()).unwrap();
     fs::write(codex_b.join(ROLLOUT), "another history").unwrap();
     let error = import(&bundle, &state_b, "other-a", &codex_b).unwrap_err();
-    assert!(matches!(error, TransferError::RolloutClash { .. }), "{error}");
+    assert!(
+        matches!(error, TransferError::RolloutClash { .. }),
+        "{error}"
+    );
     assert!(!state_b.join("other-a").exists(), "nothing written");
 
     let manifest = bundle.join("manifest.json");

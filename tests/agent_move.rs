@@ -89,7 +89,9 @@ impl Host {
     }
 
     fn threads(&self) -> serde_json::Value {
-        let path = self.scratch.path(&format!("state/{}/threads.json", self.nick));
+        let path = self
+            .scratch
+            .path(&format!("state/{}/threads.json", self.nick));
         let text = std::fs::read_to_string(&path).expect("threads.json");
         serde_json::from_str(&text).expect("threads.json is JSON")
     }
@@ -109,7 +111,11 @@ async fn reply(ori: &mut RawClient, nick: &str, needle: &str) -> String {
 fn stop(mut daemon: Daemon) {
     daemon.signal("TERM");
     let status = daemon.wait();
-    assert!(status.success(), "codexd exit: {status:?}\n{}", daemon.log_text());
+    assert!(
+        status.success(),
+        "codexd exit: {status:?}\n{}",
+        daemon.log_text()
+    );
 }
 
 fn text(out: &std::process::Output) -> String {
@@ -145,7 +151,11 @@ async fn an_agent_exported_on_one_host_and_imported_on_another_keeps_its_convers
     let bundle_arg = bundle.to_str().expect("utf-8");
     let running = spark.agent(&["export", "spark-a", "--out", bundle_arg]);
     assert_eq!(running.status.code(), Some(1), "{}", text(&running));
-    assert!(text(&running).contains("'spark-a' is running"), "{}", text(&running));
+    assert!(
+        text(&running).contains("'spark-a' is running"),
+        "{}",
+        text(&running)
+    );
     assert!(!bundle.exists(), "nothing written while it runs");
     stop(daemon);
 
@@ -177,7 +187,8 @@ async fn an_agent_exported_on_one_host_and_imported_on_another_keeps_its_convers
         "the conversation from the other host is in the request: {texts:?}"
     );
     assert_eq!(
-        other.threads()["threads"]["#general"]["thread"], thread,
+        other.threads()["threads"]["#general"]["thread"],
+        thread,
         "the same codex thread carries on"
     );
 }

@@ -63,7 +63,11 @@ pub async fn run(action: AgentAction, env: &Env) -> ExitCode {
                     println!(
                         "exported {nick} ({} thread(s), {} rollout(s)) to {}",
                         manifest.threads.len(),
-                        manifest.threads.iter().filter(|t| t.rollout.is_some()).count(),
+                        manifest
+                            .threads
+                            .iter()
+                            .filter(|t| t.rollout.is_some())
+                            .count(),
                         out.display()
                     );
                     ExitCode::from(exit::OK)
@@ -138,8 +142,12 @@ async fn refuse_running(config: &Config, nick: &str) -> Result<(), ExitCode> {
         Ok(Response { ok: true, .. }) => Err(fail(
             exit::INPUT,
             &[
-                format!("agent '{nick}' is running in the daemon on {}", config.control_socket.display()),
-                "stop the daemon, or run it without this agent (codexd run --agent <others>)".to_owned(),
+                format!(
+                    "agent '{nick}' is running in the daemon on {}",
+                    config.control_socket.display()
+                ),
+                "stop the daemon, or run it without this agent (codexd run --agent <others>)"
+                    .to_owned(),
             ],
         )),
         Ok(_) | Err(_) => Ok(()),
