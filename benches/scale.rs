@@ -258,24 +258,25 @@ fn wait_ready(
 /// What broke: the counts, the daemon's distinct WARN/ERROR messages, agentirc's last lines.
 fn broke(daemon: &Daemon, ircd: &Ircd, connected: usize, idle: usize, count: usize) -> String {
     let log = daemon.log_text();
-    let mut seen = BTreeSet::new();
-    for line in log
-        .lines()
-        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-    {
-        let message: String = line
-            .split_whitespace()
-            .skip(2)
-            .take(8)
-            .collect::<Vec<_>>()
-            .join(" ");
-        seen.insert(message);
+    let mut seen = std::collections::BTreeMap::new();
+    for line in log.lines() {
+        if !(line.contains("WARN") || line.contains("ERROR")) {
+            continue;
+        }
+        // The message and its fields, without the time, level and actor id.
+        let words = line.split_whitespace().skip(2);
+        let message: Vec<&str> = words
+            .filter(|w| !w.starts_with("Actor{"))
+            .take(12)
+            .collect();
+        *seen.entry(message.join(" ")).or_insert(0usize) += 1;
     }
     let server = ircd.log_text();
     let tail: Vec<&str> = server.lines().rev().take(3).collect();
+    let seen: Vec<(usize, String)> = seen.into_iter().map(|(m, n)| (n, m)).take(6).collect();
     format!(
-        "{connected}/{count} connected, {idle}/{count} runners idle; daemon: {:?}; agentirc: {tail:?}",
-        seen.into_iter().take(6).collect::<Vec<_>>()
+        "{connected}/{count} connected, {idle}/{count} runners idle; daemon (count, message): \
+         {seen:?}; agentirc: {tail:?}"
     )
 }
 
