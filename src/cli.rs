@@ -7,11 +7,13 @@
 //! | module      | holds                                                    |
 //! |-------------|----------------------------------------------------------|
 //! | [`args`]    | the clap definition                                      |
+//! | [`agent`]   | `agent export | import`: moving an agent between hosts   |
 //! | [`client`]  | each client command: request, answer, output             |
 //! | [`status`]  | the status table and the `--check` health findings       |
 //! | [`watch`]   | `codexd watch`: the stream, as JSON lines or a live view |
 //! | [`docs`]    | shell completions and the man page                       |
 
+pub mod agent;
 pub mod args;
 pub mod client;
 pub mod docs;

@@ -10,10 +10,12 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod env;
+pub mod fdlimit;
 pub mod notify;
 pub mod preflight;
 pub mod signal;
 pub mod telemetry;
+pub mod transfer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

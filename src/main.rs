@@ -47,6 +47,7 @@ async fn dispatch(cli: Cli, env: Env) -> ExitCode {
             cli::docs::completions(shell, &mut std::io::stdout());
             ExitCode::from(exit::OK)
         }
+        Command::Agent { action } => cli::agent::run(action, &env).await,
         Command::Man => match cli::docs::man_page(&mut std::io::stdout()) {
             Ok(()) => ExitCode::from(exit::OK),
             Err(error) => cli::fail(
@@ -82,9 +83,11 @@ async fn run(
         Ok(telemetry) => telemetry,
         Err(code) => return code,
     };
+    let source = ConfigSource { path, env, only };
+    let agents = source.selected(&loaded.config).len();
+    codexd::fdlimit::raise_for(agents, loaded.config.codex.agents_per_process);
     let code = match signal::listen() {
         Ok(events) => {
-            let source = ConfigSource { path, env, only };
             let reloader = telemetry.reloader();
             match codexd::run(loaded.config, source, events, reloader, telemetry.gauges()).await {
                 Ok(()) => ExitCode::from(exit::OK),

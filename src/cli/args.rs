@@ -132,6 +132,13 @@ pub enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Move an agent between hosts: export a stopped agent's state and its threads' codex
+    /// rollouts, import them on another host (under a new nick, another server's prefix).
+    Agent {
+        /// export | import
+        #[command(subcommand)]
+        action: super::agent::AgentAction,
+    },
     /// Print a shell completion script (e.g. `codexd completions bash > /etc/bash_completion.d/codexd`).
     Completions {
         /// The shell.
