@@ -113,22 +113,67 @@ impl Actor for Control {
     }
 }
 
+/// Accepts connections until aborted. When the process is out of file descriptors (EMFILE,
+/// ENFILE) the reserved descriptor is given up so one connection is still accepted and
+/// served — `codexd status` keeps answering while agents cannot connect — and taken back
+/// once that connection is done. A failure streak is logged once, with its count at the end.
 async fn accept_loop(listener: Arc<UnixListener>, peers: Peers) {
     let mut connections = JoinSet::new();
+    let mut reserve = Reserve::take();
+    let mut failing: u64 = 0;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    if failing > 0 {
+                        tracing::info!(failed_accepts = failing, "control socket accepts again");
+                        failing = 0;
+                    }
                     connections.spawn(serve(stream, peers.clone()));
                 }
+                Err(error) if out_of_descriptors(&error) && reserve.release() => {
+                    failing += 1;
+                    tracing::warn!(error = %error, "control socket: out of file descriptors; serving one connection on the reserved descriptor");
+                }
                 Err(error) => {
-                    tracing::warn!(error = %error, "control socket accept failed");
+                    if failing == 0 {
+                        tracing::warn!(error = %error, "control socket accept failed");
+                    }
+                    failing += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(_) = connections.join_next(), if !connections.is_empty() => reserve.restore(),
         }
     }
+}
+
+/// One descriptor held back (`/dev/null`) for the control socket's own use.
+struct Reserve(Option<std::fs::File>);
+
+impl Reserve {
+    fn take() -> Self {
+        Reserve(std::fs::File::open("/dev/null").ok())
+    }
+
+    /// Closes the reserved descriptor; false when there was none to give up.
+    fn release(&mut self) -> bool {
+        self.0.take().is_some()
+    }
+
+    /// Takes a descriptor back if it was given up (and one is free again).
+    fn restore(&mut self) {
+        if self.0.is_none() {
+            *self = Reserve::take();
+        }
+    }
+}
+
+/// EMFILE or ENFILE: the process or the system has no descriptor left.
+fn out_of_descriptors(error: &std::io::Error) -> bool {
+    let emfile = rustix::io::Errno::MFILE.raw_os_error();
+    let enfile = rustix::io::Errno::NFILE.raw_os_error();
+    matches!(error.raw_os_error(), Some(code) if code == emfile || code == enfile)
 }
 
 /// Serves one connection: one answer per request line until the client hangs up; a

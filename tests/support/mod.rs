@@ -93,6 +93,35 @@ impl Scratch {
         self.run_with_env(extra, &[])
     }
 
+    /// Starts `codexd run` on this scratch's config under `wrapper` (e.g. `prlimit
+    /// --nofile=48:48 --`), which must exec codexd in its own process.
+    pub fn run_under(&self, wrapper: &[&str]) -> Daemon {
+        let template = self.codexd();
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..]).arg(template.get_program());
+        for (key, value) in template.get_envs() {
+            match value {
+                Some(value) => cmd.env(key, value),
+                None => cmd.env_remove(key),
+            };
+        }
+        let log = self.path("daemon.log");
+        let stderr = std::fs::File::create(&log).expect("log file");
+        let child = cmd
+            .arg("run")
+            .arg("--config")
+            .arg(self.config())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn codexd run");
+        Daemon {
+            child: Some(child),
+            log,
+        }
+    }
+
     /// Starts `codexd run` on this scratch's config with `env` added to its environment.
     pub fn run_with_env(&self, extra: &[&str], env: &[(String, String)]) -> Daemon {
         let log = self.path("daemon.log");
