@@ -211,12 +211,21 @@ pub fn overseer_settings(config: &Config, agent: &AgentConfig) -> OverseerSettin
 /// The process runs in `<state_dir>/codex-pool` with its XDG data and state there; each
 /// agent's cwd, model, instructions, policies and shell environment are per thread.
 fn place(pool: &CodexPool, config: &Config, agent: &AgentConfig) -> Slot {
-    let codex = &agent.codex;
+    let (key, command) = pool_command(&agent.codex, &config.state_dir.join("codex-pool"));
+    pool.place(&agent.nick, &key, command)
+}
+
+/// How a pooled `codex app-server` starts for `codex:` (binary, args, env), in `dir` (made
+/// 0700) with its XDG data and state there; and the key of its codex identity (who may
+/// share the process).
+pub fn pool_command(
+    codex: &crate::config::CodexConfig,
+    dir: &std::path::Path,
+) -> (String, CodexCommand) {
     let key = format!("{:?}", (&codex.binary, &codex.args, &codex.env));
-    let dir = config.state_dir.join("codex-pool");
     let mut command = CodexCommand::new(&codex.binary, "");
     command.args.extend(codex.args.iter().map(Into::into));
-    command.cwd = Some(dir.clone());
+    command.cwd = Some(dir.to_path_buf());
     command.env = vec![
         ("XDG_DATA_HOME".into(), dir.join("xdg/data").into()),
         ("XDG_STATE_HOME".into(), dir.join("xdg/state").into()),
@@ -224,10 +233,10 @@ fn place(pool: &CodexPool, config: &Config, agent: &AgentConfig) -> Slot {
     command
         .env
         .extend(codex.env.iter().map(|(k, v)| (k.into(), v.into())));
-    if let Err(error) = create_private_dir(&dir) {
+    if let Err(error) = create_private_dir(dir) {
         tracing::warn!(dir = %dir.display(), error = %error, "codex pool directory not created");
     }
-    pool.place(&agent.nick, &key, command)
+    (key, command)
 }
 
 /// `mkdir -p` with mode 0700 for every directory it creates, whatever the umask lets through

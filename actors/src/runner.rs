@@ -26,7 +26,7 @@ mod intake;
 pub mod journal;
 pub mod prompt;
 pub mod session;
-mod turn;
+pub(crate) mod turn;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};

@@ -269,6 +269,8 @@ pub struct CodexConfig {
     pub approvals: codexd_actors::runner::session::Approvals,
     /// `sandbox`: codex's sandbox mode; `None` leaves codex's configured default.
     pub sandbox: Option<String>,
+    /// `model` (default empty: codex's own default): the model of `codexd repo run`'s turn.
+    pub model: String,
     /// `agents_per_process` (daemon level; default 1): how many agents with the same codex
     /// identity share one `codex app-server` process.
     pub agents_per_process: usize,
