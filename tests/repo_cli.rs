@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use codex_peer::{CodexConfig, CodexHome, codex_bin};
 use fake_model::{FakeModel, Gate, Reply};
 use git_remote::{branches, file_at, seeded_bare, subjects};
-use support::Scratch;
+use otlp::{OtlpSink, ReceivedSpan};
+use support::{Scratch, eventually};
 
 /// A project (an enclosing git repository with its own remote) to run `codexd repo` in,
 /// a remote to work on, and codex offline against a fake model.
@@ -44,11 +45,16 @@ impl Project {
     /// With codex against a fake model answering `script` (`None` when codex is missing:
     /// the caller returns, SKIP printed).
     async fn with_codex(script: Vec<Reply>) -> Option<Project> {
+        Project::with_codex_and(script, "").await
+    }
+
+    /// [`Project::with_codex`] with more top-level config (`telemetry:`).
+    async fn with_codex_and(script: Vec<Reply>, top: &str) -> Option<Project> {
         let bin = codex_bin()?;
         let model = FakeModel::start(script).await;
         let home = CodexHome::new(&model.base_url(), &CodexConfig::default());
         let project = Project::bare(&format!(
-            "codex:\n  binary: {}\n  env:\n    CODEX_HOME: {}\n    HOME: {}\n    FAKE_API_KEY: dummy\n    RUST_LOG: warn\n",
+            "{top}codex:\n  binary: {}\n  env:\n    CODEX_HOME: {}\n    HOME: {}\n    FAKE_API_KEY: dummy\n    RUST_LOG: warn\n",
             bin.display(),
             home.codex_home().display(),
             home.home().display()
@@ -387,7 +393,7 @@ fn a_remote_asking_for_credentials_fails_within_the_timeout() {
     );
     let pid = std::fs::read_to_string(&pid_file).expect("ssh ran");
     let stat = PathBuf::from(format!("/proc/{}/stat", pid.trim()));
-    support::eventually("the ssh stand-in is killed with git", || {
+    eventually("the ssh stand-in is killed with git", || {
         let state = std::fs::read_to_string(&stat).unwrap_or_default();
         (state.is_empty() || state.split(' ').nth(2) == Some("Z")).then_some(())
     });
@@ -506,4 +512,70 @@ fn repo_clean_empties_only_a_workspace_codexd_made() {
         stderr.contains("hint: workspace must not be inside the repository's .git directory"),
         "{stderr}"
     );
+}
+
+/// The one span named `name` whose parent is `parent` and whose `key` is `value`.
+fn one<'a>(
+    spans: &'a [ReceivedSpan],
+    parent: &str,
+    name: &str,
+    (key, value): (&str, &str),
+) -> &'a ReceivedSpan {
+    let found: Vec<&ReceivedSpan> = spans
+        .iter()
+        .filter(|s| s.name == name && s.parent_span_id == parent)
+        .filter(|s| key.is_empty() || s.attr(key).as_deref() == Some(value))
+        .collect();
+    match found.as_slice() {
+        [span] => span,
+        _ => panic!(
+            "expected one {name} under {parent:?} with {key}={value}, found {found:#?} in {spans:#?}"
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_one_trace_from_the_clone_through_the_turn_and_its_tools_to_the_push() {
+    let sink = match OtlpSink::start() {
+        Ok(sink) => sink,
+        Err(reason) => return otlp::skip_or_fail(&reason),
+    };
+    let top = format!(
+        "telemetry:\n  enabled: true\n  service_name: codexd-repo-trace\n  otlp_endpoint: {}\n  otlp_protocol: grpc\n",
+        sink.grpc_endpoint()
+    );
+    let script = vec![Reply::patch("traced.txt", "traced\n"), Reply::text("done")];
+    let Some(project) = Project::with_codex_and(script, &top).await else {
+        return;
+    };
+    let out = project.repo(&run_args(project.remote(), "traced", "Add traced.txt"));
+    exited(&out, 0);
+    let spans = eventually("the run's spans reach the collector", || {
+        let spans = sink.spans();
+        let pushed = spans
+            .iter()
+            .any(|s| s.name == "codexd.repo.git" && s.attr("git.step").as_deref() == Some("push"));
+        let run = spans.iter().any(|s| s.name == "codexd.repo.run");
+        (pushed && run).then_some(spans)
+    });
+    let run = one(&spans, "", "codexd.repo.run", ("repo.branch", "traced"));
+    assert_eq!(run.attr("outcome").as_deref(), Some("pushed"));
+    assert_eq!(run.attr("repo.remote").as_deref(), Some(project.remote()));
+    let llm = one(
+        &spans,
+        &run.span_id,
+        "harness.llm.call",
+        ("outcome", "success"),
+    );
+    let tool = one(
+        &spans,
+        &llm.span_id,
+        "codexd.tool.call",
+        ("tool.type", "fileChange"),
+    );
+    assert_eq!(tool.trace_id, run.trace_id);
+    for step in ["clone", "checkout", "status", "add", "commit", "push"] {
+        let git = one(&spans, &run.span_id, "codexd.repo.git", ("git.step", step));
+        assert_eq!(git.attr("outcome").as_deref(), Some("success"), "{step}");
+    }
 }
