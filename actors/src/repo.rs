@@ -9,11 +9,15 @@
 //! | the `git` binary: timeouts, no prompts, reaped   | [`git`]       |
 //! | the codex turn, on the agents' codex machinery   | [`turn`]      |
 //! | the steps: run, push, clean                      | [`workflow`]  |
+//! | an agent's jobs: the `repo` child                | [`jobs`], [`journal`], `report` |
 //!
 //! What the caller sees while it runs is [`Progress`]; the run can be stopped at any step
 //! with a [`Cancel`] (git is killed, the turn interrupted, nothing is pushed after it).
 
 pub mod git;
+pub mod jobs;
+pub mod journal;
+mod report;
 pub mod turn;
 pub mod validate;
 pub mod workflow;

@@ -221,4 +221,14 @@ pub enum RepoCommand {
         #[arg(long, value_name = "PATH", default_value = ".codexd/work")]
         workspace: PathBuf,
     },
+    /// Cancel a repository job of an agent of the running daemon (its jobs are listed under
+    /// its `repo` child in `codexd status <nick> --json`): nothing is pushed after it.
+    Cancel {
+        /// The agent's nick.
+        nick: String,
+        /// The job's id.
+        job: u64,
+        #[command(flatten)]
+        target: Target,
+    },
 }

@@ -1,6 +1,7 @@
 //! `codexd repo run | push | clean`: repository work in this process, no daemon needed
 //! (codexd-spec §18; the workflow is `codexd_actors::repo`). Progress goes to stderr, the
-//! result line to stdout.
+//! result line to stdout. `codexd repo cancel <nick> <job>` stops an agent's job in the
+//! running daemon (a client command, with the client commands' exit codes).
 //!
 //! | command | stdout on success                                                        |
 //! |---------|--------------------------------------------------------------------------|
@@ -83,6 +84,7 @@ pub async fn run(command: Option<RepoCommand>, log_format: LogFormat, env: &Env)
             .await
         }
         RepoCommand::Clean { workspace } => clean(&cwd, home.as_deref(), &workspace),
+        RepoCommand::Cancel { nick, job, target } => cancel(nick, job, &target, env).await,
     }
 }
 
@@ -268,6 +270,29 @@ fn clean(cwd: &Path, home: Option<&Path>, workspace: &Path) -> ExitCode {
         }
         Err(error) => failed(&error),
     }
+}
+
+/// `codexd repo cancel <nick> <job>`: a client command (its exit codes are the client
+/// commands': 1 refused, e.g. no such job; 3 the daemon is not there).
+async fn cancel(nick: String, job: u64, target: &super::Target, env: &Env) -> ExitCode {
+    let socket = match super::socket_path(target, env) {
+        Ok(socket) => socket,
+        Err(code) => return code,
+    };
+    let request = crate::control::Request::RepoCancel {
+        nick: nick.clone(),
+        job,
+    };
+    super::ask(&socket, request, |data| {
+        let result = data
+            .as_ref()
+            .and_then(|data| data.get("result"))
+            .and_then(|result| result.as_str())
+            .map_or_else(|| format!("cancelled job {job}"), str::to_owned);
+        println!("{nick}: {result}");
+        ExitCode::SUCCESS
+    })
+    .await
 }
 
 /// `hint: <why>`, exit 1 for bad input, else 2.

@@ -14,7 +14,7 @@
 //! | 6 | the codex turn ([`super::turn`]); failed, timed out or cancelled: nothing committed | exit 2 |
 //! | 7 | `git status --porcelain` empty: [`Outcome::NoChanges`], nothing pushed | —     |
 //! | 8 | `git add -A`, `git commit --no-verify --no-gpg-sign -m "codexd: <first line>"` (+ the job's trailer), `git rev-parse --short HEAD` | exit 2 |
-//! | 9 | not cancelled: `git push --end-of-options origin HEAD:refs/heads/<branch>` (never forced) | exit 2 |
+//! | 9 | not cancelled: `git push --end-of-options origin HEAD:refs/heads/<branch>` (never forced; once started, a cancel lets it finish); a job's rejected push: its commit found on the remote is [`Outcome::AlreadyPushed`] | exit 2 |
 //!
 //! The checkout is left in place on failure, so `repo push` can push it.
 
@@ -225,6 +225,21 @@ impl Workflow {
             Step::Push,
             format!("{commit} to origin/{}", spec.branch),
         );
+        let outcome = self.push(checkout, spec, commit).await?;
+        timings.commit_push = committing.elapsed();
+        Ok((outcome, timings))
+    }
+
+    /// Step 9. A push is never cut in half: a cancel from here on lets it finish. A job's
+    /// rejected push may be an earlier attempt's commit already there: then that is the
+    /// outcome, and nothing is pushed again.
+    async fn push(
+        &self,
+        checkout: PathBuf,
+        spec: &RunSpec,
+        commit: String,
+    ) -> Result<Outcome, RepoError> {
+        let whole = Cancel::default();
         let refspec = format!("HEAD:refs/heads/{}", spec.branch);
         let push = [
             "push",
@@ -233,17 +248,27 @@ impl Workflow {
             "origin",
             refspec.as_str(),
         ];
-        self.git("push", &checkout, &push, cancel).await?;
-        timings.commit_push = committing.elapsed();
         let branch = spec.branch.to_string();
-        Ok((
-            Outcome::Pushed {
+        let Err(error) = self.git("push", &checkout, &push, &whole).await else {
+            return Ok(Outcome::Pushed {
                 checkout,
                 branch,
                 commit,
-            },
-            timings,
-        ))
+            });
+        };
+        if spec.job.is_none() {
+            return Err(error);
+        }
+        let fetch = ["fetch", "--quiet", "--end-of-options", "origin"];
+        self.git("fetch", &checkout, &fetch, &whole).await?;
+        match self.pushed_before(&checkout, spec, &whole).await? {
+            Some(commit) => Ok(Outcome::AlreadyPushed {
+                checkout,
+                branch,
+                commit,
+            }),
+            None => Err(error),
+        }
     }
 
     /// The checkout's own identity, and proof that git works in the checkout itself.
