@@ -17,103 +17,41 @@
 //!
 //! What goes to the job's channel, through the `irc` actor's sanitising send path:
 //! `[job 3, 0s] cloning <remote> for branch <b>`, `[job 3, 1s] codex is working on: <task>`,
-//! `[job 3, 9s] codex done (2 tool calls); pushing <sha> to origin/<b>`, then one of
+//! `[job 3, 9s] codex done (2 tool calls)`, `[job 3, 9s] pushing <sha> to origin/<b>`, then one of
 //! `[job 3] pushed: branch=<b> commit=<sha> target=origin/<b>`, `[job 3] no changes: nothing
 //! pushed`, `[job 3] failed: <why>`, `[job 3] cancelled; nothing was pushed`.
+//!
+//! | part                                          | module     |
+//! |-----------------------------------------------|------------|
+//! | settings, a request, the allowed remotes      | `settings` |
+//! | starting one attempt of a job                 | `launch`   |
+//! | what `status` and `repo_jobs` show            | `view`     |
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr};
-use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::Instrument;
 
 use super::journal::{JobJournal, JobRecord, MAX_ATTEMPTS};
 use super::report::{self, Reporter};
-use super::turn::TurnSettings;
-use super::workflow::{RunSpec, Workflow};
-use super::{Cancel, Git, ProgressSink, RepoError, validate};
+use super::{Cancel, RepoError, validate};
 use crate::child::{ChildFactory, ChildHandle, ControlMsg, Report, spawn_linked};
 use crate::fault;
-use crate::irc::IrcMessage;
-use crate::link::Link;
 use crate::trace::TraceCtx;
+
+mod launch;
+mod settings;
+mod view;
+
+pub use settings::{JobPeers, JobRequest, JobSettings, allowed};
+pub use view::{JobStats, JobView};
 
 /// How long a stopping `repo` child waits for its jobs to stop (git killed, turn interrupted).
 const STOP_WAIT: Duration = Duration::from_secs(5);
-
-/// How an agent's jobs run (`repo:` in its config).
-#[derive(Debug, Clone)]
-pub struct JobSettings {
-    /// The agent's nick.
-    pub nick: String,
-    /// `<state_dir>/<nick>/repo`: the journal and the workspaces.
-    pub dir: PathBuf,
-    /// The remotes jobs may use: exact, or a prefix ending in `*` (`repo.remotes`).
-    pub remotes: Vec<String>,
-    /// Jobs running at once; the others wait (`repo.max_jobs`).
-    pub max_jobs: usize,
-    /// How git runs (`repo.git_timeout`).
-    pub git: Git,
-    /// How the turn runs: the agent's codex slot, model and approvals; `workspace-write`.
-    pub turn: TurnSettings,
-}
-
-/// A job as asked for (checked by [`RepoJobsMessage::Start`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobRequest {
-    /// The remote.
-    pub remote: String,
-    /// The branch to push.
-    pub branch: String,
-    /// What codex should do.
-    pub task: String,
-    /// What to start from.
-    pub base: Option<String>,
-    /// Where progress and the result go: a channel or a nick.
-    pub report_to: String,
-    /// Who asked (`ipc`, `tool #general`, `operator`), for the record.
-    pub requested_by: String,
-}
-
-/// One job in `status` and `repo_jobs`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct JobView {
-    /// Its id.
-    pub id: u64,
-    /// `queued`, `running`, `cancelling`.
-    pub state: &'static str,
-    /// While running: `cloning`, `branching`, `turn`, `committing`, `pushing`.
-    pub phase: Option<&'static str>,
-    /// The remote, without credentials.
-    pub remote: String,
-    /// The branch.
-    pub branch: String,
-    /// Where it reports.
-    pub report_to: String,
-    /// Its attempt (1, or 2 after a restart cut the first off).
-    pub attempt: u32,
-    /// Seconds since this attempt started.
-    pub elapsed_s: Option<f64>,
-}
-
-/// Jobs ended, by outcome (outlives restarts of the actor).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct JobStats {
-    /// Pushed a commit (or found it pushed).
-    pub pushed: u64,
-    /// Ended with nothing to push.
-    pub no_changes: u64,
-    /// Failed.
-    pub failed: u64,
-    /// Cancelled.
-    pub cancelled: u64,
-}
 
 /// Messages of the [`RepoJobs`] actor.
 #[derive(Debug)]
@@ -165,15 +103,6 @@ impl From<ControlMsg> for RepoJobsMessage {
     fn from(msg: ControlMsg) -> Self {
         Self::Control(msg)
     }
-}
-
-/// The other parts the jobs reach.
-#[derive(Debug, Clone)]
-pub struct JobPeers {
-    /// The agent's `irc` actor (progress and results).
-    pub irc: Link<IrcMessage>,
-    /// Where each instance registers (the `socket` actor reaches it there).
-    pub link: Link<RepoJobsMessage>,
 }
 
 /// Starts the actor; keeps the counters across its restarts.
@@ -440,101 +369,6 @@ impl RepoJobsState {
         }
     }
 
-    fn launch(&mut self, mut record: JobRecord) {
-        record.attempts += 1;
-        let (id, attempt) = (record.id, record.attempts);
-        if let Err(error) = self.journal.write(&record) {
-            tracing::error!(agent.nick = %self.settings.nick, repo.job = id, error = %error, "repository job not started: its file cannot be written");
-            self.say(
-                &record,
-                format!("[job {id}] failed: its journal cannot be written: {error}"),
-            );
-            self.forget(id);
-            return;
-        }
-        self.journal.clear_workspaces(id, Some(attempt));
-        let spec = match self.spec(&record) {
-            Ok(spec) => spec,
-            Err(problem) => {
-                self.say(&record, format!("[job {id}] failed: {problem}"));
-                self.forget(id);
-                return;
-            }
-        };
-        let workflow = Workflow {
-            git: self.settings.git.clone(),
-            turn: self.settings.turn.clone(),
-            progress: self.progress(&record),
-        };
-        let cancel = Cancel::default();
-        let span = record.trace.follow(tracing::info_span!(
-            "codexd.repo.job",
-            agent.nick = %self.settings.nick,
-            repo.job = id,
-            repo.attempt = attempt,
-        ));
-        let myself = self.myself.clone();
-        let stop = cancel.clone();
-        let task = tokio::spawn(
-            async move {
-                let result = workflow.run(&spec, &stop).await.map(|(outcome, _)| outcome);
-                let _ = myself.cast(RepoJobsMessage::Finished {
-                    id,
-                    attempt,
-                    result,
-                });
-            }
-            .instrument(span),
-        );
-        self.running.insert(
-            id,
-            Running {
-                record,
-                cancel,
-                task,
-                started: Instant::now(),
-                phase: "starting",
-                cancel_requested: false,
-            },
-        );
-    }
-
-    fn spec(&self, record: &JobRecord) -> Result<RunSpec, String> {
-        Ok(RunSpec {
-            remote: validate::remote(&record.remote)?,
-            branch: validate::branch(&record.branch)?,
-            base: record.base.as_deref().map(validate::base_ref).transpose()?,
-            task: validate::task(&record.task)?,
-            root: self.journal.workspace(record.id, record.attempts),
-            job: Some(record.marker(&self.settings.nick)),
-        })
-    }
-
-    /// The job's progress: its phase for `status`, some lines for its channel.
-    fn progress(&self, record: &JobRecord) -> ProgressSink {
-        let (id, attempt) = (record.id, record.attempts);
-        let myself = self.myself.clone();
-        let reporter = self.reporter.clone();
-        let target = record.report_to.clone();
-        let trace = record.trace.clone();
-        ProgressSink::new(move |progress| {
-            if let Some(phase) = report::phase(&progress.progress) {
-                let _ = myself.cast(RepoJobsMessage::Phase { id, attempt, phase });
-            }
-            if let Some(line) = report::progress_line(id, &progress) {
-                reporter.say(&target, line, &trace);
-            }
-        })
-    }
-
-    fn on_phase(&mut self, id: u64, attempt: u32, phase: &'static str) {
-        if let Some(running) = self.running.get_mut(&id) {
-            if running.record.attempts == attempt {
-                running.phase = phase;
-            }
-        }
-    }
-
     fn cancel(&mut self, job: u64) -> Result<String, String> {
         if let Some(at) = self.queue.iter().position(|record| record.id == job) {
             let record = self.queue.remove(at).expect("found");
@@ -613,100 +447,5 @@ impl RepoJobsState {
 
     fn say(&self, record: &JobRecord, line: String) {
         self.reporter.say(&record.report_to, line, &record.trace);
-    }
-
-    fn known_ids(&self) -> Vec<u64> {
-        let queued = self.queue.iter().map(|record| record.id);
-        self.running.keys().copied().chain(queued).collect()
-    }
-
-    fn views(&self) -> Vec<JobView> {
-        let running = self.running.values().map(|running| JobView {
-            id: running.record.id,
-            state: if running.cancel_requested {
-                "cancelling"
-            } else {
-                "running"
-            },
-            phase: Some(running.phase),
-            remote: crate::redact::url(&running.record.remote),
-            branch: running.record.branch.clone(),
-            report_to: running.record.report_to.clone(),
-            attempt: running.record.attempts,
-            elapsed_s: Some(running.started.elapsed().as_secs_f64()),
-        });
-        let queued = self.queue.iter().map(|record| JobView {
-            id: record.id,
-            state: "queued",
-            phase: None,
-            remote: crate::redact::url(&record.remote),
-            branch: record.branch.clone(),
-            report_to: record.report_to.clone(),
-            attempt: record.attempts,
-            elapsed_s: None,
-        });
-        running.chain(queued).collect()
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let jobs = self.views();
-        let stats = self.stats().clone();
-        let summary = format!(
-            "{} job(s) running, {} queued",
-            self.running.len(),
-            self.queue.len()
-        );
-        serde_json::json!({
-            "remotes": self.settings.remotes.iter().map(|r| crate::redact::url(r)).collect::<Vec<_>>(),
-            "max_jobs": self.settings.max_jobs,
-            "jobs": jobs,
-            "ended": stats,
-            "summary": summary,
-        })
-    }
-
-    fn stats(&self) -> std::sync::MutexGuard<'_, JobStats> {
-        self.stats
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// Whether `remote` is one of `allowed`: equal to an entry, or starting with an entry's
-/// part before its trailing `*`.
-///
-/// | allowed                        | remote                         | ok  |
-/// |--------------------------------|--------------------------------|-----|
-/// | `/srv/git/a.git`               | `/srv/git/a.git`               | yes |
-/// | `git@github.com:org/*`         | `git@github.com:org/tool.git`  | yes |
-/// | `git@github.com:org/*`         | `git@github.com:other/x.git`   | no  |
-/// | (none)                         | anything                       | no  |
-pub fn allowed(remote: &str, allowed: &[String]) -> bool {
-    allowed.iter().any(|entry| match entry.strip_suffix('*') {
-        Some(prefix) => remote.starts_with(prefix),
-        None => remote == entry,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::allowed;
-
-    #[test]
-    fn remotes_are_allowed_exactly_or_by_prefix() {
-        let list = vec![
-            "/srv/git/a.git".to_owned(),
-            "git@github.com:org/*".to_owned(),
-        ];
-        let table = [
-            ("/srv/git/a.git", true),
-            ("/srv/git/a.git2", false),
-            ("git@github.com:org/tool.git", true),
-            ("git@github.com:other/x.git", false),
-        ];
-        for (remote, want) in table {
-            assert_eq!(allowed(remote, &list), want, "{remote}");
-        }
-        assert!(!allowed("/srv/git/a.git", &[]));
     }
 }

@@ -24,20 +24,27 @@
 //! | interrupted after `turn_timeout`    | [`TurnError::TimedOut`]         |
 //! | interrupted because cancelled       | [`TurnError::Cancelled`]        |
 //! | codex silent, or its process gone   | [`TurnError::Wedged`], [`TurnError::Gone`] |
+//!
+//! The session's steps are here; following the running turn is `follow`, its params and
+//! progress descriptions (pure) are `params`.
+
+mod follow;
+mod params;
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{Cancel, HEARTBEAT, Progress, ProgressSink, Report};
-use crate::codex::jsonrpc::{Incoming, Outgoing, Outstanding, RequestId, RpcError};
+use crate::codex::jsonrpc::{Incoming, Outgoing, Outstanding, RequestId};
 use crate::codex::{Attached, SessionEvent, SessionSink, Slot};
 use crate::genai;
 use crate::runner::session::{self, Approvals, ThreadConfig};
-use crate::runner::turn::{Outcome, Step, TOOL_ITEMS, Turn};
+use crate::runner::turn::Turn;
+use params::{end_span, refused, turn_start};
 
 /// How a job's turn runs.
 #[derive(Debug, Clone)]
@@ -290,156 +297,6 @@ impl Session<'_> {
         }
     }
 
-    /// Follows the running turn to its end (module docs).
-    async fn follow(&mut self, running: &mut Running, cancel: &Cancel) -> Result<(), TurnError> {
-        while let Some((method, params)) = self.backlog.pop_front() {
-            if let Some(outcome) = self.on_notification(running, &method, &params) {
-                return self.ended(running, outcome);
-            }
-        }
-        loop {
-            let wake = self.next_wake(running);
-            let event = tokio::select! {
-                event = self.events.recv() => event,
-                () = tokio::time::sleep_until(wake) => {
-                    self.on_tick(running)?;
-                    continue;
-                }
-                () = cancel.cancelled(), if !running.cancelled => {
-                    running.cancelled = true;
-                    self.interrupt(running);
-                    continue;
-                }
-            };
-            let Some(event) = event else {
-                return Err(TurnError::Gone("the session ended".to_owned()));
-            };
-            let message = match event {
-                SessionEvent::Gone(gone) => return Err(TurnError::Gone(gone.why)),
-                SessionEvent::Message(message) => message,
-            };
-            match message {
-                Incoming::Response { id, outcome } => self.on_response(running, &id, outcome)?,
-                Incoming::Notification { method, params } => {
-                    if let Some(outcome) = self.on_notification(running, &method, &params) {
-                        return self.ended(running, outcome);
-                    }
-                }
-                other => self.other(other),
-            }
-        }
-    }
-
-    /// A notification of the turn's thread (others are another session's, or the
-    /// process's own news); the turn's outcome once it ended.
-    fn on_notification(
-        &self,
-        running: &mut Running,
-        method: &str,
-        params: &Value,
-    ) -> Option<Outcome> {
-        if params.get("threadId").and_then(Value::as_str) != Some(&running.thread) {
-            return None;
-        }
-        if method == "item/started" {
-            self.tool_started(running, params);
-        }
-        match running.turn.on_notification(method, params) {
-            Step::Ended(outcome) => Some(outcome),
-            _ => None,
-        }
-    }
-
-    fn next_wake(&self, running: &Running) -> Instant {
-        let turn = match running.turn.interrupted {
-            Some(at) => at + self.settings.interrupt_timeout,
-            None => running.deadline,
-        };
-        [
-            Some(turn),
-            running.probe,
-            self.requests.next_deadline(),
-            Some(running.heartbeat),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(turn)
-    }
-
-    fn on_tick(&mut self, running: &mut Running) -> Result<(), TurnError> {
-        let now = Instant::now();
-        if self.requests.next_deadline().is_some_and(|due| due <= now) {
-            return Err(self.expired());
-        }
-        if let Some(at) = running.turn.interrupted {
-            if now >= at + self.settings.interrupt_timeout {
-                let why = format!(
-                    "an interrupted turn did not end within {}s",
-                    self.settings.interrupt_timeout.as_secs()
-                );
-                return Err(self.wedged(why));
-            }
-        } else if now >= running.deadline {
-            tracing::warn!(
-                timeout_s = self.settings.turn_timeout.as_secs(),
-                "repository turn timed out; interrupting it"
-            );
-            self.interrupt(running);
-        }
-        if running.probe.is_some_and(|due| now >= due) {
-            running.probe = None;
-            self.request("thread/loaded/list", json!({}), Waiter::Probe);
-        }
-        if now >= running.heartbeat {
-            running.heartbeat = now + HEARTBEAT;
-            self.report(Progress::Working);
-        }
-        Ok(())
-    }
-
-    fn on_response(
-        &mut self,
-        running: &mut Running,
-        id: &RequestId,
-        outcome: Result<Value, RpcError>,
-    ) -> Result<(), TurnError> {
-        let Some(pending) = self.requests.resolve(id) else {
-            return Ok(());
-        };
-        match (pending.waiter, outcome) {
-            (Waiter::Probe, _) => {
-                running.probe = Some(Instant::now() + self.settings.request_timeout);
-            }
-            (Waiter::Interrupt, Err(error)) if !error.message.contains("no active turn") => {
-                return Err(self.wedged(format!("it refused to interrupt the turn: {error}")));
-            }
-            (Waiter::Interrupt, Err(_)) => {
-                return Err(match running.cancelled {
-                    true => TurnError::Cancelled,
-                    false => TurnError::TimedOut(self.settings.turn_timeout),
-                });
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn ended(&self, running: &Running, outcome: Outcome) -> Result<(), TurnError> {
-        match outcome {
-            Outcome::Completed if running.cancelled => Err(TurnError::Cancelled),
-            Outcome::Completed => {
-                let said = running.turn.messages.last().cloned();
-                let tools = running.tools;
-                self.report(Progress::TurnDone { tools, said });
-                Ok(())
-            }
-            Outcome::Failed(reason) => Err(TurnError::Failed(crate::redact::text(&reason))),
-            Outcome::Timeout if running.cancelled => Err(TurnError::Cancelled),
-            Outcome::Timeout => Err(TurnError::TimedOut(self.settings.turn_timeout)),
-        }
-    }
-
     /// Server requests (approvals by policy, anything else an error) and stray lines.
     fn other(&mut self, incoming: Incoming) {
         match incoming {
@@ -453,25 +310,6 @@ impl Session<'_> {
                 tracing::warn!(error = %error, line = %shown, "codex wrote a line that is not a message; skipped");
             }
             _ => {}
-        }
-    }
-
-    fn tool_started(&self, running: &mut Running, params: &Value) {
-        let Some((kind, detail)) = describe_tool(params) else {
-            return;
-        };
-        running.tools += 1;
-        self.report(Progress::Tool { kind, detail });
-    }
-
-    fn interrupt(&mut self, running: &mut Running) {
-        running.turn.interrupted = Some(Instant::now());
-        match running.turn.id.clone() {
-            Some(turn) => {
-                let params = session::turn_interrupt(&running.thread, &turn);
-                self.request("turn/interrupt", params, Waiter::Interrupt);
-            }
-            None => tracing::debug!("no turn id yet; the interrupt deadline stands"),
         }
     }
 
@@ -516,75 +354,5 @@ impl Session<'_> {
     /// Leaves the process (dropping the session detaches it).
     fn close(self) {
         drop(self.attached);
-    }
-}
-
-/// `turn/start` with the task and a `sandboxPolicy` whose only writable root is the thread's
-/// cwd (the checkout), no network, no temp dirs; for the `workspace-write` sandbox only.
-fn turn_start(thread: &str, prompt: &str, config: &ThreadConfig) -> Value {
-    let mut params = session::turn_start(thread, prompt);
-    if config.sandbox.as_deref() == Some("workspace-write") {
-        params["sandboxPolicy"] = json!({
-            "type": "workspaceWrite",
-            "writableRoots": [config.cwd.display().to_string()],
-            "networkAccess": false,
-            "excludeTmpdirEnvVar": true,
-            "excludeSlashTmp": true,
-        });
-    }
-    params
-}
-
-fn refused(method: &str, error: &RpcError) -> TurnError {
-    TurnError::Refused(crate::redact::text(&session::failure(method, error)))
-}
-
-/// A tool item's type and a short description: the files a patch touches, a command's
-/// program; `None` for items that are not tool calls.
-fn describe_tool(params: &Value) -> Option<(String, String)> {
-    let item = params.get("item")?;
-    let kind = item.get("type")?.as_str()?;
-    if !TOOL_ITEMS.contains(&kind) {
-        return None;
-    }
-    let detail = match kind {
-        "fileChange" => item
-            .get("changes")
-            .and_then(Value::as_array)
-            .map(|changes| {
-                let names: Vec<&str> = changes
-                    .iter()
-                    .filter_map(|c| c.get("path").and_then(Value::as_str))
-                    .map(|path| path.rsplit('/').next().unwrap_or(path))
-                    .collect();
-                names.join(", ")
-            })
-            .unwrap_or_default(),
-        "commandExecution" => item
-            .pointer("/commandActions/0/type")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        "dynamicToolCall" | "mcpToolCall" => item
-            .get("tool")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        _ => String::new(),
-    };
-    Some((kind.to_owned(), detail))
-}
-
-fn end_span(turn: &Turn, outcome: &str) {
-    turn.span.record("outcome", outcome);
-    if let Some(id) = &turn.id {
-        turn.span.record("codex.turn_id", id.as_str());
-    }
-    if let Some((input, output)) = turn.tokens {
-        turn.span.record("tokens.input", input);
-        turn.span.record("tokens.output", output);
-        let int = |count: u64| i64::try_from(count).unwrap_or(i64::MAX);
-        turn.span.record(genai::USAGE_INPUT_TOKENS, int(input));
-        turn.span.record(genai::USAGE_OUTPUT_TOKENS, int(output));
     }
 }
