@@ -66,8 +66,8 @@ impl Project {
         })
     }
 
-    /// Without codex (input errors, git failures happen before any turn); `codex:` extra
-    /// config for the file.
+    /// Without the real codex (input errors and git failures come before any turn): the
+    /// fake app-server, or the `codex:` given.
     fn bare(codex_yaml: &str) -> Project {
         let scratch = Scratch::new();
         let dir = scratch.path("project");
@@ -82,6 +82,16 @@ impl Project {
             ],
         );
         let remote = seeded_bare(scratch.dir.path(), "widget");
+        // No test without a codex of its own may start whatever `codex` is on PATH.
+        let fake = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/fake_app_server.py"
+        );
+        let default_codex = format!("codex:\n  binary: {fake}\n");
+        let codex_yaml = match codex_yaml {
+            "" => default_codex.as_str(),
+            given => given,
+        };
         scratch.write_config(&format!(
             "server: {{name: spark}}\nstate_dir: {{home}}/state\ncontrol_socket: {{socket}}\n{codex_yaml}"
         ));
@@ -152,7 +162,9 @@ async fn a_task_pushes_its_branch_with_one_commit_and_the_file_codex_added() {
         return;
     };
     let task = "Add hello.txt\nwith a friendly line";
-    let out = project.repo(&run_args(project.remote(), "fix/hello", task));
+    let mut args = run_args(project.remote(), "fix/hello", task);
+    args.extend(["--base", "origin/main"]);
+    let out = project.repo(&args);
     let (stdout, stderr) = exited(&out, 0);
     eprintln!("codexd repo run said on stderr:\n{stderr}");
     let commit = git_remote::run(
@@ -450,6 +462,21 @@ async fn a_timed_out_turn_is_interrupted_exits_2_and_commits_nothing() {
 }
 
 #[test]
+fn a_base_that_is_no_commit_fails_before_any_turn() {
+    let project = Project::bare("");
+    let mut args = run_args(project.remote(), "b", "t");
+    args.extend(["--base", "origin/nope"]);
+    let out = project.repo(&args);
+    let (_, stderr) = exited(&out, 2);
+    assert!(
+        stderr.contains(
+            "hint: base ref 'origin/nope' is not a commit in the clone (try origin/<branch>)"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn repo_push_pushes_the_checkout_not_the_enclosing_repository() {
     let project = Project::bare("");
     let out = project.repo(&["push", "--branch", "feature"]);
@@ -578,4 +605,75 @@ async fn a_run_is_one_trace_from_the_clone_through_the_turn_and_its_tools_to_the
         let git = one(&spans, &run.span_id, "codexd.repo.git", ("git.step", step));
         assert_eq!(git.attr("outcome").as_deref(), Some("success"), "{step}");
     }
+}
+
+/// A project whose codex is the scripted fake app-server with `modes`; its event log.
+fn with_fake_codex(modes: &str, codex: &str) -> (Project, PathBuf) {
+    let scratch_log = tempfile::NamedTempFile::new().expect("log file");
+    let log = scratch_log.into_temp_path().keep().expect("keep");
+    let fake = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/support/fake_app_server.py"
+    );
+    let project = Project::bare(&format!(
+        "codex:\n  binary: {fake}\n{codex}  env:\n    FAKE_APP_SERVER_MODE: '{modes}'\n    FAKE_APP_SERVER_LOG: {}\n",
+        log.display()
+    ));
+    (project, log)
+}
+
+fn fake_events(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+#[test]
+fn approvals_are_answered_by_policy_and_a_silent_codex_is_killed_at_the_deadlines() {
+    let policy = "  approval_policy: on-request\n  approvals: accept\n  interrupt_timeout: 1s\n";
+    let (project, log) = with_fake_codex("server_request", policy);
+    let out = project.repo(&run_args(project.remote(), "asked", "Run a command"));
+    exited(&out, 0);
+    let answers: Vec<serde_json::Value> = fake_events(&log)
+        .into_iter()
+        .filter(|e| e["event"] == "answer")
+        .collect();
+    let answer = |id: i64| {
+        answers
+            .iter()
+            .find(|a| a["id"] == id)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(answer(901)["result"]["decision"], "accept", "{answers:?}");
+    assert_eq!(
+        answer(900)["error"]["code"],
+        -32601,
+        "an unknown request gets an error"
+    );
+    std::fs::remove_file(&log).ok();
+
+    let (project, log) = with_fake_codex("hang,ignore_interrupt", policy);
+    let mut args = run_args(project.remote(), "stuck", "Never finish");
+    args.extend(["--turn-timeout", "1s"]);
+    let started = Instant::now();
+    let out = project.repo(&args);
+    let (_, stderr) = exited(&out, 2);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "bounded by the deadlines"
+    );
+    assert!(
+        stderr.contains("hint: codex stopped answering (an interrupted turn did not end within 1s); its process was killed; nothing was committed"),
+        "{stderr}"
+    );
+    let events = fake_events(&log);
+    assert!(
+        events.iter().any(|e| e["event"] == "interrupt"),
+        "it was interrupted first"
+    );
+    assert_eq!(branches(&project.remote), ["main"]);
+    std::fs::remove_file(&log).ok();
 }
