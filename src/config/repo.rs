@@ -80,6 +80,69 @@ fn remote_problem(remote: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::{errors, ok};
+
+    fn agent(lines: &str) -> String {
+        format!("server: {{name: spark}}\nagents:\n  - nick: spark-a\n{lines}")
+    }
+
+    #[test]
+    fn an_agent_takes_jobs_only_with_remotes_it_may_use() {
+        let config = ok(&agent(
+            "    repo:\n      remotes: [/srv/git/a.git, 'git@host:org/*']\n      max_jobs: 2\n",
+        ))
+        .config;
+        let repo = config.agents[0].repo.clone().expect("repo");
+        assert_eq!(repo.remotes, ["/srv/git/a.git", "git@host:org/*"]);
+        assert_eq!(
+            (repo.max_jobs, repo.git_timeout, repo.turn_timeout),
+            (2, DEFAULT_GIT_TIMEOUT, None)
+        );
+        assert_eq!(
+            ok(&agent("")).config.agents[0].repo,
+            None,
+            "no repo: no jobs"
+        );
+        let table = [
+            (
+                "    repo: {}\n",
+                "agents[0].repo.remotes: required: the remotes the agent's jobs may use",
+            ),
+            (
+                "    repo: {remotes: []}\n",
+                "agents[0].repo.remotes: must list at least one remote",
+            ),
+            (
+                "    repo: {remotes: ['http://host/a.git']}\n",
+                "agents[0].repo.remotes[0]: remote must be an HTTPS or SSH Git remote",
+            ),
+            (
+                "    repo: {remotes: [/a.git], max_jobs: 0}\n",
+                "agents[0].repo.max_jobs: expected an integer from 1 to 16, got 0",
+            ),
+            (
+                "    repo: {remotes: [/a.git], git_timout: 1m}\n",
+                "agents[0].repo.git_timout: unknown key",
+            ),
+        ];
+        for (lines, want) in table {
+            let found = errors(&agent(lines));
+            assert!(
+                found.iter().any(|e| e.starts_with(want)),
+                "{lines}: {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn repo_runs_model_is_codex_model_else_codexs_own() {
+        let base = "server: {name: spark}\n";
+        assert_eq!(ok(base).config.codex.model, "", "codex's own default");
+        let set = ok(&format!("{base}codex: {{model: gpt-5.5}}\n")).config;
+        assert_eq!(set.codex.model, "gpt-5.5");
+        let found = errors(&format!("{base}codex: {{model: ''}}\n"));
+        assert_eq!(found, ["codex.model: expected a non-empty single line"]);
+    }
 
     #[test]
     fn remotes_and_prefixes_are_checked_like_repo_runs() {
