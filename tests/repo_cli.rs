@@ -677,3 +677,47 @@ fn approvals_are_answered_by_policy_and_a_silent_codex_is_killed_at_the_deadline
     assert_eq!(branches(&project.remote), ["main"]);
     std::fs::remove_file(&log).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_cancels_the_turn_and_nothing_is_committed() {
+    let gate = Gate::new();
+    let script = vec![
+        Reply::patch("maybe.txt", "maybe\n"),
+        Reply::held("thinking", &gate),
+    ];
+    let Some(project) = Project::with_codex(script).await else {
+        return;
+    };
+    let mut command = project.scratch.codexd();
+    command
+        .env_remove("RUST_LOG")
+        .current_dir(&project.dir)
+        .arg("repo")
+        .args(run_args(project.remote(), "interrupted", "Wait for me"))
+        .arg("--config")
+        .arg(project.scratch.config())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = command.spawn().expect("spawn codexd repo run");
+    let model = project.model.as_ref().expect("codex");
+    eventually("the turn is held mid-answer", || {
+        (model.held() > 0).then_some(())
+    });
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("exit");
+    gate.open();
+    let (_, stderr) = exited(&out, 2);
+    assert!(
+        stderr.contains("hint: the codex turn was cancelled; nothing was committed"),
+        "{stderr}"
+    );
+    assert_eq!(branches(&project.remote), ["main"], "nothing pushed");
+    assert_eq!(
+        git_remote::run(&project.checkout(), &["log", "--format=%s"]),
+        "seed"
+    );
+}
