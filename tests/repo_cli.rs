@@ -247,6 +247,14 @@ async fn the_sandbox_lets_codex_write_the_checkout_only() {
 #[test]
 fn bad_input_is_refused_with_upstreams_messages_before_anything_runs() {
     let project = Project::bare("");
+    let help = project.repo(&[]);
+    let (stdout, _) = exited(&help, 0);
+    for word in ["Usage: codexd repo", "run", "push", "clean", "cancel"] {
+        assert!(
+            stdout.contains(word),
+            "`codexd repo` prints its help: {stdout}"
+        );
+    }
     let remote = project.remote();
     let table: Vec<(Vec<&str>, &str)> = vec![
         (

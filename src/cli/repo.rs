@@ -50,6 +50,7 @@ const NICK: &str = "codexd-repo";
 pub async fn run(command: Option<RepoCommand>, log_format: LogFormat, env: &Env) -> ExitCode {
     let Some(command) = command else {
         let mut cli = <super::Cli as clap::CommandFactory>::command();
+        cli.build(); // so the usage line reads `codexd repo`
         let _ = cli
             .find_subcommand_mut("repo")
             .map(|repo| repo.print_help());
