@@ -332,3 +332,47 @@ async fn a_job_whose_commit_is_already_pushed_is_not_pushed_again() {
         "no turn ran for it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_codex_crash_under_a_job_runs_it_again_on_the_next_process() {
+    let remote = Remote::new();
+    let repo = remote.repo_yaml();
+    let Some(mut agent) = start(Extra {
+        agent: &repo,
+        ..Extra::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let gate = Gate::new();
+    let model = agent.model.as_ref().expect("real codex");
+    model.when("JOBTASK", Reply::held("cut off here", &gate));
+    model.when("JOBTASK", Reply::patch("crash.txt", "after a crash\n"));
+    let answer = agent
+        .ipc(json!({"type": "repo_run", "remote": remote.as_str(), "branch": "crashed", "task": "JOBTASK: survive codex", "channel": "#general"}))
+        .expect("answer");
+    assert_eq!(answer["data"]["job"], 1, "{answer}");
+    wait_for_turn(&agent, 1);
+    eventually("the model is held mid-answer", || {
+        (agent.model.as_ref().expect("codex").held() > 0).then_some(())
+    });
+    agent.fault("kill");
+    gate.open();
+    let line = agent.reply("#general", "[job 1] cut off: ").await;
+    assert_eq!(
+        line,
+        "[job 1] cut off: its codex process died or stopped answering; running it again from a clean checkout (attempt 2 of 2)"
+    );
+    agent
+        .reply("#general", "[job 1] pushed: branch=crashed")
+        .await;
+    assert_eq!(
+        subjects(&remote.path, "crashed"),
+        Some(vec![
+            "codexd: JOBTASK: survive codex".to_owned(),
+            "seed".to_owned()
+        ]),
+        "one commit"
+    );
+}

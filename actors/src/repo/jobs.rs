@@ -8,7 +8,7 @@
 //! | `Cancel`       | IPC `repo_cancel`, `codexd repo cancel` | a queued job is dropped; a running one is stopped (git killed, turn interrupted): nothing is pushed after it |
 //! | `List`         | IPC `repo_jobs`                      | the jobs queued and running                    |
 //! | `Phase`        | a job's progress                     | what `status` shows                            |
-//! | `Finished`     | a job's task                         | reported in its channel, forgotten; the next one starts |
+//! | `Finished`     | a job's task                         | reported in its channel, forgotten; the next one starts (a job whose codex died or went silent under it runs once more, as after a restart) |
 //!
 //! Never pushed twice: each job's commit carries `Codexd-Job: <nick>/<id>.<nonce>`; every
 //! attempt looks for it on `origin/<branch>` after cloning (and after a rejected push) and,
@@ -406,6 +406,21 @@ impl RepoJobsState {
         };
         let record = running.record;
         let elapsed = running.started.elapsed();
+        if let Err(error) = &result {
+            if report::cut_off(error) && !running.cancel_requested && record.attempts < MAX_ATTEMPTS
+            {
+                // codex died or went silent under it: as a restart would, run it again.
+                tracing::warn!(agent.nick = %self.settings.nick, repo.job = id, error = %error, "repository job cut off; running it again");
+                let line = format!(
+                    "[job {id}] cut off: its codex process died or stopped answering; running it again from a clean checkout (attempt {} of {MAX_ATTEMPTS})",
+                    record.attempts + 1
+                );
+                self.say(&record, line);
+                self.queue.push_front(record);
+                self.next();
+                return;
+            }
+        }
         let (line, keep_workspace) = match result {
             Ok(outcome) => {
                 let mut stats = self.stats();
@@ -426,7 +441,10 @@ impl RepoJobsState {
             Err(error) => {
                 self.stats().failed += 1;
                 tracing::warn!(agent.nick = %self.settings.nick, repo.job = id, error = %error, "repository job failed");
-                (format!("[job {id}] failed: {error}"), true)
+                (
+                    format!("[job {id}] failed: {}", report::short(&error)),
+                    true,
+                )
             }
         };
         tracing::info!(agent.nick = %self.settings.nick, repo.job = id, result = %line, "repository job ended");

@@ -101,6 +101,28 @@ pub(super) fn was_cancelled(error: &RepoError) -> bool {
     )
 }
 
+/// Whether a job's error means its codex process died or went silent under it (the job
+/// was cut off, as a restart cuts it off), rather than a failure of the job itself.
+pub(super) fn cut_off(error: &RepoError) -> bool {
+    matches!(
+        error,
+        RepoError::Turn(TurnError::Gone(_) | TurnError::Wedged(_))
+    )
+}
+
+/// Most characters of an error in a channel line (the log has all of it).
+const SHORT: usize = 300;
+
+/// An error as one short line for the channel: its first line, at most [`SHORT`] characters.
+pub(super) fn short(error: &RepoError) -> String {
+    let text = error.to_string();
+    let line = text.lines().next().unwrap_or_default();
+    match line.chars().count() > SHORT {
+        true => format!("{}…", line.chars().take(SHORT).collect::<String>()),
+        false => line.to_owned(),
+    }
+}
+
 /// `3, 4` or `none`.
 pub(super) fn list(ids: &[u64]) -> String {
     match ids.is_empty() {
@@ -285,6 +307,10 @@ mod tests {
             "[job 3] no changes: nothing pushed (branch fix)"
         );
         assert!(was_cancelled(&RepoError::Turn(TurnError::Cancelled)));
+        assert!(cut_off(&RepoError::Turn(TurnError::Gone("killed".into()))));
+        let long = RepoError::Checkout(format!("{}\nsecond line", "x".repeat(400)));
+        assert_eq!(short(&long), format!("{}…", "x".repeat(300)));
+        assert!(!cut_off(&RepoError::Turn(TurnError::Failed("bad".into()))));
         assert!(!was_cancelled(&RepoError::Input("x".into())));
         assert_eq!(
             (list(&[]), list(&[3, 4])),
