@@ -181,6 +181,14 @@ async fn a_cancelled_job_pushes_nothing() {
     eventually("the model is held mid-answer", || {
         (agent.model.as_ref().expect("codex").held() > 0).then_some(())
     });
+    let listed = agent.ipc(json!({"type": "repo_jobs"})).expect("answer");
+    let job = &listed["data"]["jobs"][0];
+    assert_eq!(
+        (job["id"].as_u64(), job["phase"].as_str()),
+        (Some(1), Some("turn")),
+        "{listed}"
+    );
+    assert_eq!(job["remote"], remote.as_str(), "{listed}");
     let socket = agent.scratch.socket();
     let out = agent.scratch.cli(&[
         "repo",
@@ -201,6 +209,10 @@ async fn a_cancelled_job_pushes_nothing() {
         .await;
     gate.open();
     assert_eq!(branches(&remote.path), ["main"], "nothing pushed");
+    let over_ipc = agent
+        .ipc(json!({"type": "repo_cancel", "job": 1}))
+        .expect("answer");
+    assert_eq!(over_ipc["ok"], false, "{over_ipc}");
     let again = agent.scratch.cli(&[
         "repo",
         "cancel",
