@@ -13,6 +13,8 @@ use codexd_actors::codex::{CodexCommand, CodexPool, Slot};
 use codexd_actors::irc::{FloodSettings, IrcSettings, TlsSettings, TraceTagMode};
 use codexd_actors::overseer::OverseerSettings;
 use codexd_actors::overseer::prompt::Template;
+use codexd_actors::repo::jobs::JobSettings;
+use codexd_actors::repo::{Git, TurnSettings};
 use codexd_actors::runner::session::ThreadConfig;
 use codexd_actors::runner::{RunnerSettings, prompt};
 use codexd_actors::socket::{AgentSocket, BindError, PidFile, SocketDirectory, StopRequest};
@@ -76,6 +78,9 @@ pub fn spec(
         audit: audit.clone(),
         ..runner_settings(config, agent, place(&wiring.pool, config, agent))
     });
+    let repo = runner
+        .as_ref()
+        .and_then(|runner| job_settings(config, agent, runner));
     let parts = AgentParts {
         nick: agent.nick.clone(),
         policy: agent.restart,
@@ -94,6 +99,7 @@ pub fn spec(
             .enabled
             .then(|| overseer_settings(config, agent)),
         test_children: agent.test_children.clone(),
+        repo,
     };
     let outside = AgentWiring {
         stop: wiring.stop,
@@ -180,9 +186,55 @@ pub fn runner_settings(config: &Config, agent: &AgentConfig, slot: Slot) -> Runn
     settings.home = agent.channels.first().cloned();
     settings.tags = agent.tags.clone();
     settings.tools = agent.tools.clone();
+    settings.repo_jobs = agent.repo.is_some();
     settings.tool_timeout = codex.tool_timeout;
     settings
 }
+
+/// The `repo` child's settings when the agent has `repo:`: its jobs run on the runner's
+/// codex slot with the agent's model and approvals, in `workspace-write` scoped to each
+/// job's checkout, in `<state_dir>/<nick>/repo`.
+pub fn job_settings(
+    config: &Config,
+    agent: &AgentConfig,
+    runner: &RunnerSettings,
+) -> Option<JobSettings> {
+    let repo = agent.repo.as_ref()?;
+    let thread = ThreadConfig {
+        sandbox: Some(DEFAULT_SANDBOX.to_owned()),
+        // codex's own system prompt: it is a coding task, not a conversation on IRC.
+        instructions: String::new(),
+        ..runner.thread.clone()
+    };
+    let turn_timeout = repo
+        .turn_timeout
+        .or(runner.turn_timeout)
+        .unwrap_or(JOB_TURN_TIMEOUT);
+    let turn = TurnSettings {
+        slot: runner.codex.clone(),
+        thread,
+        approvals: runner.approvals,
+        turn_timeout,
+        request_timeout: runner.request_timeout,
+        interrupt_timeout: runner.interrupt_timeout,
+        start_timeout: JOB_START_TIMEOUT,
+        nick: agent.nick.clone(),
+    };
+    Some(JobSettings {
+        nick: agent.nick.clone(),
+        dir: config.state_dir.join(&agent.nick).join("repo"),
+        remotes: repo.remotes.clone(),
+        max_jobs: repo.max_jobs,
+        git: Git::new(repo.git_timeout),
+        turn,
+    })
+}
+
+/// A job's turn budget when neither `repo.turn_timeout` nor the agent's has one.
+const JOB_TURN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long a job waits for its agent's codex process (it may be restarting).
+const JOB_START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The sandbox an agent's threads get when `codex.sandbox` is unset.
 const DEFAULT_SANDBOX: &str = "workspace-write";
@@ -211,12 +263,21 @@ pub fn overseer_settings(config: &Config, agent: &AgentConfig) -> OverseerSettin
 /// The process runs in `<state_dir>/codex-pool` with its XDG data and state there; each
 /// agent's cwd, model, instructions, policies and shell environment are per thread.
 fn place(pool: &CodexPool, config: &Config, agent: &AgentConfig) -> Slot {
-    let codex = &agent.codex;
+    let (key, command) = pool_command(&agent.codex, &config.state_dir.join("codex-pool"));
+    pool.place(&agent.nick, &key, command)
+}
+
+/// How a pooled `codex app-server` starts for `codex:` (binary, args, env), in `dir` (made
+/// 0700) with its XDG data and state there; and the key of its codex identity (who may
+/// share the process).
+pub fn pool_command(
+    codex: &crate::config::CodexConfig,
+    dir: &std::path::Path,
+) -> (String, CodexCommand) {
     let key = format!("{:?}", (&codex.binary, &codex.args, &codex.env));
-    let dir = config.state_dir.join("codex-pool");
     let mut command = CodexCommand::new(&codex.binary, "");
     command.args.extend(codex.args.iter().map(Into::into));
-    command.cwd = Some(dir.clone());
+    command.cwd = Some(dir.to_path_buf());
     command.env = vec![
         ("XDG_DATA_HOME".into(), dir.join("xdg/data").into()),
         ("XDG_STATE_HOME".into(), dir.join("xdg/state").into()),
@@ -224,10 +285,10 @@ fn place(pool: &CodexPool, config: &Config, agent: &AgentConfig) -> Slot {
     command
         .env
         .extend(codex.env.iter().map(|(k, v)| (k.into(), v.into())));
-    if let Err(error) = create_private_dir(&dir) {
+    if let Err(error) = create_private_dir(dir) {
         tracing::warn!(dir = %dir.display(), error = %error, "codex pool directory not created");
     }
-    pool.place(&agent.nick, &key, command)
+    (key, command)
 }
 
 /// `mkdir -p` with mode 0700 for every directory it creates, whatever the umask lets through

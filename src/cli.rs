@@ -12,11 +12,13 @@
 //! | [`status`]  | the status table and the `--check` health findings       |
 //! | [`watch`]   | `codexd watch`: the stream, as JSON lines or a live view |
 //! | [`docs`]    | shell completions and the man page                       |
+//! | [`repo`]    | `codexd repo run \| push \| clean`: repository work in-process |
 
 pub mod agent;
 pub mod args;
 pub mod client;
 pub mod docs;
+pub mod repo;
 pub mod status;
 pub mod watch;
 
@@ -24,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-pub use args::{Cli, Command, Target};
+pub use args::{Cli, Command, RepoCommand, Target};
 pub use status::{print_status, status_table};
 
 use crate::config::{self, Config, ConfigError, Loaded};

@@ -19,6 +19,7 @@ mod daemon;
 mod names;
 mod paths;
 mod reader;
+mod repo;
 mod restart;
 mod secrets;
 mod sections;

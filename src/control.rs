@@ -11,6 +11,7 @@
 //! | `{"cmd":"say","nick":"spark-a","target":"#dev","text":"hi"}`        | `{"warnings":[…]}`     |
 //! | `{"cmd":"whisper","nick":"spark-a","kind":"CORRECTION","text":"…"}` | `null`                 |
 //! | `{"cmd":"watch"}`, `{"cmd":"watch","nick":"spark-a"}`               | `{"agents":[…]}`, then a stream (below) |
+//! | `{"cmd":"repo_cancel","nick":"spark-a","job":3}`                    | `{"result":"cancelling job 3: …"}` |
 //!
 //! Every answer is `{"id":…,"ok":true,"data":…}` or `{"id":…,"ok":false,"code":…,"error":…}`.
 //! A malformed line gets an error answer and the connection stays open.
@@ -110,6 +111,13 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nick: Option<String>,
     },
+    /// Stop one of an agent's repository jobs.
+    RepoCancel {
+        /// The agent.
+        nick: String,
+        /// The job's id.
+        job: u64,
+    },
 }
 
 impl Request {
@@ -124,6 +132,7 @@ impl Request {
             Request::Say { .. } => "say",
             Request::Whisper { .. } => "whisper",
             Request::Watch { .. } => "watch",
+            Request::RepoCancel { .. } => "repo_cancel",
         }
     }
 
@@ -136,7 +145,8 @@ impl Request {
             | Request::Pause { nick }
             | Request::Resume { nick }
             | Request::Say { nick, .. }
-            | Request::Whisper { nick, .. } => Some(nick),
+            | Request::Whisper { nick, .. }
+            | Request::RepoCancel { nick, .. } => Some(nick),
         }
     }
 }

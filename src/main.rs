@@ -48,6 +48,7 @@ async fn dispatch(cli: Cli, env: Env) -> ExitCode {
             ExitCode::from(exit::OK)
         }
         Command::Agent { action } => cli::agent::run(action, &env).await,
+        Command::Repo { command } => cli::repo::run(command, cli.log_format, &env).await,
         Command::Man => match cli::docs::man_page(&mut std::io::stdout()) {
             Ok(()) => ExitCode::from(exit::OK),
             Err(error) => cli::fail(

@@ -16,11 +16,12 @@
 //! | `Link<WebhookMessage>`   | runner, socket, overseer → webhook             |
 //! | `Link<RunnerMessage>`    | intake, attention polls, socket → runner       |
 //! | `Link<SocketMessage>`    | overseer → socket (whispers); runner → socket (the model's tool calls); the daemon's [`SocketDirectory`] → socket (operator requests) |
+//! | `Link<RepoJobsMessage>`  | socket → repo (IPC `repo_*`, the `repo_run` tool, `codexd repo cancel`) |
 //! | `IntakePath` (bounded, lossless) | irc → runner intake: mentions and DMs  |
 //! | `IrcEvent` broadcast     | irc → attention (may lag: never the journal's path) |
 //! | `RunnerEvent` broadcast  | runner → overseer                              |
 //! | `PauseSwitch`, `CurrentTurn` | shared state of the agent                  |
-//! | [`Slot`](crate::codex::Slot) | runner → its codex process (the `codex` service) |
+//! | [`Slot`](crate::codex::Slot) | runner, repo → its codex process (the `codex` service) |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,7 @@ use crate::irc::{INBOUND_WINDOW, IntakePath, IrcFactory, IrcSettings};
 use crate::link::Link;
 use crate::overseer::{OverseerFactory, OverseerPeers, OverseerSettings};
 use crate::pause::PauseSwitch;
+use crate::repo::jobs::{JobPeers, JobSettings, RepoJobsFactory};
 use crate::restart::RestartPolicy;
 use crate::runner::{CurrentTurn, RUNNER_EVENTS, RunnerFactory, RunnerPeers, RunnerSettings};
 use crate::socket::{
@@ -74,6 +76,8 @@ pub struct AgentParts {
     pub socket: Option<AgentSocket>,
     /// Behaviour evaluation; `None` when `supervisor.enabled` is off.
     pub overseer: Option<OverseerSettings>,
+    /// Repository jobs; `None` without `repo:` in the agent's config.
+    pub repo: Option<JobSettings>,
     /// Children run as inert, fault-injectable test actors (by name).
     pub test_children: Vec<String>,
 }
@@ -91,14 +95,16 @@ pub struct AgentWiring {
     pub sockets: SocketDirectory,
 }
 
-/// The names of an agent's children, in start order.
-pub const CHILD_NAMES: [&str; 6] = [
+/// The names of an agent's children, in start order (`repo` last: it stops first, so its
+/// jobs' last lines still reach `irc`).
+pub const CHILD_NAMES: [&str; 7] = [
     "webhook",
     "runner",
     "attention",
     "socket",
     "irc",
     "overseer",
+    "repo",
 ];
 
 /// Everything needed to run one agent.
@@ -151,6 +157,7 @@ impl AgentSpec {
         let (intake, intake_queue) = IntakePath::new(INBOUND_WINDOW);
         let mut intake_queue = Some(intake_queue);
         let (runner_events, _) = broadcast::channel(RUNNER_EVENTS);
+        let repo_link = Link::default();
         let socket_peers = SocketPeers {
             nick: parts.nick.clone(),
             irc: irc.clone(),
@@ -159,6 +166,8 @@ impl AgentSpec {
             pause: PauseSwitch::default(),
             turn: CurrentTurn::default(),
             stop: wiring.stop,
+            repo: repo_link.clone(),
+            repo_jobs: parts.repo.is_some(),
         };
         let socket_link = Link::default();
         wiring.sockets.register(&parts.nick, socket_link.clone());
@@ -224,6 +233,13 @@ impl AgentSpec {
                         runner: runner_events.clone(),
                     };
                     Arc::new(OverseerFactory::new(settings, peers)) as Arc<dyn ChildFactory>
+                }),
+                "repo" => parts.repo.clone().map(|settings| {
+                    let peers = JobPeers {
+                        irc: irc.clone(),
+                        link: repo_link.clone(),
+                    };
+                    Arc::new(RepoJobsFactory::new(settings, peers)) as Arc<dyn ChildFactory>
                 }),
                 _ => None,
             };

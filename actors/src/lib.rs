@@ -18,6 +18,7 @@ pub mod link;
 pub mod overseer;
 pub mod pause;
 pub mod redact;
+pub mod repo;
 pub mod restart;
 pub mod runner;
 pub mod socket;

@@ -26,7 +26,7 @@ mod intake;
 pub mod journal;
 pub mod prompt;
 pub mod session;
-mod turn;
+pub(crate) mod turn;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -82,6 +82,8 @@ pub struct RunnerSettings {
     pub admission: AdmissionSettings,
     /// The agent's IRC tools, declared on `thread/start` (`tools:`).
     pub tools: ToolChoice,
+    /// The agent takes repository jobs (`repo:`): `repo_run` is declared too.
+    pub repo_jobs: bool,
     /// How long one tool call may take before the model is told it timed out
     /// (`codex.tool_timeout`).
     pub tool_timeout: Duration,
@@ -112,6 +114,7 @@ impl RunnerSettings {
             state_dir,
             admission: AdmissionSettings::default(),
             tools: ToolChoice::All,
+            repo_jobs: false,
             tool_timeout: Duration::from_secs(30),
             conversations: ConversationSettings::default(),
             home: None,
@@ -125,6 +128,14 @@ impl RunnerSettings {
         match self.conversations.threads {
             ThreadMode::PerConversation => conversation.as_str().to_owned(),
             ThreadMode::Shared => SHARED_KEY.to_owned(),
+        }
+    }
+
+    /// The tools its threads start with.
+    pub fn tool_set(&self) -> crate::tools::ToolSet<'_> {
+        crate::tools::ToolSet {
+            irc: &self.tools,
+            jobs: self.repo_jobs,
         }
     }
 

@@ -35,6 +35,7 @@ mod hub;
 mod operator;
 mod pidfile;
 mod protocol;
+mod repo;
 mod tool;
 mod verbs;
 
@@ -52,7 +53,7 @@ use tracing::Instrument;
 
 pub use bind::{BindError, BoundSocket, discard_input, own_uid};
 pub use conn::MAX_REQUEST_LINE;
-pub use operator::{OperatorError, OperatorRequest, SocketDirectory, WhisperKind};
+pub use operator::{OperatorAnswer, OperatorError, OperatorRequest, SocketDirectory, WhisperKind};
 pub use pidfile::PidFile;
 
 use crate::child::{ChildFactory, ChildHandle, ControlMsg, Report, spawn_linked};
@@ -88,8 +89,8 @@ pub enum SocketMessage {
         request: OperatorRequest,
         /// The control request it continues.
         trace: TraceCtx,
-        /// The answer's warnings, or why it was refused.
-        reply: RpcReplyPort<Result<Vec<String>, OperatorError>>,
+        /// The answer (warnings, a note), or why it was refused.
+        reply: RpcReplyPort<Result<OperatorAnswer, OperatorError>>,
     },
 }
 
@@ -186,6 +187,10 @@ pub struct SocketPeers {
     pub turn: CurrentTurn,
     /// Where `shutdown` asks the daemon to stop the agent.
     pub stop: mpsc::Sender<StopRequest>,
+    /// Its `repo` child (repository jobs), when it takes jobs.
+    pub repo: Link<crate::repo::jobs::RepoJobsMessage>,
+    /// It takes repository jobs (`repo:`).
+    pub repo_jobs: bool,
 }
 
 /// Starts the socket actor; holds what outlives its restarts (the bound socket, the
@@ -225,6 +230,8 @@ impl ChildFactory for SocketFactory {
                 turn: peers.turn,
                 stop: peers.stop,
                 supervisor: supervisor.clone(),
+                repo: peers.repo,
+                repo_jobs: peers.repo_jobs,
             },
         };
         let args = SocketArgs {
@@ -343,7 +350,7 @@ impl SocketState {
         &self,
         request: OperatorRequest,
         trace: TraceCtx,
-        reply: RpcReplyPort<Result<Vec<String>, OperatorError>>,
+        reply: RpcReplyPort<Result<OperatorAnswer, OperatorError>>,
     ) {
         let nick = &self.shared.agent.nick;
         let span = trace.follow(tracing::info_span!(
@@ -359,7 +366,7 @@ impl SocketState {
             };
             span.in_scope(|| tracing::info!(agent.nick = %nick, whisper.kind = kind.name(), "operator whisper"));
             self.whisper(&whisper);
-            let _ = reply.send(Ok(Vec::new()));
+            let _ = reply.send(Ok(OperatorAnswer::default()));
             return;
         }
         let shared = self.shared.clone();

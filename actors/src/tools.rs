@@ -21,6 +21,8 @@
 //! | `irc_thread_read`   | `irc_thread_read`   | `channel`, `thread`, `limit`?          |
 //! | `irc_thread_close`  | `irc_thread_close`  | `channel`, `thread`, `summary`?        |
 //!
+//! | `repo_run` (with `repo:` only) | `repo_run` | `remote`, `branch`, `task`, `base`?, `channel`? |
+//!
 //! Not tools: the agent's lifecycle verbs (`compact`, `clear`, `status`, `pause`, `resume`,
 //! `shutdown`). Text the model gives a tool loses its control characters (CTCP, colours)
 //! like its replies do; results are short text, errors say what went wrong.
@@ -149,9 +151,89 @@ const TOOLS: &[Tool] = &[
     },
 ];
 
-/// Every tool's name, in declaration order.
+/// The tool of an agent that takes repository jobs (`repo:` in its config), carried out by
+/// its `repo` child through the IPC verb of the same name ([`crate::repo::jobs`]).
+const JOB_TOOLS: &[Tool] = &[Tool {
+    name: "repo_run",
+    description: "Start repository work as a job beside your turns: codexd clones `remote` into a workspace of its own, runs codex on `task` on a new branch `branch` (from `base`, default the remote's HEAD), commits what changed and pushes the branch. Returns the job's id at once; progress and the pushed commit are reported in `channel` (default: this conversation). Only the remotes in your configuration are allowed.",
+    parameters: &[
+        (
+            "remote",
+            "string",
+            "The git remote: https://host/path, git@host:path or an absolute path.",
+            true,
+        ),
+        (
+            "branch",
+            "string",
+            "The branch to create and push (letters, digits, . _ / -).",
+            true,
+        ),
+        (
+            "task",
+            "string",
+            "What codex should do in the repository.",
+            true,
+        ),
+        (
+            "base",
+            "string",
+            "The commit to start from, e.g. origin/main (optional).",
+            false,
+        ),
+        (
+            "channel",
+            "string",
+            "Where to report (#name or a nick; default: this conversation).",
+            false,
+        ),
+    ],
+}];
+
+/// Every IRC tool's name, in declaration order.
 pub fn names() -> Vec<&'static str> {
     TOOLS.iter().map(|tool| tool.name).collect()
+}
+
+/// Whether codexd carries out a tool named `name` (an IRC tool or a job tool).
+pub fn is_known(name: &str) -> bool {
+    TOOLS.iter().chain(JOB_TOOLS).any(|tool| tool.name == name)
+}
+
+/// What a thread starts with: the chosen IRC tools, and `repo_run` when the agent takes
+/// repository jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ToolSet<'a> {
+    /// The IRC tools (`tools:`).
+    pub irc: &'a ToolChoice,
+    /// The agent has `repo:` configured.
+    pub jobs: bool,
+}
+
+impl ToolSet<'_> {
+    /// Every name, IRC tools first.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names = self.irc.names();
+        if self.jobs {
+            names.extend(JOB_TOOLS.iter().map(|tool| tool.name));
+        }
+        names
+    }
+
+    /// `thread/start`'s `dynamicTools`.
+    pub fn declared(&self) -> Vec<Value> {
+        let mut declared = self.irc.declared();
+        if self.jobs {
+            declared.extend(JOB_TOOLS.iter().map(declaration));
+        }
+        declared
+    }
+
+    /// What a thread's tool set is recorded as (`v1:irc_send,…`; `,repo_run` at the end
+    /// with jobs): without jobs exactly [`ToolChoice::tag`].
+    pub fn tag(&self) -> String {
+        format!("v{TOOLSET_VERSION}:{}", self.names().join(","))
+    }
 }
 
 /// Which tools an agent has (`tools:` in its config).

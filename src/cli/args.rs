@@ -139,6 +139,13 @@ pub enum Command {
         #[command(subcommand)]
         action: super::agent::AgentAction,
     },
+    /// Repository work, in this process (no daemon needed): clone a remote into a managed
+    /// workspace, let codex do a task on a branch, commit, push.
+    Repo {
+        /// What to do (none: print help).
+        #[command(subcommand)]
+        command: Option<RepoCommand>,
+    },
     /// Print a shell completion script (e.g. `codexd completions bash > /etc/bash_completion.d/codexd`).
     Completions {
         /// The shell.
@@ -157,4 +164,71 @@ pub struct Target {
     /// Config file whose control_socket to use.
     #[arg(long)]
     pub config: Option<PathBuf>,
+}
+
+/// `codexd repo …`.
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Clone REMOTE into the workspace, run codex on TASK on a new branch, then commit and
+    /// push what it changed (one commit), or print `no changes`.
+    Run {
+        /// An HTTPS (`https://host/path`) or SSH (`git@host:path`) remote, or an absolute path.
+        remote: String,
+        /// The branch to create and push.
+        #[arg(long, allow_hyphen_values = true)]
+        branch: String,
+        /// What codex should do.
+        #[arg(long)]
+        task: String,
+        /// The commit to start from (e.g. `origin/main`) [default: the remote's HEAD].
+        #[arg(long, value_name = "REF", allow_hyphen_values = true)]
+        base: Option<String>,
+        /// The workspace, inside the current directory; emptied first.
+        #[arg(long, value_name = "PATH", default_value = ".codexd/work")]
+        workspace: PathBuf,
+        /// The model [default: codex.model from the config, else codex's own default].
+        #[arg(long)]
+        model: Option<String>,
+        /// codex's sandbox; `workspace-write` may write the checkout only.
+        #[arg(long, default_value = "workspace-write", value_parser = ["workspace-write", "read-only", "danger-full-access"])]
+        sandbox: String,
+        /// A codex turn running longer is interrupted (exit 2, nothing committed).
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+        turn_timeout: std::time::Duration,
+        /// Each git command running longer is killed (exit 2).
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+        git_timeout: std::time::Duration,
+        /// Config file for `codex:` (binary, env, model, approvals, timeouts), `state_dir`
+        /// and `telemetry:` [default: as `codexd run`; none: codex's defaults].
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Push the workspace's checkout (not the repository around it) to origin/BRANCH.
+    Push {
+        /// The workspace `repo run` used.
+        #[arg(long, value_name = "PATH", default_value = ".codexd/work")]
+        workspace: PathBuf,
+        /// The branch to push to (required).
+        #[arg(long, allow_hyphen_values = true)]
+        branch: Option<String>,
+        /// Each git command running longer is killed (exit 2).
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+        git_timeout: std::time::Duration,
+    },
+    /// Empty the workspace (only one codexd made).
+    Clean {
+        /// The workspace.
+        #[arg(long, value_name = "PATH", default_value = ".codexd/work")]
+        workspace: PathBuf,
+    },
+    /// Cancel a repository job of an agent of the running daemon (its jobs are listed under
+    /// its `repo` child in `codexd status <nick> --json`): nothing is pushed after it.
+    Cancel {
+        /// The agent's nick.
+        nick: String,
+        /// The job's id.
+        job: u64,
+        #[command(flatten)]
+        target: Target,
+    },
 }

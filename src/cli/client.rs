@@ -101,7 +101,7 @@ pub async fn run(command: Command, env: &Env) -> Option<ExitCode> {
         Command::Run { .. } | Command::CheckConfig { .. } | Command::Completions { .. } => {
             return None;
         }
-        Command::Man | Command::Agent { .. } => return None,
+        Command::Man | Command::Agent { .. } | Command::Repo { .. } => return None,
     };
     let Ok(socket) = socket_path(&target, env) else {
         return Some(ExitCode::from(exit::CONFIG));

@@ -18,6 +18,7 @@
 //! | `conversations`        | daemon's      | partial conversations map                              |
 //! | `test_children`        | `[]`          | child names, no repeats                                |
 //! | `tools`                | `true`        | `true` (every IRC tool), `false` (none), or a list of tool names, no repeats |
+//! | `repo`                 | none          | repository jobs (`config/repo.rs`): `remotes`, `max_jobs`, `git_timeout`, `turn_timeout` |
 
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ use serde_yaml_ng::Value;
 use super::reader::{At, Fields, Ignored, Keys, Node, Report, did_you_mean, quote};
 use super::{
     AgentConfig, AttentionConfig, CodexConfig, RestartConfig, admission, attention, codex,
-    conversations, names, paths, restart,
+    conversations, names, paths, repo, restart,
 };
 use crate::env::Env;
 use codexd_actors::runner::admission::AdmissionSettings;
@@ -52,6 +53,7 @@ const KEYS: Keys = Keys {
         "conversations",
         "test_children",
         "tools",
+        "repo",
     ],
     ignored: &[
         Ignored {
@@ -194,6 +196,7 @@ fn agent(
         ),
         test_children: test_children(&fields.get("test_children"), report),
         tools: tools(&fields.get("tools"), report),
+        repo: repo::section(&fields.get("repo"), report),
     };
     Some((agent, nick.at().clone()))
 }

@@ -10,6 +10,7 @@
 //! | `approval_policy` | `never` | when codex asks: `never`, `on-request`, `untrusted`  |
 //! | `approvals` | `decline` | how codexd answers when it asks: `accept`, `decline`, `accept_for_session` |
 //! | `sandbox` | codex's own | `read-only`, `workspace-write`, `danger-full-access`     |
+//! | `model` | codex's own | non-empty single line: the model of `codexd repo run` (agents use their `model`) |
 //! | `agents_per_process` | `10` | integer 1..=1000, daemon level only: agents sharing one `codex app-server` |
 //! | `request_timeout` | `30s` | duration > 0: an unanswered request means codex is wedged |
 //! | `interrupt_timeout` | `10s` | duration > 0: an interrupted turn that does not end means codex is wedged |
@@ -34,6 +35,7 @@ const KEYS: Keys = Keys {
         "approval_policy",
         "approvals",
         "sandbox",
+        "model",
         "agents_per_process",
         "request_timeout",
         "interrupt_timeout",
@@ -52,6 +54,7 @@ impl Default for CodexConfig {
             approval_policy: "never".to_owned(),
             approvals: Approvals::Decline,
             sandbox: None,
+            model: String::new(),
             agents_per_process: DEFAULT_AGENTS_PER_PROCESS,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             interrupt_timeout: DEFAULT_INTERRUPT_TIMEOUT,
@@ -138,6 +141,10 @@ pub(super) fn section(
             .string_where(report, one_of(&SANDBOXES))
             .map(str::to_owned)
             .or_else(|| base.sandbox.clone()),
+        model: fields
+            .get("model")
+            .string_where(report, single_line)
+            .map_or_else(|| base.model.clone(), str::to_owned),
         agents_per_process,
         request_timeout: fields
             .get("request_timeout")
@@ -152,6 +159,12 @@ pub(super) fn section(
             .duration(report)
             .unwrap_or(base.tool_timeout),
     }
+}
+
+/// `None` for a non-empty line without control characters, else the problem.
+fn single_line(text: &str) -> Option<String> {
+    let bad = text.trim().is_empty() || text.chars().any(char::is_control);
+    bad.then(|| "expected a non-empty single line".to_owned())
 }
 
 fn args(node: &Node<'_>, report: &mut Report) -> Option<Vec<String>> {

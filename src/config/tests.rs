@@ -87,6 +87,7 @@ fn defaults() {
             approval_policy: "never".into(),
             approvals: codexd_actors::runner::session::Approvals::Decline,
             sandbox: None,
+            model: String::new(),
             agents_per_process: 10,
             request_timeout: secs(30),
             interrupt_timeout: secs(10),

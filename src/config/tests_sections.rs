@@ -125,7 +125,7 @@ fn test_children_are_known_children_listed_once() {
     assert_eq!(
         agent_errors("    test_children: [irc, runer, irc]\n"),
         [
-            "agents[0].test_children[1]: unknown child \"runer\"; expected one of webhook, runner, attention, socket, irc, overseer (did you mean \"runner\"?)",
+            "agents[0].test_children[1]: unknown child \"runer\"; expected one of webhook, runner, attention, socket, irc, overseer, repo (did you mean \"runner\"?)",
             "agents[0].test_children[2]: \"irc\" is listed twice",
         ]
     );

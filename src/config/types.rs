@@ -269,6 +269,8 @@ pub struct CodexConfig {
     pub approvals: codexd_actors::runner::session::Approvals,
     /// `sandbox`: codex's sandbox mode; `None` leaves codex's configured default.
     pub sandbox: Option<String>,
+    /// `model` (default empty: codex's own default): the model of `codexd repo run`'s turn.
+    pub model: String,
     /// `agents_per_process` (daemon level; default 1): how many agents with the same codex
     /// identity share one `codex app-server` process.
     pub agents_per_process: usize,
@@ -281,6 +283,19 @@ pub struct CodexConfig {
     /// `tool_timeout` (default 30 s): a tool call of the model (the agent's IRC tools) that
     /// takes longer is answered "timed out" and the turn goes on.
     pub tool_timeout: Duration,
+}
+
+/// `repo:` of an agent (see `config/repo.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoConfig {
+    /// `remotes`: what its jobs may clone and push to (exact, or a prefix ending in `*`).
+    pub remotes: Vec<String>,
+    /// `max_jobs` (default 1): jobs running at once.
+    pub max_jobs: usize,
+    /// `git_timeout` (default 5 m): each git command's budget.
+    pub git_timeout: std::time::Duration,
+    /// `turn_timeout`: the job's codex turn; `None`: the agent's `turn_timeout_seconds`.
+    pub turn_timeout: Option<std::time::Duration>,
 }
 
 /// One entry of `agents:` with every per-agent override resolved against the daemon level.
@@ -319,6 +334,8 @@ pub struct AgentConfig {
     pub test_children: Vec<String>,
     /// `tools` (codexd): which IRC tools the agent's model has.
     pub tools: ToolChoice,
+    /// `repo` (codexd): the agent takes repository jobs; `None`: it takes none.
+    pub repo: Option<RepoConfig>,
 }
 
 /// The directory of the agents' IPC sockets.

@@ -4,7 +4,7 @@
 //! |---------------------------|--------------------------------------------------------------|
 //! | `status`                  | the Host (with `nick`: [`only_agent`] of its answer)         |
 //! | `reset`, `fault`          | the Host, along the path `<nick>/<child>`                    |
-//! | `pause`, `resume`, `say`, `whisper` | the agent's `socket` actor, found in the [`SocketDirectory`](codexd_actors::socket::SocketDirectory), once the Host knows the nick |
+//! | `pause`, `resume`, `say`, `whisper`, `repo_cancel` | the agent's `socket` actor, found in the [`SocketDirectory`](codexd_actors::socket::SocketDirectory), once the Host knows the nick |
 //!
 //! Refusals are typed ([`Refusal`]): the CLI maps their [`ErrorCode`] to its exit code.
 
@@ -94,7 +94,7 @@ pub(super) fn parse(line: &[u8]) -> Result<(Value, Request), (Value, Refusal)> {
             Refusal::new(
                 ErrorCode::BadRequest,
                 format!(
-                    "bad request: {error} (expected cmd status, reset, fault, pause, resume, say, whisper or watch)"
+                    "bad request: {error} (expected cmd status, reset, fault, pause, resume, say, whisper, watch or repo_cancel)"
                 ),
             ),
         )),
@@ -144,6 +144,9 @@ async fn carry_out(request: Request, peers: &Peers) -> Result<Value, Refusal> {
             }
             operate(peers, &nick, OperatorRequest::Whisper { kind, text }).await
         }
+        Request::RepoCancel { nick, job } => {
+            operate(peers, &nick, OperatorRequest::RepoCancel { job }).await
+        }
         Request::Watch { .. } => Err(Refusal::new(
             ErrorCode::BadRequest,
             "watch is answered with a stream",
@@ -151,18 +154,26 @@ async fn carry_out(request: Request, peers: &Peers) -> Result<Value, Refusal> {
     }
 }
 
-/// An operator request to agent `nick`: `null`, or `{"warnings":[…]}` when there are some.
+/// An operator request to agent `nick`: `null`, or `{"warnings":[…]}` and `{"result":…}`
+/// when there is something to say.
 async fn operate(peers: &Peers, nick: &str, request: OperatorRequest) -> Result<Value, Refusal> {
     known_agent(peers, nick).await?;
     let name = request.name();
-    let warnings = peers
+    let answer = peers
         .sockets
         .ask(nick, request, TraceCtx::current())
         .await?;
     tracing::info!(agent.nick = %nick, request = name, "operator request carried out");
-    Ok(match warnings.is_empty() {
+    let mut data = serde_json::Map::new();
+    if !answer.warnings.is_empty() {
+        data.insert("warnings".into(), json!(answer.warnings));
+    }
+    if let Some(note) = answer.note {
+        data.insert("result".into(), json!(note));
+    }
+    Ok(match data.is_empty() {
         true => Value::Null,
-        false => json!({ "warnings": warnings }),
+        false => Value::Object(data),
     })
 }
 
@@ -325,7 +336,7 @@ mod tests {
         assert_eq!(refused.code, ErrorCode::BadRequest);
         let error = refused.message;
         assert!(error.contains("missing field"), "{error}");
-        assert!(error.contains("whisper or watch"), "{error}");
+        assert!(error.contains("whisper, watch or repo_cancel"), "{error}");
     }
 
     #[test]

@@ -70,6 +70,8 @@ impl IpcAgent {
             pause: PauseSwitch::default(),
             turn: CurrentTurn::default(),
             stop,
+            repo: Link::default(),
+            repo_jobs: false,
         };
         let (events, _) = broadcast::channel(1024);
         let policy = quick_policy();

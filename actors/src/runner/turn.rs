@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use crate::genai;
 
 /// Item types that are tool calls (one `codexd.tool.call` span each).
-const TOOL_ITEMS: [&str; 5] = [
+pub(crate) const TOOL_ITEMS: [&str; 5] = [
     "commandExecution",
     "fileChange",
     "mcpToolCall",
@@ -32,7 +32,7 @@ const TOOL_ITEMS: [&str; 5] = [
 
 /// How a turn ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Outcome {
+pub(crate) enum Outcome {
     /// `turn/completed` with status `completed`.
     Completed,
     /// `turn/completed` with status `failed` (or another non-success status).
@@ -43,7 +43,7 @@ pub(super) enum Outcome {
 
 impl Outcome {
     /// Culture's `outcome` attribute: `success`, `error`, `timeout`.
-    pub(super) fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Outcome::Completed => "success",
             Outcome::Failed(_) => "error",
@@ -54,7 +54,7 @@ impl Outcome {
 
 /// What a notification means for the runner.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Step {
+pub(crate) enum Step {
     /// Nothing to do.
     None,
     /// An agent message completed: relay it.
@@ -65,19 +65,19 @@ pub(super) enum Step {
 
 /// A turn codexd started and codex has not finished.
 #[derive(Debug)]
-pub(super) struct Turn {
+pub(crate) struct Turn {
     /// The id codex gave it (from the answer or `turn/started`).
-    pub(super) id: Option<String>,
+    pub(crate) id: Option<String>,
     /// When `turn/start` was sent.
-    pub(super) started: Instant,
+    pub(crate) started: Instant,
     /// The `harness.llm.call` span.
-    pub(super) span: tracing::Span,
+    pub(crate) span: tracing::Span,
     /// Input and output tokens of the turn's last model call, once reported.
-    pub(super) tokens: Option<(u64, u64)>,
+    pub(crate) tokens: Option<(u64, u64)>,
     /// Agent messages so far.
-    pub(super) messages: Vec<String>,
+    pub(crate) messages: Vec<String>,
     /// When `turn/interrupt` was sent (after a timeout).
-    pub(super) interrupted: Option<Instant>,
+    pub(crate) interrupted: Option<Instant>,
     /// The last final (`willRetry: false`) error.
     error: Option<String>,
     /// Open tool-call spans by item id.
@@ -86,7 +86,7 @@ pub(super) struct Turn {
 
 impl Turn {
     /// A turn just sent as `turn/start`, traced by `span`.
-    pub(super) fn new(span: tracing::Span) -> Self {
+    pub(crate) fn new(span: tracing::Span) -> Self {
         Self {
             id: None,
             started: Instant::now(),
@@ -101,16 +101,16 @@ impl Turn {
 
     /// Tool calls in progress.
     /// The open `codexd.tool.call` span of tool item `id`.
-    pub(super) fn tool_span(&self, id: &str) -> Option<&tracing::Span> {
+    pub(crate) fn tool_span(&self, id: &str) -> Option<&tracing::Span> {
         self.tools.get(id)
     }
 
-    pub(super) fn open_tools(&self) -> usize {
+    pub(crate) fn open_tools(&self) -> usize {
         self.tools.len()
     }
 
     /// Applies one notification of this turn's thread.
-    pub(super) fn on_notification(&mut self, method: &str, params: &Value) -> Step {
+    pub(crate) fn on_notification(&mut self, method: &str, params: &Value) -> Step {
         let turn_id = params
             .get("turnId")
             .and_then(Value::as_str)
@@ -135,7 +135,7 @@ impl Turn {
 
     /// Closes every tool span still open (codex never completes items cut off by an
     /// interrupt or a crash), marking them `incomplete`.
-    pub(super) fn close_open_items(&mut self) {
+    pub(crate) fn close_open_items(&mut self) {
         for (_, span) in self.tools.drain() {
             span.record("tool.status", "incomplete");
         }

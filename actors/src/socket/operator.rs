@@ -12,6 +12,7 @@
 //! | `Resume`  | IPC `resume`             | lifts any pause                                            |
 //! | `Say`     | IPC `irc_send`           | control characters (CTCP `\x01`, colours) removed from each line, then the `irc` actor's checks (target, joined channel) and send path (one PRIVMSG per line) |
 //! | `Whisper` | an overseer verdict      | IPC clients get it (or it waits for one) and the model reads it at the start of its next turn |
+//! | `RepoCancel` | IPC `repo_cancel`     | stops a repository job of the agent (`codexd repo cancel`) |
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -50,6 +51,21 @@ pub enum OperatorRequest {
         /// The text.
         text: String,
     },
+    /// Stop one of the agent's repository jobs.
+    RepoCancel {
+        /// The job's id.
+        job: u64,
+    },
+}
+
+/// What an operator request came to: the answer's warnings, and a note to show (what a
+/// `RepoCancel` did).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperatorAnswer {
+    /// Warnings (a line queued while IRC is down, an unknown @nick).
+    pub warnings: Vec<String>,
+    /// What was done, when there is more to say than "done".
+    pub note: Option<String>,
 }
 
 impl OperatorRequest {
@@ -60,6 +76,7 @@ impl OperatorRequest {
             OperatorRequest::Resume => "resume",
             OperatorRequest::Say { .. } => "say",
             OperatorRequest::Whisper { .. } => "whisper",
+            OperatorRequest::RepoCancel { .. } => "repo_cancel",
         }
     }
 }
@@ -154,7 +171,7 @@ impl SocketDirectory {
         nick: &str,
         request: OperatorRequest,
         trace: TraceCtx,
-    ) -> Result<Vec<String>, OperatorError> {
+    ) -> Result<OperatorAnswer, OperatorError> {
         let link = self.lock().get(nick).cloned();
         let Some(link) = link else {
             let known = self.lock().keys().cloned().collect::<Vec<_>>().join(", ");
@@ -188,13 +205,13 @@ impl SocketDirectory {
     }
 }
 
-/// Carries out `Pause`, `Resume` or `Say` as the IPC verb it is (a `Whisper` is the
-/// actor's own business: [`super::SocketState`]).
+/// Carries out `Pause`, `Resume`, `Say` or `RepoCancel` as the IPC verb it is (a `Whisper`
+/// is the actor's own business: [`super::SocketState`]).
 pub(crate) async fn carry_out(
     agent: &Agent,
     request: OperatorRequest,
     trace: &TraceCtx,
-) -> Result<Vec<String>, OperatorError> {
+) -> Result<OperatorAnswer, OperatorError> {
     let verb = match request {
         OperatorRequest::Pause => Verb::Pause,
         OperatorRequest::Resume => Verb::Resume,
@@ -202,6 +219,7 @@ pub(crate) async fn carry_out(
             channel: target,
             message: without_controls(&text),
         },
+        OperatorRequest::RepoCancel { job } => Verb::RepoCancel { job },
         OperatorRequest::Whisper { .. } => {
             return Err(OperatorError::Refused(
                 "a whisper is delivered by the socket actor itself".to_owned(),
@@ -213,10 +231,18 @@ pub(crate) async fn carry_out(
         verb,
     };
     let response = verbs::carry_out(agent, request, trace, &Caller::Anyone).await;
-    match response.error_text() {
-        Some(error) => Err(OperatorError::Refused(error.to_owned())),
-        None => Ok(response.warnings().to_vec()),
+    if let Some(error) = response.error_text() {
+        return Err(OperatorError::Refused(error.to_owned()));
     }
+    let note = response
+        .data()
+        .and_then(|data| data.get("result"))
+        .and_then(|result| result.as_str())
+        .map(str::to_owned);
+    Ok(OperatorAnswer {
+        warnings: response.warnings().to_vec(),
+        note,
+    })
 }
 
 /// `text` with the control characters of each line removed, as the model's tool texts are.

@@ -102,6 +102,25 @@ pub(crate) enum Verb {
     Pause,
     Resume,
     Shutdown,
+    /// codexd: start a repository job (the agent's `repo` child).
+    RepoRun(RepoRun),
+    /// codexd: stop a repository job.
+    RepoCancel {
+        job: u64,
+    },
+    /// codexd: the repository jobs queued and running.
+    RepoJobs,
+}
+
+/// `repo_run`'s fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RepoRun {
+    pub(crate) remote: String,
+    pub(crate) branch: String,
+    pub(crate) task: String,
+    pub(crate) base: Option<String>,
+    /// Where progress and the result go.
+    pub(crate) channel: String,
 }
 
 impl Verb {
@@ -127,6 +146,9 @@ impl Verb {
             Verb::Pause => "pause",
             Verb::Resume => "resume",
             Verb::Shutdown => "shutdown",
+            Verb::RepoRun(_) => "repo_run",
+            Verb::RepoCancel { .. } => "repo_cancel",
+            Verb::RepoJobs => "repo_jobs",
         }
     }
 }
@@ -385,6 +407,15 @@ pub(crate) fn verb(object: &Map<String, Value>) -> Result<Verb, String> {
         "pause" => Verb::Pause,
         "resume" => Verb::Resume,
         "shutdown" => Verb::Shutdown,
+        "repo_run" => Verb::RepoRun(RepoRun {
+            remote: f.required("remote", "Missing 'remote'")?,
+            branch: f.required("branch", "Missing 'branch'")?,
+            task: f.required("task", "Missing 'task'")?,
+            base: f.text("base")?,
+            channel: f.required("channel", MISSING_CHANNEL)?,
+        }),
+        "repo_cancel" => Verb::RepoCancel { job: f.job()? },
+        "repo_jobs" => Verb::RepoJobs,
         other => return Err(format!("Unknown message type: {}", py_str_repr(other))),
     })
 }
@@ -454,6 +485,17 @@ impl Fields<'_> {
             Some(n) => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
             None => Err(format!("'limit' must be a positive integer, got {value}")),
         }
+    }
+
+    /// `job`: a job id, as a number or a string of one.
+    fn job(&self) -> Result<u64, String> {
+        let value = self.0.get("job").ok_or("Missing 'job'")?;
+        let id = match value {
+            Value::Number(n) => n.as_u64(),
+            Value::String(text) => text.trim().parse().ok(),
+            _ => None,
+        };
+        id.ok_or_else(|| format!("'job' must be a job id (a positive integer), got {value}"))
     }
 
     /// A boolean flag (`query`); absent or `null` is false.

@@ -18,7 +18,7 @@ pub(crate) async fn call(
     conversation: Option<&str>,
     trace: &TraceCtx,
 ) -> ToolOutcome {
-    if !tools::names().contains(&tool) {
+    if !tools::is_known(tool) {
         return ToolOutcome::failed(format!("error: no tool named {tool}"));
     }
     let mut object = match arguments {
@@ -32,6 +32,12 @@ pub(crate) async fn call(
         if let Some(Value::String(text)) = object.get_mut(key) {
             let lines: Vec<String> = text.lines().map(prompt::without_controls).collect();
             *text = lines.join("\n");
+        }
+    }
+    if tool == "repo_run" && !object.contains_key("channel") {
+        // Reports go where the model was asked.
+        if let Some(target) = conversation.and_then(report_target) {
+            object.insert("channel".into(), json!(target));
         }
     }
     object.insert("type".into(), json!(tool));
@@ -49,6 +55,17 @@ pub(crate) async fn call(
     };
     let response = verbs::carry_out(agent, request, trace, &caller).await;
     render(&response)
+}
+
+/// Where a conversation's replies go: `#dev` for `#dev` and `#dev thread:x`, `ori` for
+/// `DM:ori`.
+fn report_target(conversation: &str) -> Option<String> {
+    let conversation = conversation.trim();
+    if let Some(peer) = conversation.strip_prefix("DM:") {
+        return Some(peer.to_owned());
+    }
+    let channel = conversation.split_whitespace().next()?;
+    channel.starts_with('#').then(|| channel.to_owned())
 }
 
 /// The IPC answer as text for the model.

@@ -54,6 +54,10 @@ pub(crate) struct Agent {
     pub(crate) stop: mpsc::Sender<StopRequest>,
     /// The agent's supervisor (for the runner's circuit in `status`).
     pub(crate) supervisor: ActorCell,
+    /// Its `repo` child (repository jobs).
+    pub(crate) repo: Link<crate::repo::jobs::RepoJobsMessage>,
+    /// It takes repository jobs.
+    pub(crate) repo_jobs: bool,
 }
 
 /// Who makes a request, for DM privacy and the default conversation (module table).
@@ -244,6 +248,17 @@ pub(crate) async fn carry_out(
             Ok(Answer::done())
         }
         Verb::Shutdown => Ok(Answer::done()),
+        Verb::RepoRun(run) => {
+            let by = match caller {
+                Caller::Anyone => "ipc".to_owned(),
+                Caller::Within(conversations) => format!("tool {}", conversations.join(",")),
+            };
+            super::repo::run(agent, run, &by, trace)
+                .await
+                .map(Answer::data)
+        }
+        Verb::RepoCancel { job } => super::repo::cancel(agent, job).await.map(Answer::data),
+        Verb::RepoJobs => super::repo::jobs(agent).await.map(Answer::data),
     };
     match result {
         Ok(answer) => Response::ok(id, answer.data).with_warnings(answer.warnings),

@@ -174,7 +174,7 @@ impl RunnerState {
                 .map(str::to_owned)
                 .or_else(|| self.known_keys().into_iter().next())
                 .and_then(|key| self.book.get(&key).map(|record| record.thread.clone())),
-            tool_set: self.settings.tools.tag(),
+            tool_set: self.settings.tool_set().tag(),
             conversation_settings: self.settings.conversations,
             conversations,
             invitations: self.invitations.clone(),

@@ -93,7 +93,7 @@ impl RunnerState {
     pub(super) fn start_thread(&mut self, key: &str) -> Result<(), ActorProcessingErr> {
         self.threads.insert(key.to_owned(), Open::Opening);
         let mut params = self.settings.thread.start();
-        let tools = self.settings.tools.declared();
+        let tools = self.settings.tool_set().declared();
         if !tools.is_empty() {
             params["dynamicTools"] = Value::Array(tools);
         }
@@ -110,7 +110,7 @@ impl RunnerState {
             Ok(result) => {
                 let thread = session::thread_id(&result).unwrap_or(thread);
                 let recorded = self.book.get(&key).and_then(|record| record.tools.clone());
-                let current = self.settings.tools.tag();
+                let current = self.settings.tool_set().tag();
                 let handover = recorded.as_deref() != Some(current.as_str());
                 if handover {
                     let recorded = recorded.unwrap_or_else(|| "none".to_owned());
@@ -144,7 +144,7 @@ impl RunnerState {
             Err(error) => return Err(session::failure("thread/start", error).into()),
         };
         if !key.starts_with(INVITE_KEY) {
-            let tag = self.settings.tools.tag();
+            let tag = self.settings.tool_set().tag();
             if let Err(error) = self.book.set(&key, &thread, &tag) {
                 tracing::error!(agent.nick = %nick, conversation = %key, error = %error, "thread id not persisted; a restart will start a new thread");
             }
