@@ -65,7 +65,11 @@ fn defaults() {
     );
     assert_eq!(config.webhooks.url, None);
     assert_eq!(config.webhooks.irc_channel, "#alerts");
-    assert_eq!(config.webhooks.events.len(), 10, "every event but agent_restarted");
+    assert_eq!(
+        config.webhooks.events.len(),
+        10,
+        "every event but agent_restarted"
+    );
     assert_eq!(
         config.webhooks.format,
         codexd_actors::webhook::Format::Discord

@@ -13,16 +13,25 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::protocol::RepoRun;
-use super::verbs::Agent;
-use crate::link::CallError;
+use crate::link::{CallError, Link};
 use crate::repo::jobs::{JobRequest, RepoJobsMessage};
 use crate::trace::TraceCtx;
+
+/// What the verbs reach of the agent: its nick and its `repo` child, if it takes jobs.
+pub(super) struct Jobs<'a> {
+    /// The agent's nick.
+    pub(super) nick: &'a str,
+    /// Whether the agent has `repo:` in its config.
+    pub(super) repo_jobs: bool,
+    /// Its `repo` child.
+    pub(super) repo: &'a Link<RepoJobsMessage>,
+}
 
 /// How long a request waits for the `repo` child (it answers from memory and one fsync).
 const REPO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The refusal when the agent takes no jobs, or its `repo` child is down.
-fn unavailable(agent: &Agent, error: CallError) -> String {
+fn unavailable(agent: &Jobs<'_>, error: CallError) -> String {
     match (agent.repo_jobs, error) {
         (false, _) => format!(
             "{} takes no repository jobs: give it `repo: {{remotes: [...]}}` in the config",
@@ -40,7 +49,7 @@ fn unavailable(agent: &Agent, error: CallError) -> String {
 
 /// `repo_run`: the job's id once it is journaled.
 pub(super) async fn run(
-    agent: &Agent,
+    agent: &Jobs<'_>,
     run: RepoRun,
     by: &str,
     trace: TraceCtx,
@@ -65,7 +74,7 @@ pub(super) async fn run(
 }
 
 /// `repo_cancel`.
-pub(super) async fn cancel(agent: &Agent, job: u64) -> Result<Value, String> {
+pub(super) async fn cancel(agent: &Jobs<'_>, job: u64) -> Result<Value, String> {
     let make = |reply| RepoJobsMessage::Cancel { job, reply };
     match agent.repo.call(make, REPO_TIMEOUT).await {
         Ok(answer) => answer.map(|result| json!({ "job": job, "result": result })),
@@ -74,7 +83,7 @@ pub(super) async fn cancel(agent: &Agent, job: u64) -> Result<Value, String> {
 }
 
 /// `repo_jobs`.
-pub(super) async fn jobs(agent: &Agent) -> Result<Value, String> {
+pub(super) async fn jobs(agent: &Jobs<'_>) -> Result<Value, String> {
     let make = |reply| RepoJobsMessage::List { reply };
     match agent.repo.call(make, REPO_TIMEOUT).await {
         Ok(jobs) => Ok(json!({ "jobs": jobs })),

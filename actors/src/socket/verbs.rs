@@ -60,6 +60,15 @@ pub(crate) struct Agent {
     pub(crate) repo_jobs: bool,
 }
 
+/// The agent's repository jobs, as the `repo_*` verbs reach them.
+fn jobs(agent: &Agent) -> super::repo::Jobs<'_> {
+    super::repo::Jobs {
+        nick: &agent.nick,
+        repo_jobs: agent.repo_jobs,
+        repo: &agent.repo,
+    }
+}
+
 /// Who makes a request, for DM privacy and the default conversation (module table).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Caller {
@@ -253,12 +262,14 @@ pub(crate) async fn carry_out(
                 Caller::Anyone => "ipc".to_owned(),
                 Caller::Within(conversations) => format!("tool {}", conversations.join(",")),
             };
-            super::repo::run(agent, run, &by, trace)
+            super::repo::run(&jobs(agent), run, &by, trace)
                 .await
                 .map(Answer::data)
         }
-        Verb::RepoCancel { job } => super::repo::cancel(agent, job).await.map(Answer::data),
-        Verb::RepoJobs => super::repo::jobs(agent).await.map(Answer::data),
+        Verb::RepoCancel { job } => super::repo::cancel(&jobs(agent), job)
+            .await
+            .map(Answer::data),
+        Verb::RepoJobs => super::repo::jobs(&jobs(agent)).await.map(Answer::data),
     };
     match result {
         Ok(answer) => Response::ok(id, answer.data).with_warnings(answer.warnings),
