@@ -12,6 +12,7 @@ pub mod events;
 pub mod fault;
 pub mod genai;
 pub mod grid;
+mod group_kill;
 pub mod host;
 pub mod irc;
 pub mod link;

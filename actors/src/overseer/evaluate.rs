@@ -13,11 +13,11 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use rustix::process::{Pid, Signal, kill_process_group};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::codex::child::{self, CodexCommand, ExitStatus};
 use crate::codex::stderr_summary;
+use crate::group_kill::GroupKill;
 
 /// The most stdout kept: a verdict is one line.
 const MAX_STDOUT: u64 = 1024 * 1024;
@@ -69,7 +69,7 @@ pub async fn run(
     timeout: Duration,
 ) -> Result<String, EvalError> {
     let mut child = child::start(command).map_err(|error| EvalError::Spawn(error.to_string()))?;
-    let group = GroupKill(child.id());
+    let group = GroupKill::new(child.id(), "the evaluator");
     let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
     let talk = async {
         let write = async move {
@@ -137,33 +137,4 @@ async fn read_tail(stderr: Option<impl AsyncRead + Unpin>) -> String {
         tail.drain(..tail.len() - STDERR_TAIL);
     }
     String::from_utf8_lossy(&tail).trim().to_owned()
-}
-
-/// SIGKILLs the child's process group when told to, or when dropped while still armed (the
-/// child is unreaped then, so its pid, the group id, cannot have been reused).
-struct GroupKill(Option<u32>);
-
-impl GroupKill {
-    fn kill(&self) {
-        let Some(group) = self
-            .0
-            .and_then(|pid| i32::try_from(pid).ok())
-            .and_then(Pid::from_raw)
-        else {
-            return;
-        };
-        if let Err(error) = kill_process_group(group, Signal::KILL) {
-            tracing::debug!(error = %error, "killing the evaluator failed");
-        }
-    }
-
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for GroupKill {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }

@@ -22,11 +22,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use rustix::process::{Pid, Signal, kill_process_group};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tracing::Instrument;
 
 use super::Cancel;
+use crate::group_kill::GroupKill;
 
 /// The most of git's stdout or stderr kept (porcelain status of a huge change set aside).
 const MAX_OUTPUT: u64 = 4 * 1024 * 1024;
@@ -163,7 +163,7 @@ impl Git {
                 program: self.program.display().to_string(),
                 reason: error.to_string(),
             })?;
-        let group = GroupKill(child.id());
+        let group = GroupKill::new(child.id(), "git");
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let talk = async {
             let (out, err) = tokio::join!(read_capped(stdout), read_capped(stderr));
@@ -278,35 +278,6 @@ async fn read_capped(pipe: Option<impl AsyncRead + Unpin>) -> String {
         let _ = tokio::io::copy(&mut rest, &mut tokio::io::sink()).await;
     }
     String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// SIGKILLs the child's process group when told to, or when dropped while still armed (the
-/// child is unreaped then, so its pid, the group id, cannot have been reused).
-struct GroupKill(Option<u32>);
-
-impl GroupKill {
-    fn kill(&self) {
-        let Some(group) = self
-            .0
-            .and_then(|pid| i32::try_from(pid).ok())
-            .and_then(Pid::from_raw)
-        else {
-            return;
-        };
-        if let Err(error) = kill_process_group(group, Signal::KILL) {
-            tracing::debug!(error = %error, "killing git failed");
-        }
-    }
-
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for GroupKill {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 #[cfg(test)]
