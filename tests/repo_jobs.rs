@@ -229,30 +229,37 @@ async fn a_cancelled_job_pushes_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_in_the_middle_of_a_job_runs_it_again_and_pushes_once() {
-    let remote = Remote::new();
+/// An agent whose job 1 (`task` on `branch` of `remote`) is held mid-turn by `gate`; the
+/// job's second attempt adds a file.
+async fn held_job(remote: &Remote, branch: &str, task: &str) -> Option<(CodexAgent, Gate)> {
     let repo = remote.repo_yaml();
-    let Some(mut agent) = start(Extra {
+    let agent = start(Extra {
         agent: &repo,
         ..Extra::default()
     })
-    .await
-    else {
-        return;
-    };
+    .await?;
     let gate = Gate::new();
     let model = agent.model.as_ref().expect("real codex");
     model.when("JOBTASK", Reply::held("cut off here", &gate));
     model.when("JOBTASK", Reply::patch("again.txt", "second attempt\n"));
     let answer = agent
-        .ipc(json!({"type": "repo_run", "remote": remote.as_str(), "branch": "resumed", "task": "JOBTASK: survive a restart", "channel": "#general"}))
+        .ipc(json!({"type": "repo_run", "remote": remote.as_str(), "branch": branch, "task": task, "channel": "#general"}))
         .expect("answer");
     assert_eq!(answer["data"]["job"], 1, "{answer}");
     wait_for_turn(&agent, 1);
     eventually("the model is held mid-answer", || {
         (agent.model.as_ref().expect("codex").held() > 0).then_some(())
     });
+    Some((agent, gate))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_in_the_middle_of_a_job_runs_it_again_and_pushes_once() {
+    let remote = Remote::new();
+    let Some((mut agent, gate)) = held_job(&remote, "resumed", "JOBTASK: survive a restart").await
+    else {
+        return;
+    };
     agent.stop_daemon();
     gate.open();
     assert_eq!(
@@ -348,27 +355,10 @@ async fn a_job_whose_commit_is_already_pushed_is_not_pushed_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_codex_crash_under_a_job_runs_it_again_on_the_next_process() {
     let remote = Remote::new();
-    let repo = remote.repo_yaml();
-    let Some(mut agent) = start(Extra {
-        agent: &repo,
-        ..Extra::default()
-    })
-    .await
+    let Some((mut agent, gate)) = held_job(&remote, "crashed", "JOBTASK: survive codex").await
     else {
         return;
     };
-    let gate = Gate::new();
-    let model = agent.model.as_ref().expect("real codex");
-    model.when("JOBTASK", Reply::held("cut off here", &gate));
-    model.when("JOBTASK", Reply::patch("crash.txt", "after a crash\n"));
-    let answer = agent
-        .ipc(json!({"type": "repo_run", "remote": remote.as_str(), "branch": "crashed", "task": "JOBTASK: survive codex", "channel": "#general"}))
-        .expect("answer");
-    assert_eq!(answer["data"]["job"], 1, "{answer}");
-    wait_for_turn(&agent, 1);
-    eventually("the model is held mid-answer", || {
-        (agent.model.as_ref().expect("codex").held() > 0).then_some(())
-    });
     agent.fault("kill");
     gate.open();
     let line = agent.reply("#general", "[job 1] cut off: ").await;

@@ -16,6 +16,7 @@
 //! | one delivery with retries, its span    | [`deliver`]   |
 //! | supervision transitions → alerts       | [`observe`]   |
 //! | the alerts channel: refusals, resends  | [`irc_sink`]  |
+//! | the `irc` events it listens to         | `listen`      |
 //! | mesh splits and heals → alerts         | [`mesh`]      |
 //! | whole-agent alerts via another agent   | [`relay`]     |
 //! | the runner's alert texts               | [`texts`]     |
@@ -42,6 +43,7 @@ mod deliver;
 mod event;
 pub mod http;
 pub mod irc_sink;
+mod listen;
 pub mod mesh;
 pub mod observe;
 pub mod payload;
@@ -299,10 +301,8 @@ pub struct WebhookState {
     blackhole: Arc<AtomicBool>,
     /// Alert lines the server may still refuse.
     unconfirmed: Unconfirmed,
-    /// Forwards the server's refusals of alert lines.
-    refusals: Option<JoinHandle<()>>,
-    /// Turns the irc actor's mesh changes into alerts.
-    mesh_alerts: Option<JoinHandle<()>>,
+    /// Turns the irc actor's events (refusals, mesh changes) into messages (`listen`).
+    irc_events: Option<JoinHandle<()>>,
 }
 
 impl Actor for Webhook {
@@ -337,17 +337,17 @@ impl Actor for Webhook {
             stats.queued = 0;
         }
         args.peers.link.set(myself.clone());
-        let refusals = (args.peers.irc_events.as_ref())
-            .zip(settings.irc_channel.clone())
-            .map(|(events, channel)| irc_sink::listen(events, channel, myself.clone()));
-        let mesh_alerts = (args.peers.irc_events.as_ref()).map(|events| {
-            let gate = args.peers.mesh_gate.clone();
-            mesh::listen(events, settings.nick.clone(), gate, myself.clone())
+        let irc_events = args.peers.irc_events.as_ref().map(|events| {
+            let listener = listen::Listener {
+                channel: settings.irc_channel.clone(),
+                nick: settings.nick.clone(),
+                gate: args.peers.mesh_gate.clone(),
+            };
+            listener.spawn(events, myself.clone())
         });
         Ok(WebhookState {
             unconfirmed: Unconfirmed::default(),
-            refusals,
-            mesh_alerts,
+            irc_events,
             dedup: Dedup::new(settings.dedup_window),
             queue: Queue::new(settings.queue),
             settings,
@@ -396,13 +396,9 @@ impl Actor for Webhook {
         myself: ActorRef<WebhookMessage>,
         state: &mut WebhookState,
     ) -> Result<(), ActorProcessingErr> {
-        for task in [
-            state.in_flight.take(),
-            state.refusals.take(),
-            state.mesh_alerts.take(),
-        ]
-        .into_iter()
-        .flatten()
+        for task in [state.in_flight.take(), state.irc_events.take()]
+            .into_iter()
+            .flatten()
         {
             task.abort();
         }

@@ -16,13 +16,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use ractor::ActorRef;
-use tokio::sync::broadcast;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{WebhookMessage, WebhookState};
-use crate::irc::IrcEvent;
 use crate::irc::{IrcMessage, SendPriority};
 use crate::trace::TraceCtx;
 
@@ -108,39 +104,6 @@ impl Unconfirmed {
             self.lines.pop_front();
         }
     }
-}
-
-/// Forwards the `irc` actor's refusals of lines to `channel` to the webhook instance.
-pub(super) fn listen(
-    events: &broadcast::Sender<IrcEvent>,
-    channel: String,
-    webhook: ActorRef<WebhookMessage>,
-) -> JoinHandle<()> {
-    let mut events = events.subscribe();
-    tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(IrcEvent::Refused {
-                    target,
-                    numeric,
-                    reason,
-                }) if target.eq_ignore_ascii_case(&channel) => {
-                    let refusal = format!("{numeric} {reason}");
-                    if webhook.cast(WebhookMessage::IrcRefused(refusal)).is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                    tracing::warn!(
-                        skipped,
-                        "webhook missed irc events; a refused alert line may go uncounted"
-                    );
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            }
-        }
-    })
 }
 
 /// The alerts channel's half of the webhook actor (the module table).

@@ -20,14 +20,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use ractor::ActorRef;
-use tokio::sync::broadcast;
-use tokio::task::JoinHandle;
-
-use super::{Alert, AlertEvent, WebhookMessage};
-use crate::irc::IrcEvent;
+use super::AlertEvent;
 use crate::irc::mesh::MeshChange;
-use crate::trace::TraceCtx;
 
 /// The last mesh change raised per server, shared by the agents of one process; cheap to
 /// clone (clones share).
@@ -71,46 +65,6 @@ pub fn alert_for(nick: &str, change: &MeshChange) -> (AlertEvent, String) {
             ),
         ),
     }
-}
-
-/// Forwards `events`' mesh changes that `gate` lets through to `webhook` as alerts for
-/// `nick`, until either ends.
-pub(super) fn listen(
-    events: &broadcast::Sender<IrcEvent>,
-    nick: String,
-    gate: MeshAlertGate,
-    webhook: ActorRef<WebhookMessage>,
-) -> JoinHandle<()> {
-    let mut events = events.subscribe();
-    tokio::spawn(async move {
-        loop {
-            match events.recv().await {
-                Ok(IrcEvent::Mesh(change)) if !gate.claim(&change) => {
-                    tracing::info!(agent.nick = %nick, change = ?change, "mesh change already raised by another agent of this server");
-                }
-                Ok(IrcEvent::Mesh(change)) => {
-                    let (event, message) = alert_for(&nick, &change);
-                    let alert = Alert {
-                        event,
-                        nick: nick.clone(),
-                        message,
-                        trace: TraceCtx::current(),
-                    };
-                    if webhook.cast(WebhookMessage::Alert(alert)).is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                    tracing::warn!(
-                        skipped,
-                        "webhook missed irc events; a mesh alert may be missing"
-                    );
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            }
-        }
-    })
 }
 
 #[cfg(test)]
